@@ -1,0 +1,61 @@
+import type { Tensor } from '../tensor/tensor.js';
+
+/**
+ * A hook sees one named intermediate and may return a replacement (to ablate a
+ * head or patch in another run's activation); returning nothing keeps it.
+ */
+export type HookFn = (tensor: Tensor, name: string) => Tensor | void;
+
+/**
+ * Named hook points, called by every model at every intermediate (names in
+ * docs/trace.md). With no hook attached `run` returns its input at once.
+ */
+export interface HookPoints {
+  readonly active: boolean;
+  run(name: string, tensor: Tensor): Tensor;
+  /** The same hooks seen under a prefix, e.g. `encoder.` for an encoder stack. */
+  scope(prefix: string): HookPoints;
+}
+
+export const noHooks: HookPoints = {
+  active: false,
+  run: (_name, tensor) => tensor,
+  scope: () => noHooks,
+};
+
+type Matcher = string | RegExp | ((name: string) => boolean);
+
+function matches(matcher: Matcher, name: string): boolean {
+  if (typeof matcher === 'string') return matcher === name;
+  if (matcher instanceof RegExp) return matcher.test(name);
+  return matcher(name);
+}
+
+/** A set of hooks, each attached to the names a matcher selects. */
+export class Hooks implements HookPoints {
+  private readonly entries: { matcher: Matcher; fn: HookFn }[] = [];
+
+  constructor(private readonly prefix = '', private readonly parent?: Hooks) {}
+
+  get active(): boolean {
+    return (this.parent ?? this).entries.length > 0;
+  }
+
+  add(matcher: Matcher, fn: HookFn): this {
+    (this.parent ?? this).entries.push({ matcher, fn });
+    return this;
+  }
+
+  run(name: string, tensor: Tensor): Tensor {
+    const full = this.prefix + name;
+    let current = tensor;
+    for (const { matcher, fn } of (this.parent ?? this).entries) {
+      if (matches(matcher, full)) current = fn(current, full) ?? current;
+    }
+    return current;
+  }
+
+  scope(prefix: string): HookPoints {
+    return new Hooks(this.prefix + prefix, this.parent ?? this);
+  }
+}

@@ -1,0 +1,55 @@
+import { layerNorm, linear, rmsNorm } from '../ops/index.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Weights } from './weights.js';
+
+/** A learned affine map y = x·Wᵀ + b, W stored [out, in] as torch.nn.Linear. */
+export class Linear {
+  constructor(
+    readonly weight: Tensor,
+    readonly bias?: Tensor,
+  ) {}
+
+  /** `name.weight` [out, in] and, when `bias` is true, `name.bias` [out]. */
+  static load(w: Weights, name: string, inFeatures: number, outFeatures: number, bias = true): Linear {
+    const scoped = w.scope(name);
+    return new Linear(scoped.get('weight', [outFeatures, inFeatures]), bias ? scoped.get('bias', [outFeatures]) : undefined);
+  }
+
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}
+
+/** Layer normalisation with a learned gain and bias. */
+export class LayerNorm {
+  constructor(
+    readonly weight: Tensor,
+    readonly bias: Tensor | undefined,
+    readonly eps: number,
+  ) {}
+
+  static load(w: Weights, name: string, d: number, eps: number, bias = true): LayerNorm {
+    const scoped = w.scope(name);
+    return new LayerNorm(scoped.get('weight', [d]), bias ? scoped.get('bias', [d]) : undefined, eps);
+  }
+
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.weight, this.bias, this.eps);
+  }
+}
+
+/** RMS normalisation with a learned gain (Llama RMSNorm, T5 LayerNorm). */
+export class RMSNorm {
+  constructor(
+    readonly weight: Tensor,
+    readonly eps: number,
+  ) {}
+
+  static load(w: Weights, name: string, d: number, eps: number): RMSNorm {
+    return new RMSNorm(w.scope(name).get('weight', [d]), eps);
+  }
+
+  forward(x: Tensor): Tensor {
+    return rmsNorm(x, this.weight, this.eps);
+  }
+}
