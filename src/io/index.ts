@@ -8,5 +8,7 @@ export * from './source.js';
 export * from './safetensors.js';
 export * from './checkpoint.js';
 export * from './config.js';
+export * from './model-folder.js';
+export * from './llama2c.js';
 export { nodeFileSystem } from './node-fs.js';
 export * from './node.js';

@@ -5,6 +5,8 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { Checkpoint } from './checkpoint.js';
 import { readGenerationConfig, readModelConfig, type GenerationConfig, type ModelConfig } from './config.js';
+import { readLlama2cCheckpoint, readLlama2cTokenizer, type Llama2cCheckpoint, type Llama2cTokenizer } from './llama2c.js';
+import { openModelFolder, type ModelFolder, type OpenModelFolderOptions } from './model-folder.js';
 import { nodeFileSystem } from './node-fs.js';
 import { readSafetensors, SafetensorsFile, writeSafetensors, type Writable } from './safetensors.js';
 
@@ -38,4 +40,19 @@ export function loadModelConfig(path: string): Promise<ModelConfig> {
 
 export function loadGenerationConfig(path: string): Promise<GenerationConfig> {
   return readGenerationConfig(nodeFileSystem, path);
+}
+
+/** A model folder: configs, tokenizer files and (headers of) the weights. */
+export function loadModelFolder(dir: string, options?: OpenModelFolderOptions): Promise<ModelFolder> {
+  return openModelFolder(nodeFileSystem, dir, options);
+}
+
+/** A llama2.c float32 checkpoint as Hugging Face Llama tensors and config. */
+export function loadLlama2cCheckpoint(path: string): Promise<Llama2cCheckpoint> {
+  return readLlama2cCheckpoint(nodeFileSystem.source(path));
+}
+
+/** A llama2.c tokenizer.bin; pass the model's vocab size to check the count. */
+export function loadLlama2cTokenizer(path: string, vocabSize?: number): Promise<Llama2cTokenizer> {
+  return readLlama2cTokenizer(nodeFileSystem, path, vocabSize);
 }
