@@ -9,6 +9,7 @@ export { Weights } from './nn/weights.js';
 export { KVCache } from './nn/kv-cache.js';
 export { readSafetensors, writeSafetensors, serializeSafetensors } from './io/safetensors.js';
 export { nodeFileSystem } from './io/node-fs.js';
-export { VanillaTransformer, parseVanillaConfig, type VanillaConfig } from './models/vanilla.js';
+export { VanillaTransformer } from './models/vanilla.js';
+export { parseModelConfig, readModelConfig, parseGenerationConfig, type ModelConfig, type GenerationConfig } from './io/config.js';
 export { verifyFolder, formatReport, type VerifyReport } from './verify/index.js';
 export type { DecodingSession, GenerativeModel, SessionInputs } from './generation/types.js';

@@ -7,7 +7,7 @@
  *   memory = encoder(src_x, padding mask)          dec   = decoder(tgt_x, memory, causal mask)
  *   logits = dec · generatorᵀ + b
  */
-import { ConfigError } from '../errors.js';
+import type { VanillaTransformerConfig } from '../io/config.js';
 import { add, activation, embedding, scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { MultiHeadAttention } from '../nn/attention.js';
@@ -15,53 +15,6 @@ import { FeedForward } from '../nn/feed-forward.js';
 import { noHooks, type HookPoints } from '../nn/hooks.js';
 import { LayerNorm, Linear } from '../nn/linear.js';
 import type { Weights } from '../nn/weights.js';
-
-export interface VanillaConfig {
-  modelType: 'vanilla_transformer_2017';
-  dModel: number;
-  heads: number;
-  encoderLayers: number;
-  decoderLayers: number;
-  dFF: number;
-  activation: string;
-  layerNormEps: number;
-  srcVocabSize: number;
-  tgtVocabSize: number;
-  maxPositions: number;
-  finalEncoderNorm: boolean;
-  finalDecoderNorm: boolean;
-  padTokenId: number;
-  bosTokenId: number;
-  eosTokenId: number;
-}
-
-/** Read the wrapper's config.json (a plain description, not a Hugging Face config). */
-export function parseVanillaConfig(raw: Record<string, unknown>, file = 'config.json'): VanillaConfig {
-  const num = (key: string, fallback?: number): number => {
-    const v = raw[key] ?? fallback;
-    if (typeof v !== 'number') throw new ConfigError(`${file}: field "${key}" must be a number, found ${JSON.stringify(v)}`);
-    return v;
-  };
-  if (raw.norm_first === true) throw new ConfigError(`${file}: norm_first=true (pre-norm) is not the 2017 Transformer; only post-norm is supported`);
-  return {
-    modelType: 'vanilla_transformer_2017',
-    dModel: num('d_model'),
-    heads: num('nhead'),
-    encoderLayers: num('num_encoder_layers'),
-    decoderLayers: num('num_decoder_layers'),
-    dFF: num('dim_feedforward'),
-    activation: typeof raw.activation === 'string' ? raw.activation : 'relu',
-    layerNormEps: num('layer_norm_eps', 1e-5),
-    srcVocabSize: num('src_vocab_size'),
-    tgtVocabSize: num('tgt_vocab_size'),
-    maxPositions: num('max_position_embeddings'),
-    finalEncoderNorm: raw.final_encoder_layer_norm !== false,
-    finalDecoderNorm: raw.final_decoder_layer_norm !== false,
-    padTokenId: num('pad_token_id', 0),
-    bosTokenId: num('bos_token_id', 1),
-    eosTokenId: num('eos_token_id', 2),
-  };
-}
 
 /** nn.MultiheadAttention keeps W_q, W_k, W_v stacked in one [3d, d] in_proj_weight. */
 function loadMultiheadAttention(w: Weights, d: number, heads: number): MultiHeadAttention {
@@ -71,11 +24,14 @@ function loadMultiheadAttention(w: Weights, d: number, heads: number): MultiHead
   return new MultiHeadAttention(part(0), part(1), part(2), Linear.load(w, 'out_proj', d, d), heads);
 }
 
-function loadFeedForward(w: Weights, c: VanillaConfig): FeedForward {
-  return new FeedForward(Linear.load(w, 'linear1', c.dModel, c.dFF), Linear.load(w, 'linear2', c.dFF, c.dModel), activation(c.activation));
+function loadFeedForward(w: Weights, c: VanillaTransformerConfig): FeedForward {
+  return new FeedForward(Linear.load(w, 'linear1', c.dModel, c.dimFeedforward), Linear.load(w, 'linear2', c.dimFeedforward, c.dModel), activation(c.activation));
 }
 
-/** Encoder layer: x = norm1(x + selfAttention(x)); x = norm2(x + feedForward(x)). */
+/**
+ * Encoder layer. Post-norm (the paper, §3.1): x = norm1(x + selfAttention(x)); x = norm2(x + feedForward(x)).
+ * Pre-norm (`norm_first`, Xiong et al. 2020): x = x + selfAttention(norm1(x)); x = x + feedForward(norm2(x)).
+ */
 class EncoderLayer {
   readonly selfAttention: MultiHeadAttention;
   readonly feedForward: FeedForward;
@@ -83,24 +39,34 @@ class EncoderLayer {
   readonly norm2: LayerNorm;
   private readonly scale: number;
 
-  constructor(w: Weights, c: VanillaConfig) {
-    this.selfAttention = loadMultiheadAttention(w.scope('self_attn'), c.dModel, c.heads);
+  constructor(
+    w: Weights,
+    private readonly c: VanillaTransformerConfig,
+  ) {
+    this.selfAttention = loadMultiheadAttention(w.scope('self_attn'), c.dModel, c.nhead);
     this.feedForward = loadFeedForward(w, c);
     this.norm1 = LayerNorm.load(w, 'norm1', c.dModel, c.layerNormEps);
     this.norm2 = LayerNorm.load(w, 'norm2', c.dModel, c.layerNormEps);
-    this.scale = 1 / Math.sqrt(c.dModel / c.heads);
+    this.scale = 1 / Math.sqrt(c.dModel / c.nhead);
   }
 
   forward(x: Tensor, mask: Tensor, hooks: HookPoints): Tensor {
     x = hooks.run('resid_pre', x);
-    const { out } = this.selfAttention.forward(x, { mask, scale: this.scale, hooks: hooks.scope('attn.') });
-    x = hooks.run('ln1', this.norm1.forward(hooks.run('resid_mid', add(x, out))));
-    const ff = this.feedForward.forward(x, hooks.scope('mlp.'));
-    return hooks.run('resid_post', hooks.run('ln2', this.norm2.forward(add(x, ff))));
+    const attention = (h: Tensor) => this.selfAttention.forward(h, { mask, scale: this.scale, hooks: hooks.scope('attn.') }).out;
+    const mlp = (h: Tensor) => this.feedForward.forward(h, hooks.scope('mlp.'));
+    if (this.c.normFirst) {
+      x = hooks.run('resid_mid', add(x, attention(hooks.run('ln1', this.norm1.forward(x)))));
+      return hooks.run('resid_post', add(x, mlp(hooks.run('ln2', this.norm2.forward(x)))));
+    }
+    x = hooks.run('ln1', this.norm1.forward(hooks.run('resid_mid', add(x, attention(x)))));
+    return hooks.run('resid_post', hooks.run('ln2', this.norm2.forward(add(x, mlp(x)))));
   }
 }
 
-/** Decoder layer: masked self-attention, cross-attention to the encoder output, feed-forward; each residual then norm. */
+/**
+ * Decoder layer: masked self-attention, cross-attention to the encoder output
+ * (the "memory"), feed-forward; each with its residual and norm, post- or pre-norm as the encoder.
+ */
 class DecoderLayer {
   readonly selfAttention: MultiHeadAttention;
   readonly crossAttention: MultiHeadAttention;
@@ -110,29 +76,34 @@ class DecoderLayer {
   readonly norm3: LayerNorm;
   private readonly scale: number;
 
-  constructor(w: Weights, c: VanillaConfig) {
-    this.selfAttention = loadMultiheadAttention(w.scope('self_attn'), c.dModel, c.heads);
-    this.crossAttention = loadMultiheadAttention(w.scope('multihead_attn'), c.dModel, c.heads);
+  constructor(
+    w: Weights,
+    private readonly c: VanillaTransformerConfig,
+  ) {
+    this.selfAttention = loadMultiheadAttention(w.scope('self_attn'), c.dModel, c.nhead);
+    this.crossAttention = loadMultiheadAttention(w.scope('multihead_attn'), c.dModel, c.nhead);
     this.feedForward = loadFeedForward(w, c);
     this.norm1 = LayerNorm.load(w, 'norm1', c.dModel, c.layerNormEps);
     this.norm2 = LayerNorm.load(w, 'norm2', c.dModel, c.layerNormEps);
     this.norm3 = LayerNorm.load(w, 'norm3', c.dModel, c.layerNormEps);
-    this.scale = 1 / Math.sqrt(c.dModel / c.heads);
+    this.scale = 1 / Math.sqrt(c.dModel / c.nhead);
   }
 
   forward(x: Tensor, memory: Tensor, causal: Tensor, memoryMask: Tensor, hooks: HookPoints): Tensor {
     x = hooks.run('resid_pre', x);
-    const self = this.selfAttention.forward(x, { mask: causal, scale: this.scale, hooks: hooks.scope('attn.') });
-    x = hooks.run('ln1', this.norm1.forward(hooks.run('resid_mid', add(x, self.out))));
-    const cross = this.crossAttention.forward(x, {
-      context: memory,
-      mask: memoryMask,
-      scale: this.scale,
-      hooks: hooks.scope('cross_attn.'),
-    });
-    x = hooks.run('ln_cross', this.norm2.forward(hooks.run('resid_mid_cross', add(x, cross.out))));
-    const ff = this.feedForward.forward(x, hooks.scope('mlp.'));
-    return hooks.run('resid_post', hooks.run('ln2', this.norm3.forward(add(x, ff))));
+    const selfAttention = (h: Tensor) =>
+      this.selfAttention.forward(h, { mask: causal, scale: this.scale, hooks: hooks.scope('attn.') }).out;
+    const crossAttention = (h: Tensor) =>
+      this.crossAttention.forward(h, { context: memory, mask: memoryMask, scale: this.scale, hooks: hooks.scope('cross_attn.') }).out;
+    const mlp = (h: Tensor) => this.feedForward.forward(h, hooks.scope('mlp.'));
+    if (this.c.normFirst) {
+      x = hooks.run('resid_mid', add(x, selfAttention(hooks.run('ln1', this.norm1.forward(x)))));
+      x = hooks.run('resid_mid_cross', add(x, crossAttention(hooks.run('ln_cross', this.norm2.forward(x)))));
+      return hooks.run('resid_post', add(x, mlp(hooks.run('ln2', this.norm3.forward(x)))));
+    }
+    x = hooks.run('ln1', this.norm1.forward(hooks.run('resid_mid', add(x, selfAttention(x)))));
+    x = hooks.run('ln_cross', this.norm2.forward(hooks.run('resid_mid_cross', add(x, crossAttention(x)))));
+    return hooks.run('resid_post', hooks.run('ln2', this.norm3.forward(add(x, mlp(x)))));
   }
 }
 
@@ -172,20 +143,22 @@ export class VanillaTransformer {
   readonly generator: Linear;
 
   constructor(
-    readonly config: VanillaConfig,
+    readonly config: VanillaTransformerConfig,
     w: Weights,
   ) {
     const c = config;
     const d = c.dModel;
     this.srcEmbed = w.get('src_embed.weight', [c.srcVocabSize, d]);
     this.tgtEmbed = w.get('tgt_embed.weight', [c.tgtVocabSize, d]);
-    this.positionalEncoding = w.get('pos_encoding', [c.maxPositions, d]);
+    this.positionalEncoding = w.get('pos_encoding', [c.maxPositionEmbeddings, d]);
     const t = w.scope('transformer');
-    this.encoderLayers = Array.from({ length: c.encoderLayers }, (_, i) => new EncoderLayer(t.scope(`encoder.layers.${i}`), c));
-    this.decoderLayers = Array.from({ length: c.decoderLayers }, (_, i) => new DecoderLayer(t.scope(`decoder.layers.${i}`), c));
-    if (c.finalEncoderNorm) this.encoderNorm = LayerNorm.load(t, 'encoder.norm', d, c.layerNormEps);
-    if (c.finalDecoderNorm) this.decoderNorm = LayerNorm.load(t, 'decoder.norm', d, c.layerNormEps);
-    this.generator = Linear.load(w, 'generator', d, c.tgtVocabSize);
+    this.encoderLayers = Array.from({ length: c.numEncoderLayers }, (_, i) => new EncoderLayer(t.scope(`encoder.layers.${i}`), c));
+    this.decoderLayers = Array.from({ length: c.numDecoderLayers }, (_, i) => new DecoderLayer(t.scope(`decoder.layers.${i}`), c));
+    if (c.finalEncoderLayerNorm) this.encoderNorm = LayerNorm.load(t, 'encoder.norm', d, c.layerNormEps);
+    if (c.finalDecoderLayerNorm) this.decoderNorm = LayerNorm.load(t, 'decoder.norm', d, c.layerNormEps);
+    // A tied output projection reuses the target embedding (Press & Wolf 2017), as §3.4 describes.
+    const generatorWeight = c.tieEmbeddings ? this.tgtEmbed : w.get('generator.weight', [c.tgtVocabSize, d]);
+    this.generator = new Linear(generatorWeight, c.outputProjectionBias ? w.get('generator.bias', [c.tgtVocabSize]) : undefined);
   }
 
   /** Token embedding scaled by √d plus the positional encoding (§3.4, §3.5). ids [batch, seq] → [batch, seq, d]. */

@@ -1,4 +1,6 @@
-import { parseVanillaConfig, VanillaTransformer } from '../models/vanilla.js';
+import { ConfigError } from '../errors.js';
+import { parseModelConfig } from '../io/config.js';
+import { VanillaTransformer } from '../models/vanilla.js';
 import { Weights } from '../nn/weights.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Fixture, FixtureRun, ValidPositions } from './types.js';
@@ -11,7 +13,10 @@ export function idsTensor(rows: Ids): Tensor {
 
 /** The 2017 Transformer fixture: one teacher-forced pass, every recorded intermediate. */
 export async function runVanilla(fixture: Fixture): Promise<FixtureRun> {
-  const config = parseVanillaConfig(fixture.config, `${fixture.dir}/config.json`);
+  const config = parseModelConfig(fixture.config, `${fixture.dir}/config.json`);
+  if (config.modelType !== 'vanilla_transformer_2017') {
+    throw new ConfigError(`${fixture.dir}/config.json: model_type "${config.modelType}" is not the 2017 Transformer`);
+  }
   const model = new VanillaTransformer(config, Weights.from(fixture.weights, `${fixture.dir}/model.safetensors`));
   const inputs = fixture.inputs as { src_ids: Ids; src_attention_mask: Ids; tgt_ids: Ids };
   const srcMask = idsTensor(inputs.src_attention_mask);

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { parseVanillaConfig, VanillaTransformer } from '../../src/models/vanilla.js';
+import { readModelConfig } from '../../src/io/config.js';
+import { VanillaTransformer } from '../../src/models/vanilla.js';
 import { Hooks } from '../../src/nn/hooks.js';
 import { Weights } from '../../src/nn/weights.js';
 import { sinusoidalInterleaved } from '../../src/nn/positional.js';
@@ -28,7 +29,8 @@ test('the stored positional encoding is the paper sinusoid', async () => {
 });
 
 test('hooks see every intermediate and a replaced tensor changes the output', async () => {
-  const config = parseVanillaConfig(JSON.parse(await nodeFileSystem.readText(join(DIR, 'config.json'))));
+  const config = await readModelConfig(nodeFileSystem, join(DIR, 'config.json'));
+  assert.equal(config.modelType, 'vanilla_transformer_2017');
   const weights = await readSafetensors(nodeFileSystem, join(DIR, 'model.safetensors'));
   const model = new VanillaTransformer(config, Weights.from(weights));
   const src = Tensor.i32([5, 6, 7, 2], [1, 4]);
