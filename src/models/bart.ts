@@ -1,0 +1,281 @@
+/**
+ * BART, "Denoising Sequence-to-Sequence Pre-training" (Lewis et al. 2019), as
+ * Hugging Face `BartForConditionalGeneration` v4.47 implements it, and Marian
+ * (`MarianMTModel`, Junczys-Dowmunt et al. 2018), which is the same post-norm
+ * encoder-decoder with sinusoidal positions. The config decides the variant:
+ *
+ *   embed:   x = tokens[ids] · (√d if scale_embedding) + positions[p (+2 in BART)];  BART: x = LayerNorm(x)
+ *   encoder: each layer: x = LN(x + SelfAttn(x)); x = LN(x + FF(x))
+ *   decoder: each layer: y = LN(y + CausalSelfAttn(y)); y = LN(y + CrossAttn(y, enc)); y = LN(y + FF(y))
+ *   logits = y · sharedᵀ + final_logits_bias
+ *
+ * BART learns its positions and keeps rows 0 and 1 of the table unused (fairseq
+ * reserved them for padding), so position p reads row p+2; Marian computes
+ * "sin half | cos half" sinusoids and has no embedding LayerNorm.
+ */
+import { ConfigError } from '../errors.js';
+import type { BartConfig } from '../io/config.js';
+import { parseModelConfig } from '../io/config.js';
+import type { DecodingSession, GenerativeModel, SessionInputs } from '../generation/types.js';
+import { activation, add, causalMask, embedding, linear, paddingMask, scale } from '../ops/index.js';
+import { gather, Tensor } from '../tensor/tensor.js';
+import { MultiHeadAttention } from '../nn/attention.js';
+import {
+  attendTo,
+  EncoderDecoderCache,
+  EncoderDecoderSession,
+  expandedRows,
+  projectKeysValues,
+  sessionTensors,
+} from '../nn/encoder-decoder-cache.js';
+import { FeedForward } from '../nn/feed-forward.js';
+import { noHooks, type HookPoints } from '../nn/hooks.js';
+import { KVCache } from '../nn/kv-cache.js';
+import { LayerNorm, Linear } from '../nn/linear.js';
+import { sinusoidalHalves } from '../nn/positional.js';
+import type { Weights } from '../nn/weights.js';
+
+export type { BartConfig } from '../io/config.js';
+
+/** BART and Marian use torch.nn.LayerNorm's default epsilon. */
+const LAYER_NORM_EPS = 1e-5;
+
+/** Read a BART or Marian config.json object. */
+export function parseBartConfig(raw: Record<string, unknown>, file = 'config.json'): BartConfig {
+  const config = parseModelConfig(raw, file);
+  if (config.modelType !== 'bart' && config.modelType !== 'marian') {
+    throw new ConfigError(`${file}: field "model_type" is "${config.modelType}", expected "bart" or "marian"`);
+  }
+  return config;
+}
+
+/** BartAttention: q, k, v, out_proj with biases. */
+function loadAttention(w: Weights, d: number, heads: number): MultiHeadAttention {
+  const proj = (name: string) => Linear.load(w, name, d, d);
+  return new MultiHeadAttention(proj('q_proj'), proj('k_proj'), proj('v_proj'), proj('out_proj'), heads);
+}
+
+/** Per stack: the encoder and decoder may differ in heads and feed-forward width. */
+interface StackShape {
+  d: number;
+  heads: number;
+  ffn: number;
+  act: (x: Tensor) => Tensor;
+}
+
+function loadFeedForward(w: Weights, s: StackShape): FeedForward {
+  return new FeedForward(Linear.load(w, 'fc1', s.d, s.ffn), Linear.load(w, 'fc2', s.ffn, s.d), s.act);
+}
+
+/** BART scales the projected queries by dHead^-0.5 before q·kᵀ (not the scores after). */
+const queryScale = (s: StackShape) => Math.fround((s.d / s.heads) ** -0.5);
+
+/** Encoder layer (`encoder.layers.{i}`), post-norm: x = LN(x + SelfAttn(x)); x = LN(x + FF(x)). */
+class EncoderLayer {
+  readonly selfAttention: MultiHeadAttention;
+  readonly selfAttentionNorm: LayerNorm;
+  readonly feedForward: FeedForward;
+  readonly finalNorm: LayerNorm;
+  private readonly queryScale: number;
+
+  constructor(w: Weights, s: StackShape) {
+    this.selfAttention = loadAttention(w.scope('self_attn'), s.d, s.heads);
+    this.selfAttentionNorm = LayerNorm.load(w, 'self_attn_layer_norm', s.d, LAYER_NORM_EPS);
+    this.feedForward = loadFeedForward(w, s);
+    this.finalNorm = LayerNorm.load(w, 'final_layer_norm', s.d, LAYER_NORM_EPS);
+    this.queryScale = queryScale(s);
+  }
+
+  /** x [batch, S, d]; mask [batch, 1, 1, S]. */
+  forward(x: Tensor, mask: Tensor, hooks: HookPoints): { x: Tensor; pattern: Tensor } {
+    x = hooks.run('resid_pre', x);
+    const attention = hooks.scope('attn.');
+    const self = attendTo(this.selfAttention, x, projectKeysValues(this.selfAttention, x, attention), { queryScale: this.queryScale, mask, hooks: attention });
+    x = hooks.run('ln1', this.selfAttentionNorm.forward(hooks.run('resid_mid', add(x, self.out))));
+    const ff = this.feedForward.forward(x, hooks.scope('mlp.'));
+    return { x: hooks.run('resid_post', hooks.run('ln2', this.finalNorm.forward(add(x, ff)))), pattern: self.pattern };
+  }
+}
+
+/** Decoder layer (`decoder.layers.{i}`): causal self-attention, cross-attention (encoder_attn), feed-forward; each residual then LayerNorm. */
+class DecoderLayer {
+  readonly selfAttention: MultiHeadAttention;
+  readonly selfAttentionNorm: LayerNorm;
+  readonly crossAttention: MultiHeadAttention;
+  readonly crossAttentionNorm: LayerNorm;
+  readonly feedForward: FeedForward;
+  readonly finalNorm: LayerNorm;
+  private readonly queryScale: number;
+
+  constructor(w: Weights, s: StackShape) {
+    this.selfAttention = loadAttention(w.scope('self_attn'), s.d, s.heads);
+    this.selfAttentionNorm = LayerNorm.load(w, 'self_attn_layer_norm', s.d, LAYER_NORM_EPS);
+    this.crossAttention = loadAttention(w.scope('encoder_attn'), s.d, s.heads);
+    this.crossAttentionNorm = LayerNorm.load(w, 'encoder_attn_layer_norm', s.d, LAYER_NORM_EPS);
+    this.feedForward = loadFeedForward(w, s);
+    this.finalNorm = LayerNorm.load(w, 'final_layer_norm', s.d, LAYER_NORM_EPS);
+    this.queryScale = queryScale(s);
+  }
+
+  /** y [rows, n, d] for the n new positions; causal [1, 1, n, past+n]. */
+  forward(y: Tensor, i: number, causal: Tensor, cache: EncoderDecoderCache, hooks: HookPoints): { y: Tensor; pattern: Tensor; crossPattern: Tensor } {
+    y = hooks.run('resid_pre', y);
+    const attention = hooks.scope('attn.');
+    const { key, value } = projectKeysValues(this.selfAttention, y, attention);
+    const self = attendTo(this.selfAttention, y, cache.self.append(i, key, value), { queryScale: this.queryScale, mask: causal, hooks: attention });
+    y = hooks.run('ln1', this.selfAttentionNorm.forward(hooks.run('resid_mid', add(y, self.out))));
+    const cross = attendTo(this.crossAttention, y, cache.cross[i], { queryScale: this.queryScale, mask: cache.encoderMask, hooks: hooks.scope('cross_attn.') });
+    y = hooks.run('ln_cross', this.crossAttentionNorm.forward(hooks.run('resid_mid_cross', add(y, cross.out))));
+    const ff = this.feedForward.forward(y, hooks.scope('mlp.'));
+    return { y: hooks.run('resid_post', hooks.run('ln2', this.finalNorm.forward(add(y, ff)))), pattern: self.pattern, crossPattern: cross.pattern };
+  }
+}
+
+/** Token embedding, positions and (BART) the embedding LayerNorm of one stack. */
+class Embeddings {
+  constructor(
+    readonly tokens: Tensor,
+    /** [rows, d]: learned (BART, offset rows first) or the computed sinusoids (Marian). */
+    readonly positions: Tensor,
+    readonly positionOffset: number,
+    readonly tokenScale: number,
+    readonly norm?: LayerNorm,
+  ) {}
+
+  /** ids [rows, n] at positions past … past+n−1 → [rows, n, d]. Hook names embed, pos_embed, ln_embed. */
+  forward(ids: Tensor, past: number, hooks: HookPoints): Tensor {
+    const [, n] = ids.shape;
+    const d = this.tokens.shape[1];
+    const first = past + this.positionOffset;
+    if (first + n > this.positions.shape[0]) {
+      throw new ConfigError(`position ${past + n - 1} is beyond max_position_embeddings (${this.positions.shape[0] - this.positionOffset} positions)`);
+    }
+    let tokens = embedding(this.tokens, ids); // [rows, n, d]
+    if (this.tokenScale !== 1) tokens = scale(tokens, this.tokenScale);
+    tokens = hooks.run('embed', tokens);
+    const positions = hooks.run('pos_embed', this.positions.slice(0, first, first + n).reshape([1, n, d]));
+    const x = add(tokens, positions);
+    return this.norm ? hooks.run('ln_embed', this.norm.forward(x)) : x;
+  }
+}
+
+export interface BartEncoderOutput {
+  output: Tensor;
+  /** HF `hidden_states`: the embedding output, then each layer's output (no final norm). */
+  hiddenStates: Tensor[];
+  attentions: Tensor[];
+}
+
+export interface BartDecoderOutput {
+  logits: Tensor;
+  output: Tensor;
+  hiddenStates: Tensor[];
+  attentions: Tensor[];
+  crossAttentions: Tensor[];
+}
+
+export class BartModel implements GenerativeModel {
+  readonly isEncoderDecoder = true;
+  readonly vocabSize: number;
+  readonly encoderEmbeddings: Embeddings;
+  readonly decoderEmbeddings: Embeddings;
+  readonly encoderLayers: EncoderLayer[];
+  readonly decoderLayers: DecoderLayer[];
+  /** The output projection [vocab, d]: the decoder token embedding unless the checkpoint unties it. */
+  readonly lmHead: Tensor;
+  /** `final_logits_bias` [1, vocab]; zeros when the checkpoint lacks it, as HF leaves the buffer. */
+  readonly finalLogitsBias: Tensor;
+
+  constructor(
+    readonly config: BartConfig,
+    w: Weights,
+  ) {
+    const c = config;
+    const d = c.dModel;
+    const m = w.scope('model');
+    this.vocabSize = c.decoderVocabSize;
+    const sharedTokens = c.shareEncoderDecoderEmbeddings ? m.get('shared.weight', [c.vocabSize, d]) : undefined;
+    const encoderTokens = sharedTokens ?? m.get('encoder.embed_tokens.weight', [c.vocabSize, d]);
+    const decoderTokens = sharedTokens ?? m.get('decoder.embed_tokens.weight', [c.decoderVocabSize, d]);
+    const tokenScale = c.scaleEmbedding ? Math.fround(Math.sqrt(d)) : 1;
+    const stackEmbeddings = (stack: Weights, tokens: Tensor): Embeddings => {
+      if (c.positionEmbedding === 'sinusoidal') return new Embeddings(tokens, sinusoidalHalves(c.maxPositionEmbeddings, d), 0, tokenScale);
+      const rows = c.maxPositionEmbeddings + c.positionOffset;
+      const norm = c.normalizeEmbedding ? LayerNorm.load(stack, 'layernorm_embedding', d, LAYER_NORM_EPS) : undefined;
+      return new Embeddings(tokens, stack.get('embed_positions.weight', [rows, d]), c.positionOffset, tokenScale, norm);
+    };
+    const encoder = m.scope('encoder');
+    const decoder = m.scope('decoder');
+    this.encoderEmbeddings = stackEmbeddings(encoder, encoderTokens);
+    this.decoderEmbeddings = stackEmbeddings(decoder, decoderTokens);
+    const act = activation(c.activationFunction);
+    const encoderShape: StackShape = { d, heads: c.encoderAttentionHeads, ffn: c.encoderFfnDim, act };
+    const decoderShape: StackShape = { d, heads: c.decoderAttentionHeads, ffn: c.decoderFfnDim, act };
+    this.encoderLayers = Array.from({ length: c.encoderLayers }, (_, i) => new EncoderLayer(encoder.scope(`layers.${i}`), encoderShape));
+    this.decoderLayers = Array.from({ length: c.decoderLayers }, (_, i) => new DecoderLayer(decoder.scope(`layers.${i}`), decoderShape));
+    this.lmHead = c.tieWordEmbeddings ? decoderTokens : w.get('lm_head.weight', [c.decoderVocabSize, d]);
+    this.finalLogitsBias = w.maybe('final_logits_bias', [1, c.decoderVocabSize]) ?? Tensor.zeros([1, c.decoderVocabSize]);
+  }
+
+  /** The encoder: ids and attention mask [batch, S] → contextual vectors [batch, S, d]. */
+  encode(ids: Tensor, attentionMask: Tensor, hooks: HookPoints = noHooks): BartEncoderOutput {
+    const h = hooks.scope('encoder.');
+    h.run('tokens', ids);
+    let x = this.encoderEmbeddings.forward(ids, 0, h); // [batch, S, d]
+    const mask = paddingMask(attentionMask); // [batch, 1, 1, S]
+    const hiddenStates: Tensor[] = [x];
+    const attentions: Tensor[] = [];
+    this.encoderLayers.forEach((layer, i) => {
+      const out = layer.forward(x, mask, h.scope(`blocks.${i}.`));
+      x = out.x;
+      hiddenStates.push(x);
+      attentions.push(out.pattern);
+    });
+    return { output: x, hiddenStates, attentions };
+  }
+
+  /** A decoder cache for `rows` rows attending to the encoder output [rows, S, d]. */
+  startCache(encoderOutput: Tensor, attentionMask: Tensor, hooks: HookPoints = noHooks): EncoderDecoderCache {
+    const h = hooks.scope('decoder.');
+    const cross = this.decoderLayers.map((layer, i) => projectKeysValues(layer.crossAttention, encoderOutput, h.scope(`blocks.${i}.cross_attn.`)));
+    return new EncoderDecoderCache(new KVCache(this.decoderLayers.length), cross, paddingMask(attentionMask));
+  }
+
+  /** The decoder over new tokens [rows, n] after the `cache.length` already fed → logits [rows, n, vocab]. */
+  decode(ids: Tensor, cache: EncoderDecoderCache, hooks: HookPoints = noHooks): BartDecoderOutput {
+    const h = hooks.scope('decoder.');
+    const [, n] = ids.shape;
+    const past = cache.length;
+    h.run('tokens', ids);
+    let y = this.decoderEmbeddings.forward(ids, past, h); // [rows, n, d]
+    const causal = causalMask(n, past + n); // [1, 1, n, past+n]
+    const hiddenStates: Tensor[] = [y];
+    const attentions: Tensor[] = [];
+    const crossAttentions: Tensor[] = [];
+    this.decoderLayers.forEach((layer, i) => {
+      const out = layer.forward(y, i, causal, cache, h.scope(`blocks.${i}.`));
+      y = out.y;
+      hiddenStates.push(y);
+      attentions.push(out.pattern);
+      crossAttentions.push(out.crossPattern);
+    });
+    const logits = hooks.run('logits', add(linear(y, this.lmHead), this.finalLogitsBias)); // [rows, n, vocab]
+    return { logits, output: y, hiddenStates, attentions, crossAttentions };
+  }
+
+  /** Teacher-forced pass: encoder over the input, decoder over decoder_input_ids. */
+  forward(ids: Tensor, attentionMask: Tensor, decoderIds: Tensor, hooks: HookPoints = noHooks): { encoder: BartEncoderOutput; decoder: BartDecoderOutput } {
+    const encoder = this.encode(ids, attentionMask, hooks);
+    const decoder = this.decode(decoderIds, this.startCache(encoder.output, attentionMask, hooks), hooks);
+    return { encoder, decoder };
+  }
+
+  /** Encode once, repeat each row `expandBy` times, and decode step by step from the caches. */
+  startSession(inputs: SessionInputs): DecodingSession {
+    const { ids, mask } = sessionTensors(inputs);
+    const encoder = this.encode(ids, mask);
+    const rows = expandedRows(ids.shape[0], inputs.expandBy);
+    const cache = this.startCache(gather(encoder.output, 0, rows), gather(mask, 0, rows));
+    return new EncoderDecoderSession(cache, (step, c) => this.decode(step, c).logits);
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * T5, "Exploring the Limits of Transfer Learning with a Unified Text-to-Text
+ * Transformer" (Raffel et al. 2020), as Hugging Face `T5ForConditionalGeneration`
+ * v4.47 implements it; also T5 v1.1, Flan-T5 and mT5 (gated-GELU, untied head).
+ *
+ *   encoder: x = shared[ids];  each block: x += SelfAttn(RMSNorm(x), bias); x += FF(RMSNorm(x));  RMSNorm
+ *   decoder: y = shared[dec];  each block: y += SelfAttn(RMSNorm(y), bias + causal); y += CrossAttn(RMSNorm(y), enc);
+ *            y += FF(RMSNorm(y));  RMSNorm;  logits = y · d^-0.5 · sharedᵀ (tied) or lm_head(y) (untied)
+ *
+ * Particular to T5: no absolute positions but a learned relative position bias
+ * computed in layer 0 and shared by every layer of its stack; no 1/√d scaling of
+ * attention scores (folded into the initialisation, §3.1 of the Mesh TF code);
+ * RMSNorm without bias or mean subtraction; no biases anywhere.
+ */
+import { ConfigError } from '../errors.js';
+import type { T5Config } from '../io/config.js';
+import { parseModelConfig } from '../io/config.js';
+import type { GenerativeModel, SessionInputs, DecodingSession } from '../generation/types.js';
+import { activation, add, causalMask, embedding, linear, paddingMask, scale } from '../ops/index.js';
+import { gather, type Tensor } from '../tensor/tensor.js';
+import { MultiHeadAttention } from '../nn/attention.js';
+import {
+  attendTo,
+  EncoderDecoderCache,
+  EncoderDecoderSession,
+  expandedRows,
+  projectKeysValues,
+  sessionTensors,
+} from '../nn/encoder-decoder-cache.js';
+import { FeedForward } from '../nn/feed-forward.js';
+import { noHooks, type HookPoints } from '../nn/hooks.js';
+import { KVCache } from '../nn/kv-cache.js';
+import { Linear, RMSNorm } from '../nn/linear.js';
+import { relativePositionBias, type BucketOptions } from '../nn/relative-position.js';
+import type { Weights } from '../nn/weights.js';
+
+export type { T5Config } from '../io/config.js';
+
+/**
+ * mT5 (`model_type: "mt5"`) is T5 v1.1 with other `__init__` defaults; its
+ * config.json (diff mode) omits the keys equal to them, so they are filled in
+ * before reading it as a T5 config.
+ */
+const MT5_DEFAULTS = { vocab_size: 250112, d_model: 512, d_kv: 64, d_ff: 1024, num_layers: 8, num_heads: 6, feed_forward_proj: 'gated-gelu', tie_word_embeddings: false };
+const T5_DEFAULTS = { vocab_size: 32128, d_model: 512, d_kv: 64, d_ff: 2048, num_layers: 6, num_heads: 8 };
+
+/** Read a T5 or mT5 config.json object. */
+export function parseT5Config(raw: Record<string, unknown>, file = 'config.json'): T5Config {
+  const modelType = raw.model_type;
+  if (modelType !== 't5' && modelType !== 'mt5') {
+    throw new ConfigError(`${file}: field "model_type" is ${JSON.stringify(modelType)}, expected "t5" or "mt5"`);
+  }
+  const defaults = modelType === 'mt5' ? MT5_DEFAULTS : T5_DEFAULTS;
+  const config = parseModelConfig({ ...defaults, ...raw, model_type: 't5' }, file);
+  if (config.modelType !== 't5') throw new ConfigError(`${file}: not a T5 config`);
+  return config;
+}
+
+/** T5's attention: q, k, v, o without biases; the heads are d_kv wide (not necessarily d_model / heads). */
+function loadAttention(w: Weights, c: T5Config): MultiHeadAttention {
+  const inner = c.numHeads * c.dKv;
+  const proj = (name: string, from: number, to: number) => Linear.load(w, name, from, to, false);
+  return new MultiHeadAttention(proj('q', c.dModel, inner), proj('k', c.dModel, inner), proj('v', c.dModel, inner), proj('o', inner, c.dModel), c.numHeads);
+}
+
+/** DenseReluDense: wo(act(wi x)), or the gated form wo(act(wi_0 x) ⊙ wi_1 x) of T5 v1.1 (Shazeer 2020). */
+function loadFeedForward(w: Weights, c: T5Config): FeedForward {
+  const ff = w.scope('DenseReluDense');
+  const act = activation(c.denseActFn);
+  const wo = Linear.load(ff, 'wo', c.dFf, c.dModel, false);
+  if (c.isGatedAct) return new FeedForward(Linear.load(ff, 'wi_1', c.dModel, c.dFf, false), wo, act, Linear.load(ff, 'wi_0', c.dModel, c.dFf, false));
+  return new FeedForward(Linear.load(ff, 'wi', c.dModel, c.dFf, false), wo, act);
+}
+
+const norm = (w: Weights, c: T5Config) => RMSNorm.load(w, 'layer_norm', c.dModel, c.layerNormEpsilon);
+
+/** Encoder block (`encoder.block.{i}`): layer.0 self-attention, layer.1 feed-forward, each pre-norm with a residual. */
+class EncoderBlock {
+  readonly selfAttention: MultiHeadAttention;
+  readonly selfAttentionNorm: RMSNorm;
+  readonly feedForward: FeedForward;
+  readonly feedForwardNorm: RMSNorm;
+
+  constructor(w: Weights, c: T5Config) {
+    this.selfAttention = loadAttention(w.scope('layer.0.SelfAttention'), c);
+    this.selfAttentionNorm = norm(w.scope('layer.0'), c);
+    this.feedForward = loadFeedForward(w.scope('layer.1'), c);
+    this.feedForwardNorm = norm(w.scope('layer.1'), c);
+  }
+
+  /** x [batch, S, d]; bias [1, heads, S, S] already holds the padding mask. */
+  forward(x: Tensor, bias: Tensor, hooks: HookPoints): { x: Tensor; pattern: Tensor } {
+    x = hooks.run('resid_pre', x);
+    const normed = hooks.run('ln1', this.selfAttentionNorm.forward(x));
+    const attention = hooks.scope('attn.');
+    const self = attendTo(this.selfAttention, normed, projectKeysValues(this.selfAttention, normed, attention), { positionBias: bias, hooks: attention });
+    x = hooks.run('resid_mid', add(x, self.out));
+    const ff = this.feedForward.forward(hooks.run('ln2', this.feedForwardNorm.forward(x)), hooks.scope('mlp.'));
+    return { x: hooks.run('resid_post', add(x, ff)), pattern: self.pattern };
+  }
+}
+
+/** Decoder block (`decoder.block.{i}`): layer.0 causal self-attention, layer.1 cross-attention (EncDecAttention), layer.2 feed-forward. */
+class DecoderBlock {
+  readonly selfAttention: MultiHeadAttention;
+  readonly selfAttentionNorm: RMSNorm;
+  readonly crossAttention: MultiHeadAttention;
+  readonly crossAttentionNorm: RMSNorm;
+  readonly feedForward: FeedForward;
+  readonly feedForwardNorm: RMSNorm;
+
+  constructor(w: Weights, c: T5Config) {
+    this.selfAttention = loadAttention(w.scope('layer.0.SelfAttention'), c);
+    this.selfAttentionNorm = norm(w.scope('layer.0'), c);
+    this.crossAttention = loadAttention(w.scope('layer.1.EncDecAttention'), c);
+    this.crossAttentionNorm = norm(w.scope('layer.1'), c);
+    this.feedForward = loadFeedForward(w.scope('layer.2'), c);
+    this.feedForwardNorm = norm(w.scope('layer.2'), c);
+  }
+
+  /** y [rows, n, d] for the n new positions; selfBias [1|rows, heads, n, past+n] holds the causal mask. */
+  forward(y: Tensor, i: number, selfBias: Tensor, cache: EncoderDecoderCache, hooks: HookPoints): { y: Tensor; pattern: Tensor; crossPattern: Tensor } {
+    y = hooks.run('resid_pre', y);
+    const normed = hooks.run('ln1', this.selfAttentionNorm.forward(y));
+    const attention = hooks.scope('attn.');
+    const { key, value } = projectKeysValues(this.selfAttention, normed, attention);
+    const self = attendTo(this.selfAttention, normed, cache.self.append(i, key, value), { positionBias: selfBias, hooks: attention });
+    y = hooks.run('resid_mid', add(y, self.out));
+    const crossIn = hooks.run('ln_cross', this.crossAttentionNorm.forward(y));
+    // Cross-attention has no position bias, only the encoder padding mask.
+    const cross = attendTo(this.crossAttention, crossIn, cache.cross[i], { mask: cache.encoderMask, hooks: hooks.scope('cross_attn.') });
+    y = hooks.run('resid_mid_cross', add(y, cross.out));
+    const ff = this.feedForward.forward(hooks.run('ln2', this.feedForwardNorm.forward(y)), hooks.scope('mlp.'));
+    return { y: hooks.run('resid_post', add(y, ff)), pattern: self.pattern, crossPattern: cross.pattern };
+  }
+}
+
+export interface T5EncoderOutput {
+  /** After the final RMSNorm, [batch, S, d]. */
+  output: Tensor;
+  /** HF `hidden_states`: the embeddings, each block's output, the last one after the final norm. */
+  hiddenStates: Tensor[];
+  attentions: Tensor[];
+  /** Layer 0's relative position bias without the mask, [1, heads, S, S]. */
+  positionBias: Tensor;
+}
+
+export interface T5DecoderOutput {
+  logits: Tensor;
+  output: Tensor;
+  hiddenStates: Tensor[];
+  attentions: Tensor[];
+  crossAttentions: Tensor[];
+  positionBias: Tensor;
+}
+
+export class T5Model implements GenerativeModel {
+  readonly isEncoderDecoder = true;
+  readonly vocabSize: number;
+  readonly shared: Tensor;
+  readonly encoderBlocks: EncoderBlock[];
+  readonly decoderBlocks: DecoderBlock[];
+  /** `relative_attention_bias.weight` [numBuckets, heads] of each stack's block 0. */
+  readonly encoderRelativeBias: Tensor;
+  readonly decoderRelativeBias: Tensor;
+  readonly encoderFinalNorm: RMSNorm;
+  readonly decoderFinalNorm: RMSNorm;
+  /** Untied checkpoints (T5 v1.1, Flan-T5, mT5) have their own lm_head. */
+  readonly lmHead?: Tensor;
+
+  constructor(
+    readonly config: T5Config,
+    w: Weights,
+  ) {
+    const c = config;
+    this.vocabSize = c.vocabSize;
+    this.shared = w.get('shared.weight', [c.vocabSize, c.dModel]);
+    const encoder = w.scope('encoder');
+    const decoder = w.scope('decoder');
+    this.encoderBlocks = Array.from({ length: c.numLayers }, (_, i) => new EncoderBlock(encoder.scope(`block.${i}`), c));
+    this.decoderBlocks = Array.from({ length: c.numDecoderLayers }, (_, i) => new DecoderBlock(decoder.scope(`block.${i}`), c));
+    const biasShape = [c.relativeAttentionNumBuckets, c.numHeads];
+    this.encoderRelativeBias = encoder.get('block.0.layer.0.SelfAttention.relative_attention_bias.weight', biasShape);
+    this.decoderRelativeBias = decoder.get('block.0.layer.0.SelfAttention.relative_attention_bias.weight', biasShape);
+    this.encoderFinalNorm = RMSNorm.load(encoder, 'final_layer_norm', c.dModel, c.layerNormEpsilon);
+    this.decoderFinalNorm = RMSNorm.load(decoder, 'final_layer_norm', c.dModel, c.layerNormEpsilon);
+    if (!c.tieWordEmbeddings) this.lmHead = w.get('lm_head.weight', [c.vocabSize, c.dModel]);
+  }
+
+  private buckets(bidirectional: boolean): BucketOptions {
+    return { bidirectional, numBuckets: this.config.relativeAttentionNumBuckets, maxDistance: this.config.relativeAttentionMaxDistance };
+  }
+
+  /** The encoder: ids and attention mask [batch, S] → contextual vectors [batch, S, d]. */
+  encode(ids: Tensor, attentionMask: Tensor, hooks: HookPoints = noHooks): T5EncoderOutput {
+    const h = hooks.scope('encoder.');
+    const seq = ids.shape[1];
+    h.run('tokens', ids);
+    let x = h.run('embed', embedding(this.shared, ids)); // [batch, S, d]
+    const positionBias = h.run('position_bias', relativePositionBias(this.encoderRelativeBias, seq, seq, this.buckets(true)));
+    const bias = add(positionBias, paddingMask(attentionMask)); // [batch, heads, S, S]
+    const hiddenStates: Tensor[] = [];
+    const attentions: Tensor[] = [];
+    this.encoderBlocks.forEach((block, i) => {
+      hiddenStates.push(x);
+      const out = block.forward(x, bias, h.scope(`blocks.${i}.`));
+      x = out.x;
+      attentions.push(out.pattern);
+    });
+    const output = h.run('ln_final', this.encoderFinalNorm.forward(x));
+    hiddenStates.push(output);
+    return { output, hiddenStates, attentions, positionBias };
+  }
+
+  /** A decoder cache for `rows` rows attending to the encoder output [rows, S, d]. */
+  startCache(encoderOutput: Tensor, attentionMask: Tensor, hooks: HookPoints = noHooks): EncoderDecoderCache {
+    const h = hooks.scope('decoder.');
+    const cross = this.decoderBlocks.map((block, i) => projectKeysValues(block.crossAttention, encoderOutput, h.scope(`blocks.${i}.cross_attn.`)));
+    return new EncoderDecoderCache(new KVCache(this.decoderBlocks.length), cross, paddingMask(attentionMask));
+  }
+
+  /** The decoder over new tokens [rows, n] after the `cache.length` already fed → logits [rows, n, vocab]. */
+  decode(ids: Tensor, cache: EncoderDecoderCache, hooks: HookPoints = noHooks): T5DecoderOutput {
+    const h = hooks.scope('decoder.');
+    const [, n] = ids.shape;
+    const past = cache.length;
+    h.run('tokens', ids);
+    let y = h.run('embed', embedding(this.shared, ids)); // [rows, n, d]
+    const positionBias = h.run('position_bias', relativePositionBias(this.decoderRelativeBias, n, past + n, this.buckets(false), past));
+    const selfBias = add(positionBias, causalMask(n, past + n)); // [1, heads, n, past+n]
+    const hiddenStates: Tensor[] = [];
+    const attentions: Tensor[] = [];
+    const crossAttentions: Tensor[] = [];
+    this.decoderBlocks.forEach((block, i) => {
+      hiddenStates.push(y);
+      const out = block.forward(y, i, selfBias, cache, h.scope(`blocks.${i}.`));
+      y = out.y;
+      attentions.push(out.pattern);
+      crossAttentions.push(out.crossPattern);
+    });
+    const output = h.run('ln_final', this.decoderFinalNorm.forward(y));
+    hiddenStates.push(output);
+    return { logits: hooks.run('logits', this.logits(output)), output, hiddenStates, attentions, crossAttentions, positionBias };
+  }
+
+  /**
+   * Project to the vocabulary. The tied head rescales by d_model^-0.5 first
+   * (Mesh TensorFlow's convention, kept by HF); untied heads do not.
+   */
+  logits(output: Tensor): Tensor {
+    if (this.lmHead) return linear(output, this.lmHead); // [rows, n, vocab]
+    return linear(scale(output, Math.fround(this.config.dModel ** -0.5)), this.shared);
+  }
+
+  /** Teacher-forced pass: encoder over the input, decoder over decoder_input_ids. */
+  forward(ids: Tensor, attentionMask: Tensor, decoderIds: Tensor, hooks: HookPoints = noHooks): { encoder: T5EncoderOutput; decoder: T5DecoderOutput } {
+    const encoder = this.encode(ids, attentionMask, hooks);
+    const decoder = this.decode(decoderIds, this.startCache(encoder.output, attentionMask, hooks), hooks);
+    return { encoder, decoder };
+  }
+
+  /** Encode once, repeat each row `expandBy` times, and decode step by step from the caches. */
+  startSession(inputs: SessionInputs): DecodingSession {
+    const { ids, mask } = sessionTensors(inputs);
+    const encoder = this.encode(ids, mask);
+    const rows = expandedRows(ids.shape[0], inputs.expandBy);
+    const cache = this.startCache(gather(encoder.output, 0, rows), gather(mask, 0, rows));
+    return new EncoderDecoderSession(cache, (step, c) => this.decode(step, c).logits);
+  }
+}

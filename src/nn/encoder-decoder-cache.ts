@@ -1,0 +1,133 @@
+/**
+ * What an encoder-decoder keeps while it decodes (T5, BART, Marian): the encoder
+ * runs once per input; each decoder layer attends to its own past through a
+ * growing self-attention KV cache and to the encoder output through keys and
+ * values projected once per input (they never change while decoding).
+ */
+import { ShapeError } from '../errors.js';
+import type { DecodingSession, SessionInputs } from '../generation/types.js';
+import { scale } from '../ops/index.js';
+import { gather, Tensor } from '../tensor/tensor.js';
+import { attend, mergeHeads, splitHeads, type MultiHeadAttention } from './attention.js';
+import { noHooks, type HookPoints } from './hooks.js';
+import { KVCache, type LayerKV } from './kv-cache.js';
+
+/** Keys and values of `source` per head: [batch, seq, d] → 2 × [batch, heads, seq, dHead]. Hook names k, v. */
+export function projectKeysValues(attention: MultiHeadAttention, source: Tensor, hooks: HookPoints = noHooks): LayerKV {
+  const key = hooks.run('k', splitHeads(attention.k.forward(source), attention.heads));
+  const value = hooks.run('v', splitHeads(attention.v.forward(source), attention.heads));
+  return { key, value };
+}
+
+export interface AttendToOptions {
+  /** Multiplies the projected queries before q·kᵀ (BART scales q by dHead^-0.5 there, T5 not at all). */
+  queryScale?: number;
+  mask?: Tensor;
+  positionBias?: Tensor;
+  hooks?: HookPoints;
+}
+
+/**
+ * Multi-head attention of x's queries to keys and values already projected
+ * (from a KV cache, or from the encoder output once per input).
+ * x [batch, queries, d] → out [batch, queries, d], pattern [batch, heads, queries, keys].
+ */
+export function attendTo(attention: MultiHeadAttention, x: Tensor, kv: LayerKV, options: AttendToOptions = {}): { out: Tensor; pattern: Tensor } {
+  const hooks = options.hooks ?? noHooks;
+  let q = attention.q.forward(x);
+  if (options.queryScale !== undefined) q = scale(q, options.queryScale);
+  q = hooks.run('q', splitHeads(q, attention.heads)); // [batch, heads, queries, dHead]
+  const { z, pattern } = attend(q, kv.key, kv.value, { mask: options.mask, positionBias: options.positionBias, hooks });
+  const out = hooks.run('out', attention.o.forward(mergeHeads(z))); // [batch, queries, d]
+  return { out, pattern };
+}
+
+/** Row indices that repeat each of `batch` rows `times` times in a row: [0,0,…,1,1,…]. */
+export function expandedRows(batch: number, times: number): number[] {
+  return Array.from({ length: batch * times }, (_, i) => Math.floor(i / times));
+}
+
+/** The decoder's state for a batch of rows; `select` keeps and reorders rows (beam search). */
+export class EncoderDecoderCache {
+  constructor(
+    /** Self-attention keys and values of the decoder tokens seen so far, per layer. */
+    readonly self: KVCache,
+    /** Cross-attention keys and values of the encoder output, per layer, [rows, heads, S, dHead]. */
+    readonly cross: readonly LayerKV[],
+    /** Additive encoder padding mask [rows, 1, 1, S]. */
+    readonly encoderMask: Tensor,
+  ) {}
+
+  /** Decoder positions fed so far. */
+  get length(): number {
+    return this.self.length;
+  }
+
+  select(indices: readonly number[]): EncoderDecoderCache {
+    return new EncoderDecoderCache(
+      this.self.select(indices),
+      this.cross.map((kv) => ({ key: gather(kv.key, 0, indices), value: gather(kv.value, 0, indices) })),
+      gather(this.encoderMask, 0, indices),
+    );
+  }
+}
+
+/** ids [rows][n] → an i32 tensor [rows, n], refusing ragged rows. */
+export function idsTensor(ids: readonly (readonly number[])[], what = 'ids'): Tensor {
+  const n = ids[0]?.length ?? 0;
+  for (const [r, row] of ids.entries()) {
+    if (row.length !== n) throw new ShapeError(`${what}: row ${r} has ${row.length} tokens, row 0 has ${n}; every row needs the same length`);
+  }
+  return Tensor.i32(ids.flat(), [ids.length, n]);
+}
+
+/** One decoder pass over new tokens [rows, n] with the cache → logits [rows, n, vocab]. */
+export type DecoderStep = (ids: Tensor, cache: EncoderDecoderCache) => Tensor;
+
+/**
+ * The DecodingSession of an encoder-decoder: each step feeds the new decoder
+ * tokens through the decoder with the cache and returns the last position's logits.
+ */
+export class EncoderDecoderSession implements DecodingSession {
+  constructor(
+    private cache: EncoderDecoderCache,
+    private readonly decoderStep: DecoderStep,
+  ) {}
+
+  step(ids: readonly (readonly number[])[]): Tensor {
+    const rows = this.cache.encoderMask.shape[0];
+    if (ids.length !== rows) throw new ShapeError(`DecodingSession.step: got ${ids.length} rows of ids, the session holds ${rows}`);
+    const logits = this.decoderStep(idsTensor(ids, 'decoder ids'), this.cache); // [rows, n, vocab]
+    const [, n, vocab] = logits.shape;
+    return logits.slice(1, n - 1, n).reshape([rows, vocab]);
+  }
+
+  reorder(indices: readonly number[]): void {
+    this.cache = this.cache.select(indices);
+  }
+}
+
+/** Check SessionInputs and give them as tensors: ids and mask [batch, S]. */
+export function sessionTensors(inputs: SessionInputs): { ids: Tensor; mask: Tensor } {
+  if (!Number.isInteger(inputs.expandBy) || inputs.expandBy < 1) {
+    throw new ShapeError(`SessionInputs.expandBy must be a positive integer, found ${inputs.expandBy}`);
+  }
+  const ids = idsTensor(inputs.inputIds, 'encoder input ids');
+  const mask = idsTensor(inputs.attentionMask, 'encoder attention mask');
+  if (ids.shape[0] !== mask.shape[0] || ids.shape[1] !== mask.shape[1]) {
+    throw new ShapeError(`SessionInputs: input ids are [${ids.shape.join(', ')}] but the attention mask is [${mask.shape.join(', ')}]`);
+  }
+  return { ids, mask };
+}
+
+/** What every encoder-decoder family offers beside generation: the encoder once, then the decoder over a cache. */
+export interface EncoderDecoderModel {
+  readonly vocabSize: number;
+  encode(ids: Tensor, attentionMask: Tensor, hooks?: HookPoints): { output: Tensor; hiddenStates: Tensor[]; attentions: Tensor[]; positionBias?: Tensor };
+  startCache(encoderOutput: Tensor, attentionMask: Tensor, hooks?: HookPoints): EncoderDecoderCache;
+  decode(
+    ids: Tensor,
+    cache: EncoderDecoderCache,
+    hooks?: HookPoints,
+  ): { logits: Tensor; hiddenStates: Tensor[]; attentions: Tensor[]; crossAttentions: Tensor[]; positionBias?: Tensor };
+}

@@ -1,0 +1,74 @@
+/**
+ * T5's relative position bias (Raffel et al. 2020 §2.1, after Shaw et al. 2018):
+ * instead of adding position vectors to the embeddings, every attention score
+ * gets a learned scalar per head that depends only on the bucketed distance
+ * key − query. Small distances get a bucket each, larger ones share
+ * logarithmically wider buckets up to `maxDistance`.
+ */
+import { ShapeError } from '../errors.js';
+import { Tensor } from '../tensor/tensor.js';
+
+export interface BucketOptions {
+  /** Encoder self-attention sees both directions; decoder self-attention only the past. */
+  bidirectional: boolean;
+  numBuckets: number;
+  maxDistance: number;
+}
+
+/**
+ * The bucket of one relative position `rel = keyPosition − queryPosition`
+ * (HF `T5Attention._relative_position_bucket`). Bidirectional: half the buckets
+ * per direction, keys ahead of the query in the upper half. The logarithmic
+ * part is computed in float32 as PyTorch does, so the edges between buckets
+ * fall where they fall in the checkpoints' training.
+ */
+export function relativePositionBucket(rel: number, options: BucketOptions): number {
+  let numBuckets = options.numBuckets;
+  let bucket = 0;
+  let n: number;
+  if (options.bidirectional) {
+    numBuckets = Math.floor(numBuckets / 2);
+    if (rel > 0) bucket += numBuckets;
+    n = Math.abs(rel);
+  } else {
+    n = Math.max(-rel, 0);
+  }
+  const maxExact = Math.floor(numBuckets / 2);
+  if (n < maxExact) return bucket + n;
+  const f = Math.fround;
+  const ratio = f(f(n) / f(maxExact));
+  const logRatio = f(Math.log(ratio));
+  const scaled = f(f(logRatio / f(Math.log(options.maxDistance / maxExact))) * f(numBuckets - maxExact));
+  return bucket + Math.min(maxExact + Math.trunc(scaled), numBuckets - 1);
+}
+
+/**
+ * Bucket indices for queries at positions `queryOffset … queryOffset+queries−1`
+ * against keys `0 … keys−1` (a KV-cached decoder step has queryOffset > 0),
+ * as a [queries][keys] matrix.
+ */
+export function relativePositionBuckets(queries: number, keys: number, options: BucketOptions, queryOffset = 0): number[][] {
+  return Array.from({ length: queries }, (_, i) =>
+    Array.from({ length: keys }, (_, j) => relativePositionBucket(j - (queryOffset + i), options)),
+  );
+}
+
+/**
+ * The additive attention bias [1, heads, queries, keys]: row `bucket` of the
+ * learned table `relative_attention_bias.weight` [numBuckets, heads], per head.
+ */
+export function relativePositionBias(table: Tensor, queries: number, keys: number, options: BucketOptions, queryOffset = 0): Tensor {
+  const [numBuckets, heads] = table.shape;
+  if (numBuckets !== options.numBuckets) {
+    throw new ShapeError(`relativePositionBias: the bias table ${table} has ${numBuckets} rows, expected relative_attention_num_buckets = ${options.numBuckets}`);
+  }
+  const weights = table.f32();
+  const buckets = relativePositionBuckets(queries, keys, options, queryOffset);
+  const out = new Float32Array(heads * queries * keys);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < queries; i++) {
+      for (let j = 0; j < keys; j++) out[(h * queries + i) * keys + j] = weights[buckets[i][j] * heads + h];
+    }
+  }
+  return new Tensor('f32', [1, heads, queries, keys], out);
+}

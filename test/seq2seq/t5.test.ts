@@ -1,0 +1,20 @@
+import assert from 'node:assert/strict';
+import { dirname, join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { nodeFileSystem } from '../../src/io/node-fs.js';
+import { formatReport, registerFixtureRunner, verifyFolder } from '../../src/verify/index.js';
+import { runT5 } from '../../src/verify/t5.js';
+
+const shared = process.env.GLASSFORMER_SHARED ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../..', '../shared');
+const fixtures = join(shared, 'fixtures', 'hf-tiny');
+
+registerFixtureRunner('t5', runT5);
+registerFixtureRunner('t5/gated-gelu', runT5);
+
+for (const folder of ['t5', 't5/gated-gelu']) {
+  test(`${folder}: every recorded tensor and generation matches Hugging Face`, async () => {
+    const report = await verifyFolder(nodeFileSystem, join(fixtures, folder));
+    assert.ok(report.pass, formatReport(report));
+  });
+}
