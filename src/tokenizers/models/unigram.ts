@@ -1,0 +1,163 @@
+/**
+ * Unigram language model (Kudo 2018, "Subword Regularization"): each piece has a
+ * log-probability; the segmentation is the one with the highest total score, found
+ * by Viterbi over the positions of the word. A character no piece covers costs the
+ * lowest piece score minus 10 (SentencePiece's unknown penalty) and becomes the
+ * unknown token; consecutive unknowns fuse into one.
+ */
+import { ConfigError } from '../../errors.js';
+import { byteToken } from './bpe.js';
+import type { Model, ModelToken, ModelTrace } from './model.js';
+
+const UNKNOWN_PENALTY = 10;
+
+interface TrieNode {
+  children: Map<number, TrieNode>;
+  /** Vocabulary id of the piece ending here, or -1. */
+  id: number;
+}
+
+export class UnigramModel implements Model {
+  readonly type = 'Unigram';
+  private readonly vocabMap = new Map<string, number>();
+  private readonly root: TrieNode = { children: new Map(), id: -1 };
+  private readonly unknownScore: number;
+  private readonly cache = new Map<string, ModelToken[]>();
+
+  constructor(
+    private readonly pieces: [string, number][],
+    readonly unkId: number | null,
+    readonly byteFallback: boolean,
+    readonly fuseUnk: boolean,
+    file: string,
+  ) {
+    let minScore = Infinity;
+    pieces.forEach(([piece, score], id) => {
+      this.vocabMap.set(piece, id);
+      minScore = Math.min(minScore, score);
+      let node = this.root;
+      for (let i = 0; i < piece.length; i++) {
+        const code = piece.charCodeAt(i);
+        let child = node.children.get(code);
+        if (child === undefined) {
+          child = { children: new Map(), id: -1 };
+          node.children.set(code, child);
+        }
+        node = child;
+      }
+      node.id = id;
+    });
+    if (unkId !== null && (unkId < 0 || unkId >= pieces.length)) {
+      throw new ConfigError(`${file}: model.unk_id ${unkId} is outside the vocabulary (size ${pieces.length})`);
+    }
+    this.unknownScore = minScore - UNKNOWN_PENALTY;
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.vocabMap.get(token);
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.pieces[id]?.[0];
+  }
+
+  vocab(): ReadonlyMap<string, number> {
+    return this.vocabMap;
+  }
+
+  /**
+   * Viterbi: best[end] holds the best score of a segmentation of word[0, end), the
+   * start of its last piece and that piece's id.
+   */
+  private viterbi(word: string): { spans: [number, number, number][]; score: number } {
+    const n = word.length;
+    const bestScore = new Float64Array(n + 1);
+    const bestStart = new Int32Array(n + 1).fill(-1);
+    const bestId = new Int32Array(n + 1);
+    bestStart[0] = 0;
+    for (let start = 0; start < n; ) {
+      const width = (word.codePointAt(start) as number) > 0xffff ? 2 : 1;
+      const base = bestScore[start];
+      let hasSingleChar = false;
+      let node: TrieNode | undefined = this.root;
+      for (let end = start; end < n; ) {
+        node = node.children.get(word.charCodeAt(end));
+        end++;
+        if (node === undefined) break;
+        if (node.id >= 0) {
+          const candidate = base + this.pieces[node.id][1];
+          if (bestStart[end] < 0 || candidate > bestScore[end]) {
+            bestScore[end] = candidate;
+            bestStart[end] = start;
+            bestId[end] = node.id;
+          }
+          if (end - start === width) hasSingleChar = true;
+        }
+      }
+      if (!hasSingleChar) {
+        const end = start + width;
+        const candidate = base + this.unknownScore;
+        if (bestStart[end] < 0 || candidate > bestScore[end]) {
+          bestScore[end] = candidate;
+          bestStart[end] = start;
+          bestId[end] = this.unkId ?? -1;
+        }
+      }
+      start += width;
+    }
+    const spans: [number, number, number][] = [];
+    for (let end = n; end > 0; end = bestStart[end]) spans.push([bestStart[end], end, bestId[end]]);
+    spans.reverse();
+    return { spans, score: bestScore[n] };
+  }
+
+  private toTokens(word: string, spans: [number, number, number][]): ModelToken[] {
+    const tokens: ModelToken[] = [];
+    for (const [start, end, id] of spans) {
+      const text = word.slice(start, end);
+      const isUnknown = id < 0 || id === this.unkId;
+      if (isUnknown && this.byteFallback) {
+        const bytes = new TextEncoder().encode(text);
+        const byteIds = [...bytes].map((b) => this.vocabMap.get(byteToken(b)));
+        if (byteIds.every((b) => b !== undefined)) {
+          for (const b of byteIds) tokens.push({ id: b as number, value: this.pieces[b as number][0], start, end });
+          continue;
+        }
+      }
+      if (isUnknown) {
+        if (this.unkId === null) throw new ConfigError(`Unigram model has no unk_id but ${JSON.stringify(text)} is not covered by any piece`);
+        const last = tokens[tokens.length - 1];
+        if (this.fuseUnk && last !== undefined && last.id === this.unkId && last.end === start) {
+          last.end = end;
+          last.value = word.slice(last.start, end);
+        } else {
+          tokens.push({ id: this.unkId, value: text, start, end });
+        }
+        continue;
+      }
+      tokens.push({ id, value: text, start, end });
+    }
+    return tokens;
+  }
+
+  tokenize(word: string): ModelToken[] {
+    if (word.length === 0) return [];
+    const cached = this.cache.get(word);
+    if (cached !== undefined) return cached;
+    const tokens = this.toTokens(word, this.viterbi(word).spans);
+    if (this.cache.size < 10_000) this.cache.set(word, tokens);
+    return tokens;
+  }
+
+  trace(word: string): ModelTrace {
+    const { spans, score } = this.viterbi(word);
+    return {
+      model: 'Unigram',
+      pieces: spans.map(([start, end, id]) => ({
+        piece: word.slice(start, end),
+        score: id >= 0 && id !== this.unkId ? this.pieces[id][1] : null,
+      })),
+      score,
+    };
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * Normalizers: the first step of the pipeline, rewriting text before it is split
+ * (Unicode normalization forms, lowercasing, accent stripping, BERT cleaning,
+ * SentencePiece's precompiled rules, literal replacements).
+ */
+import { NormalizedString, type Chunk } from './normalized-string.js';
+import { PrecompiledCharsmap } from './precompiled.js';
+import { compileOnigPattern, escapeRegex } from './regex.js';
+import {
+  isBertControl,
+  isBertWhitespace,
+  isChineseChar,
+  isNonspacingMark,
+  isWhitespace,
+} from './unicode.js';
+import { asArray, asBoolean, asObject, asString, optional, required, unknownType, type JsonObject, type JsonPath } from './json.js';
+
+export interface Normalizer {
+  readonly type: string;
+  normalize(ns: NormalizedString): NormalizedString;
+}
+
+type UnicodeForm = 'NFC' | 'NFD' | 'NFKC' | 'NFKD';
+
+/**
+ * Applies a Unicode normalization form. The text is normalized as a whole; offsets
+ * are tracked per base character with its following marks, falling back to one span
+ * for the whole string when a composition crosses those groups.
+ */
+export function unicodeNormalize(ns: NormalizedString, form: UnicodeForm): NormalizedString {
+  const whole = ns.text.normalize(form);
+  if (whole === ns.text) return ns;
+  const chunks: Chunk[] = [];
+  for (const m of ns.text.matchAll(/[^\p{M}\u1160-\u11ff\ud7b0-\ud7ff][\p{M}\u1160-\u11ff\ud7b0-\ud7ff]*|[\p{M}\u1160-\u11ff\ud7b0-\ud7ff]+/gsu)) {
+    chunks.push({ text: m[0].normalize(form), from: m.index, to: m.index + m[0].length });
+  }
+  if (chunks.map((c) => c.text).join('') !== whole) return ns.rebuild([{ text: whole, from: 0, to: ns.text.length }]);
+  return ns.rebuild(chunks);
+}
+
+function lowercaseChar(char: string): string {
+  const code = char.charCodeAt(0);
+  if (code < 0x80) return code >= 0x41 && code <= 0x5a ? String.fromCharCode(code + 32) : char;
+  // Per character, as Rust's `char::to_lowercase`: no final-sigma context rule.
+  return char.toLowerCase();
+}
+
+export function lowercase(ns: NormalizedString): NormalizedString {
+  return ns.mapCodePoints(lowercaseChar);
+}
+
+export function stripAccents(ns: NormalizedString): NormalizedString {
+  return ns.mapCodePoints((c) => (isNonspacingMark(c) ? '' : c));
+}
+
+class UnicodeNormalizer implements Normalizer {
+  constructor(readonly type: UnicodeForm) {}
+  normalize(ns: NormalizedString): NormalizedString {
+    return unicodeNormalize(ns, this.type);
+  }
+}
+
+class Lowercase implements Normalizer {
+  readonly type = 'Lowercase';
+  normalize(ns: NormalizedString): NormalizedString {
+    return lowercase(ns);
+  }
+}
+
+class StripAccents implements Normalizer {
+  readonly type = 'StripAccents';
+  normalize(ns: NormalizedString): NormalizedString {
+    return stripAccents(ns);
+  }
+}
+
+/** BERT's cleaning: drop controls, unify whitespace, space out CJK, strip accents, lowercase. */
+export class BertNormalizer implements Normalizer {
+  readonly type = 'BertNormalizer';
+  constructor(
+    readonly cleanText: boolean,
+    readonly handleChineseChars: boolean,
+    /** null follows `lowercase`, as the original BERT does. */
+    readonly stripAccents: boolean | null,
+    readonly lowercase: boolean,
+  ) {}
+
+  normalize(ns: NormalizedString): NormalizedString {
+    let out = ns;
+    if (this.cleanText) {
+      out = out.mapCodePoints((c) => {
+        if (c === '\0' || c === '\ufffd' || isBertControl(c)) return '';
+        return isBertWhitespace(c) ? ' ' : c;
+      });
+    }
+    if (this.handleChineseChars) {
+      out = out.mapCodePoints((c) => (isChineseChar(c.codePointAt(0) as number) ? ` ${c} ` : c));
+    }
+    if (this.stripAccents ?? this.lowercase) out = stripAccents(unicodeNormalize(out, 'NFD'));
+    if (this.lowercase) out = lowercase(out);
+    return out;
+  }
+}
+
+/** Replaces every occurrence of a literal string or regex. */
+class Replace implements Normalizer {
+  readonly type = 'Replace';
+  constructor(
+    private readonly pattern: RegExp,
+    private readonly content: string,
+  ) {}
+  normalize(ns: NormalizedString): NormalizedString {
+    return ns.replaceAll(this.pattern, this.content);
+  }
+}
+
+class Prepend implements Normalizer {
+  readonly type = 'Prepend';
+  constructor(private readonly prefix: string) {}
+  normalize(ns: NormalizedString): NormalizedString {
+    return ns.prepend(this.prefix);
+  }
+}
+
+/** Removes leading and/or trailing whitespace. */
+class Strip implements Normalizer {
+  readonly type = 'Strip';
+  constructor(
+    private readonly left: boolean,
+    private readonly right: boolean,
+  ) {}
+  normalize(ns: NormalizedString): NormalizedString {
+    const chars = [...ns.text];
+    let start = 0;
+    let end = chars.length;
+    if (this.left) while (start < end && isWhitespace(chars[start])) start++;
+    if (this.right) while (end > start && isWhitespace(chars[end - 1])) end--;
+    const from = chars.slice(0, start).join('').length;
+    const to = ns.text.length - chars.slice(end).join('').length;
+    return from === 0 && to === ns.text.length ? ns : ns.slice(from, to);
+  }
+}
+
+class Precompiled implements Normalizer {
+  readonly type = 'Precompiled';
+  constructor(private readonly charsmap: PrecompiledCharsmap) {}
+  normalize(ns: NormalizedString): NormalizedString {
+    return this.charsmap.normalize(ns);
+  }
+}
+
+class NormalizerSequence implements Normalizer {
+  readonly type = 'Sequence';
+  constructor(readonly normalizers: Normalizer[]) {}
+  normalize(ns: NormalizedString): NormalizedString {
+    let out = ns;
+    for (const n of this.normalizers) out = n.normalize(out);
+    return out;
+  }
+}
+
+export const NORMALIZER_TYPES = [
+  'NFC', 'NFD', 'NFKC', 'NFKD', 'Lowercase', 'StripAccents', 'BertNormalizer',
+  'Replace', 'Prepend', 'Strip', 'Precompiled', 'Sequence',
+] as const;
+
+/** A `{String: ...}` or `{Regex: ...}` pattern as a global JS regex. */
+export function readPattern(value: unknown, where: JsonPath): RegExp {
+  const obj = asObject(value, where);
+  if (typeof obj.String === 'string') return new RegExp(escapeRegex(obj.String), 'gu');
+  if (typeof obj.Regex === 'string') return compileOnigPattern(obj.Regex);
+  return where.fail('{"String": …} or {"Regex": …}', value);
+}
+
+export function normalizerFromJson(value: unknown, where: JsonPath): Normalizer {
+  const obj: JsonObject = asObject(value, where);
+  const type = obj.type;
+  switch (type) {
+    case 'NFC':
+    case 'NFD':
+    case 'NFKC':
+    case 'NFKD':
+      return new UnicodeNormalizer(type);
+    case 'Lowercase':
+      return new Lowercase();
+    case 'StripAccents':
+      return new StripAccents();
+    case 'BertNormalizer':
+      return new BertNormalizer(
+        optional(obj, 'clean_text', where, asBoolean) ?? true,
+        optional(obj, 'handle_chinese_chars', where, asBoolean) ?? true,
+        optional(obj, 'strip_accents', where, asBoolean) ?? null,
+        optional(obj, 'lowercase', where, asBoolean) ?? true,
+      );
+    case 'Replace':
+      return new Replace(required(obj, 'pattern', where, readPattern), required(obj, 'content', where, asString));
+    case 'Prepend':
+      return new Prepend(required(obj, 'prepend', where, asString));
+    case 'Strip':
+      return new Strip(optional(obj, 'strip_left', where, asBoolean) ?? true, optional(obj, 'strip_right', where, asBoolean) ?? true);
+    case 'Precompiled':
+      return new Precompiled(PrecompiledCharsmap.fromBase64(required(obj, 'precompiled_charsmap', where, asString), where.file));
+    case 'Sequence':
+      return new NormalizerSequence(
+        required(obj, 'normalizers', where, asArray).map((n, i) => normalizerFromJson(n, where.at('normalizers').at(i))),
+      );
+    default:
+      return unknownType('normalizer', type, NORMALIZER_TYPES, where);
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Character classes with the definitions the Rust `tokenizers` crate uses, so that
+ * the JavaScript pipeline splits and cleans text exactly where Rust does.
+ */
+
+const WHITESPACE = /^\p{White_Space}$/u;
+const PUNCTUATION = /^\p{P}$/u;
+const ASCII_PUNCTUATION = /^[!-/:-@[-`{-~]$/;
+const OTHER = /^[\p{Cc}\p{Cf}\p{Co}]$/u;
+const NONSPACING_MARK = /^\p{Mn}$/u;
+const WORD = /^[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]$/u;
+
+/** Rust `char::is_whitespace`: the Unicode White_Space property (JS `\s` differs on U+0085 and U+FEFF). */
+export function isWhitespace(char: string): boolean {
+  return char === ' ' || WHITESPACE.test(char);
+}
+
+/** BERT punctuation: any ASCII symbol (so `$`, `^`, `` ` `` count) or a Unicode P* character. */
+export function isBertPunctuation(char: string): boolean {
+  return ASCII_PUNCTUATION.test(char) || PUNCTUATION.test(char);
+}
+
+/**
+ * BERT's control test: categories Cc, Cf, Co, except tab, newline and carriage return.
+ * Unassigned code points (Cn) are kept, as Rust's `unicode_categories` `is_other` does.
+ */
+export function isBertControl(char: string): boolean {
+  if (char === '\t' || char === '\n' || char === '\r') return false;
+  return OTHER.test(char);
+}
+
+/** BERT's whitespace test: tab, newline and carriage return count as whitespace. */
+export function isBertWhitespace(char: string): boolean {
+  return char === '\t' || char === '\n' || char === '\r' || isWhitespace(char);
+}
+
+export function isNonspacingMark(char: string): boolean {
+  return NONSPACING_MARK.test(char);
+}
+
+/** A regex `\w` character, used by added tokens with `single_word`. */
+export function isWordCharacter(char: string): boolean {
+  return WORD.test(char);
+}
+
+/**
+ * The CJK blocks BERT surrounds with spaces (the ranges of the original BERT code,
+ * as Rust's BertNormalizer lists them).
+ */
+export function isChineseChar(code: number): boolean {
+  return (
+    (code >= 0x4e00 && code <= 0x9fff) ||
+    (code >= 0x3400 && code <= 0x4dbf) ||
+    (code >= 0x20000 && code <= 0x2a6df) ||
+    (code >= 0x2a700 && code <= 0x2b73f) ||
+    (code >= 0x2b740 && code <= 0x2b81f) ||
+    (code >= 0x2b920 && code <= 0x2ceaf) ||
+    (code >= 0xf900 && code <= 0xfaff) ||
+    (code >= 0x2f800 && code <= 0x2fa1f)
+  );
+}
+
+/** Iterates the code points of `text` as strings (one or two UTF-16 units). */
+export function* codePoints(text: string): Generator<string> {
+  for (let i = 0; i < text.length; ) {
+    const width = (text.codePointAt(i) as number) > 0xffff ? 2 : 1;
+    yield width === 1 ? text[i] : text.slice(i, i + 2);
+    i += width;
+  }
+}
+
+const encoder = new TextEncoder();
+// ignoreBOM keeps a leading U+FEFF in the output, as Rust does.
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+export function utf8Bytes(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+/** UTF-8 decoding that replaces each maximal invalid subsequence by U+FFFD, like Rust's `from_utf8_lossy`. */
+export function utf8Lossy(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}
+
+/** Strict UTF-8 decoding: null when the bytes are not valid UTF-8. */
+export function utf8Strict(bytes: Uint8Array): string | null {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/** Replaces lone surrogates by U+FFFD, as encoding to UTF-8 does. */
+export function wellFormed(text: string): string {
+  return text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+}
