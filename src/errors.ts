@@ -30,3 +30,10 @@ export class WeightError extends GlassformerError {}
 
 /** A caller asked for something glassformer does not do; it refuses rather than guess. */
 export class UnsupportedError extends GlassformerError {}
+
+/** A file or directory that is not there. */
+export class FileNotFoundError extends GlassformerError {
+  constructor(readonly path: string) {
+    super(`${path}: no such file or directory`);
+  }
+}

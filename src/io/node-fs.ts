@@ -2,7 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { checkRange, FileNotFoundError, type ByteSource, type FileSystem } from './source.js';
+import { FileNotFoundError } from '../errors.js';
+import { checkRange, type ByteSource, type FileSystem } from './source.js';
 
 function isNotFound(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';

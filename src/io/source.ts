@@ -3,7 +3,7 @@
  * interfaces, so the same readers run on Node (`node-fs.ts`), in a browser, or
  * over in-memory bytes (`MemoryFileSystem`, used by tests).
  */
-import { FormatError, GlassformerError } from '../errors.js';
+import { FileNotFoundError, FormatError } from '../errors.js';
 
 /** Random access to the bytes of one file. */
 export interface ByteSource {
@@ -30,13 +30,6 @@ export interface FileSystem {
   source(path: string): ByteSource;
   /** Write the chunks in order so that `path` is either the old file or the complete new one. */
   writeAtomic(path: string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<void>;
-}
-
-/** A file or directory that is not there. */
-export class FileNotFoundError extends GlassformerError {
-  constructor(readonly path: string) {
-    super(`${path}: no such file or directory`);
-  }
 }
 
 /** Check a read request against the size of its file; the error names the file. */

@@ -3,12 +3,12 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { FormatError, UnsupportedError, WeightError } from '../../src/errors.js';
+import { FileNotFoundError, FormatError, UnsupportedError, WeightError } from '../../src/errors.js';
 import { openModelFolder } from '../../src/io/model-folder.js';
 import { loadModelFolder } from '../../src/io/node.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { serializeSafetensors, SafetensorsFile } from '../../src/io/safetensors.js';
-import { bytesSource, FileNotFoundError, joinPosix, MemoryFileSystem, type ByteSource } from '../../src/io/source.js';
+import { bytesSource, joinPosix, MemoryFileSystem, type ByteSource } from '../../src/io/source.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { HF_FAMILIES, HF_TINY, SHARED } from './shared.js';
 
