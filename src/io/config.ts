@@ -226,8 +226,9 @@ export interface LlamaConfig extends HfConfigBase {
   readonly maxWindowLayers: number | null;
 }
 
+/** T5, and mT5 (T5 v1.1 layout: gated-gelu, untied head by default). */
 export interface T5Config extends HfConfigBase {
-  readonly modelType: 't5';
+  readonly modelType: 't5' | 'mt5';
   readonly dModel: number;
   readonly dKv: number;
   readonly dFf: number;
@@ -311,6 +312,7 @@ export const MODEL_TYPES: readonly ModelType[] = [
   'qwen2',
   'qwen3',
   't5',
+  'mt5',
   'bart',
   'marian',
   'vanilla_transformer_2017',
@@ -521,9 +523,10 @@ function parseLlama(f: Fields, modelType: LlamaConfig['modelType']): LlamaConfig
   };
 }
 
-function parseT5(f: Fields): T5Config {
-  const base = parseBase(f, { isEncoderDecoder: true, padTokenId: 0, eosTokenId: 1 });
-  const feedForwardProj = f.string('feed_forward_proj', 'relu');
+function parseT5(f: Fields, modelType: T5Config['modelType']): T5Config {
+  const mt5 = modelType === 'mt5';
+  const base = parseBase(f, { isEncoderDecoder: true, padTokenId: 0, eosTokenId: 1, tieWordEmbeddings: !mt5, decoderStartTokenId: mt5 ? 0 : null });
+  const feedForwardProj = f.string('feed_forward_proj', mt5 ? 'gated-gelu' : 'relu');
   // T5Config.__init__: "gated-<act>" or "<act>"; anything else is refused there too.
   const parts = feedForwardProj.split('-');
   const isGatedAct = parts[0] === 'gated';
@@ -533,7 +536,7 @@ function parseT5(f: Fields): T5Config {
   const numLayers = f.count('num_layers');
   return {
     ...base,
-    modelType: 't5',
+    modelType,
     dModel: f.count('d_model'),
     dKv: f.count('d_kv'),
     dFf: f.count('d_ff'),
@@ -650,7 +653,8 @@ export function parseModelConfig(json: unknown, file = 'config.json'): ModelConf
     case 'qwen3':
       return parseLlama(f, modelType);
     case 't5':
-      return parseT5(f);
+    case 'mt5':
+      return parseT5(f, modelType);
     case 'bart':
     case 'marian':
       return parseBart(f, modelType);

@@ -125,6 +125,8 @@ test('t5: relu and gated-gelu feed-forwards', async () => {
   const minimal = as<T5Config>(parseModelConfig({ model_type: 't5', vocab_size: 10, d_model: 8, d_kv: 2, d_ff: 16, num_layers: 3, num_heads: 4, feed_forward_proj: 'gated-silu' }), 't5');
   assert.deepEqual([minimal.numDecoderLayers, minimal.isGatedAct, minimal.denseActFn, minimal.isEncoderDecoder], [3, true, 'silu', true]);
   assert.throws(() => parseModelConfig({ ...minimal.raw, feed_forward_proj: 'gelu-gated' }), /"feed_forward_proj" must be "<act>" or "gated-<act>"/);
+  const mt5 = as<T5Config>(parseModelConfig({ ...minimal.raw, model_type: 'mt5', feed_forward_proj: undefined }), 'mt5');
+  assert.deepEqual([mt5.isGatedAct, mt5.denseActFn, mt5.tieWordEmbeddings, mt5.decoderStartTokenId], [true, 'gelu_new', false, 0]);
 });
 
 test('bart and marian: positions, embedding scale and forced EOS', async () => {
