@@ -116,6 +116,7 @@ export class MemoryFileSystem implements FileSystem {
   async exists(path: string): Promise<boolean> {
     const key = joinPosix(path);
     if (this.files.has(key)) return true;
+    if (key === '.') return this.files.size > 0;
     const prefix = key === '/' ? '/' : `${key}/`;
     for (const name of this.files.keys()) if (name.startsWith(prefix)) return true;
     return false;

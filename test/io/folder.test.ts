@@ -144,6 +144,9 @@ test('memory file system and path helpers', async () => {
   assert.deepEqual(await fs.list('/a'), ['b.txt', 'c']);
   assert.equal(await fs.exists('/a/c'), true);
   assert.equal(await fs.exists('/a/x'), false);
+  const relative = new MemoryFileSystem({ 'config.json': '{}' });
+  assert.equal(await relative.exists('.'), true);
+  assert.deepEqual(await relative.list('.'), ['config.json']);
   await fs.writeAtomic('/a/e.bin', [new Uint8Array([1]), new Uint8Array([2, 3])]);
   assert.deepEqual(Array.from(await fs.source('/a/e.bin').read(1, 2)), [2, 3]);
   await assert.rejects(fs.readBytes('/a/missing'), FileNotFoundError);
