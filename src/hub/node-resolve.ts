@@ -1,0 +1,226 @@
+/**
+ * `resolveModel`: from what a user types (a folder, a folder in Python's
+ * cache, or a Hub id) to a local folder holding the files the model needs.
+ * Node only: it reads the environment and the local file system.
+ *
+ * Resolution order (docs/hub.md):
+ *   1. an existing folder: a `models--org--name` cache folder → its snapshot
+ *      for the revision (refs/main by default); any other folder → itself;
+ *   2. a Hub id `org/name`: offline → the cache only; online → list the files
+ *      at the revision, fetch the missing ones into the cache, return the snapshot;
+ *      when the Hub cannot be reached the cache answers if it can.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { EntryNotFoundError, HubError, ModelNotFoundError, OfflineError } from '../errors.js';
+import { HubClient, DEFAULT_ENDPOINT, isCommitHash, isModelId, type Fetcher } from './client.js';
+import { checkRepoFileName, pickleError, selectModelFiles, shardsOfIndex, SAFETENSORS_INDEX, type FileSelection } from './files.js';
+import { RepoCache, type LockOptions, type ProgressCallback } from './node-cache.js';
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export interface HubSettings {
+  readonly cacheDir: string;
+  readonly endpoint: string;
+  readonly token?: string;
+  readonly offline: boolean;
+}
+
+/** huggingface_hub's truthy spellings of a boolean environment variable. */
+function envTrue(value: string | undefined): boolean {
+  return value !== undefined && ['1', 'ON', 'YES', 'TRUE'].includes(value.trim().toUpperCase());
+}
+
+/**
+ * The settings huggingface_hub derives from the environment:
+ * HF_HUB_CACHE (or the older HUGGINGFACE_HUB_CACHE), else $HF_HOME/hub, with
+ * HF_HOME defaulting to $XDG_CACHE_HOME/huggingface or ~/.cache/huggingface;
+ * HF_ENDPOINT; HF_TOKEN; HF_HUB_OFFLINE (TRANSFORMERS_OFFLINE as transformers reads it).
+ */
+export function hubSettingsFromEnv(env: Environment = process.env): HubSettings {
+  const home = env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'huggingface');
+  return {
+    cacheDir: env.HF_HUB_CACHE ?? env.HUGGINGFACE_HUB_CACHE ?? join(home, 'hub'),
+    endpoint: env.HF_ENDPOINT ?? DEFAULT_ENDPOINT,
+    token: env.HF_TOKEN || undefined,
+    offline: envTrue(env.HF_HUB_OFFLINE) || envTrue(env.TRANSFORMERS_OFFLINE),
+  };
+}
+
+export interface ResolveOptions {
+  /** Branch, tag or commit sha; default "main". */
+  readonly revision?: string;
+  readonly cacheDir?: string;
+  readonly endpoint?: string;
+  readonly token?: string;
+  /** Never touch the network; use the cache or fail with OfflineError. */
+  readonly offline?: boolean;
+  /** Fetch exactly these files instead of the automatic choice (config, tokenizer, safetensors weights). */
+  readonly files?: readonly string[];
+  /** Refuse a model without safetensors weights (default true); `glassformer info` passes false. */
+  readonly requireWeights?: boolean;
+  readonly onProgress?: ProgressCallback;
+  readonly fetcher?: Fetcher;
+  /** Where unset options come from; default process.env. */
+  readonly env?: Environment;
+  readonly lock?: LockOptions;
+  /** Attempts per file when the connection drops (default 5). */
+  readonly attempts?: number;
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function looksLikePath(text: string): boolean {
+  return /^(\/|\.{1,2}(\/|$)|~)/.test(text) || text.includes('\\') || /^[A-Za-z]:/.test(text);
+}
+
+/** A local folder, a Python cache folder or a Hub id → a folder with the model's files. */
+export async function resolveModel(idOrPath: string, options: ResolveOptions = {}): Promise<string> {
+  if (await isDirectory(idOrPath)) {
+    const folder = resolve(idOrPath);
+    if (basename(folder).startsWith('models--') && (await isDirectory(join(folder, 'snapshots')))) {
+      return resolveCacheFolder(folder, options);
+    }
+    await checkFolder(folder, folder, await listFolder(folder), options);
+    return folder;
+  }
+  if (looksLikePath(idOrPath) || !isModelId(idOrPath)) {
+    throw new EntryNotFoundError(
+      `${idOrPath}: no such folder, and not a Hub model id (an id looks like "org/name", e.g. "sentence-transformers/all-MiniLM-L6-v2")`,
+      { modelId: idOrPath },
+    );
+  }
+  return resolveHubModel(idOrPath, options);
+}
+
+/** `models--org--name` given directly: the snapshot its ref (or the commit given as revision) names. */
+async function resolveCacheFolder(folder: string, options: ResolveOptions): Promise<string> {
+  const modelId = basename(folder).slice('models--'.length).split('--').join('/');
+  const repo = new RepoCache(join(folder, '..'), modelId);
+  return snapshotFromCache(repo, options.revision ?? 'main', options, 'this cache folder');
+}
+
+async function listFolder(root: string): Promise<string[]> {
+  const entries = await readdir(root, { recursive: true, withFileTypes: true });
+  const out: string[] = [];
+  for (const entry of entries) {
+    if (entry.isDirectory()) continue;
+    const path = join(entry.parentPath, entry.name);
+    // A snapshot symlink whose blob was deleted is as good as absent.
+    if (await stat(path).then(() => true, () => false)) out.push(path.slice(root.length + 1).split('\\').join('/'));
+  }
+  return out.sort();
+}
+
+/** The files a folder must hold: config.json, then the weights (and every shard an index names). */
+async function checkFolder(modelId: string, folder: string, names: readonly string[], options: ResolveOptions, missing = folderMissing): Promise<void> {
+  const have = new Set(names);
+  if (options.files) {
+    for (const file of options.files) if (!have.has(file)) throw missing(modelId, folder, file);
+    return;
+  }
+  const selection = selectModelFiles(names, { modelId, requireWeights: options.requireWeights });
+  if (!have.has('config.json') && (options.requireWeights ?? true)) throw missing(modelId, folder, 'config.json');
+  if (selection.weightIndex) {
+    const shards = shardsOfIndex(await readFile(join(folder, selection.weightIndex), 'utf8'), join(folder, selection.weightIndex));
+    for (const shard of shards) if (!have.has(shard)) throw missing(modelId, folder, shard);
+  }
+}
+
+function folderMissing(modelId: string, folder: string, file: string): EntryNotFoundError {
+  return new EntryNotFoundError(`${folder}: the model needs ${file} but the folder has no such file`, { modelId, file });
+}
+
+function offlineMissing(modelId: string, folder: string, file: string): OfflineError {
+  return new OfflineError(
+    `${modelId}: ${file} is not in the cache (${folder}) and the Hub may not be contacted (offline). ` +
+      `Run \`glassformer download ${modelId}\` while online, or unset HF_HUB_OFFLINE.`,
+    { modelId, file },
+  );
+}
+
+/** The snapshot of a revision from the cache alone; OfflineError names what is missing. */
+async function snapshotFromCache(repo: RepoCache, revision: string, options: ResolveOptions, why: string): Promise<string> {
+  const { modelId } = repo;
+  const commit = isCommitHash(revision) ? revision : await repo.readRef(revision);
+  if (commit === undefined) {
+    throw new OfflineError(
+      `${modelId}: revision "${revision}" is not in the cache (no ${repo.refPath(revision)}), and ${why} cannot ask the Hub. ` +
+        `Run \`glassformer download ${modelId}${revision === 'main' ? '' : ` --revision ${revision}`}\` while online, or unset HF_HUB_OFFLINE.`,
+      { modelId },
+    );
+  }
+  const dir = repo.snapshotDir(commit);
+  if (!(await isDirectory(dir))) {
+    throw new OfflineError(`${modelId}: the cache has no snapshot ${dir} for revision "${revision}" (commit ${commit})`, { modelId, file: 'config.json' });
+  }
+  await checkFolder(modelId, dir, await repo.listSnapshot(commit), options, offlineMissing);
+  return dir;
+}
+
+function hubClient(options: ResolveOptions, env: Environment): HubClient {
+  const settings = hubSettingsFromEnv(env);
+  return new HubClient({ endpoint: options.endpoint ?? settings.endpoint, token: options.token ?? settings.token, fetcher: options.fetcher });
+}
+
+async function resolveHubModel(modelId: string, options: ResolveOptions): Promise<string> {
+  const env = options.env ?? process.env;
+  const settings = hubSettingsFromEnv(env);
+  const repo = new RepoCache(options.cacheDir ?? settings.cacheDir, modelId);
+  const revision = options.revision ?? 'main';
+  if (options.offline ?? settings.offline) return snapshotFromCache(repo, revision, options, 'offline mode (HF_HUB_OFFLINE)');
+  const client = hubClient(options, env);
+  let listing;
+  try {
+    listing = await client.listFiles(modelId, revision);
+  } catch (error) {
+    // As huggingface_hub: when the Hub cannot answer, a complete cached snapshot is used instead.
+    if (!(error instanceof HubError) || error instanceof ModelNotFoundError) throw error;
+    try {
+      return await snapshotFromCache(repo, revision, options, 'the failed Hub request');
+    } catch (cacheError) {
+      throw cacheError instanceof OfflineError ? error : cacheError;
+    }
+  }
+  const commit = listing.sha;
+  if (revision !== commit) await repo.writeRef(revision, commit);
+  const selection: FileSelection = options.files
+    ? { files: options.files.map((f) => checkRepoFileName(f, 'files option')) }
+    : selectModelFiles(listing.files, { modelId, requireWeights: options.requireWeights });
+  if (options.files) {
+    const listed = new Set(listing.files);
+    const pickles = options.files.filter((f) => /\.(bin|pt|pth|ckpt)$/.test(f));
+    if (pickles.length > 0) throw pickleError(modelId, pickles);
+    for (const file of options.files) {
+      if (!listed.has(file)) {
+        await repo.markMissing(commit, file);
+        throw new EntryNotFoundError(`${modelId}: ${file} (revision ${revision}): the repository has no such file`, { modelId, file, status: 404 });
+      }
+    }
+  }
+  const fetchOne = async (file: string): Promise<void> => {
+    if (await repo.hasFile(commit, file)) return;
+    const metadata = await client.fileMetadata(modelId, commit, file);
+    await repo.fetchFile(commit, { client, modelId, revision: commit, file, metadata, onProgress: options.onProgress, attempts: options.attempts, lock: options.lock });
+  };
+  for (const file of selection.files) await fetchOne(file);
+  if (selection.weightIndex) {
+    const indexPath = repo.pointerPath(commit, SAFETENSORS_INDEX);
+    const shards = shardsOfIndex(await readFile(indexPath, 'utf8'), `${modelId}/${SAFETENSORS_INDEX}`);
+    const listed = new Set(listing.files);
+    for (const shard of shards) {
+      if (!listed.has(shard)) {
+        throw new EntryNotFoundError(`${modelId}: ${SAFETENSORS_INDEX} names the shard ${shard}, which the repository does not have`, { modelId, file: shard });
+      }
+      await fetchOne(shard);
+    }
+  }
+  return repo.snapshotDir(commit);
+}
