@@ -585,7 +585,9 @@ function parseBart(f: Fields, modelType: BartConfig['modelType']): BartConfig {
     positionOffset: marian ? 0 : 2,
     decoderVocabSize: marian ? (f.intOrNull('decoder_vocab_size') ?? base.vocabSize) : base.vocabSize,
     shareEncoderDecoderEmbeddings: marian ? f.bool('share_encoder_decoder_embeddings', true) : true,
-    forcedBosTokenId: f.intOrNull('forced_bos_token_id'),
+    // Configs from before forced_bos_token_id existed say force_bos_token_to_be_generated; BartConfig maps it to bos.
+    forcedBosTokenId:
+      f.intOrNull('forced_bos_token_id') ?? (!marian && f.bool('force_bos_token_to_be_generated', false) ? base.bosTokenId : null),
     forcedEosTokenId: f.tokenIds('forced_eos_token_id', marian ? 0 : 2),
   };
 }

@@ -140,6 +140,8 @@ test('bart and marian: positions, embedding scale and forced EOS', async () => {
   assert.deepEqual([marian.positionEmbedding, marian.positionOffset, marian.normalizeEmbedding, marian.scaleEmbedding], ['sinusoidal', 0, false, true]);
   assert.deepEqual([marian.padTokenId, marian.eosTokenId, marian.decoderStartTokenId, marian.forcedEosTokenId, marian.decoderVocabSize], [127, 0, 127, 0, 128]);
   assert.equal(marian.activationFunction, 'swish');
+  const legacy = as<BartConfig>(parseModelConfig({ ...bart.raw, force_bos_token_to_be_generated: true }), 'bart');
+  assert.equal(legacy.forcedBosTokenId, 0);
 });
 
 test('vanilla: the wrapper description', async () => {
