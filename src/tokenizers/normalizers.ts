@@ -22,19 +22,42 @@ export interface Normalizer {
 
 type UnicodeForm = 'NFC' | 'NFD' | 'NFKC' | 'NFKD';
 
+const CLUSTER = /[^\p{M}\u1160-\u11ff\ud7b0-\ud7ff][\p{M}\u1160-\u11ff\ud7b0-\ud7ff]*|[\p{M}\u1160-\u11ff\ud7b0-\ud7ff]+/gsu;
+
 /**
- * Applies a Unicode normalization form. The text is normalized as a whole; offsets
- * are tracked per base character with its following marks, falling back to one span
- * for the whole string when a composition crosses those groups.
+ * Applies a Unicode normalization form to the whole text. Offsets follow Rust:
+ * a decomposition (NFD, NFKD) points every produced character at the character it
+ * came from; a composition (NFC, NFKC) points the composed character at the first
+ * character of the cluster (a base and its marks) it was built from.
  */
 export function unicodeNormalize(ns: NormalizedString, form: UnicodeForm): NormalizedString {
-  const whole = ns.text.normalize(form);
-  if (whole === ns.text) return ns;
+  const text = ns.text;
+  const whole = text.normalize(form);
+  if (whole === text) return ns;
   const chunks: Chunk[] = [];
-  for (const m of ns.text.matchAll(/[^\p{M}\u1160-\u11ff\ud7b0-\ud7ff][\p{M}\u1160-\u11ff\ud7b0-\ud7ff]*|[\p{M}\u1160-\u11ff\ud7b0-\ud7ff]+/gsu)) {
-    chunks.push({ text: m[0].normalize(form), from: m.index, to: m.index + m[0].length });
+  if (form === 'NFD' || form === 'NFKD') {
+    for (const m of text.matchAll(CLUSTER)) {
+      const perChar = [...m[0]].map((c) => c.normalize(form));
+      if (perChar.join('') !== m[0].normalize(form)) {
+        // Canonical reordering moved marks: the cluster is one span.
+        chunks.push({ text: m[0].normalize(form), from: m.index, to: m.index + m[0].length });
+        continue;
+      }
+      let at = m.index;
+      [...m[0]].forEach((c, k) => {
+        chunks.push({ text: perChar[k], from: at, to: at + c.length });
+        at += c.length;
+      });
+    }
+  } else {
+    for (const m of text.matchAll(CLUSTER)) {
+      const firstWidth = (m[0].codePointAt(0) as number) > 0xffff ? 2 : 1;
+      chunks.push({ text: m[0].normalize(form), from: m.index, to: m.index + firstWidth });
+      chunks.push({ text: '', from: m.index + firstWidth, to: m.index + m[0].length });
+    }
   }
-  if (chunks.map((c) => c.text).join('') !== whole) return ns.rebuild([{ text: whole, from: 0, to: ns.text.length }]);
+  // A composition across clusters (rare): one span covers the whole text.
+  if (chunks.map((c) => c.text).join('') !== whole) return ns.rebuild([{ text: whole, from: 0, to: text.length }]);
   return ns.rebuild(chunks);
 }
 
