@@ -8,7 +8,7 @@ import { readGenerationConfig, readModelConfig, type GenerationConfig, type Mode
 import { readLlama2cCheckpoint, readLlama2cTokenizer, type Llama2cCheckpoint, type Llama2cTokenizer } from './llama2c.js';
 import { openModelFolder, type ModelFolder, type OpenModelFolderOptions } from './model-folder.js';
 import { nodeFileSystem } from './node-fs.js';
-import { readSafetensors, SafetensorsFile, writeSafetensors, type Writable } from './safetensors.js';
+import { readSafetensors, SafetensorsFile, writeSafetensors, type WritableSet } from './safetensors.js';
 
 /** Read the header of a safetensors file; tensors are read on demand with `get`. */
 export function openSafetensors(path: string): Promise<SafetensorsFile> {
@@ -23,7 +23,7 @@ export function loadSafetensors(path: string): Promise<Map<string, Tensor>> {
 /** Write tensors to a safetensors file atomically, laid out as the Python library does. */
 export function saveSafetensors(
   path: string,
-  tensors: Readonly<Record<string, Writable>>,
+  tensors: WritableSet,
   metadata?: Readonly<Record<string, string>>,
 ): Promise<void> {
   return writeSafetensors(nodeFileSystem, path, tensors, metadata);

@@ -458,6 +458,9 @@ export interface RawTensor {
 
 export type Writable = Tensor | RawTensor;
 
+/** Tensors to write, by name: a plain object or a Map (as `loadAll` returns). */
+export type WritableSet = Readonly<Record<string, Writable>> | ReadonlyMap<string, Writable>;
+
 function rawOf(name: string, value: Writable): RawTensor {
   if (value instanceof Tensor) {
     const d = value.data;
@@ -479,12 +482,12 @@ function rawOf(name: string, value: Writable): RawTensor {
  * buffer that follows is 8-aligned.
  */
 function layout(
-  tensors: Readonly<Record<string, Writable>>,
+  tensors: WritableSet,
   metadata: Readonly<Record<string, string>> | undefined,
 ): { header: Uint8Array; order: [string, RawTensor][] } {
   if (!isLittleEndianHost()) throw new UnsupportedError('safetensors data is little-endian and this host is big-endian');
   const rank = (dtype: SafetensorsDType): number => RUST_DTYPE_ORDER.indexOf(dtype);
-  const order = Object.entries(tensors)
+  const order = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors))
     .map(([name, value]): [string, RawTensor] => [name, rawOf(name, value)])
     .sort(([an, a], [bn, b]) => rank(b.dtype) - rank(a.dtype) || (an < bn ? -1 : an > bn ? 1 : 0));
   // Built by hand rather than from an object: JavaScript would move integer-like keys ("0", "1") to the front.
@@ -508,14 +511,14 @@ function layout(
 }
 
 /** The file as a list of chunks: the header, then each tensor's own bytes (not copied). */
-function chunksOf(tensors: Readonly<Record<string, Writable>>, metadata?: Readonly<Record<string, string>>): Uint8Array[] {
+function chunksOf(tensors: WritableSet, metadata?: Readonly<Record<string, string>>): Uint8Array[] {
   const { header, order } = layout(tensors, metadata);
   return [header, ...order.map(([, raw]) => raw.bytes)];
 }
 
 /** A complete safetensors file in memory. */
 export function serializeSafetensors(
-  tensors: Readonly<Record<string, Writable>>,
+  tensors: WritableSet,
   metadata?: Readonly<Record<string, string>>,
 ): Uint8Array {
   const chunks = chunksOf(tensors, metadata);
@@ -532,7 +535,7 @@ export function serializeSafetensors(
 export async function writeSafetensors(
   fs: FileSystem,
   path: string,
-  tensors: Readonly<Record<string, Writable>>,
+  tensors: WritableSet,
   metadata?: Readonly<Record<string, string>>,
 ): Promise<void> {
   await fs.writeAtomic(path, chunksOf(tensors, metadata));
