@@ -4,7 +4,7 @@
  * weights, either model.safetensors or a sharded set behind
  * model.safetensors.index.json.
  */
-import { FormatError, UnsupportedError, WeightError } from '../errors.js';
+import { FormatError, PickleWeightsError, UnsupportedError, WeightError } from '../errors.js';
 import { Checkpoint } from './checkpoint.js';
 import {
   generationConfigFromModelConfig,
@@ -73,7 +73,8 @@ async function findWeights(fs: FileSystem, dir: string, requireWeights: boolean)
   const refused = entries.filter((name) => Object.hasOwn(REFUSED_WEIGHTS, name));
   if (refused.length > 0) {
     const name = refused[0];
-    throw new UnsupportedError(
+    const ErrorClass = name.startsWith('pytorch_model.bin') ? PickleWeightsError : UnsupportedError;
+    throw new ErrorClass(
       `${fs.join(dir, name)}: the weights are ${REFUSED_WEIGHTS[name]}, which glassformer does not read ` +
         '(unpickling can run arbitrary code). Convert them to safetensors, e.g. in Python: ' +
         'AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True), ' +
