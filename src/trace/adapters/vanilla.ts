@@ -20,8 +20,8 @@ export class VanillaTraceable implements TraceableModel {
     this.description = {
       family: 'encoder-decoder',
       modelType: c.modelType,
-      summary: 'the 2017 Transformer (torch.nn.Transformer): post-norm, ReLU, sinusoidal positions',
-      norm: 'post',
+      summary: `the 2017 Transformer (torch.nn.Transformer): ${c.normFirst ? 'pre' : 'post'}-norm, ${c.activation}, sinusoidal positions`,
+      norm: c.normFirst ? 'pre' : 'post',
       positions: 'sinusoidal',
       vocabSize: c.tgtVocabSize,
       stacks: [
