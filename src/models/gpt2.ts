@@ -1,0 +1,259 @@
+/**
+ * GPT-2 (Radford et al. 2019, "Language Models are Unsupervised Multitask
+ * Learners"), as Hugging Face's GPT2LMHeadModel implements it: learned token
+ * and position embeddings, pre-norm blocks, a final LayerNorm `ln_f`, and a
+ * language-model head tied to the token embedding.
+ *
+ *   x = wte[ids] + wpe[positions]
+ *   x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))          (each block)
+ *   logits = ln_f(x) · wteᵀ
+ */
+import { ConfigError } from '../errors.js';
+import { activation, add, embedding, F32_MIN, matmul } from '../ops/index.js';
+import { Tensor } from '../tensor/tensor.js';
+import { mergeHeads } from '../nn/attention.js';
+import { cachedSelfAttention, CausalLMSession, maskRows, positionIdsFromMask, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
+import { noHooks, type HookPoints } from '../nn/hooks.js';
+import type { KVCache } from '../nn/kv-cache.js';
+import { LayerNorm } from '../nn/linear.js';
+import type { Weights } from '../nn/weights.js';
+import type { DecodingSession, GenerativeModel, SessionInputs } from '../generation/types.js';
+
+export interface Gpt2Config {
+  modelType: 'gpt2';
+  vocabSize: number;
+  nPositions: number;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  /** The MLP width; `n_inner: null` means 4 · n_embd. */
+  nInner: number;
+  activationFunction: string;
+  layerNormEpsilon: number;
+  scaleAttnWeights: boolean;
+  scaleAttnByInverseLayerIdx: boolean;
+  tieWordEmbeddings: boolean;
+  bosTokenId: number | null;
+  eosTokenId: number | number[] | null;
+  padTokenId: number | null;
+}
+
+/** Read a GPT-2 config.json; missing keys take the `GPT2Config` defaults of transformers v4.47. */
+export function parseGpt2Config(raw: Record<string, unknown>, file = 'config.json'): Gpt2Config {
+  const num = (key: string, fallback: number): number => {
+    const v = raw[key] ?? fallback;
+    if (typeof v !== 'number') throw new ConfigError(`${file}: field "${key}" must be a number, found ${JSON.stringify(v)}`);
+    return v;
+  };
+  const optionalId = (key: string, fallback: number | null): number | null => {
+    const v = key in raw ? raw[key] : fallback;
+    if (v === null || typeof v === 'number') return v;
+    throw new ConfigError(`${file}: field "${key}" must be a token id or null, found ${JSON.stringify(v)}`);
+  };
+  const nEmbd = num('n_embd', 768);
+  const inner = raw.n_inner;
+  const eos = raw.eos_token_id === undefined ? 50256 : raw.eos_token_id;
+  if (!(eos === null || typeof eos === 'number' || (Array.isArray(eos) && eos.every((e) => typeof e === 'number')))) {
+    throw new ConfigError(`${file}: field "eos_token_id" must be a token id, a list of ids or null, found ${JSON.stringify(eos)}`);
+  }
+  return {
+    modelType: 'gpt2',
+    vocabSize: num('vocab_size', 50257),
+    nPositions: num('n_positions', 1024),
+    nEmbd,
+    nLayer: num('n_layer', 12),
+    nHead: num('n_head', 12),
+    nInner: inner === undefined || inner === null ? 4 * nEmbd : num('n_inner', 4 * nEmbd),
+    activationFunction: typeof raw.activation_function === 'string' ? raw.activation_function : 'gelu_new',
+    layerNormEpsilon: num('layer_norm_epsilon', 1e-5),
+    scaleAttnWeights: raw.scale_attn_weights !== false,
+    scaleAttnByInverseLayerIdx: raw.scale_attn_by_inverse_layer_idx === true,
+    tieWordEmbeddings: raw.tie_word_embeddings !== false,
+    bosTokenId: optionalId('bos_token_id', 50256),
+    eosTokenId: eos as number | number[] | null,
+    padTokenId: optionalId('pad_token_id', null),
+  };
+}
+
+/**
+ * GPT-2's `Conv1D`: a linear map whose weight is stored [in, out] (transposed
+ * with respect to nn.Linear), so y = x·W + b.
+ */
+export class Conv1D {
+  constructor(
+    readonly weight: Tensor,
+    readonly bias: Tensor,
+  ) {}
+
+  static load(w: Weights, name: string, inFeatures: number, outFeatures: number): Conv1D {
+    const scoped = w.scope(name);
+    return new Conv1D(scoped.get('weight', [inFeatures, outFeatures]), scoped.get('bias', [outFeatures]));
+  }
+
+  forward(x: Tensor): Tensor {
+    return add(matmul(x, this.weight), this.bias);
+  }
+}
+
+/**
+ * GPT-2's mask as its eager attention applies it: future keys are *replaced* by
+ * finfo.min, then the padding term (1 − mask)·finfo.min is *added*; a future
+ * padded key therefore reaches −∞. Replacing and adding finfo.min agree in
+ * float32 (s + finfo.min rounds to finfo.min), so one additive mask
+ * [batch, 1, queries, keys] holding 0, finfo.min or −∞ reproduces it exactly.
+ */
+export function gpt2AttentionMask(queries: number, keys: number, attentionMask: Tensor): Tensor {
+  const batch = attentionMask.shape[0];
+  const past = keys - queries;
+  const out = new Float32Array(batch * queries * keys);
+  for (let b = 0; b < batch; b++) {
+    for (let i = 0; i < queries; i++) {
+      for (let j = 0; j < keys; j++) {
+        const future = j > past + i ? F32_MIN : 0;
+        const padding = attentionMask.data[b * keys + j] === 0 ? F32_MIN : 0;
+        out[(b * queries + i) * keys + j] = future + padding;
+      }
+    }
+  }
+  return new Tensor('f32', [batch, 1, queries, keys], out);
+}
+
+/** Causal self-attention with the fused q|k|v projection `c_attn` and the output projection `c_proj`. */
+class Gpt2Attention {
+  readonly cAttn: Conv1D;
+  readonly cProj: Conv1D;
+  private readonly heads: number;
+  private readonly scale: number;
+
+  constructor(w: Weights, c: Gpt2Config, readonly layer: number) {
+    this.cAttn = Conv1D.load(w, 'c_attn', c.nEmbd, 3 * c.nEmbd);
+    this.cProj = Conv1D.load(w, 'c_proj', c.nEmbd, c.nEmbd);
+    this.heads = c.nHead;
+    const dHead = c.nEmbd / c.nHead;
+    let scale = c.scaleAttnWeights ? 1 / Math.sqrt(dHead) : 1;
+    if (c.scaleAttnByInverseLayerIdx) scale /= layer + 1;
+    this.scale = scale;
+  }
+
+  forward(x: Tensor, mask: Tensor, cache: KVCache | undefined, hooks: HookPoints): { out: Tensor; pattern: Tensor } {
+    const [batch, seq, d] = x.shape;
+    const h = this.heads;
+    // [batch, seq, 3d] → [batch, 3·heads, seq, dHead]: q, k, v are the three consecutive d-column blocks.
+    const qkv = this.cAttn.forward(x).reshape([batch, seq, 3 * h, d / h]).permute([0, 2, 1, 3]);
+    const q = hooks.run('q', qkv.slice(1, 0, h)); // [batch, heads, seq, dHead]
+    const k = hooks.run('k', qkv.slice(1, h, 2 * h));
+    const v = hooks.run('v', qkv.slice(1, 2 * h, 3 * h));
+    const { z, pattern } = cachedSelfAttention(q, k, v, { cache, layer: this.layer, mask, scale: this.scale, hooks });
+    const out = hooks.run('out', this.cProj.forward(mergeHeads(z))); // [batch, seq, d]
+    return { out, pattern };
+  }
+}
+
+/** The MLP: c_proj(act(c_fc(x))), act = gelu_new by default. */
+class Gpt2MLP {
+  readonly cFc: Conv1D;
+  readonly cProj: Conv1D;
+  readonly act: (t: Tensor) => Tensor;
+
+  constructor(w: Weights, c: Gpt2Config) {
+    this.cFc = Conv1D.load(w, 'c_fc', c.nEmbd, c.nInner);
+    this.cProj = Conv1D.load(w, 'c_proj', c.nInner, c.nEmbd);
+    this.act = activation(c.activationFunction);
+  }
+
+  forward(x: Tensor, hooks: HookPoints): Tensor {
+    const pre = hooks.run('pre', this.cFc.forward(x)); // [batch, seq, nInner]
+    const post = hooks.run('post', this.act(pre));
+    return hooks.run('out', this.cProj.forward(post)); // [batch, seq, d]
+  }
+}
+
+/** Pre-norm block: x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)). */
+class Gpt2Block {
+  readonly ln1: LayerNorm;
+  readonly attn: Gpt2Attention;
+  readonly ln2: LayerNorm;
+  readonly mlp: Gpt2MLP;
+
+  constructor(w: Weights, c: Gpt2Config, layer: number) {
+    this.ln1 = LayerNorm.load(w, 'ln_1', c.nEmbd, c.layerNormEpsilon);
+    this.attn = new Gpt2Attention(w.scope('attn'), c, layer);
+    this.ln2 = LayerNorm.load(w, 'ln_2', c.nEmbd, c.layerNormEpsilon);
+    this.mlp = new Gpt2MLP(w.scope('mlp'), c);
+  }
+
+  forward(x: Tensor, mask: Tensor, cache: KVCache | undefined, hooks: HookPoints): { out: Tensor; pattern: Tensor } {
+    x = hooks.run('resid_pre', x);
+    const attn = this.attn.forward(hooks.run('ln1', this.ln1.forward(x)), mask, cache, hooks.scope('attn.'));
+    x = hooks.run('resid_mid', add(x, attn.out));
+    const mlp = this.mlp.forward(hooks.run('ln2', this.ln2.forward(x)), hooks.scope('mlp.'));
+    return { out: hooks.run('resid_post', add(x, mlp)), pattern: attn.pattern };
+  }
+}
+
+export class Gpt2Model implements CausalLM, GenerativeModel {
+  readonly isEncoderDecoder = false;
+  readonly wte: Tensor;
+  readonly wpe: Tensor;
+  readonly blocks: Gpt2Block[];
+  readonly lnF: LayerNorm;
+  /** The language-model head [vocab, d]: `wte` unless the checkpoint unties it. */
+  readonly lmHead: Tensor;
+
+  /** `w` holds GPT2LMHeadModel names (`transformer.h.0…`) or bare GPT2Model names (`h.0…`, as OpenAI's checkpoints). */
+  constructor(
+    readonly config: Gpt2Config,
+    w: Weights,
+  ) {
+    const c = config;
+    const t = w.has('transformer.wte.weight') ? w.scope('transformer') : w;
+    this.wte = t.get('wte.weight', [c.vocabSize, c.nEmbd]);
+    this.wpe = t.get('wpe.weight', [c.nPositions, c.nEmbd]);
+    this.blocks = Array.from({ length: c.nLayer }, (_, i) => new Gpt2Block(t.scope(`h.${i}`), c, i));
+    this.lnF = LayerNorm.load(t, 'ln_f', c.nEmbd, c.layerNormEpsilon);
+    this.lmHead = c.tieWordEmbeddings ? this.wte : w.get('lm_head.weight', [c.vocabSize, c.nEmbd]);
+  }
+
+  get numLayers(): number {
+    return this.config.nLayer;
+  }
+
+  get vocabSize(): number {
+    return this.config.vocabSize;
+  }
+
+  /** Token embedding plus learned position embedding. ids, positions [batch, seq] → [batch, seq, d]. */
+  embed(ids: Tensor, positionIds: Tensor, hooks: HookPoints): Tensor {
+    const tokens = hooks.run('embed', embedding(this.wte, ids));
+    const positions = hooks.run('pos_embed', embedding(this.wpe, positionIds));
+    return add(tokens, positions);
+  }
+
+  forward(ids: Tensor, options: CausalLMForwardOptions = {}): CausalLMOutputs {
+    const hooks = options.hooks ?? noHooks;
+    const [batch, seq] = ids.shape;
+    const past = options.cache?.length ?? 0;
+    const attentionMask = options.attentionMask ?? Tensor.i32(new Int32Array(batch * (past + seq)).fill(1), [batch, past + seq]);
+    const positionIds = options.positionIds ?? positionIdsFromMask(maskRows(attentionMask), seq);
+    hooks.run('tokens', ids);
+    let x = this.embed(ids, positionIds, hooks);
+    const hiddenStates = [x];
+    const attentions: Tensor[] = [];
+    const mask = gpt2AttentionMask(seq, past + seq, attentionMask);
+    this.blocks.forEach((block, i) => {
+      const { out, pattern } = block.forward(x, mask, options.cache, hooks.scope(`blocks.${i}.`));
+      x = out;
+      hiddenStates.push(x);
+      attentions.push(pattern);
+    });
+    if (options.lastOnly) x = x.slice(1, seq - 1, seq);
+    x = hooks.run('ln_final', this.lnF.forward(x));
+    hiddenStates[hiddenStates.length - 1] = x;
+    const logits = hooks.run('logits', matmul(x, this.lmHead, { transposeB: true })); // [batch, seq, vocab]
+    return { logits, hiddenStates, attentions };
+  }
+
+  startSession(inputs: SessionInputs, hooks?: HookPoints): DecodingSession {
+    return new CausalLMSession(this, inputs, hooks);
+  }
+}

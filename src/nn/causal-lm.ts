@@ -1,0 +1,142 @@
+/**
+ * What every decoder-only language model (GPT-2, Llama and relatives) shares:
+ * the outputs of a forward pass, Hugging Face's position ids for left-padded
+ * batches, and the decoding session that feeds a model token by token with a
+ * KV cache.
+ */
+import { ShapeError } from '../errors.js';
+import type { DecodingSession, SessionInputs } from '../generation/types.js';
+import { Tensor } from '../tensor/tensor.js';
+import { attend, repeatKv } from './attention.js';
+import type { HookPoints } from './hooks.js';
+import { KVCache } from './kv-cache.js';
+
+export interface CausalLMForwardOptions {
+  /** 1 for real tokens, 0 for padding, [batch, past + seq]; all ones when absent. */
+  attentionMask?: Tensor;
+  /** [batch, seq]; when absent, HF's cumsum rule over the attention mask. */
+  positionIds?: Tensor;
+  /** Keys and values of earlier positions; this call's are appended to it. */
+  cache?: KVCache;
+  hooks?: HookPoints;
+  /** Project only the last position to the vocabulary (generation needs nothing else). */
+  lastOnly?: boolean;
+}
+
+export interface CausalLMOutputs {
+  /** [batch, seq, vocab], or [batch, 1, vocab] with `lastOnly`. */
+  logits: Tensor;
+  /** HF `output_hidden_states`: the embedding output, then each layer's output; the last one after the final norm. */
+  hiddenStates: Tensor[];
+  /** Each layer's attention probabilities [batch, heads, queries, keys]. */
+  attentions: Tensor[];
+}
+
+/** A decoder-only language model. */
+export interface CausalLM {
+  readonly numLayers: number;
+  readonly vocabSize: number;
+  forward(ids: Tensor, options?: CausalLMForwardOptions): CausalLMOutputs;
+}
+
+/**
+ * Position ids of a left-padded batch as `GenerationMixin.prepare_inputs_for_generation`
+ * builds them: cumsum(attention_mask) − 1, and 1 at padded slots. Returns the last
+ * `count` positions of each row, [batch, count].
+ */
+export function positionIdsFromMask(mask: readonly (readonly number[])[], count: number): Tensor {
+  const batch = mask.length;
+  const out = new Int32Array(batch * count);
+  mask.forEach((row, b) => {
+    let seen = 0;
+    row.forEach((m, j) => {
+      seen += m;
+      const k = j - (row.length - count);
+      if (k >= 0) out[b * count + k] = m === 0 ? 1 : seen - 1;
+    });
+  });
+  return new Tensor('i32', [batch, count], out);
+}
+
+/** An attention mask tensor [batch, len] as rows of numbers. */
+export function maskRows(mask: Tensor): number[][] {
+  const [batch, len] = mask.shape;
+  return Array.from({ length: batch }, (_, b) => Array.from(mask.data.subarray(b * len, (b + 1) * len)));
+}
+
+export function idsTensor(rows: readonly (readonly number[])[]): Tensor {
+  const width = rows[0]?.length ?? 0;
+  if (rows.some((r) => r.length !== width)) throw new ShapeError(`token id rows have different lengths: ${rows.map((r) => r.length).join(', ')}`);
+  return Tensor.i32(rows.flat(), [rows.length, width]);
+}
+
+/**
+ * Decoding with a KV cache: the first step feeds the prompt, later steps the
+ * new tokens; the attention mask grows by one real token per fed position and
+ * the position ids continue each row's own count.
+ */
+export class CausalLMSession implements DecodingSession {
+  private cache: KVCache;
+  private mask: number[][];
+  private readonly prompt: number[][];
+  private started = false;
+
+  constructor(
+    private readonly model: CausalLM,
+    inputs: SessionInputs,
+    private readonly hooks?: HookPoints,
+  ) {
+    this.cache = new KVCache(model.numLayers);
+    this.mask = [];
+    for (const row of inputs.attentionMask) for (let i = 0; i < inputs.expandBy; i++) this.mask.push([...row]);
+    this.prompt = [];
+    for (const row of inputs.inputIds) for (let i = 0; i < inputs.expandBy; i++) this.prompt.push([...row]);
+  }
+
+  /** The prompt rows, each repeated `expandBy` times, as the first `step` should receive them. */
+  get promptIds(): number[][] {
+    return this.prompt.map((r) => [...r]);
+  }
+
+  /** Positions held in the cache. */
+  get length(): number {
+    return this.cache.length;
+  }
+
+  step(ids: readonly (readonly number[])[]): Tensor {
+    if (ids.length !== this.mask.length) throw new ShapeError(`session step: ${ids.length} rows given, the session has ${this.mask.length}`);
+    const n = ids[0]?.length ?? 0;
+    if (this.started) for (const row of this.mask) for (let i = 0; i < n; i++) row.push(1);
+    else if (this.mask[0]?.length !== n) throw new ShapeError(`session step: the first step must feed the whole prompt (${this.mask[0]?.length} tokens), got ${n}`);
+    this.started = true;
+    const attentionMask = idsTensor(this.mask);
+    const positionIds = positionIdsFromMask(this.mask, n);
+    const { logits } = this.model.forward(idsTensor(ids), { attentionMask, positionIds, cache: this.cache, hooks: this.hooks, lastOnly: true });
+    const vocab = logits.shape[2];
+    return logits.reshape([ids.length, vocab]); // [rows, vocab]
+  }
+
+  reorder(indices: readonly number[]): void {
+    this.cache = this.cache.select(indices);
+    this.mask = indices.map((i) => [...this.mask[i]]);
+  }
+}
+
+/**
+ * Causal self-attention over the cache: this step's keys and values are
+ * appended to layer `layer` of the cache, then the queries attend to the whole
+ * history. q [batch, heads, queries, dHead]; k, v [batch, kvHeads, queries, dHead].
+ * Grouped-query attention repeats each KV head over its `heads / kvHeads` query heads.
+ */
+export function cachedSelfAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  options: { cache?: KVCache; layer: number; mask: Tensor; scale: number; hooks: HookPoints },
+): { z: Tensor; pattern: Tensor } {
+  const past = options.cache ? options.cache.append(options.layer, k, v) : { key: k, value: v }; // [batch, kvHeads, keys, dHead]
+  const groups = q.shape[1] / k.shape[1];
+  const keys = repeatKv(past.key, groups); // [batch, heads, keys, dHead]
+  const values = repeatKv(past.value, groups);
+  return attend(q, keys, values, { scale: options.scale, mask: options.mask, hooks: options.hooks });
+}
