@@ -8,7 +8,7 @@ import { ConfigError, UnsupportedError } from '../errors.js';
 import type { FileSystem } from '../io/source.js';
 import { loadBertFolder, type EncoderModel } from '../models/bert.js';
 import { maxTokens, softmaxRow } from './classify.js';
-import { encodeBatch, type EncoderTokenizer } from './text-batch.js';
+import { encodeBatch, type EncoderTokenizer, type TextInput } from './text-batch.js';
 
 export interface FillMaskCandidate {
   score: number;
@@ -57,8 +57,8 @@ export class MaskFiller {
     });
   }
 
-  /** Candidates for each mask in the text, in the order the masks appear. */
-  fill(text: string, options: FillMaskOptions = {}): FillMaskCandidate[][] {
+  /** Candidates for each mask in the text (or [text, pair]), in the order the masks appear. */
+  fill(text: TextInput, options: FillMaskOptions = {}): FillMaskCandidate[][] {
     const topK = options.topK ?? 5;
     if (!Number.isSafeInteger(topK) || topK < 1) throw new ConfigError(`topK must be a positive integer, found ${topK}`);
     const c = this.model.config;
@@ -67,7 +67,7 @@ export class MaskFiller {
     const positions = ids.flatMap((id, i) => (id === this.maskTokenId ? [i] : []));
     if (positions.length === 0) {
       const token = this.tokenizer.idToToken(this.maskTokenId);
-      throw new ConfigError(`fill-mask: no mask token ${token ?? `(id ${this.maskTokenId})`} in the input "${text}"`);
+      throw new ConfigError(`fill-mask: no mask token ${token ?? `(id ${this.maskTokenId})`} in the input ${JSON.stringify(text)}`);
     }
     const logits = this.model.forward(batch.inputs).logits; // [1, seq, vocab]
     if (!logits) throw new UnsupportedError('the model returned no logits');
@@ -90,6 +90,6 @@ export class MaskFiller {
 }
 
 /** Fill the masks of one text with a model and tokenizer in one call. */
-export function fillMask(model: EncoderModel, tokenizer: EncoderTokenizer, text: string, options: FillMaskOptions = {}): FillMaskCandidate[][] {
+export function fillMask(model: EncoderModel, tokenizer: EncoderTokenizer, text: TextInput, options: FillMaskOptions = {}): FillMaskCandidate[][] {
   return new MaskFiller(model, tokenizer).fill(text, options);
 }
