@@ -123,15 +123,22 @@ async function listFolder(root: string): Promise<string[]> {
 async function checkFolder(modelId: string, folder: string, names: readonly string[], options: ResolveOptions, missing = folderMissing): Promise<void> {
   const have = new Set(names);
   if (options.files) {
-    for (const file of options.files) if (!have.has(file)) throw missing(modelId, folder, file);
+    for (const file of explicitFiles(modelId, options.files)) if (!have.has(file)) throw missing(modelId, folder, file);
     return;
   }
   const selection = selectModelFiles(names, { modelId, requireWeights: options.requireWeights });
-  if (!have.has('config.json') && (options.requireWeights ?? true)) throw missing(modelId, folder, 'config.json');
+  if (!have.has('config.json')) throw missing(modelId, folder, 'config.json');
   if (selection.weightIndex) {
     const shards = shardsOfIndex(await readFile(join(folder, selection.weightIndex), 'utf8'), join(folder, selection.weightIndex));
     for (const shard of shards) if (!have.has(shard)) throw missing(modelId, folder, shard);
   }
+}
+
+/** The `files` option: plain relative names, and never a pickle. */
+function explicitFiles(modelId: string, files: readonly string[]): string[] {
+  const pickles = files.filter((f) => /\.(bin|pt|pth|ckpt)$/.test(f));
+  if (pickles.length > 0) throw pickleError(modelId, pickles);
+  return files.map((f) => checkRepoFileName(f, 'the files option'));
 }
 
 function folderMissing(modelId: string, folder: string, file: string): EntryNotFoundError {
@@ -159,7 +166,10 @@ async function snapshotFromCache(repo: RepoCache, revision: string, options: Res
   }
   const dir = repo.snapshotDir(commit);
   if (!(await isDirectory(dir))) {
-    throw new OfflineError(`${modelId}: the cache has no snapshot ${dir} for revision "${revision}" (commit ${commit})`, { modelId, file: 'config.json' });
+    throw new OfflineError(
+      `${modelId}: the cache has no snapshot ${dir} for revision "${revision}" (commit ${commit}); run \`glassformer download ${modelId}\` while online`,
+      { modelId },
+    );
   }
   await checkFolder(modelId, dir, await repo.listSnapshot(commit), options, offlineMissing);
   return dir;
@@ -192,23 +202,20 @@ async function resolveHubModel(modelId: string, options: ResolveOptions): Promis
   const commit = listing.sha;
   if (revision !== commit) await repo.writeRef(revision, commit);
   const selection: FileSelection = options.files
-    ? { files: options.files.map((f) => checkRepoFileName(f, 'files option')) }
+    ? { files: explicitFiles(modelId, options.files) }
     : selectModelFiles(listing.files, { modelId, requireWeights: options.requireWeights });
-  if (options.files) {
-    const listed = new Set(listing.files);
-    const pickles = options.files.filter((f) => /\.(bin|pt|pth|ckpt)$/.test(f));
-    if (pickles.length > 0) throw pickleError(modelId, pickles);
-    for (const file of options.files) {
-      if (!listed.has(file)) {
-        await repo.markMissing(commit, file);
-        throw new EntryNotFoundError(`${modelId}: ${file} (revision ${revision}): the repository has no such file`, { modelId, file, status: 404 });
-      }
-    }
-  }
   const fetchOne = async (file: string): Promise<void> => {
     if (await repo.hasFile(commit, file)) return;
-    const metadata = await client.fileMetadata(modelId, commit, file);
-    await repo.fetchFile(commit, { client, modelId, revision: commit, file, metadata, onProgress: options.onProgress, attempts: options.attempts, lock: options.lock });
+    let metadata;
+    try {
+      metadata = await client.fileMetadata(modelId, commit, file);
+    } catch (error) {
+      // Remembered as huggingface_hub does, so either library can skip asking again.
+      if (error instanceof EntryNotFoundError && error.status === 404) await repo.markMissing(commit, file);
+      throw error;
+    }
+    const { onProgress, attempts, lock } = options;
+    await repo.fetchFile(commit, { client, modelId, revision: commit, file, metadata, onProgress, attempts, lock });
   };
   for (const file of selection.files) await fetchOne(file);
   if (selection.weightIndex) {
