@@ -4,6 +4,7 @@
  * attached, say which stacks of layers it has, and read a residual stream out
  * to the vocabulary (final norm, then unembedding) for the logit lens.
  */
+import type { DecodingSession, SessionInputs } from '../generation/types.js';
 import type { HookPoints } from '../nn/hooks.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -107,4 +108,10 @@ export interface TraceableModel {
   run(inputs: TraceInputs, hooks: HookPoints): Tensor;
   /** How the lens stack's residual stream becomes logits; null when the model has no language-model head. */
   readonly readOut: ReadOut | null;
+  /**
+   * A KV-cached decoding session whose every step passes through `hooks`
+   * (decoder-only models). Without it a generation trace re-runs the whole
+   * forward pass at each step.
+   */
+  startSession?(inputs: SessionInputs, hooks: HookPoints): DecodingSession;
 }

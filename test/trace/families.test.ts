@@ -47,7 +47,7 @@ function attentionChecks(expected: Map<string, Tensor>, mask: Ids): AttentionChe
   return checks;
 }
 
-for (const folder of ['bert', 't5', 't5/gated-gelu', 'bart', 'marian']) {
+for (const folder of ['bert', 'gpt2', 'llama', 't5', 't5/gated-gelu', 'bart', 'marian']) {
   test(`${folder}: every attention pattern captured by hooks equals Hugging Face output_attentions`, async () => {
     const model = await loadTraceable(nodeFileSystem, join(HF_TINY, folder));
     const { inputs, expected } = await load(folder);
@@ -58,24 +58,27 @@ for (const folder of ['bert', 't5', 't5/gated-gelu', 'bart', 'marian']) {
       const r = compareTensors(c.expected, cache.get(c.hook), expected.get(c.expected) as Tensor, c.valid);
       assert.ok(r.pass && r.compared > 0, `${folder} ${c.hook} vs ${c.expected}: ${JSON.stringify(r)}`);
     }
-    const logits = compareTensors('logits', output, expected.get('logits') as Tensor, folder === 'bert' ? { axis: 1, mask: inputs.attention_mask } : undefined);
+    const logits = compareTensors('logits', output, expected.get('logits') as Tensor, inputs.decoder_input_ids ? undefined : { axis: 1, mask: inputs.attention_mask });
     assert.ok(logits.pass, JSON.stringify(logits));
   });
 }
 
-test('t5: direct logit attribution of the decoder adds up to the recorded logit (pre-norm, tied d^-0.5 head)', async () => {
-  const model = await loadTraceable(nodeFileSystem, join(HF_TINY, 't5'));
-  const { inputs, expected } = await load('t5');
-  const { cache } = runWithCache(model, traceInputs(inputs));
-  const recorded = expected.get('logits') as Tensor;
-  for (const [row, position, token] of [[0, 5, 17], [1, 2, 100]]) {
-    const a = directLogitAttribution(model, cache, { row, position, token });
-    assert.equal(a.exact, true);
-    assert.equal(a.components.length, 1 + 3 * 2);
-    assert.ok(Math.abs(a.logit - rowAt(recorded, row, position)[token]) < 1e-4);
-    assert.ok(Math.abs(a.sum - a.logit) < 1e-3 * Math.max(1, Math.abs(a.logit)), `sum ${a.sum} vs logit ${a.logit}`);
-  }
-});
+for (const folder of ['gpt2', 'llama', 't5']) {
+  test(`${folder}: direct logit attribution adds up to the recorded logit (pre-norm)`, async () => {
+    const model = await loadTraceable(nodeFileSystem, join(HF_TINY, folder));
+    const { inputs, expected } = await load(folder);
+    const { cache } = runWithCache(model, traceInputs(inputs));
+    const recorded = expected.get('logits') as Tensor;
+    const perLayer = folder === 't5' ? 3 : 2;
+    for (const [row, position, token] of [[0, 5, 17], [1, 4, 100]]) {
+      const a = directLogitAttribution(model, cache, { row, position, token });
+      assert.equal(a.exact, true);
+      assert.equal(a.components.length, 1 + perLayer * 2);
+      assert.ok(Math.abs(a.logit - rowAt(recorded, row, position)[token]) < 1e-4);
+      assert.ok(Math.abs(a.sum - a.logit) < 1e-4 * Math.max(1, Math.abs(a.logit)), `sum ${a.sum} vs logit ${a.logit}`);
+    }
+  });
+}
 
 test('bart: patching the encoder output from run A makes run B\'s decoder see A\'s source', async () => {
   const model = await loadTraceable(nodeFileSystem, join(HF_TINY, 'bart'));
