@@ -36,23 +36,12 @@ import type { Weights } from '../nn/weights.js';
 
 export type { T5Config } from '../io/config.js';
 
-/**
- * mT5 (`model_type: "mt5"`) is T5 v1.1 with other `__init__` defaults; its
- * config.json (diff mode) omits the keys equal to them, so they are filled in
- * before reading it as a T5 config.
- */
-const MT5_DEFAULTS = { vocab_size: 250112, d_model: 512, d_kv: 64, d_ff: 1024, num_layers: 8, num_heads: 6, feed_forward_proj: 'gated-gelu', tie_word_embeddings: false };
-const T5_DEFAULTS = { vocab_size: 32128, d_model: 512, d_kv: 64, d_ff: 2048, num_layers: 6, num_heads: 8 };
-
-/** Read a T5 or mT5 config.json object. */
+/** Read a T5 or mT5 config.json object (io/config.ts holds the v4.47 defaults of both). */
 export function parseT5Config(raw: Record<string, unknown>, file = 'config.json'): T5Config {
-  const modelType = raw.model_type;
-  if (modelType !== 't5' && modelType !== 'mt5') {
-    throw new ConfigError(`${file}: field "model_type" is ${JSON.stringify(modelType)}, expected "t5" or "mt5"`);
+  const config = parseModelConfig(raw, file);
+  if (config.modelType !== 't5' && config.modelType !== 'mt5') {
+    throw new ConfigError(`${file}: field "model_type" is "${config.modelType}", expected "t5" or "mt5"`);
   }
-  const defaults = modelType === 'mt5' ? MT5_DEFAULTS : T5_DEFAULTS;
-  const config = parseModelConfig({ ...defaults, ...raw, model_type: 't5' }, file);
-  if (config.modelType !== 't5') throw new ConfigError(`${file}: not a T5 config`);
   return config;
 }
 

@@ -5,6 +5,9 @@
  * cache, and every recorded generate() run.
  */
 import { FormatError } from '../errors.js';
+import { generate } from '../generation/generate.js';
+import { generationOptionsFromJson, type GenerateOptions } from '../generation/options.js';
+import type { GenerativeModel } from '../generation/types.js';
 import { T5Model, parseT5Config } from '../models/t5.js';
 import { idsTensor, type EncoderDecoderModel } from '../nn/encoder-decoder-cache.js';
 import { relativePositionBuckets } from '../nn/relative-position.js';
@@ -29,7 +32,7 @@ function readInputs(fixture: Fixture): Seq2SeqInputs {
 }
 
 /** Forward, incremental and generate tensors of any encoder-decoder model on a fixture. */
-export function runEncoderDecoderFixture(fixture: Fixture, model: EncoderDecoderModel): FixtureRun {
+export async function runEncoderDecoderFixture(fixture: Fixture, model: EncoderDecoderModel & GenerativeModel): Promise<FixtureRun> {
   const inputs = readInputs(fixture);
   const ids = idsTensor(inputs.input_ids);
   const mask = idsTensor(inputs.attention_mask);
@@ -62,7 +65,50 @@ export function runEncoderDecoderFixture(fixture: Fixture, model: EncoderDecoder
     if (name.startsWith('encoder.hidden_states') || name === 'encoder.last_hidden_state') valid.set(name, { axis: 1, mask: inputs.attention_mask });
     if (name.startsWith('encoder.attentions')) valid.set(name, { axis: 2, mask: inputs.attention_mask });
   }
-  return { tensors, valid };
+  const generated = await runGenerations(fixture, model, inputs);
+  for (const [name, t] of generated.tensors) tensors.set(name, t);
+  return { tensors, valid, sequences: generated.sequences, sequenceScores: generated.sequenceScores };
+}
+
+/** Keys of config.json that HF's `GenerationConfig.from_model_config` carries over when there is no generation_config.json. */
+const MODEL_CONFIG_GENERATION_KEYS = ['pad_token_id', 'bos_token_id', 'eos_token_id', 'decoder_start_token_id', 'forced_bos_token_id', 'forced_eos_token_id', 'bad_words_ids'];
+
+/** generation_config.json of the fixture as generate() defaults (or the generation keys of config.json). */
+async function generationDefaults(fixture: Fixture): Promise<GenerateOptions> {
+  const path = fixture.fs.join(fixture.dir, 'generation_config.json');
+  if (await fixture.fs.exists(path)) {
+    const text = await fixture.fs.readText(path);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw new FormatError(path, `not valid JSON (${(error as Error).message})`);
+    }
+    return generationOptionsFromJson(json as Record<string, unknown>, path);
+  }
+  const keys = Object.fromEntries(MODEL_CONFIG_GENERATION_KEYS.filter((k) => fixture.config[k] !== undefined).map((k) => [k, fixture.config[k]]));
+  return generationOptionsFromJson(keys, `${fixture.dir}/config.json`);
+}
+
+/**
+ * Every generate() run of inputs.json: its kwargs over generation_config.json,
+ * on input_ids + attention_mask, keeping each step's raw logits and processed scores.
+ */
+async function runGenerations(fixture: Fixture, model: GenerativeModel, inputs: Seq2SeqInputs): Promise<Required<Pick<FixtureRun, 'tensors' | 'sequences' | 'sequenceScores'>>> {
+  const runs = (fixture.inputs.generate ?? {}) as Record<string, Record<string, unknown>>;
+  const defaults = await generationDefaults(fixture);
+  const tensors = new Map<string, Tensor>();
+  const sequences: Record<string, number[][]> = {};
+  const sequenceScores: Record<string, number[]> = {};
+  for (const [name, kwargs] of Object.entries(runs)) {
+    const options = { ...generationOptionsFromJson(kwargs, `${fixture.dir}/inputs.json generate.${name}`), outputScores: true, outputLogits: true };
+    const result = generate(model, { inputIds: inputs.input_ids, attentionMask: inputs.attention_mask }, options, defaults);
+    sequences[name] = result.sequences;
+    if (result.sequencesScores) sequenceScores[name] = result.sequencesScores;
+    if (result.logits) tensors.set(`generate.${name}.logits`, result.logits);
+    if (result.scores) tensors.set(`generate.${name}.scores`, result.scores);
+  }
+  return { tensors, sequences, sequenceScores };
 }
 
 /** expected.json `extra.*_relative_position_bucket` against glassformer's bucket function; returns mismatch descriptions. */
