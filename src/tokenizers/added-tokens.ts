@@ -156,7 +156,7 @@ export class AddedVocabulary {
         continue;
       }
       const normalized = this.normalizer === null ? segment.ns : this.normalizer.normalize(segment.ns);
-      segments.push(...this.normalizedMatcher.split(normalized));
+      for (const s of this.normalizedMatcher.split(normalized)) segments.push(s);
     }
     return segments.filter((s) => s.ns.length > 0);
   }

@@ -15,16 +15,17 @@ export function emptyEncoding(): Encoding {
 }
 
 export function concatEncodings(parts: Encoding[]): Encoding {
-  const out = emptyEncoding();
-  for (const p of parts) {
-    out.ids.push(...p.ids);
-    out.tokens.push(...p.tokens);
-    out.offsets.push(...p.offsets);
-    out.typeIds.push(...p.typeIds);
-    out.attentionMask.push(...p.attentionMask);
-    out.specialTokensMask.push(...p.specialTokensMask);
-  }
-  return out;
+  if (parts.length === 1) return parts[0];
+  // concat rather than push(...): spreading a long sequence overflows the call stack.
+  const join = <K extends keyof Encoding>(key: K): Encoding[K] => ([] as Encoding[K][number][]).concat(...parts.map((p) => p[key])) as Encoding[K];
+  return {
+    ids: join('ids'),
+    tokens: join('tokens'),
+    offsets: join('offsets'),
+    typeIds: join('typeIds'),
+    attentionMask: join('attentionMask'),
+    specialTokensMask: join('specialTokensMask'),
+  };
 }
 
 /** An encoding of special tokens inserted by a template. */

@@ -161,7 +161,7 @@ export class NormalizedString {
         for (const m of matches) if (!m[2]) pieces.push(m);
         break;
       case 'Isolated':
-        pieces.push(...matches);
+        for (const m of matches) pieces.push(m);
         break;
       case 'MergedWithPrevious': {
         let previousMatch = false;

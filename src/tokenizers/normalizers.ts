@@ -22,7 +22,9 @@ export interface Normalizer {
 
 type UnicodeForm = 'NFC' | 'NFD' | 'NFKC' | 'NFKD';
 
-const CLUSTER = /[^\p{M}\u1160-\u11ff\ud7b0-\ud7ff][\p{M}\u1160-\u11ff\ud7b0-\ud7ff]*|[\p{M}\u1160-\u11ff\ud7b0-\ud7ff]+/gsu;
+const MARKS = '\\p{M}\\u1160-\\u11ff\\ud7b0-\\ud7ff';
+// Clusters that normalization may change: a base with marks, a lone non-ASCII base, or marks with no base.
+const CHANGEABLE_CLUSTER = new RegExp(`[^${MARKS}][${MARKS}]+|[^\\0-\\x7f${MARKS}]|[${MARKS}]+`, 'gsu');
 
 /**
  * Applies a Unicode normalization form to the whole text. Offsets follow Rust:
@@ -34,28 +36,32 @@ export function unicodeNormalize(ns: NormalizedString, form: UnicodeForm): Norma
   const text = ns.text;
   const whole = text.normalize(form);
   if (whole === text) return ns;
+  const decompose = form === 'NFD' || form === 'NFKD';
   const chunks: Chunk[] = [];
-  if (form === 'NFD' || form === 'NFKD') {
-    for (const m of text.matchAll(CLUSTER)) {
-      const perChar = [...m[0]].map((c) => c.normalize(form));
-      if (perChar.join('') !== m[0].normalize(form)) {
-        // Canonical reordering moved marks: the cluster is one span.
-        chunks.push({ text: m[0].normalize(form), from: m.index, to: m.index + m[0].length });
-        continue;
-      }
+  let runStart = 0;
+  for (const m of text.matchAll(CHANGEABLE_CLUSTER)) {
+    const cluster = m[0];
+    const normalized = cluster.normalize(form);
+    if (normalized === cluster) continue;
+    if (runStart < m.index) chunks.push({ text: text.slice(runStart, m.index), from: runStart, to: m.index });
+    runStart = m.index + cluster.length;
+    const chars = [...cluster];
+    const perChar = chars.map((c) => c.normalize(form));
+    if (decompose && perChar.join('') === normalized) {
       let at = m.index;
-      [...m[0]].forEach((c, k) => {
+      chars.forEach((c, k) => {
         chunks.push({ text: perChar[k], from: at, to: at + c.length });
         at += c.length;
       });
-    }
-  } else {
-    for (const m of text.matchAll(CLUSTER)) {
-      const firstWidth = (m[0].codePointAt(0) as number) > 0xffff ? 2 : 1;
-      chunks.push({ text: m[0].normalize(form), from: m.index, to: m.index + firstWidth });
-      chunks.push({ text: '', from: m.index + firstWidth, to: m.index + m[0].length });
+    } else if (decompose) {
+      // Canonical reordering moved marks: the cluster is one span.
+      chunks.push({ text: normalized, from: m.index, to: runStart });
+    } else {
+      chunks.push({ text: normalized, from: m.index, to: m.index + chars[0].length });
+      chunks.push({ text: '', from: m.index + chars[0].length, to: runStart });
     }
   }
+  if (runStart < text.length) chunks.push({ text: text.slice(runStart), from: runStart, to: text.length });
   // A composition across clusters (rare): one span covers the whole text.
   if (chunks.map((c) => c.text).join('') !== whole) return ns.rebuild([{ text: whole, from: 0, to: text.length }]);
   return ns.rebuild(chunks);

@@ -71,7 +71,7 @@ export function pad(e: Encoding, length: number, options: PaddingOptions): Encod
   const missing = length - e.ids.length;
   if (missing <= 0) return e;
   const fill = <T>(value: T): T[] => new Array<T>(missing).fill(value);
-  const join = <T>(values: T[], padding: T[]): T[] => (options.side === 'left' ? [...padding, ...values] : [...values, ...padding]);
+  const join = <T>(values: T[], padding: T[]): T[] => (options.side === 'left' ? padding.concat(values) : values.concat(padding));
   return {
     ids: join(e.ids, fill(options.padId)),
     tokens: join(e.tokens, fill(options.padToken)),

@@ -12,12 +12,15 @@ const WORD = /^[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]$/u;
 
 /** Rust `char::is_whitespace`: the Unicode White_Space property (JS `\s` differs on U+0085 and U+FEFF). */
 export function isWhitespace(char: string): boolean {
-  return char === ' ' || WHITESPACE.test(char);
+  const code = char.charCodeAt(0);
+  if (code < 0x80) return code === 0x20 || (code >= 0x09 && code <= 0x0d);
+  return WHITESPACE.test(char);
 }
 
 /** BERT punctuation: any ASCII symbol (so `$`, `^`, `` ` `` count) or a Unicode P* character. */
 export function isBertPunctuation(char: string): boolean {
-  return ASCII_PUNCTUATION.test(char) || PUNCTUATION.test(char);
+  if (char.charCodeAt(0) < 0x80) return ASCII_PUNCTUATION.test(char);
+  return PUNCTUATION.test(char);
 }
 
 /**
@@ -25,7 +28,8 @@ export function isBertPunctuation(char: string): boolean {
  * Unassigned code points (Cn) are kept, as Rust's `unicode_categories` `is_other` does.
  */
 export function isBertControl(char: string): boolean {
-  if (char === '\t' || char === '\n' || char === '\r') return false;
+  const code = char.charCodeAt(0);
+  if (code < 0x80) return (code < 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0d) || code === 0x7f;
   return OTHER.test(char);
 }
 
@@ -35,7 +39,7 @@ export function isBertWhitespace(char: string): boolean {
 }
 
 export function isNonspacingMark(char: string): boolean {
-  return NONSPACING_MARK.test(char);
+  return char.charCodeAt(0) >= 0x300 && NONSPACING_MARK.test(char);
 }
 
 /** A regex `\w` character, used by added tokens with `single_word`. */
