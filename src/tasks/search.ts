@@ -417,7 +417,7 @@ export async function deserializeIndex(bytes: Uint8Array, file: string): Promise
 }
 
 export interface SearchDocument {
-  /** Defaults to the document's position among all documents added so far. */
+  /** Defaults to the smallest free number at or above the index size, as a string. */
   id?: string;
   text: string;
   metadata?: Metadata;
@@ -457,12 +457,17 @@ export class SemanticSearch {
 
   /** Embed and store documents; returns their ids. */
   async addDocuments(documents: readonly SearchDocument[], onProgress?: (done: number, total: number) => void, batchSize = 32): Promise<string[]> {
-    const start = await this.index.size();
+    let next = await this.index.size();
+    const freshId = async (): Promise<string> => {
+      while (await this.index.has(String(next))) next++;
+      return String(next++);
+    };
     const ids: string[] = [];
     for (let i = 0; i < documents.length; i += batchSize) {
       const batch = documents.slice(i, i + batchSize);
       const vectors = this.embedder.embed(batch.map((d) => d.text), this.documentOptions);
-      const entries = batch.map((d, j) => ({ id: d.id ?? String(start + i + j), vector: vectors[j], metadata: d.metadata, text: d.text }));
+      const entries = [];
+      for (const [j, d] of batch.entries()) entries.push({ id: d.id ?? (await freshId()), vector: vectors[j], metadata: d.metadata, text: d.text });
       await this.index.add(entries);
       ids.push(...entries.map((e) => e.id));
       onProgress?.(Math.min(i + batchSize, documents.length), documents.length);
