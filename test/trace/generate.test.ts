@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { generationOptionsFromJson } from '../../src/generation/options.js';
+import { nodeFileSystem } from '../../src/io/node-fs.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+import { loadTraceable } from '../../src/trace/adapters/index.js';
+import { traceGeneration, type GenerationEvent } from '../../src/trace/generate.js';
+import type { TraceableModel } from '../../src/trace/types.js';
+import { HF_TINY } from '../helpers/shared.js';
+
+type Ids = number[][];
+
+async function fixture(folder: string) {
+  const dir = join(HF_TINY, folder);
+  const read = async (name: string) => JSON.parse(await nodeFileSystem.readText(join(dir, name))) as Record<string, unknown>;
+  return {
+    model: await loadTraceable(nodeFileSystem, dir),
+    inputs: (await read('inputs.json')) as Record<string, Ids>,
+    expectedJson: (await read('expected.json')) as { generate: Record<string, { sequences: Ids }> },
+    expected: await readSafetensors(nodeFileSystem, join(dir, 'expected.safetensors')),
+    defaults: generationOptionsFromJson(await read('generation_config.json')),
+  };
+}
+
+async function collect(model: TraceableModel, input: { inputIds: number[]; attentionMask?: number[] }, options: Parameters<typeof traceGeneration>[2]): Promise<GenerationEvent[]> {
+  const events: GenerationEvent[] = [];
+  for await (const e of traceGeneration(model, input, options)) events.push(e);
+  return events;
+}
+
+/** Element [step, row, :] of a recorded [steps, rows, vocab] tensor. */
+function recordedRow(t: Tensor, step: number, row: number): Float32Array {
+  const [, rows, vocab] = t.shape;
+  return t.f32().subarray((step * rows + row) * vocab, (step * rows + row + 1) * vocab);
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(b[i])) assert.equal(a[i], b[i], `index ${i}`);
+    else m = Math.max(m, Math.abs(a[i] - b[i]));
+  }
+  return m;
+}
+
+test('gpt2: a traced greedy run gives HF\'s ids, logits and each new token\'s attention over the KV cache', async () => {
+  const f = await fixture('gpt2');
+  const events = await collect(f.model, { inputIds: f.inputs.input_ids[0], attentionMask: f.inputs.attention_mask[0] }, { options: { maxNewTokens: 16 }, defaults: f.defaults });
+  const steps = events.filter((e) => e.type === 'step');
+  const end = events[events.length - 1];
+  assert.equal(events[0].type, 'start');
+  assert.ok(end.type === 'end');
+  assert.deepEqual(end.ids, f.expectedJson.generate.greedy.sequences[0]);
+  assert.equal(steps.length, 16);
+  const logits = f.expected.get('generate.greedy.logits') as Tensor;
+  steps.forEach((s, k) => {
+    assert.ok(maxDiff(s.stages[0].scores, recordedRow(logits, k, 0)) < 1e-4, `step ${k} logits`);
+    assert.equal(s.position, 7 + k);
+    // Greedy: the chosen token is the argmax and its log-probability is that of the softmax.
+    assert.ok(s.logprob <= 0 && Math.abs(s.logprob - s.rawLogprob) < 1e-5);
+    const pattern = s.attention.get('blocks.1.attn.pattern') as Tensor;
+    assert.deepEqual(pattern.shape, [4, 8 + k]);
+    for (let h = 0; h < 4; h++) assert.ok(Math.abs(pattern.at(h).f32().reduce((a, v) => a + v, 0) - 1) < 1e-5);
+  });
+  // Step 0's rows are the last prompt position's rows of HF's output_attentions.
+  const recorded = f.expected.get('attentions.0') as Tensor; // [2, 4, 8, 8]
+  const row = recorded.at(0).slice(1, 7, 8).reshape([4, 8]);
+  assert.ok(maxDiff((steps[0].attention.get('blocks.0.attn.pattern') as Tensor).f32(), row.f32()) < 1e-5);
+});
+
+test('gpt2: the repetition-penalty stage is traced and equals HF\'s processed scores', async () => {
+  const f = await fixture('gpt2');
+  const events = await collect(f.model, { inputIds: f.inputs.input_ids[0] }, { options: { maxNewTokens: 16, repetitionPenalty: 1.3 }, defaults: f.defaults });
+  const start = events[0];
+  assert.ok(start.type === 'start');
+  assert.deepEqual(start.stages, ['repetition_penalty']);
+  const scores = f.expected.get('generate.greedy_repetition_penalty.scores') as Tensor;
+  const steps = events.filter((e) => e.type === 'step');
+  steps.forEach((s, k) => {
+    assert.deepEqual(s.stages.map((x) => x.name), ['logits', 'repetition_penalty']);
+    assert.ok(maxDiff(s.stages[1].scores, recordedRow(scores, k, 0)) < 1e-4, `step ${k}`);
+  });
+  const end = events[events.length - 1];
+  assert.ok(end.type === 'end');
+  assert.deepEqual(end.ids, f.expectedJson.generate.greedy_repetition_penalty.sequences[0]);
+});
+
+test('marian: a traced encoder-decoder run gives HF\'s ids and scores, with cross-attention rows over the source', async () => {
+  const f = await fixture('marian');
+  const events = await collect(f.model, { inputIds: f.inputs.input_ids[0], attentionMask: f.inputs.attention_mask[0] }, { options: { maxNewTokens: 16 }, defaults: f.defaults });
+  const end = events[events.length - 1];
+  assert.ok(end.type === 'end');
+  assert.deepEqual(end.ids, f.expectedJson.generate.greedy.sequences[0]);
+  assert.equal(end.reason, 'eos');
+  const steps = events.filter((e) => e.type === 'step');
+  const scores = f.expected.get('generate.greedy.scores') as Tensor;
+  steps.forEach((s, k) => {
+    const final = s.stages[s.stages.length - 1].scores;
+    assert.ok(maxDiff(final, recordedRow(scores, k, 0)) < 1e-4, `step ${k}`);
+    const cross = s.attention.get('decoder.blocks.0.cross_attn.pattern') as Tensor;
+    assert.deepEqual(cross.shape, [4, 12]);
+    assert.deepEqual((s.attention.get('decoder.blocks.1.attn.pattern') as Tensor).shape, [4, k + 1]);
+  });
+  assert.deepEqual(steps[0].stages.map((x) => x.name), ['logits', 'no_bad_words', 'forced_eos']);
+  // The first decoder position's cross-attention is HF's decoder.cross_attentions at query 0.
+  const recorded = (f.expected.get('decoder.cross_attentions.1') as Tensor).at(0).slice(1, 0, 1).reshape([4, 12]);
+  assert.ok(maxDiff((steps[0].attention.get('decoder.blocks.1.cross_attn.pattern') as Tensor).f32(), recorded.f32()) < 1e-5);
+});
+
+test('encoders and beam search are refused with a reason', async () => {
+  const bert = await loadTraceable(nodeFileSystem, join(HF_TINY, 'bert'));
+  await assert.rejects(collect(bert, { inputIds: [2, 5, 3] }, {}), /encoder .* no decoder to generate with/);
+  const gpt2 = await loadTraceable(nodeFileSystem, join(HF_TINY, 'gpt2'));
+  await assert.rejects(collect(gpt2, { inputIds: [5, 6] }, { options: { numBeams: 2, maxNewTokens: 2 } }), /beam search/);
+});
