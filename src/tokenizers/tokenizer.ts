@@ -248,7 +248,8 @@ export class Tokenizer {
   private batchPadding(options: BatchOptions): PaddingOptions | null {
     if (options.padding === false) return null;
     if (options.padding === undefined) return this.padding;
-    const padToken = this.specialTokens.pad ?? this.padding?.padToken;
+    // Rust's padding default is `[PAD]`; it applies when the config names no pad token.
+    const padToken = this.specialTokens.pad ?? this.padding?.padToken ?? (this.tokenToId('[PAD]') === undefined ? undefined : '[PAD]');
     const padId = padToken === undefined ? undefined : this.tokenToId(padToken);
     if (padToken === undefined || padId === undefined) {
       throw new ConfigError('encodeBatch: padding needs a pad token, but tokenizer_config.json / special_tokens_map.json name none in the vocabulary');
