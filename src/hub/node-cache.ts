@@ -175,6 +175,8 @@ export interface FetchBlobOptions {
   readonly onProgress?: ProgressCallback;
   /** Attempts at the transfer, each resuming where the last one stopped (default 5, as huggingface_hub). */
   readonly attempts?: number;
+  /** Abandon (and resume) a transfer when no byte arrives for this long; huggingface_hub's HF_HUB_DOWNLOAD_TIMEOUT, 10 s. */
+  readonly idleTimeoutMs?: number;
   readonly lock?: LockOptions;
 }
 
@@ -324,7 +326,7 @@ export class RepoCache {
    * and feed them to the running sha256 as they arrive.
    */
   private async transfer(incomplete: string, digest: RunningHash, options: FetchBlobOptions): Promise<void> {
-    const { client, modelId, file, metadata, onProgress, revision } = options;
+    const { modelId, file, metadata, onProgress } = options;
     let have = await sizeOrZero(incomplete);
     if (have > metadata.size) {
       await rm(incomplete, { force: true });
@@ -335,7 +337,19 @@ export class RepoCache {
     const report = (bytes: number): void => onProgress?.({ modelId, file, bytes, total: metadata.size });
     report(have);
     if (have === metadata.size) return;
-    let response = await client.download({ modelId, revision, file }, metadata.location, have);
+    const idle = new IdleTimer(options.idleTimeoutMs ?? 10_000);
+    try {
+      await this.receive(incomplete, digest, have, idle, options);
+    } finally {
+      idle.stop();
+    }
+  }
+
+  private async receive(incomplete: string, digest: RunningHash, from: number, idle: IdleTimer, options: FetchBlobOptions): Promise<void> {
+    const { client, modelId, file, metadata, onProgress, revision } = options;
+    const report = (bytes: number): void => onProgress?.({ modelId, file, bytes, total: metadata.size });
+    let have = from;
+    let response = await client.download({ modelId, revision, file }, metadata.location, have, idle.signal);
     const resumed = response.status === 206 && (response.headers.get('content-range') ?? '').startsWith(`bytes ${have}-`);
     if (have > 0 && !resumed) {
       // The server ignored or refused the range: start the file over.
@@ -344,7 +358,7 @@ export class RepoCache {
       have = 0;
       Object.assign(digest, { hash: createHash('sha256'), bytes: 0 });
       report(0);
-      response = await client.download({ modelId, revision, file }, metadata.location, 0);
+      response = await client.download({ modelId, revision, file }, metadata.location, 0, idle.signal);
     }
     if (response.status !== 200 && response.status !== 206) {
       throw new HubError(`${modelId}: ${file}: unexpected HTTP ${response.status} for a download from offset ${have}`, {
@@ -371,6 +385,7 @@ export class RepoCache {
           });
         }
         if (chunk.done) break;
+        idle.restart();
         let written = 0;
         while (written < chunk.value.length) written += (await handle.write(chunk.value, written)).bytesWritten;
         digest.hash.update(chunk.value);
@@ -407,6 +422,33 @@ export class RepoCache {
         { modelId, file },
       );
     }
+  }
+}
+
+/** Aborts its signal when `restart` has not been called for `ms`: a stalled transfer is cut and resumed. */
+class IdleTimer {
+  private readonly controller = new AbortController();
+  private timer: ReturnType<typeof setTimeout>;
+
+  constructor(private readonly ms: number) {
+    this.timer = this.arm();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  private arm(): ReturnType<typeof setTimeout> {
+    return setTimeout(() => this.controller.abort(new Error(`no data arrived for ${this.ms} ms`)), this.ms);
+  }
+
+  restart(): void {
+    clearTimeout(this.timer);
+    this.timer = this.arm();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
   }
 }
 

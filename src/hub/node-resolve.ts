@@ -13,9 +13,9 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { EntryNotFoundError, HubError, ModelNotFoundError, OfflineError } from '../errors.js';
+import { ConfigError, EntryNotFoundError, HubError, ModelNotFoundError, OfflineError, UnsupportedError } from '../errors.js';
 import { HubClient, DEFAULT_ENDPOINT, isCommitHash, isModelId, type Fetcher } from './client.js';
-import { checkRepoFileName, pickleError, selectModelFiles, shardsOfIndex, SAFETENSORS_INDEX, type FileSelection } from './files.js';
+import { checkRepoFileName, pickleError, selectModelFiles, shardsOfIndex, SAFETENSORS_INDEX, SAFETENSORS_WEIGHTS, type FileSelection } from './files.js';
 import { RepoCache, type LockOptions, type ProgressCallback } from './node-cache.js';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -25,9 +25,20 @@ export interface HubSettings {
   readonly endpoint: string;
   readonly token?: string;
   readonly offline: boolean;
+  /** HF_HUB_ETAG_TIMEOUT: seconds to wait for metadata (HEAD, file list); default 10. */
+  readonly metadataTimeoutMs: number;
+  /** HF_HUB_DOWNLOAD_TIMEOUT: seconds without a byte before a transfer is cut and resumed; default 10. */
+  readonly downloadTimeoutMs: number;
 }
 
 /** huggingface_hub's truthy spellings of a boolean environment variable. */
+function envSeconds(value: string | undefined, name: string): number {
+  if (value === undefined || value.trim() === '') return 10_000;
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new ConfigError(`environment variable ${name} must be a positive number of seconds, found "${value}"`);
+  return seconds * 1000;
+}
+
 function envTrue(value: string | undefined): boolean {
   return value !== undefined && ['1', 'ON', 'YES', 'TRUE'].includes(value.trim().toUpperCase());
 }
@@ -36,7 +47,8 @@ function envTrue(value: string | undefined): boolean {
  * The settings huggingface_hub derives from the environment:
  * HF_HUB_CACHE (or the older HUGGINGFACE_HUB_CACHE), else $HF_HOME/hub, with
  * HF_HOME defaulting to $XDG_CACHE_HOME/huggingface or ~/.cache/huggingface;
- * HF_ENDPOINT; HF_TOKEN; HF_HUB_OFFLINE (TRANSFORMERS_OFFLINE as transformers reads it).
+ * HF_ENDPOINT; HF_TOKEN; HF_HUB_OFFLINE (TRANSFORMERS_OFFLINE as transformers reads it);
+ * HF_HUB_ETAG_TIMEOUT and HF_HUB_DOWNLOAD_TIMEOUT in seconds.
  */
 export function hubSettingsFromEnv(env: Environment = process.env): HubSettings {
   const home = env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'huggingface');
@@ -45,6 +57,8 @@ export function hubSettingsFromEnv(env: Environment = process.env): HubSettings 
     endpoint: env.HF_ENDPOINT ?? DEFAULT_ENDPOINT,
     token: env.HF_TOKEN || undefined,
     offline: envTrue(env.HF_HUB_OFFLINE) || envTrue(env.TRANSFORMERS_OFFLINE),
+    metadataTimeoutMs: envSeconds(env.HF_HUB_ETAG_TIMEOUT, 'HF_HUB_ETAG_TIMEOUT'),
+    downloadTimeoutMs: envSeconds(env.HF_HUB_DOWNLOAD_TIMEOUT, 'HF_HUB_DOWNLOAD_TIMEOUT'),
   };
 }
 
@@ -67,6 +81,8 @@ export interface ResolveOptions {
   readonly lock?: LockOptions;
   /** Attempts per file when the connection drops (default 5). */
   readonly attempts?: number;
+  /** Cut and resume a transfer after this long without data (default HF_HUB_DOWNLOAD_TIMEOUT, 10 s). */
+  readonly idleTimeoutMs?: number;
 }
 
 async function isDirectory(path: string): Promise<boolean> {
@@ -88,7 +104,10 @@ export async function resolveModel(idOrPath: string, options: ResolveOptions = {
     if (basename(folder).startsWith('models--') && (await isDirectory(join(folder, 'snapshots')))) {
       return resolveCacheFolder(folder, options);
     }
-    await checkFolder(folder, folder, await listFolder(folder), options);
+    if (options.revision !== undefined && options.revision !== 'main') {
+      throw new UnsupportedError(`${folder}: a plain folder has no revisions; --revision ${options.revision} applies to Hub ids and models--org--name cache folders`);
+    }
+    await checkFolder(folder, folder, await listFolder(folder), options, false);
     return folder;
   }
   if (looksLikePath(idOrPath) || !isModelId(idOrPath)) {
@@ -119,18 +138,29 @@ async function listFolder(root: string): Promise<string[]> {
   return out.sort();
 }
 
-/** The files a folder must hold: config.json, then the weights (and every shard an index names). */
-async function checkFolder(modelId: string, folder: string, names: readonly string[], options: ResolveOptions, missing = folderMissing): Promise<void> {
+/**
+ * The files a folder must hold: config.json, then the weights (and every
+ * shard an index names). In the cache (`inCache`) a missing file is an
+ * OfflineError telling how to fetch it.
+ */
+async function checkFolder(modelId: string, folder: string, names: readonly string[], options: ResolveOptions, inCache: boolean): Promise<void> {
+  const missing = (file: string): EntryNotFoundError => (inCache ? offlineMissing(modelId, folder, file) : folderMissing(modelId, folder, file));
   const have = new Set(names);
   if (options.files) {
-    for (const file of explicitFiles(modelId, options.files)) if (!have.has(file)) throw missing(modelId, folder, file);
+    for (const file of explicitFiles(modelId, options.files)) if (!have.has(file)) throw missing(file);
     return;
   }
-  const selection = selectModelFiles(names, { modelId, requireWeights: options.requireWeights });
-  if (!have.has('config.json')) throw missing(modelId, folder, 'config.json');
+  let selection: FileSelection;
+  try {
+    selection = selectModelFiles(names, { modelId, requireWeights: options.requireWeights });
+  } catch (error) {
+    if (inCache && error instanceof EntryNotFoundError) throw missing(error.file ?? SAFETENSORS_WEIGHTS);
+    throw error;
+  }
+  if (!have.has('config.json')) throw missing('config.json');
   if (selection.weightIndex) {
     const shards = shardsOfIndex(await readFile(join(folder, selection.weightIndex), 'utf8'), join(folder, selection.weightIndex));
-    for (const shard of shards) if (!have.has(shard)) throw missing(modelId, folder, shard);
+    for (const shard of shards) if (!have.has(shard)) throw missing(shard);
   }
 }
 
@@ -171,13 +201,8 @@ async function snapshotFromCache(repo: RepoCache, revision: string, options: Res
       { modelId },
     );
   }
-  await checkFolder(modelId, dir, await repo.listSnapshot(commit), options, offlineMissing);
+  await checkFolder(modelId, dir, await repo.listSnapshot(commit), options, true);
   return dir;
-}
-
-function hubClient(options: ResolveOptions, env: Environment): HubClient {
-  const settings = hubSettingsFromEnv(env);
-  return new HubClient({ endpoint: options.endpoint ?? settings.endpoint, token: options.token ?? settings.token, fetcher: options.fetcher });
 }
 
 async function resolveHubModel(modelId: string, options: ResolveOptions): Promise<string> {
@@ -186,7 +211,12 @@ async function resolveHubModel(modelId: string, options: ResolveOptions): Promis
   const repo = new RepoCache(options.cacheDir ?? settings.cacheDir, modelId);
   const revision = options.revision ?? 'main';
   if (options.offline ?? settings.offline) return snapshotFromCache(repo, revision, options, 'offline mode (HF_HUB_OFFLINE)');
-  const client = hubClient(options, env);
+  const client = new HubClient({
+    endpoint: options.endpoint ?? settings.endpoint,
+    token: options.token ?? settings.token,
+    fetcher: options.fetcher,
+    timeoutMs: settings.metadataTimeoutMs,
+  });
   let listing;
   try {
     listing = await client.listFiles(modelId, revision);
@@ -215,7 +245,8 @@ async function resolveHubModel(modelId: string, options: ResolveOptions): Promis
       throw error;
     }
     const { onProgress, attempts, lock } = options;
-    await repo.fetchFile(commit, { client, modelId, revision: commit, file, metadata, onProgress, attempts, lock });
+    const idleTimeoutMs = options.idleTimeoutMs ?? settings.downloadTimeoutMs;
+    await repo.fetchFile(commit, { client, modelId, revision: commit, file, metadata, onProgress, attempts, lock, idleTimeoutMs });
   };
   for (const file of selection.files) await fetchOne(file);
   if (selection.weightIndex) {

@@ -191,6 +191,19 @@ test('a connection dropped mid-file is resumed with a Range request and the sha2
   assert.equal(await exists(join(repoDir(cacheDir), 'blobs', `${sha}.incomplete`)), false);
 });
 
+test('a transfer that stalls is cut after the idle timeout and resumed from where it stopped', async (t) => {
+  const { hub, options } = await setup(t, { [ID]: gpt2Repo() });
+  hub.faults.stall = { sha: sha256(WEIGHTS), bytes: 30_000, times: 1 };
+  const started = Date.now();
+  const path = await resolveModel(ID, { ...options, idleTimeoutMs: 300 });
+  assert.ok(Date.now() - started >= 300);
+  assert.deepEqual(
+    cdnGets(hub).map((r) => r.range),
+    [undefined, 'bytes=30000-'],
+  );
+  assert.deepEqual(await readFile(join(path, 'model.safetensors')), WEIGHTS);
+});
+
 test('a download that keeps breaking leaves only the resumable .incomplete, and the next run resumes from it', async (t) => {
   const { hub, cacheDir, options } = await setup(t, { [ID]: gpt2Repo() });
   const sha = sha256(WEIGHTS);

@@ -43,6 +43,8 @@ export interface Faults {
   drop?: { sha: string; bytes: number; times: number };
   /** CDN: serve these bytes (wrong content) instead of the blob with this sha. */
   corrupt?: { sha: string };
+  /** CDN: for this many GETs of the sha, send `bytes` bytes and then nothing more, keeping the connection open. */
+  stall?: { sha: string; bytes: number; times: number };
   /** CDN: wait this long between chunks of 1 KiB, so concurrent downloads overlap. */
   slowMs?: number;
 }
@@ -179,6 +181,12 @@ export class FakeHub {
       drop.times--;
       // Send part of the body, make sure it left, then cut the connection as a network failure would.
       res.write(body.subarray(0, drop.bytes), () => setTimeout(() => res.socket?.destroy(), 20));
+      return;
+    }
+    const stall = this.faults.stall;
+    if (stall && stall.sha === sha && stall.times > 0) {
+      stall.times--;
+      res.write(body.subarray(0, stall.bytes));
       return;
     }
     if (this.faults.slowMs) {
