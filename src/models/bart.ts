@@ -13,7 +13,7 @@
  * reserved them for padding), so position p reads row p+2; Marian computes
  * "sin half | cos half" sinusoids and has no embedding LayerNorm.
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError, UnsupportedError } from '../errors.js';
 import type { BartConfig } from '../io/config.js';
 import { parseModelConfig } from '../io/config.js';
 import type { DecodingSession, GenerativeModel, SessionInputs } from '../generation/types.js';
@@ -40,8 +40,11 @@ export type { BartConfig } from '../io/config.js';
 /** BART and Marian use torch.nn.LayerNorm's default epsilon. */
 const LAYER_NORM_EPS = 1e-5;
 
-/** Read a BART or Marian config.json object. */
+/** Read a BART or Marian config.json object; pre-norm variants (mBART-style) are refused, not run as post-norm. */
 export function parseBartConfig(raw: Record<string, unknown>, file = 'config.json'): BartConfig {
+  for (const key of ['normalize_before', 'add_final_layer_norm']) {
+    if (raw[key] === true) throw new UnsupportedError(`${file}: "${key}": true (pre-norm, mBART-style) is not supported; glassformer runs post-norm BART and Marian`);
+  }
   const config = parseModelConfig(raw, file);
   if (config.modelType !== 'bart' && config.modelType !== 'marian') {
     throw new ConfigError(`${file}: field "model_type" is "${config.modelType}", expected "bart" or "marian"`);
