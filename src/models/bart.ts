@@ -237,11 +237,11 @@ export class BartModel implements GenerativeModel {
     return { output: x, hiddenStates, attentions };
   }
 
-  /** A decoder cache for `rows` rows attending to the encoder output [rows, S, d]. */
-  startCache(encoderOutput: Tensor, attentionMask: Tensor, hooks: HookPoints = noHooks): EncoderDecoderCache {
+  /** A decoder cache for `rows` rows attending to the encoder output [rows, S, d]; `sources` names each row's input (default: all distinct). */
+  startCache(encoderOutput: Tensor, attentionMask: Tensor, hooks: HookPoints = noHooks, sources?: readonly number[]): EncoderDecoderCache {
     const h = hooks.scope('decoder.');
     const cross = this.decoderLayers.map((layer, i) => projectKeysValues(layer.crossAttention, encoderOutput, h.scope(`blocks.${i}.cross_attn.`)));
-    return new EncoderDecoderCache(new KVCache(this.decoderLayers.length), cross, paddingMask(attentionMask));
+    return new EncoderDecoderCache(new KVCache(this.decoderLayers.length), cross, paddingMask(attentionMask), sources);
   }
 
   /** The decoder over new tokens [rows, n] after the `cache.length` already fed → logits [rows, n, vocab]. */
@@ -278,7 +278,7 @@ export class BartModel implements GenerativeModel {
     const { ids, mask } = sessionTensors(inputs);
     const encoder = this.encode(ids, mask);
     const rows = expandedRows(ids.shape[0], inputs.expandBy);
-    const cache = this.startCache(gather(encoder.output, 0, rows), gather(mask, 0, rows));
+    const cache = this.startCache(gather(encoder.output, 0, rows), gather(mask, 0, rows), noHooks, rows);
     return new EncoderDecoderSession(cache, (step, c) => this.decode(step, c).logits);
   }
 }

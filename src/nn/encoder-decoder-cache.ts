@@ -49,6 +49,13 @@ export function expandedRows(batch: number, times: number): number[] {
 
 /** The decoder's state for a batch of rows; `select` keeps and reorders rows (beam search). */
 export class EncoderDecoderCache {
+  /**
+   * Which encoder input each row attends to. Rows with the same source hold
+   * identical cross-attention keys and values, so a reorder that keeps every
+   * row's source (beams moving within their own input) reuses them uncopied.
+   */
+  readonly sources: readonly number[];
+
   constructor(
     /** Self-attention keys and values of the decoder tokens seen so far, per layer. */
     readonly self: KVCache,
@@ -56,7 +63,10 @@ export class EncoderDecoderCache {
     readonly cross: readonly LayerKV[],
     /** Additive encoder padding mask [rows, 1, 1, S]. */
     readonly encoderMask: Tensor,
-  ) {}
+    sources?: readonly number[],
+  ) {
+    this.sources = sources ?? Array.from({ length: encoderMask.shape[0] }, (_, i) => i);
+  }
 
   /** Decoder positions fed so far. */
   get length(): number {
@@ -64,10 +74,18 @@ export class EncoderDecoderCache {
   }
 
   select(indices: readonly number[]): EncoderDecoderCache {
+    const sources = indices.map((i) => {
+      const source = this.sources[i];
+      if (source === undefined) throw new ShapeError(`EncoderDecoderCache.select: row ${i} does not exist (the cache holds ${this.sources.length} rows)`);
+      return source;
+    });
+    const sameSources = sources.length === this.sources.length && sources.every((s, r) => s === this.sources[r]);
+    if (sameSources) return new EncoderDecoderCache(this.self.select(indices), this.cross, this.encoderMask, sources);
     return new EncoderDecoderCache(
       this.self.select(indices),
       this.cross.map((kv) => ({ key: gather(kv.key, 0, indices), value: gather(kv.value, 0, indices) })),
       gather(this.encoderMask, 0, indices),
+      sources,
     );
   }
 }
@@ -124,7 +142,7 @@ export function sessionTensors(inputs: SessionInputs): { ids: Tensor; mask: Tens
 export interface EncoderDecoderModel {
   readonly vocabSize: number;
   encode(ids: Tensor, attentionMask: Tensor, hooks?: HookPoints): { output: Tensor; hiddenStates: Tensor[]; attentions: Tensor[]; positionBias?: Tensor };
-  startCache(encoderOutput: Tensor, attentionMask: Tensor, hooks?: HookPoints): EncoderDecoderCache;
+  startCache(encoderOutput: Tensor, attentionMask: Tensor, hooks?: HookPoints, sources?: readonly number[]): EncoderDecoderCache;
   decode(
     ids: Tensor,
     cache: EncoderDecoderCache,

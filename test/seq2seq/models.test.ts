@@ -9,10 +9,10 @@ import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { BartModel, parseBartConfig } from '../../src/models/bart.js';
 import { parseT5Config, T5Model } from '../../src/models/t5.js';
 import { idsTensor } from '../../src/nn/encoder-decoder-cache.js';
-import { Hooks } from '../../src/nn/hooks.js';
+import { Hooks, noHooks } from '../../src/nn/hooks.js';
 import { relativePositionBucket, relativePositionBuckets } from '../../src/nn/relative-position.js';
 import { Weights } from '../../src/nn/weights.js';
-import { Tensor, type Shape } from '../../src/tensor/tensor.js';
+import { gather, Tensor, type Shape } from '../../src/tensor/tensor.js';
 
 const shared = process.env.GLASSFORMER_SHARED ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../..', '../shared');
 const fixtures = join(shared, 'fixtures', 'hf-tiny');
@@ -90,6 +90,21 @@ test('a decoding session repeats each input expandBy times, steps through the ca
   assert.ok(maxAbsDiff(row(second, 2), full.slice(0, 0, 1).slice(1, 1, 2).reshape([1, 128])) < 1e-5);
   assert.ok(maxAbsDiff(row(second, 0), full.slice(0, 1, 2).slice(1, 1, 2).reshape([1, 128])) < 1e-5);
   assert.throws(() => session.step([[1]]), ShapeError);
+});
+
+test('reordering rows within their own input reuses the cross-attention keys and values; moving rows across inputs copies them', async () => {
+  const { model, inputs } = await loadT5();
+  const mask = idsTensor(inputs.attention_mask);
+  const encoded = model.encode(idsTensor(inputs.input_ids), mask).output;
+  const rows = [0, 0, 1, 1];
+  const cache = model.startCache(gather(encoded, 0, rows), gather(mask, 0, rows), noHooks, rows);
+  const kept = cache.select([1, 0, 3, 2]);
+  assert.equal(kept.cross[0].key, cache.cross[0].key, 'beams moving within their input share the tensors');
+  const moved = cache.select([2, 2, 0]);
+  assert.deepEqual(moved.sources, [1, 1, 0]);
+  assert.equal(maxAbsDiff(moved.cross[1].value.slice(0, 2, 3), cache.cross[1].value.slice(0, 0, 1)), 0);
+  assert.equal(maxAbsDiff(moved.encoderMask.slice(0, 0, 1), cache.encoderMask.slice(0, 2, 3)), 0);
+  assert.throws(() => cache.select([4]), ShapeError);
 });
 
 test('bad checkpoints and configs are refused with the field or tensor named', async () => {
