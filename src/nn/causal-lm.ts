@@ -120,6 +120,17 @@ export class CausalLMSession implements DecodingSession {
     this.cache = this.cache.select(indices);
     this.mask = indices.map((i) => [...this.mask[i]]);
   }
+
+  /** Forget every position from `length` on, so that different tokens can be fed from there (a chat that re-renders a turn). */
+  truncate(length: number): void {
+    if (length > this.cache.length) throw new ShapeError(`session truncate: ${length} positions asked, ${this.cache.length} cached`);
+    const kept = new KVCache(this.cache.layers.length);
+    this.cache.layers.forEach((kv, i) => {
+      if (kv) kept.layers[i] = { key: kv.key.slice(2, 0, length), value: kv.value.slice(2, 0, length) };
+    });
+    this.cache = kept;
+    this.mask = this.mask.map((row) => row.slice(0, length));
+  }
 }
 
 /**
