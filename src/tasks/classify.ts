@@ -73,7 +73,7 @@ export class TextClassifier {
   }
 
   static async fromFolder(fs: FileSystem, dir: string, tokenizer: EncoderTokenizer): Promise<TextClassifier> {
-    return new TextClassifier(await loadBertFolder(fs, dir, { head: 'sequence-classification' }), tokenizer);
+    return new TextClassifier(await loadBertFolder(fs, dir), tokenizer);
   }
 
   /** Raw class logits per input, [inputs][labels]. */

@@ -46,7 +46,7 @@ export class MaskFiller {
   }
 
   static async fromFolder(fs: FileSystem, dir: string, tokenizer: EncoderTokenizer): Promise<MaskFiller> {
-    return new MaskFiller(await loadBertFolder(fs, dir, { head: 'masked-lm' }), tokenizer);
+    return new MaskFiller(await loadBertFolder(fs, dir), tokenizer);
   }
 
   private targetIds(targets: readonly string[]): number[] {

@@ -81,7 +81,7 @@ export class TokenClassifier {
   }
 
   static async fromFolder(fs: FileSystem, dir: string, tokenizer: EncoderTokenizer): Promise<TokenClassifier> {
-    return new TokenClassifier(await loadBertFolder(fs, dir, { head: 'token-classification' }), tokenizer);
+    return new TokenClassifier(await loadBertFolder(fs, dir), tokenizer);
   }
 
   /** Token strings back to text, with the tokenizer's decoder (`convert_tokens_to_string`). */
