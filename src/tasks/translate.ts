@@ -108,6 +108,13 @@ export async function loadSeq2Seq(fs: FileSystem, dir: string): Promise<Seq2SeqP
   const generationDefaults = (await fs.exists(generationPath))
     ? generationOptionsFromJson(await readJson(fs, generationPath), generationPath)
     : generationDefaultsFromConfig(raw, config);
+  if (!(await fs.exists(fs.join(dir, 'tokenizer.json'))) && (await fs.exists(fs.join(dir, 'source.spm')))) {
+    throw new FormatError(
+      dir,
+      'this Marian folder has only SentencePiece files (source.spm, target.spm), which glassformer does not read; ' +
+        'it needs a tokenizer.json (the Xenova/opus-mt-* conversions on the Hub include one)',
+    );
+  }
   const tokenizer = await loadTokenizerWith(async (name) => {
     const path = fs.join(dir, name);
     return (await fs.exists(path)) ? fs.readText(path) : undefined;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -136,4 +136,9 @@ test('loadSeq2Seq names what is wrong with a folder', async () => {
   const f = fixture('t5');
   const dir = tinyModelFolder(f.dir, T5, { ...f.config, model_type: 'gpt2' });
   await assert.rejects(() => loadSeq2Seq(nodeFileSystem, dir), /not an encoder-decoder/);
+  const m = fixture('marian');
+  const spm = tinyModelFolder(m.dir, MARIAN, m.config);
+  rmSync(join(spm, 'tokenizer.json'));
+  writeFileSync(join(spm, 'source.spm'), '');
+  await assert.rejects(() => loadSeq2Seq(nodeFileSystem, spm), /needs a tokenizer\.json/);
 });
