@@ -112,7 +112,7 @@ export async function loadSeq2Seq(fs: FileSystem, dir: string): Promise<Seq2SeqP
     throw new FormatError(
       dir,
       'this Marian folder has only SentencePiece files (source.spm, target.spm), which glassformer does not read; ' +
-        'it needs a tokenizer.json (the Xenova/opus-mt-* conversions on the Hub include one)',
+        'it needs a tokenizer.json beside them (the Xenova/opus-mt-* repositories on the Hub include one)',
     );
   }
   const tokenizer = await loadTokenizerWith(async (name) => {

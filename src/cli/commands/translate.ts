@@ -99,7 +99,7 @@ export function translateCommand(): Command {
       `
 Examples:
   glassformer translate --model t5-small --src en --tgt de "The house is wonderful."
-  glassformer translate --model Helsinki-NLP/opus-mt-en-de --num-beams 4 "How are you?"
+  glassformer translate --model ./opus-mt-en-de --num-beams 4 "How are you?"   # a Marian folder with tokenizer.json
   cat lines.txt | glassformer translate --model t5-small --src en --tgt fr --json`,
     )
     .action(async (texts: string[], options: Omit<TranslateArgs, 'texts'>) => {
