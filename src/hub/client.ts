@@ -256,6 +256,35 @@ export class HubClient {
     return { commit: commit as string, etag: etag as string, size, location };
   }
 
+  /** Exactly `length` bytes at `offset` of a file, with a `Range: bytes=a-b` request (206 expected). */
+  async readRange(where: Where & { readonly file: string }, url: string, offset: number, length: number): Promise<Uint8Array> {
+    if (length === 0) return new Uint8Array(0);
+    const range = `bytes=${offset}-${offset + length - 1}`;
+    const response = await this.send(
+      url,
+      { method: 'GET', headers: this.headersFor(url, { 'accept-encoding': 'identity', range }), redirect: 'follow', signal: AbortSignal.timeout(this.timeoutMs) },
+      where,
+    );
+    if (!response.ok) throw errorForResponse(response, where, this.endpoint);
+    if (response.status !== 206) {
+      await response.body?.cancel();
+      throw new HubError(`${where.modelId}: ${where.file}: the server ignored the range request (${range}) and answered ${response.status}`, {
+        modelId: where.modelId,
+        file: where.file,
+        status: response.status,
+      });
+    }
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (bytes.length !== length) {
+      throw new HubError(`${where.modelId}: ${where.file}: asked for ${length} bytes (${range}), received ${bytes.length}`, {
+        modelId: where.modelId,
+        file: where.file,
+        status: response.status,
+      });
+    }
+    return bytes;
+  }
+
   /**
    * GET the bytes from `offset` on (a `Range` request when resuming). The
    * caller checks the status: 200 (whole file), 206 (the range) or 416.

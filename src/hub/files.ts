@@ -66,14 +66,18 @@ export interface FileSelection {
 export interface SelectOptions {
   /** The model id or folder, for error messages. */
   readonly modelId: string;
-  /** Refuse a repository without safetensors weights (default true). A tokenizer-only folder passes with false. */
+  /**
+   * Refuse a repository without safetensors weights (default true): PickleWeightsError
+   * when it has only pickles. With false (a tokenizer-only folder, `glassformer info`)
+   * the other files are chosen and the weights, if any, left out.
+   */
   readonly requireWeights?: boolean;
 }
 
 /**
  * Choose the files to fetch from the list of files in a repository (or folder).
- * Throws PickleWeightsError when the only weights are pickles, and
- * EntryNotFoundError when weights are required and there are none.
+ * When weights are required: PickleWeightsError when the only weights are
+ * pickles, EntryNotFoundError when there are none.
  */
 export function selectModelFiles(available: Iterable<string>, options: SelectOptions): FileSelection {
   const names = new Set(available);
@@ -86,10 +90,10 @@ export function selectModelFiles(available: Iterable<string>, options: SelectOpt
   }
   if (names.has(SAFETENSORS_WEIGHTS)) return { files: [...files, SAFETENSORS_WEIGHTS] };
   if (names.has(SAFETENSORS_INDEX)) return { files: [...files, SAFETENSORS_INDEX], weightIndex: SAFETENSORS_INDEX };
+  if (options.requireWeights === false) return { files };
   const pickles = [...names].filter((n) => PICKLE_WEIGHTS.test(n)).sort();
   if (pickles.length > 0) throw pickleError(options.modelId, pickles);
-  if (options.requireWeights ?? true) throw noWeightsError(options.modelId, [...names].filter((n) => OTHER_WEIGHTS.test(n)).sort());
-  return { files };
+  throw noWeightsError(options.modelId, [...names].filter((n) => OTHER_WEIGHTS.test(n)).sort());
 }
 
 export function pickleError(modelId: string, pickles: readonly string[]): PickleWeightsError {

@@ -83,6 +83,24 @@ export interface ResolveOptions {
   readonly attempts?: number;
   /** Cut and resume a transfer after this long without data (default HF_HUB_DOWNLOAD_TIMEOUT, 10 s). */
   readonly idleTimeoutMs?: number;
+  /**
+   * Fetch everything but the safetensors weights (an index is still fetched);
+   * `ResolvedModel.remoteWeights` names them. `glassformer info` reads their
+   * headers with range requests instead of downloading gigabytes.
+   */
+  readonly leaveWeightsRemote?: boolean;
+}
+
+/** Where a model was found, and for a Hub model the commit and the weights left on the Hub. */
+export interface ResolvedModel {
+  readonly path: string;
+  /** The Hub id, or the folder for a local model. */
+  readonly modelId: string;
+  /** The commit of a Hub or cache snapshot. */
+  readonly commit?: string;
+  /** Weight files not downloaded (`leaveWeightsRemote`), to be read through `client`. */
+  readonly remoteWeights: readonly string[];
+  readonly client?: HubClient;
 }
 
 async function isDirectory(path: string): Promise<boolean> {
@@ -99,6 +117,11 @@ function looksLikePath(text: string): boolean {
 
 /** A local folder, a Python cache folder or a Hub id → a folder with the model's files. */
 export async function resolveModel(idOrPath: string, options: ResolveOptions = {}): Promise<string> {
+  return (await resolveModelDetailed(idOrPath, options)).path;
+}
+
+/** `resolveModel`, also telling the commit and which weights were left on the Hub. */
+export async function resolveModelDetailed(idOrPath: string, options: ResolveOptions = {}): Promise<ResolvedModel> {
   if (await isDirectory(idOrPath)) {
     const folder = resolve(idOrPath);
     if (basename(folder).startsWith('models--') && (await isDirectory(join(folder, 'snapshots')))) {
@@ -108,7 +131,7 @@ export async function resolveModel(idOrPath: string, options: ResolveOptions = {
       throw new UnsupportedError(`${folder}: a plain folder has no revisions; --revision ${options.revision} applies to Hub ids and models--org--name cache folders`);
     }
     await checkFolder(folder, folder, await listFolder(folder), options, false);
-    return folder;
+    return { path: folder, modelId: folder, remoteWeights: [] };
   }
   if (looksLikePath(idOrPath) || !isModelId(idOrPath)) {
     throw new EntryNotFoundError(
@@ -120,7 +143,7 @@ export async function resolveModel(idOrPath: string, options: ResolveOptions = {
 }
 
 /** `models--org--name` given directly: the snapshot its ref (or the commit given as revision) names. */
-async function resolveCacheFolder(folder: string, options: ResolveOptions): Promise<string> {
+async function resolveCacheFolder(folder: string, options: ResolveOptions): Promise<ResolvedModel> {
   const modelId = basename(folder).slice('models--'.length).split('--').join('/');
   const repo = new RepoCache(join(folder, '..'), modelId);
   return snapshotFromCache(repo, options.revision ?? 'main', options, 'this cache folder');
@@ -184,7 +207,7 @@ function offlineMissing(modelId: string, folder: string, file: string): OfflineE
 }
 
 /** The snapshot of a revision from the cache alone; OfflineError names what is missing. */
-async function snapshotFromCache(repo: RepoCache, revision: string, options: ResolveOptions, why: string): Promise<string> {
+async function snapshotFromCache(repo: RepoCache, revision: string, options: ResolveOptions, why: string): Promise<ResolvedModel> {
   const { modelId } = repo;
   const commit = isCommitHash(revision) ? revision : await repo.readRef(revision);
   if (commit === undefined) {
@@ -202,10 +225,10 @@ async function snapshotFromCache(repo: RepoCache, revision: string, options: Res
     );
   }
   await checkFolder(modelId, dir, await repo.listSnapshot(commit), options, true);
-  return dir;
+  return { path: dir, modelId, commit, remoteWeights: [] };
 }
 
-async function resolveHubModel(modelId: string, options: ResolveOptions): Promise<string> {
+async function resolveHubModel(modelId: string, options: ResolveOptions): Promise<ResolvedModel> {
   const env = options.env ?? process.env;
   const settings = hubSettingsFromEnv(env);
   const repo = new RepoCache(options.cacheDir ?? settings.cacheDir, modelId);
@@ -248,7 +271,13 @@ async function resolveHubModel(modelId: string, options: ResolveOptions): Promis
     const idleTimeoutMs = options.idleTimeoutMs ?? settings.downloadTimeoutMs;
     await repo.fetchFile(commit, { client, modelId, revision: commit, file, metadata, onProgress, attempts, lock, idleTimeoutMs });
   };
-  for (const file of selection.files) await fetchOne(file);
+  const isWeights = (file: string): boolean => file === SAFETENSORS_WEIGHTS && options.files === undefined;
+  const remoteWeights: string[] = [];
+  const fetchWeights = async (file: string): Promise<void> => {
+    if (options.leaveWeightsRemote && !(await repo.hasFile(commit, file))) remoteWeights.push(file);
+    else await fetchOne(file);
+  };
+  for (const file of selection.files) await (isWeights(file) ? fetchWeights(file) : fetchOne(file));
   if (selection.weightIndex) {
     const indexPath = repo.pointerPath(commit, SAFETENSORS_INDEX);
     const shards = shardsOfIndex(await readFile(indexPath, 'utf8'), `${modelId}/${SAFETENSORS_INDEX}`);
@@ -257,8 +286,8 @@ async function resolveHubModel(modelId: string, options: ResolveOptions): Promis
       if (!listed.has(shard)) {
         throw new EntryNotFoundError(`${modelId}: ${SAFETENSORS_INDEX} names the shard ${shard}, which the repository does not have`, { modelId, file: shard });
       }
-      await fetchOne(shard);
+      await fetchWeights(shard);
     }
   }
-  return repo.snapshotDir(commit);
+  return { path: repo.snapshotDir(commit), modelId, commit, remoteWeights, client };
 }

@@ -145,6 +145,7 @@ test('the files a model needs: config, tokenizer, sentence-transformers modules 
   assert.throws(() => selectModelFiles(['config.json', 'pytorch_model.bin'], opts), PickleWeightsError);
   assert.throws(() => selectModelFiles(['config.json', 'onnx/model.onnx'], opts), /holds only onnx\/model\.onnx/);
   assert.deepEqual(selectModelFiles(['config.json', 'tokenizer.json'], { ...opts, requireWeights: false }).files, ['config.json', 'tokenizer.json']);
+  assert.deepEqual(selectModelFiles(['config.json', 'pytorch_model.bin'], { ...opts, requireWeights: false }).files, ['config.json']);
 });
 
 test('file names from the server cannot leave the snapshot folder', () => {

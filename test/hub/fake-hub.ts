@@ -166,15 +166,16 @@ export class FakeHub {
       bytes = Uint8Array.from(original);
       bytes[bytes.length >> 1] ^= 0xff;
     }
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     const start = range ? Number(range[1]) : 0;
-    if (start >= bytes.length && range) {
+    const end = range && range[2] !== '' ? Math.min(Number(range[2]), bytes.length - 1) : bytes.length - 1;
+    if (range && (start >= bytes.length || end < start)) {
       res.writeHead(416, { 'content-range': `bytes */${bytes.length}` }).end();
       return;
     }
-    const body = bytes.subarray(start);
+    const body = bytes.subarray(start, end + 1);
     const headers = { 'content-length': String(body.length), 'content-type': 'application/octet-stream' };
-    if (range) res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${bytes.length - 1}/${bytes.length}` });
+    if (range) res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${bytes.length}` });
     else res.writeHead(200, headers);
     const drop = this.faults.drop;
     if (drop && drop.sha === sha && drop.times > 0) {

@@ -8,7 +8,7 @@ import { runInfo } from '../../src/cli/commands/info.js';
 import { formatModelInfo, modelInfo, type ModelInfo } from '../../src/hub/info.js';
 import { HF_TINY, SHARED } from '../helpers/shared.js';
 import { FakeHub, fixtureBytes } from './fake-hub.js';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 
 const MINILM = join(SHARED, 'models', 'tokenizer-only', 'all-MiniLM-L6-v2');
@@ -130,6 +130,31 @@ test('glassformer info prints the description, as JSON with --json, and exits 3 
   const bad = sink();
   assert.equal(await runInfo({ model: join(HF_TINY, 'missing-family') }, { stdout: sink(), stderr: bad, env: {} }), 3);
   assert.match(bad.text(), /no such folder/);
+});
+
+test('glassformer info on a Hub id reads the safetensors headers with range requests and does not download the weights', async (t) => {
+  const weights = fixtureBytes('llama', 'model.safetensors');
+  const files = { 'config.json': fixtureBytes('llama', 'config.json'), 'model.safetensors': weights, 'README.md': Buffer.from('# llama') };
+  const hub = await FakeHub.start({ 'tiny-org/llama': { commit: 'd'.repeat(40), files } });
+  const cacheDir = await mkdtemp(join(tmpdir(), 'glassformer-cli-'));
+  t.after(async () => {
+    await hub.close();
+    await rm(cacheDir, { recursive: true, force: true });
+  });
+  const out = sink();
+  const err = sink();
+  assert.equal(await runInfo({ model: 'tiny-org/llama', cacheDir, json: true }, { stdout: out, stderr: err, env: { HF_ENDPOINT: hub.endpoint } }), 0, err.text());
+  const json = JSON.parse(out.text()) as ModelInfo & { remoteWeights: string[] };
+  const local = await modelInfo(join(HF_TINY, 'llama'));
+  assert.deepEqual(json.weights, local.weights);
+  assert.deepEqual(json.remoteWeights, ['model.safetensors']);
+  const headerLength = Number(weights.readBigUInt64LE(0));
+  assert.deepEqual(
+    hub.requests((r) => r.server === 'cdn').map((r) => r.range),
+    ['bytes=0-7', `bytes=8-${8 + headerLength - 1}`],
+  );
+  const snapshot = join(cacheDir, 'models--tiny-org--llama', 'snapshots', 'd'.repeat(40));
+  assert.deepEqual(await readdir(snapshot), ['config.json']);
 });
 
 test('glassformer download prints the snapshot folder (JSON with --json) and draws progress only on a terminal', async (t) => {

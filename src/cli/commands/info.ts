@@ -1,7 +1,10 @@
 import { Command } from 'commander';
 import type { Fetcher } from '../../hub/client.js';
 import { formatModelInfo, modelInfo } from '../../hub/info.js';
-import { resolveModel, type Environment } from '../../hub/node-resolve.js';
+import { resolveModelDetailed, type Environment, type ResolvedModel } from '../../hub/node-resolve.js';
+import { remoteSource, withExtraFiles } from '../../hub/remote.js';
+import { nodeFileSystem } from '../../io/node-fs.js';
+import type { ByteSource, FileSystem } from '../../io/source.js';
 import { progressBar, type ProgressStream } from '../../hub/progress.js';
 import { EXIT, reportError } from '../errors.js';
 
@@ -20,21 +23,42 @@ export interface InfoIo {
   fetcher?: Fetcher;
 }
 
-/** Describe a model (a folder or a Hub id, fetched into the cache first): family, sizes, parameters, memory, tokenizer. */
+/** The snapshot folder, with weights left on the Hub readable in place (only their headers will be read). */
+async function fileSystemFor(resolved: ResolvedModel): Promise<FileSystem> {
+  const { client, commit, remoteWeights } = resolved;
+  if (!client || !commit || remoteWeights.length === 0) return nodeFileSystem;
+  const extra = new Map<string, ByteSource>();
+  for (const file of remoteWeights) {
+    extra.set(nodeFileSystem.join(resolved.path, file), await remoteSource(client, resolved.modelId, commit, file));
+  }
+  return withExtraFiles(nodeFileSystem, extra);
+}
+
+/**
+ * Describe a model: family, sizes, parameters, memory, tokenizer. A Hub id
+ * gets its config and tokenizer files fetched into the cache; its weights are
+ * not downloaded: their headers are read with range requests.
+ */
 export async function runInfo(args: InfoArgs, io: InfoIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   try {
-    const dir = await resolveModel(args.model, {
+    const resolved = await resolveModelDetailed(args.model, {
       revision: args.revision,
       cacheDir: args.cacheDir,
       offline: args.offline || undefined,
       // A tokenizer-only folder is still worth describing: info says it has no weights.
       requireWeights: false,
+      leaveWeightsRemote: true,
       env: io.env,
       fetcher: io.fetcher,
       onProgress: progressBar(io.stderr),
     });
-    const info = await modelInfo(dir);
-    io.stdout.write(args.json ? `${JSON.stringify(info, null, 1)}\n` : `${formatModelInfo(info)}\n`);
+    const info = await modelInfo(resolved.path, await fileSystemFor(resolved));
+    const remote = resolved.remoteWeights;
+    if (args.json) io.stdout.write(`${JSON.stringify({ ...info, remoteWeights: remote }, null, 1)}\n`);
+    else {
+      const note = remote.length > 0 ? `\n(weights not downloaded: ${remote.join(', ')} read in place on the Hub, headers only)` : '';
+      io.stdout.write(`${formatModelInfo(info)}${note}\n`);
+    }
     return EXIT.ok;
   } catch (error) {
     return reportError(error, io.stderr);
