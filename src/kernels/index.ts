@@ -1,10 +1,24 @@
-import { referenceMatmul } from './reference.js';
-import type { MatmulKernel } from './types.js';
+/**
+ * Which matmul kernel ops/ use. Three implementations sit behind one
+ * interface (types.ts):
+ *
+ * - `referenceMatmul`: the formula as three loops, the yardstick in tests;
+ * - `blockedMatmul`: cache-blocked TypeScript, the default, runs anywhere;
+ * - the native addon (native.ts): AVX-512/AVX2 SIMD on all cores, Node only,
+ *   switched on by `useFastestKernel()`.
+ *
+ * This file imports no `node:` module, so a browser build can include it.
+ */
+import { blockedMatmul } from './blocked.js';
+import type { KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
 
-export type { MatmulKernel } from './types.js';
+export type { KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
 export { referenceMatmul } from './reference.js';
+export { blockedMatmul } from './blocked.js';
 
-let active: MatmulKernel = referenceMatmul;
+let active: MatmulKernel = blockedMatmul;
+let nativeUnavailable: string | undefined;
+let fastest: Promise<KernelInfo> | undefined;
 
 /** The kernel ops/matmul uses. */
 export function matmulKernel(): MatmulKernel {
@@ -16,4 +30,48 @@ export function setMatmulKernel(kernel: MatmulKernel): MatmulKernel {
   const previous = active;
   active = kernel;
   return previous;
+}
+
+function isThreaded(kernel: MatmulKernel): kernel is ThreadedMatmulKernel {
+  return typeof (kernel as Partial<ThreadedMatmulKernel>).threads === 'function';
+}
+
+/** The active kernel's name and thread count, and why native is off if it was looked for and is. */
+export function kernelInfo(): KernelInfo {
+  return {
+    name: active.name,
+    threads: isThreaded(active) ? active.threads() : 1,
+    ...(nativeUnavailable === undefined ? {} : { nativeUnavailable }),
+  };
+}
+
+/**
+ * Makes the native kernel active when this is Node and the addon is built;
+ * otherwise keeps the blocked TypeScript kernel and records why in
+ * `kernelInfo().nativeUnavailable`. Safe to call many times; Node entry
+ * points call it once at start-up.
+ */
+export function useFastestKernel(): Promise<KernelInfo> {
+  fastest ??= loadFastest();
+  return fastest;
+}
+
+async function loadFastest(): Promise<KernelInfo> {
+  const isNode = typeof globalThis.process?.versions?.node === 'string';
+  if (!isNode) {
+    nativeUnavailable = 'not running in Node';
+    return kernelInfo();
+  }
+  // A computed specifier keeps bundlers from pulling the Node-only loader
+  // into a browser build.
+  const loader = './native' + '.js';
+  const { loadNativeKernel } = (await import(/* @vite-ignore */ /* webpackIgnore: true */ loader)) as
+    typeof import('./native.js');
+  const loaded = loadNativeKernel();
+  if (loaded.kernel === undefined) {
+    nativeUnavailable = loaded.reason;
+  } else {
+    active = loaded.kernel;
+  }
+  return kernelInfo();
 }

@@ -24,3 +24,21 @@ export interface MatmulKernel {
     transB: boolean,
   ): void;
 }
+
+/** A kernel that splits one matmul across several threads. */
+export interface ThreadedMatmulKernel extends MatmulKernel {
+  /** Threads one matmul may use, counting the caller. */
+  threads(): number;
+  /** Sets the thread count (at least 1) and returns the count now in use. */
+  setThreads(threads: number): number;
+}
+
+/** Which kernel ops/matmul is using, for logs, benchmarks and bug reports. */
+export interface KernelInfo {
+  /** The active kernel's name, e.g. `native-avx512`, `blocked`, `reference`. */
+  readonly name: string;
+  /** Threads one matmul may use (1 for the JavaScript kernels). */
+  readonly threads: number;
+  /** Why the native kernel is not in use, when `useFastestKernel` looked for it and found none. */
+  readonly nativeUnavailable?: string;
+}

@@ -1,0 +1,277 @@
+// N-API binding: glassformer's native matmul kernel.
+//
+//   gemm(a, aOffset, b, bOffset, c, cOffset, m, n, k, transB)  C = A · op(B)
+//   setThreads(n) -> threads in use     threads() -> threads in use
+//   isa() -> "avx512" | "avx2" | "scalar"   supportedIsas() -> string[]
+//   setIsa(name)   (tests use it to check every variant on one machine)
+//   fmaPeak(seconds) -> GFLOP/s of one core in a register-only FMA loop
+//
+// The call is synchronous: a matmul in a forward pass is short and the caller
+// needs its result next, so the JavaScript thread takes part as worker 0.
+#include <node_api.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gemm.h"
+#include "thread_pool.h"
+
+namespace glassformer {
+namespace {
+
+// Below this many multiply-adds one thread is faster than waking another.
+constexpr int64_t kParallelMinMacs = 1 << 19;
+
+std::vector<const IsaKernels*> supported_isas() {
+  std::vector<const IsaKernels*> isas;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq")) {
+    isas.push_back(&kAvx512Kernels);
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isas.push_back(&kAvx2Kernels);
+#endif
+  isas.push_back(&kScalarKernels);
+  return isas;
+}
+
+struct State {
+  std::vector<const IsaKernels*> isas = supported_isas();
+  const IsaKernels* active = isas.front();
+  ThreadPool pool;
+};
+
+// Shared by every Node environment (worker threads) in the process and never
+// destroyed: the pool's threads must not be joined from a static destructor.
+State& state() {
+  static State* s = [] {
+    auto* created = new State();
+    const unsigned hw = std::thread::hardware_concurrency();
+    created->pool.resize(hw == 0 ? 1 : static_cast<int>(hw));
+    return created;
+  }();
+  return *s;
+}
+
+// Splits C into `parts` column ranges (or row ranges when C is tall and narrow)
+// in whole register tiles, so each thread packs and computes its own block.
+void run_gemm(const Gemm& g) {
+  State& s = state();
+  const IsaKernels& isa = *s.active;
+  if (g.k == 0) {
+    std::fill(g.c, g.c + g.m * g.n, 0.0f);
+    return;
+  }
+  const int64_t macs = g.m * g.n * g.k;
+  int parts = macs < kParallelMinMacs ? 1 : s.pool.size();
+  if (g.m == 1) {
+    // Bandwidth bound: rows of the weight are split evenly in cache-line steps.
+    const int64_t step = 16;
+    const int64_t chunks = (g.n + step - 1) / step;
+    parts = static_cast<int>(std::min<int64_t>(parts, chunks));
+    s.pool.run(parts, [&](int t) {
+      const int64_t n0 = std::min(g.n, chunks * t / parts * step);
+      const int64_t n1 = std::min(g.n, chunks * (t + 1) / parts * step);
+      isa.gemv(g, n0, n1);
+    });
+    return;
+  }
+  const int64_t m_tiles = (g.m + isa.mr - 1) / isa.mr;
+  const int64_t n_tiles = (g.n + isa.nr - 1) / isa.nr;
+  const bool split_n = n_tiles >= 2 * parts || n_tiles >= m_tiles;
+  const int64_t tiles = split_n ? n_tiles : m_tiles;
+  parts = static_cast<int>(std::min<int64_t>(parts, tiles));
+  s.pool.run(parts, [&](int t) {
+    const int64_t first = tiles * t / parts;
+    const int64_t last = tiles * (t + 1) / parts;
+    if (split_n) {
+      isa.gemm_block(g, 0, g.m, first * isa.nr, std::min(g.n, last * isa.nr));
+    } else {
+      isa.gemm_block(g, first * isa.mr, std::min(g.m, last * isa.mr), 0, g.n);
+    }
+  });
+}
+
+// ---- argument helpers: each throws a JavaScript error and returns false ----
+
+bool check(napi_env env, napi_status status) {
+  if (status == napi_ok) return true;
+  const napi_extended_error_info* info = nullptr;
+  napi_get_last_error_info(env, &info);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, nullptr, info && info->error_message ? info->error_message : "N-API call failed");
+  return false;
+}
+
+bool get_float32_array(napi_env env, napi_value value, const char* name, float** data, int64_t* length) {
+  bool is_typed = false;
+  if (!check(env, napi_is_typedarray(env, value, &is_typed))) return false;
+  napi_typedarray_type type = napi_int8_array;
+  size_t count = 0;
+  void* ptr = nullptr;
+  if (is_typed && !check(env, napi_get_typedarray_info(env, value, &type, &count, &ptr, nullptr, nullptr))) {
+    return false;
+  }
+  if (!is_typed || type != napi_float32_array) {
+    napi_throw_type_error(env, nullptr, (std::string("gemm: ") + name + " must be a Float32Array").c_str());
+    return false;
+  }
+  *data = static_cast<float*>(ptr);
+  *length = static_cast<int64_t>(count);
+  return true;
+}
+
+bool get_count(napi_env env, napi_value value, const char* name, int64_t* out) {
+  double d = 0;
+  if (napi_get_value_double(env, value, &d) != napi_ok || !(d >= 0) || d > 9007199254740991.0 ||
+      d != static_cast<double>(static_cast<int64_t>(d))) {
+    napi_throw_range_error(env, nullptr,
+                           (std::string("gemm: ") + name + " must be a non-negative integer").c_str());
+    return false;
+  }
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+// `offset + rows * cols <= length`, computed without overflow for sizes below 2^53.
+bool check_extent(napi_env env, const char* name, int64_t length, int64_t offset, int64_t rows, int64_t cols) {
+  const bool fits = offset <= length && (rows == 0 || cols == 0 || (cols <= (length - offset) / rows &&
+                                                                    rows * cols <= length - offset));
+  if (!fits) {
+    napi_throw_range_error(env, nullptr,
+                           (std::string("gemm: ") + name + " needs " + std::to_string(rows) + "x" +
+                            std::to_string(cols) + " elements from offset " + std::to_string(offset) +
+                            " but has length " + std::to_string(length))
+                               .c_str());
+    return false;
+  }
+  return true;
+}
+
+napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+napi_value number(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
+}
+
+napi_value string(napi_env env, const char* s) {
+  napi_value out;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+napi_value Gemm_(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return nullptr;
+  if (argc < 10) {
+    napi_throw_type_error(env, nullptr, "gemm: expected (a, aOffset, b, bOffset, c, cOffset, m, n, k, transB)");
+    return nullptr;
+  }
+  float *a, *b, *c;
+  int64_t a_len, b_len, c_len, a_off, b_off, c_off, m, n, k;
+  bool trans_b = false;
+  if (!get_float32_array(env, argv[0], "a", &a, &a_len) || !get_count(env, argv[1], "aOffset", &a_off) ||
+      !get_float32_array(env, argv[2], "b", &b, &b_len) || !get_count(env, argv[3], "bOffset", &b_off) ||
+      !get_float32_array(env, argv[4], "c", &c, &c_len) || !get_count(env, argv[5], "cOffset", &c_off) ||
+      !get_count(env, argv[6], "m", &m) || !get_count(env, argv[7], "n", &n) || !get_count(env, argv[8], "k", &k)) {
+    return nullptr;
+  }
+  if (napi_get_value_bool(env, argv[9], &trans_b) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "gemm: transB must be a boolean");
+    return nullptr;
+  }
+  if (!check_extent(env, "a", a_len, a_off, m, k) ||
+      !check_extent(env, "b", b_len, b_off, trans_b ? n : k, trans_b ? k : n) ||
+      !check_extent(env, "c", c_len, c_off, m, n)) {
+    return nullptr;
+  }
+  if (m == 0 || n == 0) return undefined(env);
+  run_gemm(Gemm{a + a_off, b + b_off, c + c_off, m, n, k, trans_b});
+  return undefined(env);
+}
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return nullptr;
+  int64_t threads = 0;
+  if (argc < 1 || !get_count(env, argv[0], "setThreads: threads", &threads)) return nullptr;
+  if (threads < 1 || threads > 256) {
+    napi_throw_range_error(env, nullptr, "setThreads: threads must be between 1 and 256");
+    return nullptr;
+  }
+  state().pool.resize(static_cast<int>(threads));
+  return number(env, state().pool.size());
+}
+
+napi_value Threads(napi_env env, napi_callback_info) { return number(env, state().pool.size()); }
+
+napi_value Isa(napi_env env, napi_callback_info) { return string(env, state().active->name); }
+
+napi_value SupportedIsas(napi_env env, napi_callback_info) {
+  napi_value out;
+  napi_create_array(env, &out);
+  const auto& isas = state().isas;
+  for (size_t i = 0; i < isas.size(); ++i) napi_set_element(env, out, static_cast<uint32_t>(i), string(env, isas[i]->name));
+  return out;
+}
+
+napi_value SetIsa(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return nullptr;
+  char name[32] = {0};
+  size_t len = 0;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "setIsa: expected an instruction-set name");
+    return nullptr;
+  }
+  for (const IsaKernels* isa : state().isas) {
+    if (std::string(isa->name) == name) {
+      state().active = isa;
+      return string(env, isa->name);
+    }
+  }
+  napi_throw_range_error(env, nullptr, (std::string("setIsa: this CPU does not support '") + name + "'").c_str());
+  return nullptr;
+}
+
+napi_value FmaPeak(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return nullptr;
+  double seconds = 0.2;
+  if (argc >= 1) napi_get_value_double(env, argv[0], &seconds);
+  seconds = std::min(std::max(seconds, 0.01), 10.0);
+  return number(env, state().active->fma_peak(seconds));
+}
+
+}  // namespace
+}  // namespace glassformer
+
+NAPI_MODULE_INIT() {
+  using namespace glassformer;
+  const napi_property_descriptor props[] = {
+      {"gemm", nullptr, Gemm_, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"supportedIsas", nullptr, SupportedIsas, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"fmaPeak", nullptr, FmaPeak, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}

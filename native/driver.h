@@ -1,0 +1,112 @@
+// The cache-blocked GEMM loop nest shared by every instruction-set variant
+// (Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication",
+// ACM TOMS 2008; the BLIS loop order).
+//
+//   for jc in n by NC:            B block  [KC x NC] packed, lives in L3
+//     for pc in k by KC:
+//       pack B[pc:pc+KC, jc:jc+NC] into NR-wide micro-panels
+//       for ic in m by MC:        A block  [MC x KC] packed, lives in L2
+//         pack A[ic:ic+MC, pc:pc+KC] into MR-tall micro-panels
+//         for jr in NC by NR:     one B micro-panel [KC x NR] stays in L1
+//           for ir in MC by MR:   microkernel: C[MR x NR] += A panel · B panel
+//
+// This header is included by each variant's file after its `#pragma GCC target`
+// and instantiated with a kernel type from that file's anonymous namespace, so
+// each instantiation is compiled for its own instruction set and has internal
+// linkage (no cross-file ODR merging that could leak AVX-512 code into the
+// portable path).
+//
+// K must provide: MR, NR, KC, MC, NC (MC a multiple of MR, NC of NR) and
+//   pack_a(a, lda, rows, kc, dst)        dst[p*MR + i] = a[i*lda + p], zero rows >= rows
+//   pack_b(g, p0, kc, j0, cols, dst)     dst[p*NR + j] = op(B)[p0+p][j0+j], zero cols >= cols
+//   kernel(kc, pa, pb, c, ldc, rows, cols, accumulate)
+//                                        C[rows x cols] (+)= pa · pb
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace {
+
+// A 64-byte-aligned scratch buffer per thread, grown on demand and kept for
+// the life of the thread so packing never allocates in the steady state.
+class PackBuffer {
+ public:
+  PackBuffer() = default;
+  PackBuffer(const PackBuffer&) = delete;
+  PackBuffer& operator=(const PackBuffer&) = delete;
+  ~PackBuffer() { std::free(data_); }
+
+  float* get(size_t floats) {
+    if (floats > capacity_) {
+      std::free(data_);
+      size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      capacity_ = data_ ? floats : 0;
+    }
+    return data_;
+  }
+
+ private:
+  float* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+// Portable packing, used by the variants that have no faster transposing
+// pack of their own.
+template <int64_t MR>
+void pack_a_portable(const float* a, int64_t lda, int64_t rows, int64_t kc, float* dst) {
+  for (int64_t p = 0; p < kc; ++p) {
+    for (int64_t i = 0; i < MR; ++i) dst[p * MR + i] = i < rows ? a[i * lda + p] : 0.0f;
+  }
+}
+
+template <int64_t NR>
+void pack_b_portable(const glassformer::Gemm& g, int64_t p0, int64_t kc, int64_t j0, int64_t cols, float* dst) {
+  for (int64_t p = 0; p < kc; ++p) {
+    for (int64_t j = 0; j < NR; ++j) {
+      float v = 0.0f;
+      if (j < cols) v = g.trans_b ? g.b[(j0 + j) * g.k + p0 + p] : g.b[(p0 + p) * g.n + j0 + j];
+      dst[p * NR + j] = v;
+    }
+  }
+}
+
+template <class K>
+void gemm_block_impl(const glassformer::Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  static thread_local PackBuffer a_buffer;
+  static thread_local PackBuffer b_buffer;
+  const int64_t nc_max = std::min<int64_t>(K::NC, (n1 - n0 + K::NR - 1) / K::NR * K::NR);
+  const int64_t kc_max = std::min<int64_t>(K::KC, g.k);
+  const int64_t mc_max = std::min<int64_t>(K::MC, (m1 - m0 + K::MR - 1) / K::MR * K::MR);
+  float* packed_a = a_buffer.get(static_cast<size_t>(mc_max * kc_max));
+  float* packed_b = b_buffer.get(static_cast<size_t>(nc_max * kc_max));
+  if (!packed_a || !packed_b) std::abort();  // out of memory for a few MB of scratch
+
+  for (int64_t jc = n0; jc < n1; jc += K::NC) {
+    const int64_t nc = std::min<int64_t>(K::NC, n1 - jc);
+    for (int64_t pc = 0; pc < g.k; pc += K::KC) {
+      const int64_t kc = std::min<int64_t>(K::KC, g.k - pc);
+      // The first k block overwrites C, later ones add to it.
+      const bool accumulate = pc > 0;
+      for (int64_t jr = 0; jr < nc; jr += K::NR) {
+        K::pack_b(g, pc, kc, jc + jr, std::min<int64_t>(K::NR, nc - jr), packed_b + jr * kc);
+      }
+      for (int64_t ic = m0; ic < m1; ic += K::MC) {
+        const int64_t mc = std::min<int64_t>(K::MC, m1 - ic);
+        for (int64_t ir = 0; ir < mc; ir += K::MR) {
+          K::pack_a(g.a + (ic + ir) * g.k + pc, g.k, std::min<int64_t>(K::MR, mc - ir), kc,
+                    packed_a + ir * kc);
+        }
+        for (int64_t jr = 0; jr < nc; jr += K::NR) {
+          const int64_t cols = std::min<int64_t>(K::NR, nc - jr);
+          for (int64_t ir = 0; ir < mc; ir += K::MR) {
+            K::kernel(kc, packed_a + ir * kc, packed_b + jr * kc, g.c + (ic + ir) * g.n + jc + jr, g.n,
+                      std::min<int64_t>(K::MR, mc - ir), cols, accumulate);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace

@@ -1,0 +1,43 @@
+// Shared declarations for the f32 matrix multiply kernels.
+//
+// Every instruction-set variant (AVX-512, AVX2+FMA, portable scalar) lives in
+// its own file, compiled with GCC target pragmas so that one binary runs on any
+// x86-64 and picks the widest variant the CPU supports at run time.
+#pragma once
+
+#include <cstdint>
+
+namespace glassformer {
+
+// C = A · op(B), all row-major and contiguous; C is overwritten.
+// A is [m, k]; B is [k, n], or [n, k] when trans_b (an nn.Linear weight).
+struct Gemm {
+  const float* a;
+  const float* b;
+  float* c;
+  int64_t m;
+  int64_t n;
+  int64_t k;
+  bool trans_b;
+};
+
+// One instruction-set variant. The driver splits the output between threads
+// and calls these on disjoint ranges, concurrently.
+struct IsaKernels {
+  const char* name;
+  // Computes C[m0:m1, n0:n1]; requires k > 0.
+  void (*gemm_block)(const Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+  // Computes C[0, n0:n1] for m == 1: the decode case, bound by memory bandwidth.
+  void (*gemv)(const Gemm& g, int64_t n0, int64_t n1);
+  // Register tile of gemm_block: work is split between threads in whole tiles.
+  int64_t mr;
+  int64_t nr;
+  // A tight loop of independent FMAs on one core: the arithmetic peak, GFLOP/s.
+  double (*fma_peak)(double seconds);
+};
+
+extern const IsaKernels kAvx512Kernels;
+extern const IsaKernels kAvx2Kernels;
+extern const IsaKernels kScalarKernels;
+
+}  // namespace glassformer

@@ -1,0 +1,238 @@
+// AVX-512 variant: a 14x32 register-blocked microkernel (28 zmm accumulators,
+// two B vectors, one broadcast of A), transposing packs through 16x16 register
+// transposes, and a streaming GEMV for decode.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+
+#include "gemm.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+
+#include "driver.h"
+
+namespace {
+
+using glassformer::Gemm;
+
+// Lanes [0, count) set; count in [0, 16].
+inline __mmask16 first_lanes(int64_t count) {
+  if (count >= 16) return 0xFFFF;
+  if (count <= 0) return 0;
+  return static_cast<__mmask16>((1u << count) - 1);
+}
+
+// In-register transpose of a 16x16 tile: r[i] holds row i on entry, column i on exit.
+// Three shuffle stages: 32-bit pairs, 64-bit pairs within 128-bit lanes, then the
+// 4x4 transpose of 128-bit lanes.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4g + c], 128-bit lane L: column 4L + c of rows 4g .. 4g+3.
+  __m512 u[16];
+  for (int g = 0; g < 4; ++g) {
+    u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g + 0], t[4 * g + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g + 0], t[4 * g + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int c = 0; c < 4; ++c) {
+    __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    __m512 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    r[c] = _mm512_shuffle_f32x4(v0, v2, _MM_SHUFFLE(2, 0, 2, 0));
+    r[4 + c] = _mm512_shuffle_f32x4(v0, v2, _MM_SHUFFLE(3, 1, 3, 1));
+    r[8 + c] = _mm512_shuffle_f32x4(v1, v3, _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + c] = _mm512_shuffle_f32x4(v1, v3, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
+// Copies a [rows x kc] strip (rows <= 16, row stride ld) into dst as kc rows of
+// `lanes` floats each (dst[p*stride + i] = src[i*ld + p] for i < lanes), zero
+// beyond `rows`.
+inline void pack_transposed(const float* src, int64_t ld, int64_t rows, int64_t kc, float* dst, int64_t stride,
+                            __mmask16 lanes) {
+  for (int64_t p = 0; p < kc; p += 16) {
+    const int64_t width = std::min<int64_t>(16, kc - p);
+    const __mmask16 cols = first_lanes(width);
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i) {
+      r[i] = i < rows ? _mm512_maskz_loadu_ps(cols, src + i * ld + p) : _mm512_setzero_ps();
+    }
+    transpose16(r);
+    for (int64_t q = 0; q < width; ++q) _mm512_mask_storeu_ps(dst + (p + q) * stride, lanes, r[q]);
+  }
+}
+
+struct Avx512 {
+  static constexpr int64_t MR = 14;
+  static constexpr int64_t NV = 2;  // zmm vectors per row of the tile
+  static constexpr int64_t NR = 16 * NV;
+  static constexpr int64_t KC = 256;  // B micro-panel KC*NR*4 = 32 KB: L1
+  static constexpr int64_t MC = MR * 24;  // A block MC*KC*4 = 336 KB: L2
+  static constexpr int64_t NC = 4096;  // B block KC*NC*4 = 4 MB: L3
+  static_assert(MR <= 16, "pack_a transposes through one 16x16 tile");
+
+  static void pack_a(const float* a, int64_t lda, int64_t rows, int64_t kc, float* dst) {
+    pack_transposed(a, lda, rows, kc, dst, MR, first_lanes(MR));
+  }
+
+  static void pack_b(const Gemm& g, int64_t p0, int64_t kc, int64_t j0, int64_t cols, float* dst) {
+    if (g.trans_b) {
+      // B is [n, k]: each group of 16 output columns is 16 contiguous rows of B.
+      for (int64_t v = 0; v < NV; ++v) {
+        const int64_t rows = std::min<int64_t>(16, cols - 16 * v);
+        if (rows <= 0) {
+          for (int64_t p = 0; p < kc; ++p) _mm512_store_ps(dst + p * NR + 16 * v, _mm512_setzero_ps());
+        } else {
+          pack_transposed(g.b + (j0 + 16 * v) * g.k + p0, g.k, rows, kc, dst + 16 * v, NR, 0xFFFF);
+        }
+      }
+      return;
+    }
+    const float* src = g.b + p0 * g.n + j0;
+    for (int64_t p = 0; p < kc; ++p) {
+      for (int64_t v = 0; v < NV; ++v) {
+        _mm512_store_ps(dst + p * NR + 16 * v, _mm512_maskz_loadu_ps(first_lanes(cols - 16 * v), src + 16 * v));
+      }
+      src += g.n;
+    }
+  }
+
+  static void kernel(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc, int64_t rows, int64_t cols,
+                     bool accumulate) {
+    __m512 acc[MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+    }
+    for (int64_t p = 0; p < kc; ++p) {
+      __m512 b[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) b[v] = _mm512_load_ps(pb + 16 * v);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const __m512 ai = _mm512_set1_ps(pa[i]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, b[v], acc[i][v]);
+      }
+      pa += MR;
+      pb += NR;
+    }
+    __mmask16 mask[NV];
+    for (int v = 0; v < NV; ++v) mask[v] = first_lanes(cols - 16 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      if (i >= rows) break;
+      float* row = c + i * ldc;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        __m512 out = acc[i][v];
+        if (accumulate) out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask[v], row + 16 * v));
+        _mm512_mask_storeu_ps(row + 16 * v, mask[v], out);
+      }
+    }
+  }
+};
+
+void gemm_block(const Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  gemm_block_impl<Avx512>(g, m0, m1, n0, n1);
+}
+
+// out[r] = a · rows[r] for R rows of B, each of length k. Every row is summed in
+// the same order whatever R is, so splitting rows between threads never changes
+// a result.
+template <int R>
+inline void dot_rows(const float* a, const float* b, int64_t k, float* out) {
+  __m512 even[R], odd[R];
+  for (int r = 0; r < R; ++r) even[r] = odd[r] = _mm512_setzero_ps();
+  int64_t p = 0;
+  for (; p + 32 <= k; p += 32) {
+    const __m512 a0 = _mm512_loadu_ps(a + p);
+    const __m512 a1 = _mm512_loadu_ps(a + p + 16);
+    for (int r = 0; r < R; ++r) {
+      even[r] = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + r * k + p), even[r]);
+      odd[r] = _mm512_fmadd_ps(a1, _mm512_loadu_ps(b + r * k + p + 16), odd[r]);
+    }
+  }
+  for (; p < k; p += 16) {
+    const __mmask16 m = first_lanes(k - p);
+    const __m512 av = _mm512_maskz_loadu_ps(m, a + p);
+    for (int r = 0; r < R; ++r) even[r] = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, b + r * k + p), even[r]);
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(even[r], odd[r]));
+}
+
+// c[j] = sum_p a[p] * B[p][j] for W vectors of columns starting at j, with the
+// last vector masked to `tail` lanes.
+template <int W>
+inline void axpy_columns(const Gemm& g, int64_t j, __mmask16 tail) {
+  __m512 acc[W];
+  for (int v = 0; v < W; ++v) acc[v] = _mm512_setzero_ps();
+  const float* row = g.b + j;
+  for (int64_t p = 0; p < g.k; ++p) {
+    const __m512 ap = _mm512_set1_ps(g.a[p]);
+    for (int v = 0; v < W - 1; ++v) acc[v] = _mm512_fmadd_ps(ap, _mm512_loadu_ps(row + 16 * v), acc[v]);
+    acc[W - 1] = _mm512_fmadd_ps(ap, _mm512_maskz_loadu_ps(tail, row + 16 * (W - 1)), acc[W - 1]);
+    row += g.n;
+  }
+  for (int v = 0; v < W - 1; ++v) _mm512_storeu_ps(g.c + j + 16 * v, acc[v]);
+  _mm512_mask_storeu_ps(g.c + j + 16 * (W - 1), tail, acc[W - 1]);
+}
+
+void gemv(const Gemm& g, int64_t n0, int64_t n1) {
+  if (g.trans_b) {
+    // Weight rows are contiguous: four dot products at a time share each load of a.
+    int64_t j = n0;
+    for (; j + 4 <= n1; j += 4) dot_rows<4>(g.a, g.b + j * g.k, g.k, g.c + j);
+    for (; j < n1; ++j) dot_rows<1>(g.a, g.b + j * g.k, g.k, g.c + j);
+    return;
+  }
+  // B is [k, n]: sweep the rows of B once per 256-column strip, 16 accumulators.
+  int64_t j = n0;
+  for (; j + 256 <= n1; j += 256) axpy_columns<16>(g, j, 0xFFFF);
+  for (; j < n1; j += 16) axpy_columns<1>(g, j, first_lanes(n1 - j));
+}
+
+double fma_peak(double seconds) {
+  // 16 independent chains cover FMA latency (4 cycles) times two FMA pipes.
+  // acc = acc * 0.999 + 0.001 converges to 1, so no overflow or denormals.
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(1.0f + static_cast<float>(i) * 0.01f);
+  const __m512 x = _mm512_set1_ps(0.999f);
+  const __m512 y = _mm512_set1_ps(0.001f);
+  const int64_t chunk = 1 << 20;
+  int64_t iterations = 0;
+  const auto start = std::chrono::steady_clock::now();
+  double elapsed = 0;
+  do {
+    for (int64_t it = 0; it < chunk; ++it) {
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) acc[i] = _mm512_fmadd_ps(acc[i], x, y);
+    }
+    iterations += chunk;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  } while (elapsed < seconds);
+  __m512 sum = acc[0];
+  for (int i = 1; i < 16; ++i) sum = _mm512_add_ps(sum, acc[i]);
+  volatile float sink = _mm512_reduce_add_ps(sum);
+  (void)sink;
+  return static_cast<double>(iterations) * 16 * 16 * 2 / elapsed / 1e9;
+}
+
+}  // namespace
+
+const glassformer::IsaKernels glassformer::kAvx512Kernels = {
+    "avx512", gemm_block, gemv, Avx512::MR, Avx512::NR, fma_peak,
+};
+
+#pragma GCC pop_options

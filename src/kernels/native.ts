@@ -1,0 +1,94 @@
+/**
+ * Loads the native matmul addon (native/, built by scripts/build-native.mjs on
+ * install). Node-only: kernels/index.ts reaches this file through a dynamic
+ * import that browser builds never execute, so nothing else in the core
+ * depends on `node:` modules.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ThreadedMatmulKernel } from './types.js';
+
+/** The instruction-set variants the addon carries; it picks the widest the CPU has. */
+export type NativeIsa = 'avx512' | 'avx2' | 'scalar';
+
+/** What build/Release/glassformer_native.node exports (see native/addon.cc). */
+interface NativeAddon {
+  gemm(
+    a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number,
+    m: number, n: number, k: number, transB: boolean,
+  ): void;
+  setThreads(threads: number): number;
+  threads(): number;
+  isa(): NativeIsa;
+  supportedIsas(): NativeIsa[];
+  setIsa(isa: NativeIsa): NativeIsa;
+  fmaPeak(seconds: number): number;
+}
+
+export interface NativeMatmulKernel extends ThreadedMatmulKernel {
+  /** The instruction-set variant in use. */
+  isa(): NativeIsa;
+  /** Every variant this CPU can run, widest first. */
+  supportedIsas(): NativeIsa[];
+  /** Forces a variant (tests check each one against the reference); returns it. */
+  setIsa(isa: NativeIsa): NativeIsa;
+  /** GFLOP/s of one core running independent FMAs in registers, the ceiling for any matmul. */
+  fmaPeak(seconds?: number): number;
+}
+
+export type NativeLoadResult = { kernel: NativeMatmulKernel } | { kernel: undefined; reason: string };
+
+const ADDON_PATH = join('build', 'Release', 'glassformer_native.node');
+
+/**
+ * The package root: the nearest folder above this file holding the addon's
+ * binding.gyp. Compiled, this file is dist/src/kernels/native.js (three
+ * levels down); run from source it is src/kernels/native.ts (two).
+ */
+function packageRoot(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let level = 0; level < 4; level++) {
+    dir = dirname(dir);
+    if (existsSync(join(dir, 'binding.gyp'))) return dir;
+  }
+  return undefined;
+}
+
+/**
+ * The native kernel, or the reason it cannot be used. Setting the environment
+ * variable GLASSFORMER_NATIVE=0 turns it off (to compare against the
+ * JavaScript kernels, or to rule it out when chasing a bug).
+ */
+export function loadNativeKernel(): NativeLoadResult {
+  if (process.env.GLASSFORMER_NATIVE === '0') return { kernel: undefined, reason: 'GLASSFORMER_NATIVE=0' };
+  const root = packageRoot();
+  if (root === undefined) return { kernel: undefined, reason: 'package root with binding.gyp not found' };
+  const file = join(root, ADDON_PATH);
+  if (!existsSync(file)) return { kernel: undefined, reason: `${file} not built (run: node scripts/build-native.mjs)` };
+  let addon: NativeAddon;
+  try {
+    addon = createRequire(import.meta.url)(file) as NativeAddon;
+  } catch (error) {
+    return { kernel: undefined, reason: `${file} failed to load: ${(error as Error).message}` };
+  }
+  return { kernel: wrap(addon) };
+}
+
+function wrap(addon: NativeAddon): NativeMatmulKernel {
+  return {
+    get name() {
+      return `native-${addon.isa()}`;
+    },
+    // Arguments are checked in the addon: Float32Arrays, integer sizes, and
+    // every matrix inside its array from its offset (a RangeError otherwise).
+    gemm: addon.gemm,
+    threads: () => addon.threads(),
+    setThreads: (threads) => addon.setThreads(threads),
+    isa: () => addon.isa(),
+    supportedIsas: () => addon.supportedIsas(),
+    setIsa: (isa) => addon.setIsa(isa),
+    fmaPeak: (seconds = 0.2) => addon.fmaPeak(seconds),
+  };
+}

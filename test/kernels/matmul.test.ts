@@ -1,0 +1,250 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  blockedMatmul,
+  kernelInfo,
+  matmulKernel,
+  referenceMatmul,
+  setMatmulKernel,
+  useFastestKernel,
+} from '../../src/kernels/index.js';
+import { loadNativeKernel } from '../../src/kernels/native.js';
+import type { MatmulKernel } from '../../src/kernels/types.js';
+
+interface Case {
+  m: number;
+  n: number;
+  k: number;
+  transB: boolean;
+  // Element offsets of A, B and C inside their arrays.
+  offsets: [number, number, number];
+}
+
+/** Deterministic values in [-1, 1) (mulberry32), so a failure reproduces. */
+function randomArray(length: number, seed: number): Float32Array {
+  let state = seed >>> 0;
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+const SIZES = [1, 2, 3, 7, 16, 31, 33, 64, 100, 257];
+
+/** Every m with every n, k cycling through the sizes, both B layouts, odd offsets on half of them. */
+function shapeCases(): Case[] {
+  const cases: Case[] = [];
+  SIZES.forEach((m, i) => {
+    SIZES.forEach((n, j) => {
+      const k = SIZES[(3 * i + 7 * j) % SIZES.length];
+      const offsets: [number, number, number] = (i + j) % 2 === 0 ? [0, 0, 0] : [3, 17, 5];
+      cases.push({ m, n, k, transB: (i + j) % 2 === 0, offsets });
+      cases.push({ m, n, k, transB: (i + j) % 2 === 1, offsets });
+    });
+  });
+  return cases;
+}
+
+// Shapes a transformer meets: decode (m = 1) against GPT-2 sized weights in
+// both layouts, a deep k as in GPT-2's MLP down projection, and shapes wider
+// than one cache block.
+const MODEL_CASES: Case[] = [
+  { m: 1, n: 3072, k: 768, transB: true, offsets: [0, 0, 0] },
+  { m: 1, n: 3072, k: 768, transB: false, offsets: [7, 1, 9] },
+  { m: 1, n: 5003, k: 769, transB: true, offsets: [1, 3, 2] },
+  { m: 2, n: 768, k: 3072, transB: true, offsets: [0, 0, 0] },
+  { m: 5, n: 40, k: 3072, transB: false, offsets: [2, 4, 6] },
+  { m: 37, n: 4133, k: 300, transB: false, offsets: [0, 0, 0] },
+  { m: 300, n: 70, k: 529, transB: true, offsets: [11, 0, 13] },
+  { m: 128, n: 96, k: 768, transB: true, offsets: [0, 0, 0] },
+];
+
+interface Operands {
+  a: Float32Array;
+  b: Float32Array;
+  expected: Float32Array;
+  // Per element of C, Σ_p |A[i][p]| · |B[p][j]|: the scale of the rounding error any f32 sum may make.
+  magnitude: Float64Array;
+}
+
+const SENTINEL = 12345.5;
+const operandCache = new Map<Case, Operands>();
+
+function operands(c: Case): Operands {
+  const cached = operandCache.get(c);
+  if (cached) return cached;
+  const [aOff, bOff] = c.offsets;
+  const a = randomArray(aOff + c.m * c.k + 3, c.m * 7919 + c.k);
+  const b = randomArray(bOff + c.k * c.n + 3, c.n * 104729 + c.k);
+  const expected = new Float32Array(c.m * c.n);
+  referenceMatmul.gemm(a, aOff, b, bOff, expected, 0, c.m, c.n, c.k, c.transB);
+  const magnitude = new Float64Array(c.m * c.n);
+  for (let i = 0; i < c.m; i++) {
+    for (let j = 0; j < c.n; j++) {
+      let sum = 0;
+      for (let p = 0; p < c.k; p++) {
+        const bv = c.transB ? b[bOff + j * c.k + p] : b[bOff + p * c.n + j];
+        sum += Math.abs(a[aOff + i * c.k + p] * bv);
+      }
+      magnitude[i * c.n + j] = sum;
+    }
+  }
+  const result = { a, b, expected, magnitude };
+  operandCache.set(c, result);
+  return result;
+}
+
+function run(kernel: MatmulKernel, c: Case): Float32Array {
+  const { a, b } = operands(c);
+  const [aOff, bOff, cOff] = c.offsets;
+  const out = new Float32Array(cOff + c.m * c.n + 4).fill(SENTINEL);
+  kernel.gemm(a, aOff, b, bOff, out, cOff, c.m, c.n, c.k, c.transB);
+  return out;
+}
+
+/** Checks every element of C against the reference, and that nothing outside C was written. */
+function assertAgrees(kernel: MatmulKernel, c: Case): void {
+  const { expected, magnitude } = operands(c);
+  const out = run(kernel, c);
+  const cOff = c.offsets[2];
+  const label = `${kernel.name} m=${c.m} n=${c.n} k=${c.k} transB=${c.transB} offsets=${c.offsets.join(',')}`;
+  for (let i = 0; i < cOff; i++) assert.equal(out[i], SENTINEL, `${label}: wrote before C at ${i}`);
+  for (let i = cOff + c.m * c.n; i < out.length; i++) assert.equal(out[i], SENTINEL, `${label}: wrote after C at ${i}`);
+  for (let e = 0; e < c.m * c.n; e++) {
+    // f32 sums in any order stay within a few k·ε of Σ|a·b|; 1e-5 is loose enough for
+    // blocked orders and tight enough to catch a dropped or doubled term.
+    const tolerance = 1e-5 * magnitude[e] + 1e-30;
+    const error = Math.abs(out[cOff + e] - expected[e]);
+    if (!(error <= tolerance)) {
+      assert.fail(`${label}: C[${Math.floor(e / c.n)}][${e % c.n}] = ${out[cOff + e]}, reference ${expected[e]}`);
+    }
+  }
+}
+
+function assertAgreesOnAllShapes(kernel: MatmulKernel): void {
+  for (const c of shapeCases()) assertAgrees(kernel, c);
+  for (const c of MODEL_CASES) assertAgrees(kernel, c);
+}
+
+describe('blocked TypeScript kernel', () => {
+  test('agrees with the reference on every shape, both B layouts and offset slices', () => {
+    assertAgreesOnAllShapes(blockedMatmul);
+  });
+
+  test('writes zeros when k is 0 and nothing when m or n is 0', () => {
+    const out = new Float32Array(6).fill(SENTINEL);
+    blockedMatmul.gemm(new Float32Array(0), 0, new Float32Array(0), 0, out, 0, 2, 3, 0, false);
+    assert.deepEqual([...out], [0, 0, 0, 0, 0, 0]);
+    const untouched = new Float32Array(2).fill(SENTINEL);
+    blockedMatmul.gemm(new Float32Array(4), 0, new Float32Array(4), 0, untouched, 0, 0, 2, 2, true);
+    assert.deepEqual([...untouched], [SENTINEL, SENTINEL]);
+  });
+});
+
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const built = existsSync(`${root}/build/Release/glassformer_native.node`);
+const loaded = loadNativeKernel();
+const native = loaded.kernel;
+
+describe('native kernel', () => {
+  test('loads wherever it was built, and always in CI', (t) => {
+    if (process.env.CI === undefined && !built) {
+      t.skip('not built here (node scripts/build-native.mjs builds it)');
+      return;
+    }
+    assert.ok(native, `native kernel did not load: ${loaded.kernel ? '' : loaded.reason}`);
+  });
+
+  if (!native) return;
+  const threadsBefore = native.threads();
+  const isaBefore = native.isa();
+
+  for (const isa of native.supportedIsas()) {
+    for (const threads of [1, 2]) {
+      test(`${isa} on ${threads} thread(s) agrees with the reference on every shape`, () => {
+        native.setIsa(isa);
+        native.setThreads(threads);
+        try {
+          assertAgreesOnAllShapes(native);
+        } finally {
+          native.setIsa(isaBefore);
+          native.setThreads(threadsBefore);
+        }
+      });
+    }
+  }
+
+  test('one and two threads give bit-identical results', () => {
+    const cases: Case[] = [
+      ...MODEL_CASES,
+      { m: 200, n: 300, k: 100, transB: false, offsets: [0, 0, 0] },
+      { m: 257, n: 33, k: 257, transB: true, offsets: [1, 2, 3] },
+    ];
+    try {
+      for (const isa of native.supportedIsas()) {
+        native.setIsa(isa);
+        for (const c of cases) {
+          native.setThreads(1);
+          const one = run(native, c);
+          native.setThreads(2);
+          const two = run(native, c);
+          assert.deepEqual(two, one, `${isa} m=${c.m} n=${c.n} k=${c.k} transB=${c.transB}`);
+        }
+      }
+    } finally {
+      native.setIsa(isaBefore);
+      native.setThreads(threadsBefore);
+    }
+  });
+
+  test('rejects matrices that do not fit their arrays, and arrays that are not Float32Array', () => {
+    const a = new Float32Array(6);
+    const b = new Float32Array(6);
+    const c = new Float32Array(4);
+    assert.throws(() => native.gemm(a, 1, b, 0, c, 0, 2, 2, 3, false), RangeError);
+    assert.throws(() => native.gemm(a, 0, b, 0, c, 1, 2, 2, 3, true), RangeError);
+    assert.throws(() => native.gemm(a, 0, b, 0, c, 0, 2, 3, 3, false), RangeError);
+    assert.throws(() => native.gemm(a, 0, b, 0, c, 0, -1, 2, 3, false), RangeError);
+    assert.throws(() => native.gemm(a, 0, b, 0, c, 0, 1.5, 2, 3, false), RangeError);
+    const notF32 = new Float64Array(6) as unknown as Float32Array;
+    assert.throws(() => native.gemm(notF32, 0, b, 0, c, 0, 2, 2, 3, false), TypeError);
+  });
+
+  test('setThreads refuses a count below 1', () => {
+    assert.throws(() => native.setThreads(0), RangeError);
+    assert.equal(native.setThreads(threadsBefore), threadsBefore);
+  });
+
+  test('the FMA peak is a positive rate', () => {
+    assert.ok(native.fmaPeak(0.02) > 0.5);
+  });
+});
+
+describe('kernel selection', () => {
+  test('the blocked kernel is the default, and useFastestKernel switches to native when it loads', async () => {
+    const previous = matmulKernel();
+    try {
+      assert.equal(previous, blockedMatmul);
+      assert.deepEqual(kernelInfo(), { name: 'blocked', threads: 1 });
+      const info = await useFastestKernel();
+      if (native) {
+        assert.equal(info.name, native.name);
+        assert.equal(info.threads, native.threads());
+        assert.equal(info.nativeUnavailable, undefined);
+      } else {
+        assert.equal(info.name, 'blocked');
+        assert.equal(info.threads, 1);
+        assert.ok(info.nativeUnavailable);
+      }
+    } finally {
+      setMatmulKernel(previous);
+    }
+  });
+});
