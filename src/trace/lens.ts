@@ -48,10 +48,10 @@ export function softmaxRow(logits: ArrayLike<number>): Float64Array {
   return out;
 }
 
-/** The k most probable tokens of one row of logits, most probable first (ties: lower id first). */
+/** The k most probable tokens of one row of logits, most probable first (ties: lower id first); −∞ (banned) tokens are never listed. */
 export function topTokens(logits: ArrayLike<number>, k: number): TokenProbability[] {
   const probs = softmaxRow(logits);
-  const order = Array.from({ length: logits.length }, (_, i) => i);
+  const order = Array.from({ length: logits.length }, (_, i) => i).filter((i) => logits[i] !== -Infinity);
   order.sort((a, b) => logits[b] - logits[a] || a - b);
   return order.slice(0, Math.min(k, order.length)).map((id) => ({ id, prob: probs[id], logit: logits[id] }));
 }

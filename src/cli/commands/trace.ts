@@ -1,0 +1,158 @@
+import { writeFile } from 'node:fs/promises';
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError, ShapeError } from '../../errors.js';
+import { generationOptionsFromJson, type GenerateOptions } from '../../generation/options.js';
+import { nodeFileSystem } from '../../io/node-fs.js';
+import type { FileSystem } from '../../io/source.js';
+import { loadTokenizer } from '../../tokenizers/load-node.js';
+import type { Tokenizer } from '../../tokenizers/tokenizer.js';
+import { loadTraceable } from '../../trace/adapters/index.js';
+import type { Precision } from '../../trace/encoding.js';
+import { renderHtml } from '../../trace/html.js';
+import { buildTrace } from '../../trace/report.js';
+import { formatTrace } from '../../trace/text.js';
+import { EXIT } from '../errors.js';
+
+export interface TraceArgs {
+  /** A model folder (config.json, model.safetensors, optionally tokenizer.json and generation_config.json). */
+  model: string;
+  /** Text to tokenize (needs a tokenizer). */
+  text?: string;
+  /** Token ids instead of text (models without a tokenizer, e.g. the hf-tiny fixtures). */
+  ids?: number[];
+  /** Encoder-decoders: decoder ids to teacher-force instead of generating. */
+  decoderIds?: number[];
+  /** A tokenizer folder, when it is not the model folder. */
+  tokenizer?: string;
+  /** Tokens to generate after the input (decoders and encoder-decoders); default 4. */
+  maxNewTokens?: number;
+  sample?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  repetitionPenalty?: number;
+  /** Candidates shown per position and per stage. */
+  show?: number;
+  /** Write the self-contained HTML report here. */
+  html?: string;
+  /** Write the trace file (JSON) here. */
+  out?: string;
+  maxBytes?: number;
+  precision?: Precision;
+  /** Print the trace file JSON instead of the text account. */
+  json?: boolean;
+}
+
+async function tokenizerFor(fs: FileSystem, args: TraceArgs): Promise<Tokenizer | undefined> {
+  const dir = args.tokenizer ?? args.model;
+  if (args.tokenizer === undefined && !(await fs.exists(fs.join(dir, 'tokenizer.json')))) return undefined;
+  return loadTokenizer(dir);
+}
+
+function generateOptions(args: TraceArgs): GenerateOptions {
+  const o: GenerateOptions = {};
+  if (args.sample) o.doSample = true;
+  if (args.temperature !== undefined) o.temperature = args.temperature;
+  if (args.topK !== undefined) o.topK = args.topK;
+  if (args.topP !== undefined) o.topP = args.topP;
+  if (args.seed !== undefined) o.seed = args.seed;
+  if (args.repetitionPenalty !== undefined) o.repetitionPenalty = args.repetitionPenalty;
+  return o;
+}
+
+/**
+ * Trace one input through a model and tell it step by step (stdout), and
+ * optionally write the trace file and the HTML report. Returns the exit code.
+ */
+export async function runTrace(args: TraceArgs, stdout: NodeJS.WritableStream = process.stdout, fs: FileSystem = nodeFileSystem): Promise<number> {
+  if ((args.text === undefined) === (args.ids === undefined)) throw new ConfigError('trace: give either TEXT or --ids 1,2,3 (not both)');
+  const model = await loadTraceable(fs, args.model);
+  const tokenizer = await tokenizerFor(fs, args);
+  let inputIds = args.ids;
+  if (args.text !== undefined) {
+    if (!tokenizer) throw new ConfigError(`trace: ${args.model} has no tokenizer.json; pass --tokenizer DIR, or token ids with --ids 1,2,3`);
+    inputIds = tokenizer.encode(args.text, { addSpecialTokens: true }).ids;
+  }
+  if (!inputIds || inputIds.length === 0) throw new ShapeError('trace: the input is empty');
+  const family = model.description.family;
+  if (args.decoderIds && family !== 'encoder-decoder') throw new ConfigError(`trace: --decoder-ids applies to encoder-decoder models; ${args.model} is a ${family} model`);
+  const generationPath = fs.join(args.model, 'generation_config.json');
+  const defaults = (await fs.exists(generationPath)) ? generationOptionsFromJson(JSON.parse(await fs.readText(generationPath)) as Record<string, unknown>, generationPath) : {};
+  const generating = family !== 'encoder' && args.decoderIds === undefined;
+  const vocabulary = tokenizer;
+  const { file, json } = await buildTrace(
+    model,
+    { inputIds, decoderInputIds: args.decoderIds, source: args.model },
+    {
+      tokenText: vocabulary ? (id) => vocabulary.idToToken(id) ?? `<${id}>` : undefined,
+      maxNewTokens: generating ? (args.maxNewTokens ?? 4) : 0,
+      generateOptions: generateOptions(args),
+      generationDefaults: defaults,
+      k: args.show,
+      maxBytes: args.maxBytes,
+      precision: args.precision,
+    },
+  );
+  if (args.out) await writeFile(args.out, json);
+  if (args.html) await writeFile(args.html, renderHtml(file));
+  stdout.write(args.json ? json + '\n' : formatTrace(file));
+  return EXIT.ok;
+}
+
+function integer(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, found "${value}"`);
+  return n;
+}
+
+function decimal(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, found "${value}"`);
+  return n;
+}
+
+function idList(value: string): number[] {
+  const ids = value.split(',').map((s) => s.trim());
+  if (ids.some((s) => !/^\d+$/.test(s))) throw new InvalidArgumentError(`expected comma-separated token ids like 5,17,42, found "${value}"`);
+  return ids.map(Number);
+}
+
+function precision(value: string): Precision {
+  if (value !== 'f16' && value !== 'f32') throw new InvalidArgumentError(`expected f16 or f32, found "${value}"`);
+  return value;
+}
+
+export function traceCommand(): Command {
+  return new Command('trace')
+    .description('load a model and trace each step: tokens, embeddings, positions, attention per layer and head, residual norms, predictions, generation')
+    .argument('[text]', 'the input text (needs tokenizer.json in the model folder, or --tokenizer)')
+    .requiredOption('--model <dir>', 'a model folder (config.json + model.safetensors)')
+    .option('--ids <ids>', 'token ids instead of text, e.g. 5,17,42', idList)
+    .option('--decoder-ids <ids>', 'encoder-decoders: decoder ids to teacher-force instead of generating', idList)
+    .option('--tokenizer <dir>', 'a tokenizer folder, when it is not the model folder')
+    .option('--max-new-tokens <n>', 'tokens to generate after the input (decoders, encoder-decoders)', integer, 4)
+    .option('--sample', 'sample instead of greedy decoding')
+    .option('--temperature <t>', 'sampling temperature', decimal)
+    .option('--top-k <k>', 'sampling: keep the k most probable tokens', integer)
+    .option('--top-p <p>', 'sampling: keep the smallest set of tokens with this probability mass', decimal)
+    .option('--seed <n>', 'sampling seed', integer)
+    .option('--repetition-penalty <p>', 'penalise tokens already in the sequence', decimal)
+    .option('--show <n>', 'candidates shown per position and per stage', integer, 5)
+    .option('--html <file>', 'write a self-contained HTML report (attention heatmaps, logit lens, probability bars)')
+    .option('--out <file>', 'write the trace file (JSON, docs/trace-format.md)')
+    .option('--max-bytes <n>', 'cap on the trace file size; tensors beyond it are summarised or left out', integer)
+    .option('--precision <p>', 'stored tensor precision, f16 or f32', precision, 'f16')
+    .option('--json', 'print the trace file instead of the text account')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  glassformer trace --model models/gpt2 "The cat sat on the"
+  glassformer trace --model ../shared/fixtures/hf-tiny/t5 --ids 42,112,71,1 --max-new-tokens 3 --html t5.html
+  glassformer trace --model ../shared/fixtures/hf-tiny/bert --ids 2,10,4,11,3 --out bert-trace.json`,
+    )
+    .action(async function (this: Command, text: string | undefined, options: Omit<TraceArgs, 'text'>) {
+      process.exitCode = await runTrace({ ...options, text });
+    });
+}

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import { runTrace } from '../../src/cli/commands/trace.js';
+import { nodeFileSystem } from '../../src/io/node-fs.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { loadTraceable } from '../../src/trace/adapters/index.js';
+import { decodeTensor, encodeDense, encodeTopK } from '../../src/trace/encoding.js';
+import { buildTrace, type TraceFile } from '../../src/trace/report.js';
+import { runWithCache } from '../../src/trace/run.js';
+import { HF_TINY } from '../helpers/shared.js';
+
+function sink(): { stream: Writable; text: () => string } {
+  const chunks: string[] = [];
+  const stream = new Writable({ write: (c, _e, done) => void (chunks.push(String(c)), done()) });
+  return { stream, text: () => chunks.join('') };
+}
+
+test('tensors survive the trace encodings: f32 exactly, f16 to half precision, top-k as the largest entries', () => {
+  const t = Tensor.f32([0.1, -2.5, 3.25, 1e-3, 0.7, 0.2], [2, 3]);
+  assert.deepEqual([...decodeTensor(encodeDense(t, 'f32')).f32()], [...t.f32()]);
+  const half = decodeTensor(encodeDense(t, 'f16')).f32();
+  t.f32().forEach((v, i) => assert.ok(Math.abs(half[i] - v) <= Math.abs(v) * 1e-3 + 1e-7, `${half[i]} vs ${v}`));
+  const top = encodeTopK(t, 1);
+  assert.ok(top.encoding === 'topk');
+  assert.deepEqual(top.indices, [[2], [1]]);
+  assert.deepEqual([...decodeTensor(top).f32()], [-Infinity, -Infinity, 3.25, -Infinity, Math.fround(0.7), -Infinity]);
+  assert.throws(() => decodeTensor({ shape: [2], encoding: 'omitted' }, 'x'), /left out of the trace file/);
+});
+
+test('a trace file records the forward pass, the generation steps and its tensors, and respects the size cap', async () => {
+  const model = await loadTraceable(nodeFileSystem, join(HF_TINY, 'gpt2'));
+  const request = { inputIds: [118, 88, 88, 36, 74], source: 'gpt2' };
+  const events: string[] = [];
+  const { file, json } = await buildTrace(model, request, { maxNewTokens: 3, precision: 'f32', onEvent: (e) => void events.push(e.type) });
+  assert.deepEqual(events, ['start', 'step', 'step', 'step', 'end']);
+  const parsed = JSON.parse(json) as TraceFile;
+  assert.equal(parsed.format, 'glassformer-trace');
+  assert.equal(parsed.version, 1);
+  assert.equal(parsed.tokens.input.length, 8);
+  assert.equal(parsed.generation?.steps.length, 3);
+  assert.deepEqual(parsed.budget.omitted, []);
+  // The stored pattern is the one a cached run records.
+  const { cache } = runWithCache(model, { inputIds: [parsed.tokens.input.map((t) => t.id)] }, { names: 'blocks.1.attn.pattern' });
+  const stored = decodeTensor(parsed.tensors[parsed.stacks[0].blocks[1].patterns.self]);
+  assert.deepEqual([...stored.f32()], [...cache.get('blocks.1.attn.pattern').at(0).f32()]);
+  // Each step's attention rows are stored under the names the step lists.
+  const step = parsed.generation?.steps[2];
+  assert.deepEqual(decodeTensor(parsed.tensors[step?.attention['blocks.0.attn.pattern'] ?? '']).shape, [4, 7]); // the third new token sees 5 + 2 keys
+  assert.equal(file.predictions?.length, 8);
+
+  // Under a tight cap, tensors become summaries or are left out, and the file stays under it.
+  const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)).length;
+  const keys = Object.keys(parsed.tensors);
+  const skeleton = bytes({ ...parsed, tensors: Object.fromEntries(keys.map((k) => [k, { shape: parsed.tensors[k].shape, encoding: 'omitted' }])), budget: { ...parsed.budget, omitted: keys } });
+  const cap = skeleton + Math.floor((bytes(parsed) - skeleton) / 3);
+  const small = await buildTrace(model, request, { maxNewTokens: 3, precision: 'f32', maxBytes: cap });
+  const size = new TextEncoder().encode(small.json).length;
+  assert.ok(size <= cap, `${size} > ${cap}`);
+  const kept = JSON.parse(small.json) as TraceFile;
+  assert.ok(kept.budget.omitted.length + kept.budget.summarised.length > 0);
+  for (const key of kept.budget.summarised) assert.equal(kept.tensors[key].encoding, 'topk');
+  for (const key of kept.budget.omitted) assert.equal(kept.tensors[key].encoding, 'omitted');
+  await assert.rejects(buildTrace(model, request, { maxNewTokens: 3, maxBytes: 1000 }), /more than the cap of 1000/);
+});
+
+test('glassformer trace tells a decoder\'s run step by step and writes the trace file and the HTML report', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'glassformer-trace-cli-'));
+  const out = sink();
+  const code = await runTrace({ model: join(HF_TINY, 'gpt2'), ids: [118, 88, 88, 36], maxNewTokens: 2, out: join(dir, 't.json'), html: join(dir, 't.html') }, out.stream);
+  assert.equal(code, 0);
+  const text = out.text();
+  for (const heading of ['## Tokenize', '## Inside the model (2 layers)', 'Embed:', 'Position: a learned vector', '### Layer 1', 'self-attention', 'residual stream norms', '## Project and softmax', '## Logit lens', '## Generate (greedy)', 'step 2: chose']) {
+    assert.ok(text.includes(heading), `missing "${heading}"`);
+  }
+  assert.match(text, /head 3: "#118"→"#118" 1\.00/);
+  const file = JSON.parse(await readFile(join(dir, 't.json'), 'utf8')) as TraceFile;
+  assert.equal(file.generation?.generated.length, 2);
+  // The chosen tokens are those the text names.
+  for (const g of file.generation?.generated ?? []) assert.ok(text.includes(`(id ${g.id})`));
+  const html = await readFile(join(dir, 't.html'), 'utf8');
+  assert.ok(html.startsWith('<!doctype html>') && !/<script[^>]+src=|<link[^>]+href=/.test(html));
+});
+
+test('glassformer trace on an encoder-decoder shows cross-attention, and on an encoder no generation', async () => {
+  const seq2seq = sink();
+  await runTrace({ model: join(HF_TINY, 'bart'), ids: [0, 29, 48, 93, 2], decoderIds: [2, 0, 40] }, seq2seq.stream);
+  assert.match(seq2seq.text(), /cross-attention \(each output token → the input token it attends to most\)/);
+  assert.ok(!seq2seq.text().includes('## Generate'));
+  const encoder = sink();
+  await runTrace({ model: join(HF_TINY, 'bert'), ids: [2, 10, 4, 11, 3] }, encoder.stream);
+  assert.match(encoder.text(), /Position: a learned vector per position/);
+  assert.ok(!encoder.text().includes('## Generate'));
+  await assert.rejects(runTrace({ model: join(HF_TINY, 'bert'), text: 'hello' }, sink().stream), /has no tokenizer\.json/);
+  await assert.rejects(runTrace({ model: join(HF_TINY, 'gpt2'), ids: [1], decoderIds: [2] }, sink().stream), /--decoder-ids applies to encoder-decoder/);
+});

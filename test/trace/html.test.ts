@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
+import { nodeFileSystem } from '../../src/io/node-fs.js';
+import { loadTraceable } from '../../src/trace/adapters/index.js';
+import { renderHtml } from '../../src/trace/html.js';
+import { buildTrace } from '../../src/trace/report.js';
+import { HF_TINY } from '../helpers/shared.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+/** Headless Chromium from the system package; never a downloaded browser. */
+async function launch(profile: string) {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium); the HTML report test needs it`);
+  return chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1400, height: 1000 },
+  });
+}
+
+test('the HTML report renders every heatmap with token labels, the logit lens and the generation bars, offline', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'glassformer-trace-html-'));
+  const model = await loadTraceable(nodeFileSystem, join(HF_TINY, 't5'));
+  const words = ['the', 'cat', 'sat', 'on', 'mat', '</s>'];
+  const input = [42, 112, 71, 108, 90, 1];
+  const { file } = await buildTrace(model, { inputIds: input, source: 'hf-tiny/t5' }, {
+    maxNewTokens: 3,
+    tokenText: (id, side) => (side === 'input' && input.includes(id) ? words[input.indexOf(id)] : `t${id}`),
+  });
+  const page = join(dir, 'report.html');
+  await writeFile(page, renderHtml(file));
+
+  const context = await launch(join(dir, 'profile'));
+  try {
+    const tab = await context.newPage();
+    const requests: string[] = [];
+    tab.on('request', (r) => void (r.url().startsWith('file:') || requests.push(r.url())));
+    const errors: string[] = [];
+    tab.on('pageerror', (e) => void errors.push(e.message));
+    await tab.goto(pathToFileURL(page).href);
+    await tab.waitForSelector('body[data-rendered="true"]', { timeout: 10000 });
+    assert.deepEqual(errors, []);
+    assert.deepEqual(requests, [], 'the report must not touch the network');
+
+    // Encoder self-attention, decoder self-attention and cross-attention: 3 kinds × 2 layers × 4 heads.
+    assert.equal(await tab.locator('svg.heatmap').count(), 24);
+    assert.equal(await tab.locator('svg.thumb').count(), 24);
+    const first = tab.locator('svg.heatmap[data-name="encoder.blocks.0.attn.pattern head 0"]');
+    assert.equal(await first.locator('rect.cell').count(), 36);
+    assert.deepEqual(await first.locator('text.ylabel').allTextContents(), words);
+    assert.deepEqual(await first.locator('text.xlabel').allTextContents(), words);
+    // Cross-attention maps put the output tokens on the rows and the input words on the columns.
+    const cross = tab.locator('svg.heatmap[data-name="decoder.blocks.1.cross_attn.pattern head 3"]');
+    assert.deepEqual(await cross.locator('text.xlabel').allTextContents(), words);
+    assert.deepEqual(await cross.locator('text.ylabel').allTextContents(), (file.tokens.decoder ?? []).map((t) => t.text));
+    // A cell's colour follows its weight: the darkest cell of a row is its largest weight.
+    const fills = await first.locator('rect.cell').evaluateAll((rects) => rects.slice(0, 6).map((r) => r.getAttribute('fill')));
+    assert.equal(new Set(fills).size > 1, true);
+
+    assert.equal(await tab.locator('table.lens tr.lens-row').count(), 3);
+    assert.equal(await tab.locator('.step').count(), 3);
+    assert.equal(await tab.locator('.bar.chosen').count(), 3);
+    const shot = join(dir, 'report.png');
+    await tab.screenshot({ path: shot, fullPage: true });
+    console.log(`screenshot: ${shot}`);
+  } finally {
+    await context.close();
+  }
+});
