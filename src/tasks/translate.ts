@@ -20,8 +20,8 @@ import { Weights } from '../nn/weights.js';
 import { loadTokenizerWith } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 
-/** An encoder-decoder model with what it needs to work on text. */
-export interface Seq2SeqPipeline {
+/** An encoder-decoder model folder without its tokenizer: the model and its decoding defaults. */
+export interface EncoderDecoderFolder {
   readonly dir: string;
   readonly model: T5Model | BartModel;
   readonly config: T5Config | BartConfig;
@@ -29,9 +29,13 @@ export interface Seq2SeqPipeline {
   readonly modelType: string;
   /** generation_config.json (or the generation keys of config.json) as generate() defaults. */
   readonly generationDefaults: GenerateOptions;
-  readonly tokenizer: Tokenizer;
   /** config.json `task_specific_params`, e.g. {"translation_en_to_de": {"prefix": "translate English to German: ", "num_beams": 4}}. */
   readonly taskParams: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+}
+
+/** An encoder-decoder model with what it needs to work on text. */
+export interface Seq2SeqPipeline extends EncoderDecoderFolder {
+  readonly tokenizer: Tokenizer;
 }
 
 async function readJson(fs: FileSystem, path: string): Promise<Record<string, unknown>> {
@@ -83,10 +87,11 @@ function generationDefaultsFromConfig(raw: Record<string, unknown>, config: T5Co
 }
 
 /**
- * Load a Hugging Face encoder-decoder folder: config.json, model.safetensors
- * (or a sharded set), generation_config.json when present, and the tokenizer.
+ * Load the model of a Hugging Face encoder-decoder folder: config.json,
+ * model.safetensors (or a sharded set) and generation_config.json when present.
+ * For ids in, ids out (a tokenizer is not needed).
  */
-export async function loadSeq2Seq(fs: FileSystem, dir: string): Promise<Seq2SeqPipeline> {
+export async function loadEncoderDecoder(fs: FileSystem, dir: string): Promise<EncoderDecoderFolder> {
   const configPath = fs.join(dir, 'config.json');
   if (!(await fs.exists(configPath))) throw new FormatError(dir, 'not a model folder: it has no config.json');
   const raw = await readJson(fs, configPath);
@@ -108,6 +113,12 @@ export async function loadSeq2Seq(fs: FileSystem, dir: string): Promise<Seq2SeqP
   const generationDefaults = (await fs.exists(generationPath))
     ? generationOptionsFromJson(await readJson(fs, generationPath), generationPath)
     : generationDefaultsFromConfig(raw, config);
+  return { dir, model, config, modelType, generationDefaults, taskParams: readTaskParams(raw, configPath) };
+}
+
+/** Load an encoder-decoder folder with its tokenizer (tokenizer.json and the transformers config files). */
+export async function loadSeq2Seq(fs: FileSystem, dir: string): Promise<Seq2SeqPipeline> {
+  const folder = await loadEncoderDecoder(fs, dir);
   if (!(await fs.exists(fs.join(dir, 'tokenizer.json'))) && (await fs.exists(fs.join(dir, 'source.spm')))) {
     throw new FormatError(
       dir,
@@ -119,7 +130,7 @@ export async function loadSeq2Seq(fs: FileSystem, dir: string): Promise<Seq2SeqP
     const path = fs.join(dir, name);
     return (await fs.exists(path)) ? fs.readText(path) : undefined;
   }, dir);
-  return { dir, model, config, modelType, generationDefaults, tokenizer, taskParams: readTaskParams(raw, configPath) };
+  return { ...folder, tokenizer };
 }
 
 /** Generate for a padded batch and return each row's sequence (decoder start first). */

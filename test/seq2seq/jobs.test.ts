@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +8,7 @@ import { ConfigError, UnsupportedError } from '../../src/errors.js';
 import { generate } from '../../src/generation/generate.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { summarize } from '../../src/tasks/summarize.js';
-import { generateText, loadSeq2Seq, padRight, translate, translationSetup } from '../../src/tasks/translate.js';
+import { generateText, loadEncoderDecoder, loadSeq2Seq, padRight, translate, translationSetup } from '../../src/tasks/translate.js';
 import { textOf, tinyModelFolder, type SpecialIds } from './tiny-tokenizer.js';
 
 const shared = process.env.GLASSFORMER_SHARED ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../..', '../shared');
@@ -141,4 +142,17 @@ test('loadSeq2Seq names what is wrong with a folder', async () => {
   rmSync(join(spm, 'tokenizer.json'));
   writeFileSync(join(spm, 'source.spm'), '');
   await assert.rejects(() => loadSeq2Seq(nodeFileSystem, spm), /needs a tokenizer\.json/);
+});
+
+test('loadEncoderDecoder: ids in, ids out from a folder without a tokenizer; without generation_config.json the config.json tokens apply', async () => {
+  const f = fixture('bart');
+  const folder = await loadEncoderDecoder(nodeFileSystem, f.dir);
+  const run = (defaults: object) => generate(folder.model, { inputIds: f.inputs.input_ids, attentionMask: f.inputs.attention_mask }, { maxNewTokens: 16 }, defaults).sequences;
+  assert.deepEqual(run(folder.generationDefaults), f.expected.generate.greedy.sequences);
+  // The same folder without generation_config.json: decoder start, EOS and forced EOS come from config.json.
+  const bare = mkdtempSync(join(tmpdir(), 'glassformer-seq2seq-'));
+  for (const name of ['config.json', 'model.safetensors']) symlinkSync(join(f.dir, name), join(bare, name));
+  const fromConfig = await loadEncoderDecoder(nodeFileSystem, bare);
+  assert.equal(fromConfig.generationDefaults.forcedEosTokenId, 2);
+  assert.deepEqual(run(fromConfig.generationDefaults), f.expected.generate.greedy.sequences);
 });
