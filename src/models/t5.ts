@@ -9,7 +9,7 @@
  *
  * Particular to T5: no absolute positions but a learned relative position bias
  * computed in layer 0 and shared by every layer of its stack; no 1/√d scaling of
- * attention scores (folded into the initialisation, §3.1 of the Mesh TF code);
+ * attention scores (Mesh TensorFlow folds it into the initialisation of q);
  * RMSNorm without bias or mean subtraction; no biases anywhere.
  */
 import { ConfigError } from '../errors.js';
