@@ -346,10 +346,10 @@ export class RepoCache {
   }
 
   private async receive(incomplete: string, digest: RunningHash, from: number, idle: IdleTimer, options: FetchBlobOptions): Promise<void> {
-    const { client, modelId, file, metadata, onProgress, revision } = options;
+    const { modelId, file, metadata, onProgress } = options;
     const report = (bytes: number): void => onProgress?.({ modelId, file, bytes, total: metadata.size });
     let have = from;
-    let response = await client.download({ modelId, revision, file }, metadata.location, have, idle.signal);
+    let response = await this.open(options, have, idle.signal);
     const resumed = response.status === 206 && (response.headers.get('content-range') ?? '').startsWith(`bytes ${have}-`);
     if (have > 0 && !resumed) {
       // The server ignored or refused the range: start the file over.
@@ -358,7 +358,7 @@ export class RepoCache {
       have = 0;
       Object.assign(digest, { hash: createHash('sha256'), bytes: 0 });
       report(0);
-      response = await client.download({ modelId, revision, file }, metadata.location, 0, idle.signal);
+      response = await this.open(options, 0, idle.signal);
     }
     if (response.status !== 200 && response.status !== 206) {
       throw new HubError(`${modelId}: ${file}: unexpected HTTP ${response.status} for a download from offset ${have}`, {
@@ -398,6 +398,23 @@ export class RepoCache {
     } finally {
       await handle.close();
       reader.releaseLock();
+    }
+  }
+
+  /**
+   * GET from the location the HEAD gave. A signed CDN URL expires (a resume
+   * hours later gets 403); the resolve URL then redirects to a freshly signed one.
+   */
+  private async open(options: FetchBlobOptions, offset: number, signal: AbortSignal): Promise<Response> {
+    const { client, modelId, revision, file, metadata } = options;
+    const where = { modelId, revision, file };
+    const resolveUrl = client.fileUrl(modelId, revision, file);
+    try {
+      return await client.download(where, metadata.location, offset, signal);
+    } catch (error) {
+      const expired = error instanceof HubError && (error.status === 401 || error.status === 403 || error.status === 410);
+      if (!expired || metadata.location === resolveUrl) throw error;
+      return client.download(where, resolveUrl, offset, signal);
     }
   }
 

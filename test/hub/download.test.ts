@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstat, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -230,6 +231,15 @@ test('a download that keeps breaking leaves only the resumable .incomplete, and 
   assert.deepEqual((await readdir(blobs)).filter((n) => n.endsWith('.incomplete')), []);
 });
 
+test('an expired CDN link is renewed through the resolve URL, which redirects to a fresh one', async (t) => {
+  const { hub, options } = await setup(t, { [ID]: gpt2Repo() });
+  hub.faults.expire = { times: 1 };
+  const path = await resolveModel(ID, options);
+  assert.deepEqual(await readFile(join(path, 'model.safetensors')), WEIGHTS);
+  assert.equal(hub.requests((r) => r.server === 'hub' && r.method === 'GET' && r.path.endsWith('/resolve/' + COMMIT + '/model.safetensors')).length, 1);
+  assert.equal(cdnGets(hub).length, 2);
+});
+
 test('a sha256 mismatch is IntegrityError and leaves nothing in blobs/ or snapshots/', async (t) => {
   const { hub, cacheDir, options } = await setup(t, { [ID]: gpt2Repo() });
   const sha = sha256(WEIGHTS);
@@ -258,6 +268,36 @@ test('two simultaneous downloads of the same file end with one correct blob, fet
   assert.deepEqual(await readFile(join(repoDir(cacheDir), 'blobs', sha)), WEIGHTS);
   assert.deepEqual((await readdir(join(repoDir(cacheDir), 'blobs'))).filter((n) => n.includes('.incomplete')), []);
   assert.deepEqual(await readdir(join(cacheDir, '.locks', 'models--tiny-org--gpt2')), [], 'locks are released');
+});
+
+/** Run resolveModel in a separate Node process; resolves with its exit code and output. */
+function resolveInChild(id: string, endpoint: string, cacheDir: string): Promise<{ code: number | null; out: string; err: string }> {
+  const moduleUrl = new URL('../../src/hub/node-resolve.js', import.meta.url).href;
+  const script = `
+    import { resolveModel } from ${JSON.stringify(moduleUrl)};
+    const [id, endpoint, cacheDir] = process.argv.slice(1);
+    process.stdout.write(await resolveModel(id, { endpoint, cacheDir, env: {}, lock: { pollMs: 10 } }));`;
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, id, endpoint, cacheDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', fail);
+    child.on('close', (code) => done({ code, out, err }));
+  });
+}
+
+test('two processes downloading the same model at once share one download through the lock', async (t) => {
+  const { hub, cacheDir } = await setup(t, { [ID]: gpt2Repo() });
+  hub.faults.slowMs = 3;
+  const [a, b] = await Promise.all([resolveInChild(ID, hub.endpoint, cacheDir), resolveInChild(ID, hub.endpoint, cacheDir)]);
+  assert.equal(a.code, 0, a.err);
+  assert.equal(b.code, 0, b.err);
+  assert.equal(a.out, join(repoDir(cacheDir), 'snapshots', COMMIT));
+  assert.equal(b.out, a.out);
+  assert.equal(cdnGets(hub).length, 1, 'the weights were downloaded once');
+  assert.deepEqual(await readFile(join(a.out, 'model.safetensors')), WEIGHTS);
 });
 
 test('a lock left behind by a dead process, or not refreshed for too long, is broken', async (t) => {

@@ -45,6 +45,8 @@ export interface Faults {
   corrupt?: { sha: string };
   /** CDN: for this many GETs of the sha, send `bytes` bytes and then nothing more, keeping the connection open. */
   stall?: { sha: string; bytes: number; times: number };
+  /** CDN: answer this many GETs with 403, as an expired signed URL does. */
+  expire?: { times: number };
   /** CDN: wait this long between chunks of 1 KiB, so concurrent downloads overlap. */
   slowMs?: number;
 }
@@ -159,6 +161,11 @@ export class FakeHub {
     const original = sha === undefined ? undefined : this.blobs.get(sha);
     if (!original || !sha) {
       res.writeHead(404).end();
+      return;
+    }
+    if (this.faults.expire && this.faults.expire.times > 0) {
+      this.faults.expire.times--;
+      res.writeHead(403, { 'content-type': 'text/plain' }).end('Request has expired');
       return;
     }
     let bytes = original;
