@@ -248,12 +248,15 @@ export class T5Model implements GenerativeModel {
     return { encoder, decoder };
   }
 
-  /** Encode once, repeat each row `expandBy` times, and decode step by step from the caches. */
-  startSession(inputs: SessionInputs): DecodingSession {
+  /**
+   * Encode once, repeat each row `expandBy` times, and decode step by step from
+   * the caches; `hooks` see the encoder once and the decoder at every step.
+   */
+  startSession(inputs: SessionInputs, hooks: HookPoints = noHooks): DecodingSession {
     const { ids, mask } = sessionTensors(inputs);
-    const encoder = this.encode(ids, mask);
+    const encoder = this.encode(ids, mask, hooks);
     const rows = expandedRows(ids.shape[0], inputs.expandBy);
-    const cache = this.startCache(gather(encoder.output, 0, rows), gather(mask, 0, rows), noHooks, rows);
-    return new EncoderDecoderSession(cache, (step, c) => this.decode(step, c).logits);
+    const cache = this.startCache(gather(encoder.output, 0, rows), gather(mask, 0, rows), hooks, rows);
+    return new EncoderDecoderSession(cache, (step, c) => this.decode(step, c, hooks).logits);
   }
 }

@@ -92,6 +92,20 @@ test('a decoding session repeats each input expandBy times, steps through the ca
   assert.throws(() => session.step([[1]]), ShapeError);
 });
 
+test('a session with hooks shows the encoder once and every decoding step', async () => {
+  const { model, inputs } = await loadT5();
+  const calls: { name: string; shape: Shape }[] = [];
+  const hooks = new Hooks().add(/(encoder\.blocks\.0\.attn|decoder\.blocks\.1\.cross_attn)\.pattern$/, (t, name) => void calls.push({ name, shape: t.shape }));
+  const session = model.startSession({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, expandBy: 1 }, hooks);
+  session.step([[0], [0]]);
+  session.step([[97], [90]]);
+  assert.deepEqual(calls, [
+    { name: 'encoder.blocks.0.attn.pattern', shape: [2, 4, 18, 18] },
+    { name: 'decoder.blocks.1.cross_attn.pattern', shape: [2, 4, 1, 18] },
+    { name: 'decoder.blocks.1.cross_attn.pattern', shape: [2, 4, 1, 18] },
+  ]);
+});
+
 test('reordering rows within their own input reuses the cross-attention keys and values; moving rows across inputs copies them', async () => {
   const { model, inputs } = await loadT5();
   const mask = idsTensor(inputs.attention_mask);
