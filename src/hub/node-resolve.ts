@@ -31,7 +31,6 @@ export interface HubSettings {
   readonly downloadTimeoutMs: number;
 }
 
-/** huggingface_hub's truthy spellings of a boolean environment variable. */
 function envSeconds(value: string | undefined, name: string): number {
   if (value === undefined || value.trim() === '') return 10_000;
   const seconds = Number(value);
@@ -39,6 +38,12 @@ function envSeconds(value: string | undefined, name: string): number {
   return seconds * 1000;
 }
 
+/** `~/x` → the home folder's x, as Python's `os.path.expanduser` does for these variables. */
+function expandUser(path: string): string {
+  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
+}
+
+/** huggingface_hub's truthy spellings of a boolean environment variable. */
 function envTrue(value: string | undefined): boolean {
   return value !== undefined && ['1', 'ON', 'YES', 'TRUE'].includes(value.trim().toUpperCase());
 }
@@ -51,9 +56,9 @@ function envTrue(value: string | undefined): boolean {
  * HF_HUB_ETAG_TIMEOUT and HF_HUB_DOWNLOAD_TIMEOUT in seconds.
  */
 export function hubSettingsFromEnv(env: Environment = process.env): HubSettings {
-  const home = env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'huggingface');
+  const home = expandUser(env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'huggingface'));
   return {
-    cacheDir: env.HF_HUB_CACHE ?? env.HUGGINGFACE_HUB_CACHE ?? join(home, 'hub'),
+    cacheDir: expandUser(env.HF_HUB_CACHE ?? env.HUGGINGFACE_HUB_CACHE ?? join(home, 'hub')),
     endpoint: env.HF_ENDPOINT ?? DEFAULT_ENDPOINT,
     token: env.HF_TOKEN || undefined,
     offline: envTrue(env.HF_HUB_OFFLINE) || envTrue(env.TRANSFORMERS_OFFLINE),
@@ -149,16 +154,26 @@ async function resolveCacheFolder(folder: string, options: ResolveOptions): Prom
   return snapshotFromCache(repo, options.revision ?? 'main', options, 'this cache folder');
 }
 
+/**
+ * The names selection looks at: the folder's files and those of
+ * sentence-transformers module folders (`1_Pooling/`); not a recursive walk,
+ * since a folder may also hold a .git history or checkpoints of a training run.
+ */
 async function listFolder(root: string): Promise<string[]> {
-  const entries = await readdir(root, { recursive: true, withFileTypes: true });
   const out: string[] = [];
-  for (const entry of entries) {
-    if (entry.isDirectory()) continue;
-    const path = join(entry.parentPath, entry.name);
-    // A snapshot symlink whose blob was deleted is as good as absent.
-    if (await stat(path).then(() => true, () => false)) out.push(path.slice(root.length + 1).split('\\').join('/'));
+  for (const entry of await readdir(root, { withFileTypes: true })) {
+    if (!entry.isDirectory()) out.push(entry.name);
+    else if (/^\d+_/.test(entry.name)) for (const inner of await readdir(join(root, entry.name))) out.push(`${entry.name}/${inner}`);
   }
   return out.sort();
+}
+
+/** A file that can be read: a snapshot symlink whose blob was deleted is as good as absent. */
+async function isReadable(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 
 /**
@@ -168,9 +183,11 @@ async function listFolder(root: string): Promise<string[]> {
  */
 async function checkFolder(modelId: string, folder: string, names: readonly string[], options: ResolveOptions, inCache: boolean): Promise<void> {
   const missing = (file: string): EntryNotFoundError => (inCache ? offlineMissing(modelId, folder, file) : folderMissing(modelId, folder, file));
-  const have = new Set(names);
+  const require = async (file: string): Promise<void> => {
+    if (!(await isReadable(join(folder, ...file.split('/'))))) throw missing(file);
+  };
   if (options.files) {
-    for (const file of explicitFiles(modelId, options.files)) if (!have.has(file)) throw missing(file);
+    for (const file of explicitFiles(modelId, options.files)) await require(file);
     return;
   }
   let selection: FileSelection;
@@ -180,10 +197,11 @@ async function checkFolder(modelId: string, folder: string, names: readonly stri
     if (inCache && error instanceof EntryNotFoundError) throw missing(error.file ?? SAFETENSORS_WEIGHTS);
     throw error;
   }
-  if (!have.has('config.json')) throw missing('config.json');
+  await require('config.json');
+  if (selection.files.includes(SAFETENSORS_WEIGHTS)) await require(SAFETENSORS_WEIGHTS);
   if (selection.weightIndex) {
-    const shards = shardsOfIndex(await readFile(join(folder, selection.weightIndex), 'utf8'), join(folder, selection.weightIndex));
-    for (const shard of shards) if (!have.has(shard)) throw missing(shard);
+    const indexPath = join(folder, selection.weightIndex);
+    for (const shard of shardsOfIndex(await readFile(indexPath, 'utf8'), indexPath)) await require(shard);
   }
 }
 

@@ -106,6 +106,7 @@ test('the cache folder, endpoint, token and offline flag come from the environme
   assert.equal(hubSettingsFromEnv({ HF_HUB_DOWNLOAD_TIMEOUT: '2.5' }).downloadTimeoutMs, 2500);
   assert.throws(() => hubSettingsFromEnv({ HF_HUB_ETAG_TIMEOUT: 'soon' }), /HF_HUB_ETAG_TIMEOUT must be a positive number of seconds, found "soon"/);
   assert.equal(hubSettingsFromEnv({ XDG_CACHE_HOME: '/x' }).cacheDir, '/x/huggingface/hub');
+  assert.equal(hubSettingsFromEnv({ HF_HOME: '~/hf' }).cacheDir, join(home, 'hf', 'hub'));
   assert.equal(hubSettingsFromEnv({ XDG_CACHE_HOME: '/x', HF_HOME: '/h' }).cacheDir, '/h/hub');
   assert.equal(hubSettingsFromEnv({ HF_HOME: '/h', HUGGINGFACE_HUB_CACHE: '/old' }).cacheDir, '/old');
   assert.equal(hubSettingsFromEnv({ HF_HOME: '/h', HUGGINGFACE_HUB_CACHE: '/old', HF_HUB_CACHE: '/c' }).cacheDir, '/c');
