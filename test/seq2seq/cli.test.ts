@@ -8,6 +8,9 @@ import { CommanderError } from 'commander';
 import { runSummarize } from '../../src/cli/commands/summarize.js';
 import { runTranslate, translateCommand } from '../../src/cli/commands/translate.js';
 import { EXIT } from '../../src/cli/errors.js';
+import { generate } from '../../src/generation/generate.js';
+import { nodeFileSystem } from '../../src/io/node-fs.js';
+import { loadEncoderDecoder } from '../../src/tasks/translate.js';
 import { textOf, tinyModelFolder, type SpecialIds } from './tiny-tokenizer.js';
 
 const shared = process.env.GLASSFORMER_SHARED ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../..', '../shared');
@@ -77,6 +80,27 @@ test('glassformer summarize on the bart fixture model: beam search texts; no tex
   const empty = capture('');
   assert.equal(await runSummarize({ model: dir, texts: [] }, empty.streams), EXIT.usage);
   assert.match(empty.err(), /no text given/);
+});
+
+test('generate\'s decoding flags work here too: a seeded sampled translation is the one generate() gives; --greedy with sampling flags is a usage error', async () => {
+  const r = recorded('marian');
+  const dir = tinyModelFolder(join(fixtures, 'marian'), MARIAN, r.config);
+  const args = { model: dir, texts: texts(r, MARIAN), maxNewTokens: 8, temperature: 1.5, topK: 20, seed: 7, json: true };
+  const run = async () => {
+    const c = capture();
+    assert.equal(await runTranslate(args, c.streams), EXIT.ok, c.err());
+    return (JSON.parse(c.out()) as { results: { ids: number[] }[] }).results.map((x) => x.ids);
+  };
+  const sampled = await run();
+  assert.deepEqual(await run(), sampled, 'the same seed gives the same tokens');
+  const folder = await loadEncoderDecoder(nodeFileSystem, dir);
+  const direct = generate(folder.model, { inputIds: r.inputs.input_ids, attentionMask: r.inputs.attention_mask }, { maxNewTokens: 8, doSample: true, temperature: 1.5, topK: 20, seed: 7 }, folder.generationDefaults);
+  assert.deepEqual(sampled, direct.sequences);
+  const firstSteps = (rows: number[][]) => rows.map((ids) => ids.slice(0, 8));
+  assert.notDeepEqual(firstSteps(sampled), firstSteps(r.expected.generate.greedy.sequences), 'sampling at temperature 1.5 leaves the greedy path');
+  const bad = capture();
+  assert.equal(await runTranslate({ ...args, greedy: true }, bad.streams), EXIT.usage);
+  assert.match(bad.err(), /--greedy cannot be combined/);
 });
 
 test('translate flags are checked: --num-beams must be a positive integer, --model is required', async () => {

@@ -1,15 +1,16 @@
 import { Command, InvalidArgumentError } from 'commander';
+import type { GenerateOptions } from '../../generation/options.js';
 import { nodeFileSystem } from '../../io/node-fs.js';
 import { resolveModel } from '../../hub/node-resolve.js';
 import { generateText, loadSeq2Seq, translationSetup, type Seq2SeqPipeline, type Seq2SeqTextOptions, type TaskSetup } from '../../tasks/translate.js';
 import { EXIT } from '../errors.js';
+import { addDecodingOptions, decodingOptions, type DecodingArgs } from './generate.js';
 
-/** The flags translate and summarize share. */
-export interface Seq2SeqArgs {
+/** The flags translate and summarize share (the decoding flags are generate's). */
+export interface Seq2SeqArgs extends DecodingArgs {
   model: string;
   texts: string[];
   numBeams?: number;
-  maxNewTokens?: number;
   batchSize?: number;
   /** Replaces the task prefix ("" for none). */
   prefix?: string;
@@ -49,10 +50,17 @@ export async function runSeq2SeqJob(
     streams.stderr.write('glassformer: no text given: pass TEXT arguments or lines on stdin\n');
     return EXIT.usage;
   }
+  let decoding: GenerateOptions;
+  try {
+    decoding = decodingOptions(args);
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    streams.stderr.write(`glassformer: ${error.message}\n`);
+    return EXIT.usage;
+  }
   const pipeline = await loadSeq2Seq(nodeFileSystem, await resolveModel(args.model));
-  const options: Seq2SeqTextOptions = {};
+  const options: Seq2SeqTextOptions = { ...decoding };
   if (args.numBeams !== undefined) options.numBeams = args.numBeams;
-  if (args.maxNewTokens !== undefined) options.maxNewTokens = args.maxNewTokens;
   if (args.batchSize !== undefined) options.batchSize = args.batchSize;
   if (args.prefix !== undefined) options.prefix = args.prefix;
   const outputs = await generateText(pipeline, texts, setupFor(pipeline), options);
@@ -78,12 +86,10 @@ export function positiveInteger(flag: string): (value: string) => number {
   };
 }
 
-/** Options shared by translate and summarize. */
+/** Options shared by translate and summarize: generate's decoding flags and the job's own. */
 export function addSeq2SeqOptions(command: Command): Command {
-  return command
-    .requiredOption('--model <dir|id>', 'a T5, mT5, BART or Marian model folder (or a Hub id)')
+  return addDecodingOptions(command.requiredOption('--model <dir|id>', 'a T5, mT5, BART or Marian model folder (or a Hub id)'))
     .option('--num-beams <n>', 'beam search with n beams (default: the model/task setting, else greedy)', positiveInteger('--num-beams'))
-    .option('--max-new-tokens <n>', 'generate at most n tokens per text', positiveInteger('--max-new-tokens'))
     .option('--batch-size <n>', 'texts encoded and decoded together (default 8)', positiveInteger('--batch-size'))
     .option('--prefix <text>', 'replace the task prefix the model expects ("" for none)')
     .option('--json', 'print one JSON object: {model, results: [{input, text, ids}]}');
