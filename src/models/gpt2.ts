@@ -8,7 +8,7 @@
  *   x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))          (each block)
  *   logits = ln_f(x) · wteᵀ
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError, ShapeError, WeightError } from '../errors.js';
 import { activation, add, embedding, F32_MIN, matmul } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { mergeHeads } from '../nn/attention.js';
@@ -212,6 +212,11 @@ export class Gpt2Model implements CausalLM, GenerativeModel {
     this.blocks = Array.from({ length: c.nLayer }, (_, i) => new Gpt2Block(t.scope(`h.${i}`), c, i));
     this.lnF = LayerNorm.load(t, 'ln_f', c.nEmbd, c.layerNormEpsilon);
     this.lmHead = c.tieWordEmbeddings ? this.wte : w.get('lm_head.weight', [c.vocabSize, c.nEmbd]);
+    // Older checkpoints also store the causal-mask buffers attn.bias / attn.masked_bias, and some a copy of the tied head.
+    const unused = w.unused().filter((name) => !/\.attn\.(masked_)?bias$/.test(name) && !(c.tieWordEmbeddings && name === 'lm_head.weight'));
+    if (unused.length > 0) {
+      throw new WeightError(`checkpoint has tensors that a GPT-2 model with this config does not use: ${unused.slice(0, 8).join(', ')}${unused.length > 8 ? ', …' : ''}`);
+    }
   }
 
   get numLayers(): number {
@@ -224,6 +229,10 @@ export class Gpt2Model implements CausalLM, GenerativeModel {
 
   /** Token embedding plus learned position embedding. ids, positions [batch, seq] → [batch, seq, d]. */
   embed(ids: Tensor, positionIds: Tensor, hooks: HookPoints): Tensor {
+    const longest = Math.max(...positionIds.data);
+    if (longest >= this.config.nPositions) {
+      throw new ShapeError(`GPT-2 has learned positions 0…${this.config.nPositions - 1} (n_positions); position ${longest} was asked for: shorten the prompt or maxNewTokens`);
+    }
     const tokens = hooks.run('embed', embedding(this.wte, ids));
     const positions = hooks.run('pos_embed', embedding(this.wpe, positionIds));
     return add(tokens, positions);
