@@ -52,6 +52,7 @@ export interface RepoListing {
 
 const COMMIT = /^[0-9a-f]{40}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
+const SAFE_ETAG = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
 export function isCommitHash(revision: string): boolean {
   return COMMIT.test(revision);
@@ -252,6 +253,14 @@ export class HubClient {
           'Hugging Face Hub (check HF_ENDPOINT, proxies and firewalls)',
         { modelId, file, status: response.status },
       );
+    }
+    // The etag becomes a file name in blobs/: it must not be able to name another place.
+    if (!SAFE_ETAG.test(etag as string)) {
+      throw new HubError(`${modelId}: ${file}: the ETag ${JSON.stringify(etag)} from ${url} is not a plain hash; refusing to use it as a cache file name`, {
+        modelId,
+        file,
+        status: response.status,
+      });
     }
     return { commit: commit as string, etag: etag as string, size, location };
   }

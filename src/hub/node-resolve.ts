@@ -250,7 +250,8 @@ async function resolveHubModel(modelId: string, options: ResolveOptions): Promis
   const env = options.env ?? process.env;
   const settings = hubSettingsFromEnv(env);
   const repo = new RepoCache(options.cacheDir ?? settings.cacheDir, modelId);
-  const revision = options.revision ?? 'main';
+  // A revision names a file under refs/ (`refs/pr/1` → refs/refs/pr/1, as in Python): it must stay there.
+  const revision = checkRepoFileName(options.revision ?? 'main', 'the revision');
   if (options.offline ?? settings.offline) return snapshotFromCache(repo, revision, options, 'offline mode (HF_HUB_OFFLINE)');
   const client = new HubClient({
     endpoint: options.endpoint ?? settings.endpoint,

@@ -61,6 +61,7 @@ test('offline, a missing revision, snapshot or weight blob is an OfflineError na
     return true;
   });
   await assert.rejects(resolveModel('tiny-org/other', offline), OfflineError);
+  await assert.rejects(resolveModel(ID, { ...offline, revision: '../../../etc' }), FormatError);
   await assert.rejects(resolveModel(ID, { ...offline, revision: 'f'.repeat(40) }), /no snapshot/);
   // A blob deleted by hand leaves a dangling symlink: the file counts as missing.
   const weights = sha256(fixtureBytes('llama', 'model.safetensors'));

@@ -384,3 +384,15 @@ test('HEAD on an LFS file reads X-Repo-Commit, X-Linked-Etag and X-Linked-Size f
   assert.deepEqual(hub.requests((r) => r.server === 'cdn'), [], 'HEAD does not follow the CDN redirect');
   await assert.rejects(client.fileMetadata(ID, 'main', 'nope.json'), (e: unknown) => e instanceof EntryNotFoundError && e.file === 'nope.json');
 });
+
+test('metadata a cache path cannot be built from safely is refused: an ETag with a path in it, a server that is not a Hub', async () => {
+  const answering = (headers: Record<string, string>) => async (): Promise<Response> => new Response(null, { status: 200, headers });
+  const evil = new HubClient({ endpoint: 'http://127.0.0.1:9', fetcher: answering({ 'x-repo-commit': COMMIT, etag: '"../../../x"', 'content-length': '3' }) });
+  await assert.rejects(evil.fileMetadata(ID, 'main', 'config.json'), /is not a plain hash/);
+  const plain = new HubClient({ endpoint: 'http://127.0.0.1:9', fetcher: answering({ 'content-length': '3' }) });
+  await assert.rejects(plain.fileMetadata(ID, 'main', 'config.json'), (e: unknown) => {
+    assert.ok(e instanceof HubError);
+    assert.match(e.message, /no X-Repo-Commit, ETag header; the server does not look like the Hugging Face Hub/);
+    return true;
+  });
+});
