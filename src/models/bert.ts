@@ -159,7 +159,8 @@ export class BertEmbeddings {
     const ids = inputs.inputIds;
     const [batch, seq] = ids.shape;
     const positions = inputs.positionIds ? checkIds('position_ids', inputs.positionIds, batch, seq) : this.positionIds(ids);
-    const maxPosition = Math.max(...positions.data);
+    let maxPosition = 0;
+    for (let i = 0; i < positions.size; i++) maxPosition = Math.max(maxPosition, positions.data[i]);
     if (maxPosition >= this.position.shape[0]) {
       throw new ShapeError(
         `position id ${maxPosition} is beyond the ${this.position.shape[0]} learned positions (max_position_embeddings); ` +
