@@ -56,9 +56,9 @@ function lastQuery(pattern: Tensor): Tensor {
 }
 
 /**
- * A session that re-runs the whole teacher-forced forward pass at every step:
- * for models whose own session takes no hooks (the encoder-decoders). It gives
- * the same logits as a KV-cached session, at quadratic cost.
+ * A session that re-runs the whole teacher-forced forward pass at every step,
+ * for models without a decoding session of their own (the 2017 Transformer).
+ * It gives the same logits as a KV-cached session, at quadratic cost.
  */
 class RecomputeSession implements DecodingSession {
   private rows: number[][] = [];

@@ -8,6 +8,7 @@ import type { Tensor } from '../../src/tensor/tensor.js';
 import { loadTraceable } from '../../src/trace/adapters/index.js';
 import { traceGeneration, type GenerationEvent } from '../../src/trace/generate.js';
 import type { TraceableModel } from '../../src/trace/types.js';
+import { Hooks } from '../../src/nn/hooks.js';
 import { HF_TINY } from '../helpers/shared.js';
 
 type Ids = number[][];
@@ -115,4 +116,22 @@ test('encoders and beam search are refused with a reason', async () => {
   await assert.rejects(collect(bert, { inputIds: [2, 5, 3] }, {}), /encoder .* no decoder to generate with/);
   const gpt2 = await loadTraceable(nodeFileSystem, join(HF_TINY, 'gpt2'));
   await assert.rejects(collect(gpt2, { inputIds: [5, 6] }, { options: { numBeams: 2, maxNewTokens: 2 } }), /beam search/);
+});
+
+test('the 2017 Transformer (no decoding session) is traced by re-running the pass: each step\'s logits are the teacher-forced ones', async () => {
+  const model = await loadTraceable(nodeFileSystem, join(HF_TINY, 'vanilla'));
+  const source = [5, 6, 7, 8, 9, 2];
+  const events = await collect(model, { inputIds: source }, { options: { maxNewTokens: 5 } });
+  const end = events[events.length - 1];
+  assert.ok(end.type === 'end');
+  assert.equal(end.ids[0], 1, 'decoding starts from bos');
+  const forward = model.run({ inputIds: [source], decoderInputIds: [end.ids] }, new Hooks());
+  const steps = events.filter((e) => e.type === 'step');
+  assert.equal(steps.length, end.generated.length);
+  steps.forEach((s, k) => {
+    const row = forward.f32().subarray(k * 112, (k + 1) * 112);
+    assert.ok(maxDiff(s.stages[0].scores, row) < 1e-5, `step ${k}`);
+    assert.equal(s.token, row.indexOf(Math.max(...row)));
+    assert.deepEqual((s.attention.get('decoder.blocks.0.cross_attn.pattern') as Tensor).shape, [4, 6]);
+  });
 });

@@ -2,12 +2,15 @@
  * The encoder-decoders of src/models/t5.ts and src/models/bart.ts (T5, mT5,
  * BART, Marian) as TraceableModels: a teacher-forced pass of the encoder over
  * `inputIds` and the decoder over `decoderInputIds`; the logit lens reads the
- * decoder's residual stream.
+ * decoder's residual stream. Their decoding sessions take hooks (the encoder
+ * is seen once, the cached decoder at every step), so generation traces use
+ * the KV cache.
  */
 import { ShapeError } from '../../errors.js';
 import type { BartConfig, T5Config } from '../../io/config.js';
 import { BartModel } from '../../models/bart.js';
 import { T5Model } from '../../models/t5.js';
+import type { DecodingSession, SessionInputs } from '../../generation/types.js';
 import type { HookPoints } from '../../nn/hooks.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { idsTensor, onesLike } from '../inputs.js';
@@ -67,6 +70,10 @@ export class T5Traceable implements TraceableModel {
     const { ids, mask, decoderIds } = teacherForced(inputs, this.description.modelType);
     return this.model.forward(ids, mask, decoderIds, hooks).decoder.logits;
   }
+
+  startSession(inputs: SessionInputs, hooks: HookPoints): DecodingSession {
+    return this.model.startSession(inputs, hooks);
+  }
 }
 
 /** BART and Marian: post-norm, learned (BART) or sinusoidal (Marian) positions, no final norm. */
@@ -97,5 +104,9 @@ export class BartTraceable implements TraceableModel {
   run(inputs: TraceInputs, hooks: HookPoints): Tensor {
     const { ids, mask, decoderIds } = teacherForced(inputs, this.description.modelType);
     return this.model.forward(ids, mask, decoderIds, hooks).decoder.logits;
+  }
+
+  startSession(inputs: SessionInputs, hooks: HookPoints): DecodingSession {
+    return this.model.startSession(inputs, hooks);
   }
 }
