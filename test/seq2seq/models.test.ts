@@ -137,3 +137,13 @@ test('bad checkpoints and configs are refused with the field or tensor named', a
   const long = idsTensor([new Array<number>(65).fill(5)]);
   assert.throws(() => marian.encode(long, idsTensor([new Array<number>(65).fill(1)])), (e: unknown) => e instanceof ConfigError && /max_position_embeddings/.test(e.message));
 });
+
+test('every tensor of the fixture checkpoints is read by the model', async () => {
+  for (const folder of ['t5', 't5/gated-gelu', 'bart', 'marian']) {
+    const weights = Weights.from(await readSafetensors(nodeFileSystem, join(fixtures, folder, 'model.safetensors')), folder);
+    const raw = readJson(folder, 'config.json');
+    if (folder.startsWith('t5')) new T5Model(parseT5Config(raw), weights);
+    else new BartModel(parseBartConfig(raw), weights);
+    assert.deepEqual(weights.unused(), [], folder);
+  }
+});
