@@ -7,7 +7,7 @@
  */
 import { ConfigError } from '../errors.js';
 import type { GenerateInputs, GenerateResult, ResolvedGeneration } from './generate.js';
-import { defaultAttentionMask, processScores, startRows } from './generate.js';
+import { defaultAttentionMask, processScores, rowsOf, stackSteps, startRows } from './generate.js';
 import { logSoftmaxRow } from './processors.js';
 import { anyDone } from './stopping.js';
 import type { GenerativeModel } from './types.js';
@@ -78,12 +78,17 @@ export function beamSearch(model: GenerativeModel, inputs: GenerateInputs, r: Re
   const done = new Array<boolean>(batch).fill(false);
   const eos = new Set(r.eos);
   const candidates = Math.max(2, 1 + r.eos.length) * numBeams;
+  const keptScores: Float32Array[][] = [];
+  const keptLogits: Float32Array[][] = [];
   let feed = sequences.map((s) => [...s]);
   for (;;) {
     const logits = session.step(feed); // [batch·numBeams, vocab]
     const vocab = logits.shape[1];
     const context = { ids: sequences, curLen: sequences[0].length, promptLength: r.promptLength };
     const { scores } = processScores(logits, r.processors, context, false, logSoftmaxRow);
+    // As HF: the processed log-probabilities of every beam (before the running scores are added), and the raw logits.
+    if (r.options.outputScores) keptScores.push(scores.map((row) => row.slice()));
+    if (r.options.outputLogits) keptLogits.push(rowsOf(logits));
     const curLen = sequences[0].length + 1;
     const nextScores = new Float32Array(batch * numBeams);
     const nextTokens = new Array<number>(batch * numBeams).fill(r.pad);
@@ -125,7 +130,10 @@ export function beamSearch(model: GenerativeModel, inputs: GenerateInputs, r: Re
     if (done.every((d) => d) || stop.every((s) => s)) break;
     feed = nextTokens.map((t) => [t]);
   }
-  return finalize(sequences, beamScores, hypotheses, done, r);
+  const result = finalize(sequences, beamScores, hypotheses, done, r);
+  if (r.options.outputScores) result.scores = stackSteps(keptScores);
+  if (r.options.outputLogits) result.logits = stackSteps(keptLogits);
+  return result;
 }
 
 /** Add the still-running beams as hypotheses and return the best ones, EOS-terminated and pad-filled (HF `finalize`). */

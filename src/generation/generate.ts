@@ -178,7 +178,9 @@ export function buildProcessors(
   if (c.doSample) {
     const keep = c.minTokensToKeep;
     if (o.temperature !== undefined && o.temperature !== 1) list.push(P.temperature(o.temperature));
-    if (o.topK !== undefined && o.topK !== 0) list.push(P.topK(o.topK, keep));
+    // GenerationConfig's default top_k is 50: sampling without a topK still keeps only the 50 best, as HF does.
+    const k = o.topK ?? 50;
+    if (k !== 0) list.push(P.topK(k, keep));
     if (o.topP !== undefined && o.topP < 1) list.push(P.topP(o.topP, keep));
     if (o.minP !== undefined) list.push(P.minP(o.minP, keep));
     if (o.typicalP !== undefined && o.typicalP < 1) list.push(P.typicalP(o.typicalP, keep));
@@ -218,7 +220,7 @@ export function startRows(r: ResolvedGeneration, inputIds: readonly (readonly nu
   return rows;
 }
 
-function stackSteps(steps: Float32Array[][]): Tensor {
+export function stackSteps(steps: Float32Array[][]): Tensor {
   const rows = steps[0]?.length ?? 0;
   const vocab = steps[0]?.[0]?.length ?? 0;
   const out = new Float32Array(steps.length * rows * vocab);
@@ -275,7 +277,7 @@ export function* decodeSteps(model: GenerativeModel, inputs: GenerateInputs, r: 
   };
 }
 
-function rowsOf(t: Tensor): Float32Array[] {
+export function rowsOf(t: Tensor): Float32Array[] {
   const [rows, vocab] = t.shape;
   const data = t.f32();
   return Array.from({ length: rows }, (_, i) => data.slice(i * vocab, (i + 1) * vocab));

@@ -95,10 +95,8 @@ export async function runCausalLMFixture(fixture: Fixture, model: CausalLM & Gen
     );
     sequences[run] = result.sequences;
     if (result.sequencesScores) sequenceScores[run] = result.sequencesScores;
-    if (result.logits && result.scores) {
-      tensors.set(`generate.${run}.logits`, result.logits);
-      tensors.set(`generate.${run}.scores`, result.scores);
-    }
+    if (result.logits && fixture.expected.has(`generate.${run}.logits`)) tensors.set(`generate.${run}.logits`, result.logits);
+    if (result.scores && fixture.expected.has(`generate.${run}.scores`)) tensors.set(`generate.${run}.scores`, result.scores);
   }
   return { tensors, valid, sequences, sequenceScores };
 }

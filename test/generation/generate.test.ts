@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, UnsupportedError } from '../../src/errors.js';
-import { generate, type StepEvent } from '../../src/generation/generate.js';
+import { buildProcessors, generate, type StepEvent } from '../../src/generation/generate.js';
 import { generationOptionsFromJson } from '../../src/generation/options.js';
 import { streamGenerate, TextStream } from '../../src/generation/streamer.js';
 import type { DecodingSession, GenerativeModel, SessionInputs } from '../../src/generation/types.js';
@@ -145,4 +145,22 @@ test('text streams hold back incomplete UTF-8 characters', () => {
   const bytes = [0xf0, 0x9f, 0x99, 0x82, 0x21]; // 🙂!
   const stream = new TextStream((ids) => new TextDecoder().decode(Uint8Array.from(ids.map((i) => bytes[i]))));
   assert.deepEqual([0, 1, 2, 3, 4].map((i) => stream.push(i)), ['', '', '', '🙂', '!']);
+});
+
+test('sampling keeps HF GenerationConfig\'s default top_k of 50 unless topK is 0', () => {
+  const c = { doSample: true, maxLength: 10, eos: [], minTokensToKeep: 1, isEncoderDecoder: false };
+  assert.deepEqual(buildProcessors({ topP: 0.9 }, c).map((p) => p.name), ['top_k', 'top_p']);
+  assert.deepEqual(buildProcessors({ topK: 0, topP: 0.9 }, c).map((p) => p.name), ['top_p']);
+  assert.deepEqual(buildProcessors({ topK: 5 }, { ...c, doSample: false }).map((p) => p.name), []);
+});
+
+test('beam search keeps each step\'s processed log-probabilities and raw logits when asked', () => {
+  const r = generate(new Toy(), { inputIds: [[0], [2]] }, { maxNewTokens: 3, numBeams: 2, eosTokenId: 5, padTokenId: 6, outputScores: true, outputLogits: true });
+  assert.deepEqual(r.scores?.shape, [3, 4, 7]);
+  assert.deepEqual(r.logits?.shape, [3, 4, 7]);
+  // Step 0, row 0 (input 0, beam 0): log_softmax of the toy logits after token 0.
+  const row = r.scores?.f32().slice(0, 7) ?? new Float32Array();
+  const sum = Array.from(row).reduce((a, v) => a + Math.exp(v), 0);
+  assert.ok(Math.abs(sum - 1) < 1e-5);
+  assert.equal(r.logits?.f32()[1], 3);
 });
