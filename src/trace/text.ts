@@ -81,10 +81,14 @@ export function formatTrace(file: TraceFile): string {
   out.push(`family: ${m.family}; ${m.stacks.map((s) => `${s.prefix || 'stack '}${s.layers} layers × ${s.heads} heads, d=${s.dModel}`).join('; ')}`);
   out.push('', '## Tokenize');
   out.push('The text is split into tokens; each token has an id in the vocabulary.');
-  file.tokens.input.forEach((t, p) => out.push(`  ${String(p).padStart(3)}  id ${String(t.id).padStart(6)}  ${show(t)}`));
+  // Positions from here on were generated (the forward pass covers the prompt and the continuation).
+  const firstGenerated = file.generation?.steps.length ? file.generation.steps[0].position + 1 : Infinity;
+  const mark = (p: number) => (p >= firstGenerated ? '  (generated)' : '');
+  const own = m.family === 'encoder-decoder' ? 'decoder' : 'input';
+  file.tokens.input.forEach((t, p) => out.push(`  ${String(p).padStart(3)}  id ${String(t.id).padStart(6)}  ${show(t)}${own === 'input' ? mark(p) : ''}`));
   if (file.tokens.decoder) {
     out.push('Decoder tokens (the output so far, starting with the decoder start token):');
-    file.tokens.decoder.forEach((t, p) => out.push(`  ${String(p).padStart(3)}  id ${String(t.id).padStart(6)}  ${show(t)}`));
+    file.tokens.decoder.forEach((t, p) => out.push(`  ${String(p).padStart(3)}  id ${String(t.id).padStart(6)}  ${show(t)}${mark(p)}`));
   }
   for (const s of file.stacks) describeStack(file, s, out);
 

@@ -97,3 +97,25 @@ test('glassformer trace on an encoder-decoder shows cross-attention, and on an e
   await assert.rejects(runTrace({ model: join(HF_TINY, 'bert'), text: 'hello' }, sink().stream), /has no tokenizer\.json/);
   await assert.rejects(runTrace({ model: join(HF_TINY, 'gpt2'), ids: [1], decoderIds: [2] }, sink().stream), /--decoder-ids applies to encoder-decoder/);
 });
+
+test('glassformer trace loads a real pretrained model (stories260K, llama2.c) and text, and agrees with run.c', async () => {
+  const models = join(HF_TINY, '..', '..', 'models', 'stories260K');
+  const dir = await mkdtemp(join(tmpdir(), 'glassformer-trace-stories-'));
+  const out = sink();
+  const args = { model: join(models, 'stories260K.bin'), tokenizer: join(models, 'tok512.bin'), maxNewTokens: 4, out: join(dir, 't.json') };
+  assert.equal(await runTrace({ ...args, text: '' }, out.stream), 0);
+  const file = JSON.parse(await readFile(join(dir, 't.json'), 'utf8')) as TraceFile;
+  // From BOS alone, run.c's greedy story begins " Once upon a time"; its top logit at position 0 is ' Once' at 17.0235.
+  assert.deepEqual(file.generation?.generated.map((t) => t.id), [403, 407, 261, 378]);
+  assert.deepEqual(file.generation?.generated.map((t) => t.text), [' Once', ' upon', ' a', ' time']);
+  const first = file.predictions?.[0][0];
+  assert.equal(first?.id, 403);
+  assert.ok(Math.abs((first?.logit ?? 0) - 17.0235) < 1e-3);
+  assert.equal(file.model.positions, 'rotary');
+  assert.match(out.text(), /id {4}403 {2}" Once" {2}\(generated\)/);
+
+  const prompted = sink();
+  await runTrace({ ...args, text: 'Once upon a time', out: undefined }, prompted.stream);
+  assert.match(prompted.text(), /id {4}403 {2}" Once"\n/);
+  assert.match(prompted.text(), /step 1: chose "," \(id 432\)/);
+});

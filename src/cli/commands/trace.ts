@@ -4,17 +4,20 @@ import { ConfigError, ShapeError } from '../../errors.js';
 import { generationOptionsFromJson, type GenerateOptions } from '../../generation/options.js';
 import { nodeFileSystem } from '../../io/node-fs.js';
 import type { FileSystem } from '../../io/source.js';
+import { LlamaModel } from '../../models/llama.js';
+import { loadLlama2cGenerator } from '../../tasks/generate.js';
 import { loadTokenizer } from '../../tokenizers/load-node.js';
-import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { loadTraceable } from '../../trace/adapters/index.js';
+import { LlamaTraceable } from '../../trace/adapters/decoder.js';
 import type { Precision } from '../../trace/encoding.js';
 import { renderHtml } from '../../trace/html.js';
 import { buildTrace } from '../../trace/report.js';
 import { formatTrace } from '../../trace/text.js';
+import type { TraceableModel } from '../../trace/types.js';
 import { EXIT } from '../errors.js';
 
 export interface TraceArgs {
-  /** A model folder (config.json, model.safetensors, optionally tokenizer.json and generation_config.json). */
+  /** A model folder (config.json, model.safetensors, optionally tokenizer.json and generation_config.json), or a llama2.c `.bin` checkpoint. */
   model: string;
   /** Text to tokenize (needs a tokenizer). */
   text?: string;
@@ -22,7 +25,7 @@ export interface TraceArgs {
   ids?: number[];
   /** Encoder-decoders: decoder ids to teacher-force instead of generating. */
   decoderIds?: number[];
-  /** A tokenizer folder, when it is not the model folder. */
+  /** A tokenizer folder when it is not the model folder; for a llama2.c checkpoint, its tokenizer.bin. */
   tokenizer?: string;
   /** Tokens to generate after the input (decoders and encoder-decoders); default 4. */
   maxNewTokens?: number;
@@ -44,10 +47,37 @@ export interface TraceArgs {
   json?: boolean;
 }
 
-async function tokenizerFor(fs: FileSystem, args: TraceArgs): Promise<Tokenizer | undefined> {
+/** A model ready to trace, with its tokenizer (when it has one) and its generation defaults. */
+interface Loaded {
+  model: TraceableModel;
+  encode?: (text: string) => number[];
+  tokenText?: (id: number) => string;
+  defaults: GenerateOptions;
+}
+
+async function loadLlama2c(fs: FileSystem, args: TraceArgs): Promise<Loaded> {
+  const g = await loadLlama2cGenerator(fs, args.model, args.tokenizer);
+  return {
+    model: new LlamaTraceable(g.model as LlamaModel),
+    encode: (text) => g.tokenizer.encode(text, { addSpecialTokens: true }),
+    tokenText: (id) => g.tokenizer.decode([id], { skipSpecialTokens: false }),
+    defaults: g.defaults,
+  };
+}
+
+async function loadFolder(fs: FileSystem, args: TraceArgs): Promise<Loaded> {
+  const model = await loadTraceable(fs, args.model);
   const dir = args.tokenizer ?? args.model;
-  if (args.tokenizer === undefined && !(await fs.exists(fs.join(dir, 'tokenizer.json')))) return undefined;
-  return loadTokenizer(dir);
+  const hasTokenizer = args.tokenizer !== undefined || (await fs.exists(fs.join(dir, 'tokenizer.json')));
+  const tokenizer = hasTokenizer ? await loadTokenizer(dir) : undefined;
+  const generationPath = fs.join(args.model, 'generation_config.json');
+  const defaults = (await fs.exists(generationPath)) ? generationOptionsFromJson(JSON.parse(await fs.readText(generationPath)) as Record<string, unknown>, generationPath) : {};
+  return {
+    model,
+    encode: tokenizer ? (text) => tokenizer.encode(text, { addSpecialTokens: true }).ids : undefined,
+    tokenText: tokenizer ? (id) => tokenizer.idToToken(id) ?? `<${id}>` : undefined,
+    defaults,
+  };
 }
 
 function generateOptions(args: TraceArgs): GenerateOptions {
@@ -67,25 +97,21 @@ function generateOptions(args: TraceArgs): GenerateOptions {
  */
 export async function runTrace(args: TraceArgs, stdout: NodeJS.WritableStream = process.stdout, fs: FileSystem = nodeFileSystem): Promise<number> {
   if ((args.text === undefined) === (args.ids === undefined)) throw new ConfigError('trace: give either TEXT or --ids 1,2,3 (not both)');
-  const model = await loadTraceable(fs, args.model);
-  const tokenizer = await tokenizerFor(fs, args);
+  const { model, encode, tokenText, defaults } = args.model.endsWith('.bin') ? await loadLlama2c(fs, args) : await loadFolder(fs, args);
   let inputIds = args.ids;
   if (args.text !== undefined) {
-    if (!tokenizer) throw new ConfigError(`trace: ${args.model} has no tokenizer.json; pass --tokenizer DIR, or token ids with --ids 1,2,3`);
-    inputIds = tokenizer.encode(args.text, { addSpecialTokens: true }).ids;
+    if (!encode) throw new ConfigError(`trace: ${args.model} has no tokenizer.json; pass --tokenizer DIR, or token ids with --ids 1,2,3`);
+    inputIds = encode(args.text);
   }
   if (!inputIds || inputIds.length === 0) throw new ShapeError('trace: the input is empty');
   const family = model.description.family;
   if (args.decoderIds && family !== 'encoder-decoder') throw new ConfigError(`trace: --decoder-ids applies to encoder-decoder models; ${args.model} is a ${family} model`);
-  const generationPath = fs.join(args.model, 'generation_config.json');
-  const defaults = (await fs.exists(generationPath)) ? generationOptionsFromJson(JSON.parse(await fs.readText(generationPath)) as Record<string, unknown>, generationPath) : {};
   const generating = family !== 'encoder' && args.decoderIds === undefined;
-  const vocabulary = tokenizer;
   const { file, json } = await buildTrace(
     model,
     { inputIds, decoderInputIds: args.decoderIds, source: args.model },
     {
-      tokenText: vocabulary ? (id) => vocabulary.idToToken(id) ?? `<${id}>` : undefined,
+      tokenText,
       maxNewTokens: generating ? (args.maxNewTokens ?? 4) : 0,
       generateOptions: generateOptions(args),
       generationDefaults: defaults,
@@ -127,10 +153,10 @@ export function traceCommand(): Command {
   return new Command('trace')
     .description('load a model and trace each step: tokens, embeddings, positions, attention per layer and head, residual norms, predictions, generation')
     .argument('[text]', 'the input text (needs tokenizer.json in the model folder, or --tokenizer)')
-    .requiredOption('--model <dir>', 'a model folder (config.json + model.safetensors)')
+    .requiredOption('--model <path>', 'a model folder (config.json + model.safetensors) or a llama2.c .bin checkpoint')
     .option('--ids <ids>', 'token ids instead of text, e.g. 5,17,42', idList)
     .option('--decoder-ids <ids>', 'encoder-decoders: decoder ids to teacher-force instead of generating', idList)
-    .option('--tokenizer <dir>', 'a tokenizer folder, when it is not the model folder')
+    .option('--tokenizer <path>', 'a tokenizer folder when it is not the model folder; for a llama2.c checkpoint, its tokenizer.bin')
     .option('--max-new-tokens <n>', 'tokens to generate after the input (decoders, encoder-decoders)', integer, 4)
     .option('--sample', 'sample instead of greedy decoding')
     .option('--temperature <t>', 'sampling temperature', decimal)
@@ -149,6 +175,7 @@ export function traceCommand(): Command {
       `
 Examples:
   glassformer trace --model models/gpt2 "The cat sat on the"
+  glassformer trace --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin "Once upon a time" --html story.html
   glassformer trace --model ../shared/fixtures/hf-tiny/t5 --ids 42,112,71,1 --max-new-tokens 3 --html t5.html
   glassformer trace --model ../shared/fixtures/hf-tiny/bert --ids 2,10,4,11,3 --out bert-trace.json`,
     )
