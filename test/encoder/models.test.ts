@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { UnsupportedError, WeightError } from '../../src/errors.js';
 import { parseModelConfig } from '../../src/io/config.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
-import { loadBert, robertaPositionIds, type EncoderInputs } from '../../src/models/bert.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { loadBert, loadBertFolder, robertaPositionIds, type EncoderInputs } from '../../src/models/bert.js';
 import { Hooks } from '../../src/nn/hooks.js';
 import { linear, relu } from '../../src/ops/index.js';
 import { concat, Tensor } from '../../src/tensor/tensor.js';
@@ -187,4 +188,26 @@ test('unsupported heads, position types, missing tensors and over-long inputs ar
   const model = loadBert({ config: parseModelConfig(config), weights });
   assert.throws(() => model.forward({ inputIds: Tensor.i32(new Array(65).fill(5), [1, 65]) }), /position id 64 is beyond the 64 learned positions/);
   assert.throws(() => model.forward({ inputIds: Tensor.i32([5, 6], [1, 2]), attentionMask: Tensor.i32([1, 1, 1], [1, 3]) }), /attention_mask must be \[1, 2\]/);
+});
+
+test('a sharded checkpoint (model.safetensors.index.json) loads to the same model as the single file', async () => {
+  const run = await recorded(BERT_FIXTURE);
+  const { config, weights } = await fixtureParts(BERT_FIXTURE);
+  const dir = await mkdtemp(join(tmpdir(), 'glassformer-sharded-'));
+  const names = [...weights.keys()].sort();
+  const shards = [names.slice(0, 10), names.slice(10)];
+  const weightMap: Record<string, string> = {};
+  for (const [i, shard] of shards.entries()) {
+    const file = `model-0000${i + 1}-of-00002.safetensors`;
+    await writeSafetensors(nodeFileSystem, join(dir, file), Object.fromEntries(shard.map((n) => [n, weights.get(n)!])));
+    for (const n of shard) weightMap[n] = file;
+  }
+  await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  await writeFile(join(dir, 'config.json'), JSON.stringify(config));
+  const model = await loadBertFolder(nodeFileSystem, dir);
+  const logits = model.forward(inputsOf(run)).logits!;
+  assert.ok(maxDiffAtValid(logits, run.expected.get('logits')!, run.inputs.attention_mask) < 1e-4);
+  const empty = await mkdtemp(join(tmpdir(), 'glassformer-empty-'));
+  await writeFile(join(empty, 'config.json'), JSON.stringify(config));
+  await assert.rejects(loadBertFolder(nodeFileSystem, empty), /no model.safetensors or model.safetensors.index.json/);
 });
