@@ -134,6 +134,14 @@ const SCRIPT = `
     lens.innerHTML += html + '</table>';
   }
 
+  if (trace.attribution) {
+    var a = trace.attribution;
+    var att = section('Direct logit attribution of ' + JSON.stringify(a.token.text) + ' at the last position');
+    var widest = Math.max.apply(null, a.components.map(function (c) { return Math.abs(c.value); }).concat([1e-9]));
+    att.innerHTML += '<p class="muted">' + esc(a.note) + '</p>' + a.components.map(function (c) {
+      return '<div class="barrow attribution"><span class="name">' + esc(c.label) + '</span><div class="bar" style="width:' + Math.max(1, Math.round(300 * Math.abs(c.value) / widest)) + 'px;background:' + (c.value >= 0 ? '#1a7f37' : '#cf222e') + '"></div><span>' + c.value.toFixed(3) + '</span></div>';
+    }).join('') + '<p class="muted">biases ' + a.bias.toFixed(3) + '; sum ' + a.sum.toFixed(3) + '; logit ' + a.logit.toFixed(3) + '</p>';
+  }
   if (trace.generation) {
     var gen = section('Generation: probabilities at each step');
     var g = trace.generation;

@@ -11,7 +11,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { ActivationCache } from './cache.js';
 import { serialiseWithin, type Budget, type EncodedTensor, type PendingTensor, type Precision } from './encoding.js';
 import { traceGeneration, type GenerationEvent } from './generate.js';
-import { logitLens, rowAt, topTokens, type TokenProbability } from './lens.js';
+import { directLogitAttribution, logitLens, rowAt, topTokens, type AttributionComponent, type TokenProbability } from './lens.js';
 import { runWithCache } from './run.js';
 import type { ModelDescription, StackDescription, TraceableModel, TraceInputs } from './types.js';
 
@@ -89,6 +89,17 @@ export interface TraceFile {
   predictions: RankedToken[][] | null;
   lens: { stack: string; layers: { label: string; name: string; positions: RankedToken[][] }[] } | null;
   generation: { mode: string; stages: string[]; steps: StepRecord[]; generated: TokenInfo[]; reason: string } | null;
+  /** Direct logit attribution of the top prediction at the last position; null when the read-out is not linear after the final norm. */
+  attribution: {
+    position: number;
+    token: TokenInfo;
+    components: AttributionComponent[];
+    bias: number;
+    sum: number;
+    logit: number;
+    exact: boolean;
+    note: string;
+  } | null;
   tensors: Record<string, EncodedTensor>;
   budget: Budget;
 }
@@ -254,10 +265,17 @@ export async function buildTrace(model: TraceableModel, request: TraceRequest, o
   const stacks = d.stacks.map((s) => summariseStack(s, cache, d.family, d.positions, pending));
   let predictions: TraceFile['predictions'] = null;
   let lens: TraceFile['lens'] = null;
+  let attribution: TraceFile['attribution'] = null;
   if (model.readOut) {
     predictions = Array.from({ length: output.shape[1] }, (_, p) => ranked(topTokens(rowAt(output, 0, p), k)));
     const l = logitLens(model, cache, { k });
     lens = { stack: l.stack, layers: l.layers.map((layer) => ({ label: layer.label, name: layer.name, positions: layer.positions.map(ranked) })) };
+    if (model.readOut.kind === 'linear') {
+      const position = output.shape[1] - 1;
+      const token = predictions[position][0].id;
+      const a = directLogitAttribution(model, cache, { token, position });
+      attribution = { position, token: { id: token, text: text(token, outSide) }, components: a.components, bias: a.bias, sum: a.sum, logit: a.logit, exact: a.exact, note: a.note };
+    }
   }
   const tokens: TraceFile['tokens'] = { input: inputs.inputIds[0].map((id) => ({ id, text: text(id, 'input') })) };
   if (inputs.decoderInputIds) tokens.decoder = inputs.decoderInputIds[0].map((id) => ({ id, text: text(id, 'decoder') }));
@@ -273,6 +291,7 @@ export async function buildTrace(model: TraceableModel, request: TraceRequest, o
     predictions,
     lens,
     generation,
+    attribution,
     tensors: {},
     budget: { maxBytes: options.maxBytes ?? 8 * 1024 * 1024, precision: options.precision ?? 'f16', summarised: [], omitted: [] },
   };

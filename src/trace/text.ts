@@ -103,6 +103,17 @@ export function formatTrace(file: TraceFile): string {
     const last = file.lens.layers[0].positions.length - 1;
     for (const layer of file.lens.layers) out.push(`  ${layer.label.padEnd(12)} ${candidates(layer.positions[last].slice(0, 3))}`);
   }
+  if (file.attribution) {
+    const a = file.attribution;
+    out.push('', `## Which components pushed ${show(a.token)} at the last position (direct logit attribution)`);
+    const widest = Math.max(...a.components.map((c) => Math.abs(c.value)), 1e-9);
+    for (const c of a.components) {
+      const bar = (c.value >= 0 ? '+' : '-').repeat(Math.max(1, Math.round((20 * Math.abs(c.value)) / widest)));
+      out.push(`  ${c.label.padEnd(16)} ${c.value.toFixed(3).padStart(9)}  ${bar}`);
+    }
+    out.push(`  ${'biases'.padEnd(16)} ${a.bias.toFixed(3).padStart(9)}`);
+    out.push(`  sum ${a.sum.toFixed(3)}, logit ${a.logit.toFixed(3)}${a.exact ? '' : ' (post-norm: these do not add up; see docs/trace.md)'}`);
+  }
   if (file.generation) {
     const g = file.generation;
     out.push('', `## Generate (${g.mode}${g.stages.length ? `; score stages: ${g.stages.join(' → ')}` : ''})`);

@@ -51,6 +51,11 @@ test('a trace file records the forward pass, the generation steps and its tensor
   const step = parsed.generation?.steps[2];
   assert.deepEqual(decodeTensor(parsed.tensors[step?.attention['blocks.0.attn.pattern'] ?? '']).shape, [4, 7]); // the third new token sees 5 + 2 keys
   assert.equal(file.predictions?.length, 8);
+  // The top prediction at the last position, taken apart by component: GPT-2 is pre-norm, so it adds up.
+  const a = parsed.attribution;
+  assert.ok(a && a.exact && a.position === 7 && a.token.id === parsed.predictions?.[7][0].id);
+  assert.equal(a.components.length, 5);
+  assert.ok(Math.abs(a.sum - a.logit) < 1e-4 && Math.abs(a.logit - (parsed.predictions?.[7][0].logit ?? 0)) < 1e-4);
 
   // Under a tight cap, tensors become summaries or are left out, and the file stays under it.
   const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)).length;

@@ -65,6 +65,8 @@ test('the HTML report renders every heatmap with token labels, the logit lens an
     assert.equal(new Set(fills).size > 1, true);
 
     assert.equal(await tab.locator('table.lens tr.lens-row').count(), 3);
+    // Attribution bars: embeddings, then attention, cross-attention and MLP of each decoder layer.
+    assert.deepEqual(await tab.locator('.barrow.attribution .name').allTextContents(), ['embeddings', 'L0 attn', 'L0 cross-attn', 'L0 mlp', 'L1 attn', 'L1 cross-attn', 'L1 mlp']);
     assert.equal(await tab.locator('.step').count(), 3);
     assert.equal(await tab.locator('.bar.chosen').count(), 3);
     const shot = join(dir, 'report.png');
