@@ -13,3 +13,5 @@ export { VanillaTransformer } from './models/vanilla.js';
 export { parseModelConfig, readModelConfig, parseGenerationConfig, type ModelConfig, type GenerationConfig } from './io/config.js';
 export { verifyFolder, formatReport, type VerifyReport } from './verify/index.js';
 export type { DecodingSession, GenerativeModel, SessionInputs } from './generation/types.js';
+export { modelInfo, formatModelInfo, HubClient, type ModelInfo, type Fetcher } from './hub/index.js';
+export { resolveModel, resolveModelDetailed, hubSettingsFromEnv, type ResolveOptions } from './hub/node.js';

@@ -4,10 +4,36 @@
  * commands/ and sets process.exitCode; errors are reported here once.
  */
 import { Command, CommanderError } from 'commander';
+import { chatCommand } from './commands/chat.js';
+import { classifyCommand } from './commands/classify.js';
+import { downloadCommand } from './commands/download.js';
+import { embedCommand } from './commands/embed.js';
+import { fillMaskCommand } from './commands/fill-mask.js';
+import { generateCommand } from './commands/generate.js';
+import { infoCommand } from './commands/info.js';
+import { searchCommand } from './commands/search.js';
+import { summarizeCommand } from './commands/summarize.js';
+import { tokenizeCommand } from './commands/tokenize.js';
+import { traceCommand } from './commands/trace.js';
+import { translateCommand } from './commands/translate.js';
 import { verifyCommand } from './commands/verify.js';
 import { EXIT, reportError } from './errors.js';
 
-const COMMANDS = [verifyCommand];
+const COMMANDS = [
+  generateCommand,
+  chatCommand,
+  embedCommand,
+  searchCommand,
+  classifyCommand,
+  fillMaskCommand,
+  translateCommand,
+  summarizeCommand,
+  tokenizeCommand,
+  traceCommand,
+  verifyCommand,
+  infoCommand,
+  downloadCommand,
+];
 
 export function program(): Command {
   const root = new Command('glassformer')

@@ -10,17 +10,36 @@ import type { FileSystem } from '../io/source.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { compareScores, compareSequences, compareTensors, type SequenceComparison, type TensorComparison } from './compare.js';
 import type { Fixture, FixtureRun, FixtureRunner } from './types.js';
+import { runBart } from './bart.js';
+import { runBert } from './bert.js';
+import { runGpt2 } from './gpt2.js';
+import { runLlama } from './llama.js';
+import { runT5 } from './t5.js';
 import { runVanilla } from './vanilla.js';
 
 export type { Fixture, FixtureRun, FixtureRunner, ValidPositions } from './types.js';
 export { compareTensors, compareSequences, ATOL, RTOL } from './compare.js';
 
+/** Parity runners keyed by `config.json` model_type. */
 const RUNNERS: Record<string, FixtureRunner> = {
-  vanilla: runVanilla,
   vanilla_transformer_2017: runVanilla,
+  bert: runBert,
+  roberta: runBert,
+  'xlm-roberta': runBert,
+  distilbert: runBert,
+  gpt2: runGpt2,
+  llama: runLlama,
+  mistral: runLlama,
+  qwen2: runLlama,
+  qwen3: runLlama,
+  phi3: runLlama,
+  t5: runT5,
+  mt5: runT5,
+  bart: runBart,
+  marian: runBart,
 };
 
-/** Register the runner of a family, keyed by `inputs.json` family or `config.json` model_type. */
+/** Register the runner of another model_type (or override one). */
 export function registerFixtureRunner(family: string, runner: FixtureRunner): void {
   RUNNERS[family] = runner;
 }
@@ -45,8 +64,9 @@ export async function loadFixture(fs: FileSystem, dir: string): Promise<Fixture>
   return { dir, fs, config, inputs, expectedJson, expected, weights };
 }
 
+/** The model_type that picks the runner (the fixture's `inputs.json` family when config.json has none). */
 export function fixtureFamily(fixture: Fixture): string {
-  const family = fixture.inputs.family ?? fixture.config.model_type;
+  const family = fixture.config.model_type ?? fixture.inputs.family;
   return typeof family === 'string' ? family : 'unknown';
 }
 
@@ -66,7 +86,7 @@ export async function verifyFolder(fs: FileSystem, dir: string): Promise<VerifyR
   const family = fixtureFamily(fixture);
   const runner = RUNNERS[family];
   if (!runner) {
-    throw new UnsupportedError(`${dir}: no parity runner for family "${family}"; supported: ${Object.keys(RUNNERS).join(', ')}`);
+    throw new UnsupportedError(`${dir}: no parity runner for model_type "${family}"; supported: ${Object.keys(RUNNERS).join(', ')}`);
   }
   const run = await runner(fixture);
   const tensors = [...fixture.expected.entries()].map(([name, expected]) => {
