@@ -7,7 +7,8 @@
 import { ShapeError } from '../errors.js';
 import type { DecodingSession, SessionInputs } from '../generation/types.js';
 import { Tensor } from '../tensor/tensor.js';
-import { attend, repeatKv } from './attention.js';
+import { add, matmul, scale, softmax } from '../ops/index.js';
+import { attend } from './attention.js';
 import type { HookPoints } from './hooks.js';
 import { KVCache } from './kv-cache.js';
 
@@ -137,7 +138,6 @@ export class CausalLMSession implements DecodingSession {
  * Causal self-attention over the cache: this step's keys and values are
  * appended to layer `layer` of the cache, then the queries attend to the whole
  * history. q [batch, heads, queries, dHead]; k, v [batch, kvHeads, queries, dHead].
- * Grouped-query attention repeats each KV head over its `heads / kvHeads` query heads.
  */
 export function cachedSelfAttention(
   q: Tensor,
@@ -146,8 +146,25 @@ export function cachedSelfAttention(
   options: { cache?: KVCache; layer: number; mask: Tensor; scale: number; hooks: HookPoints },
 ): { z: Tensor; pattern: Tensor } {
   const past = options.cache ? options.cache.append(options.layer, k, v) : { key: k, value: v }; // [batch, kvHeads, keys, dHead]
-  const groups = q.shape[1] / k.shape[1];
-  const keys = repeatKv(past.key, groups); // [batch, heads, keys, dHead]
-  const values = repeatKv(past.value, groups);
-  return attend(q, keys, values, { scale: options.scale, mask: options.mask, hooks: options.hooks });
+  if (q.shape[1] === k.shape[1]) return attend(q, past.key, past.value, { scale: options.scale, mask: options.mask, hooks: options.hooks });
+  return groupedQueryAttend(q, past.key, past.value, options);
+}
+
+/**
+ * Grouped-query attention (Ainslie et al. 2023) without copying the cache: KV
+ * head j serves query heads j·g … j·g+g−1, which are contiguous in q, so q is
+ * read as [batch, kvHeads, g·queries, dHead] against each KV head once. The
+ * numbers are those of `attend` after `repeatKv`; the hook names are the same.
+ */
+export function groupedQueryAttend(q: Tensor, k: Tensor, v: Tensor, options: { mask: Tensor; scale: number; hooks: HookPoints }): { z: Tensor; pattern: Tensor } {
+  const [batch, heads, queries, dHead] = q.shape;
+  const [, kvHeads, keys] = k.shape;
+  if (heads % kvHeads !== 0) throw new ShapeError(`grouped-query attention: ${heads} query heads are not a multiple of ${kvHeads} KV heads`);
+  const grouped = [batch, kvHeads, (heads / kvHeads) * queries];
+  let scores = matmul(q.reshape([...grouped, dHead]), k, { transposeB: true }).reshape([batch, heads, queries, keys]);
+  if (options.scale !== 1) scores = scale(scores, options.scale);
+  scores = options.hooks.run('scores', add(scores, options.mask));
+  const pattern = options.hooks.run('pattern', softmax(scores)); // [batch, heads, queries, keys]
+  const z = options.hooks.run('z', matmul(pattern.reshape([...grouped, keys]), v).reshape([batch, heads, queries, dHead]));
+  return { z, pattern };
 }
