@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CommanderError } from 'commander';
 import { runSummarize } from '../../src/cli/commands/summarize.js';
@@ -11,7 +11,9 @@ import { EXIT } from '../../src/cli/errors.js';
 import { generate } from '../../src/generation/generate.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { loadEncoderDecoder } from '../../src/tasks/translate.js';
-import { textOf, tinyModelFolder, type SpecialIds } from './tiny-tokenizer.js';
+import { removeTinyFolders, textOf, tinyModelFolder, type SpecialIds } from './tiny-tokenizer.js';
+
+after(removeTinyFolders);
 
 const shared = process.env.GLASSFORMER_SHARED ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../..', '../shared');
 const fixtures = join(shared, 'fixtures', 'hf-tiny');

@@ -2,14 +2,16 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, UnsupportedError } from '../../src/errors.js';
 import { generate } from '../../src/generation/generate.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { summarize } from '../../src/tasks/summarize.js';
 import { generateText, loadEncoderDecoder, loadSeq2Seq, padRight, translate, translationSetup } from '../../src/tasks/translate.js';
-import { textOf, tinyModelFolder, type SpecialIds } from './tiny-tokenizer.js';
+import { removeTinyFolders, textOf, tinyModelFolder, type SpecialIds } from './tiny-tokenizer.js';
+
+after(removeTinyFolders);
 
 const shared = process.env.GLASSFORMER_SHARED ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../..', '../shared');
 const fixtures = join(shared, 'fixtures', 'hf-tiny');
@@ -151,6 +153,7 @@ test('loadEncoderDecoder: ids in, ids out from a folder without a tokenizer; wit
   assert.deepEqual(run(folder.generationDefaults), f.expected.generate.greedy.sequences);
   // The same folder without generation_config.json: decoder start, EOS and forced EOS come from config.json.
   const bare = mkdtempSync(join(tmpdir(), 'glassformer-seq2seq-'));
+  after(() => rmSync(bare, { recursive: true, force: true }));
   for (const name of ['config.json', 'model.safetensors']) symlinkSync(join(f.dir, name), join(bare, name));
   const fromConfig = await loadEncoderDecoder(nodeFileSystem, bare);
   assert.equal(fromConfig.generationDefaults.forcedEosTokenId, 2);

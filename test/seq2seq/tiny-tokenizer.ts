@@ -5,7 +5,7 @@
  * exactly the fixture's input ids and the text path can be checked against the
  * recorded Hugging Face generations.
  */
-import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -51,12 +51,20 @@ export function tinyTokenizerJson(vocabSize: number, special: SpecialIds): objec
   };
 }
 
+const created: string[] = [];
+
+/** Remove every folder `tinyModelFolder` made (call from an `after` hook). */
+export function removeTinyFolders(): void {
+  for (const dir of created.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
 /**
  * A temporary model folder: the fixture's config, generation config and weights
  * (linked, not copied) plus the tiny tokenizer; `config` entries are merged into config.json.
  */
 export function tinyModelFolder(fixtureDir: string, special: SpecialIds, configJson: Record<string, unknown>): string {
   const dir = mkdtempSync(join(tmpdir(), 'glassformer-seq2seq-'));
+  created.push(dir);
   for (const name of ['model.safetensors', 'generation_config.json']) symlinkSync(join(fixtureDir, name), join(dir, name));
   writeFileSync(join(dir, 'config.json'), JSON.stringify(configJson));
   const vocabSize = configJson.vocab_size as number;
