@@ -7,7 +7,7 @@
  * ("query: ", "passage: ") and the similarity function. A plain model folder
  * gets mean pooling, as sentence-transformers does when it wraps one.
  */
-import { ConfigError, UnsupportedError } from '../errors.js';
+import { ConfigError, ShapeError, UnsupportedError } from '../errors.js';
 import { readSafetensors } from '../io/safetensors.js';
 import type { FileSystem } from '../io/source.js';
 import { loadBertFolder, type EncoderModel, type LoadOptions } from '../models/bert.js';
@@ -15,7 +15,7 @@ import { Linear } from '../nn/linear.js';
 import { Weights } from '../nn/weights.js';
 import { activation } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
-import { checkPoolingMode, normalizeL2, pool, POOLING_MODES, type PoolingMode } from './pooling.js';
+import { checkPoolingMode, cosineSimilarity, normalizeL2, pool, POOLING_MODES, type PoolingMode } from './pooling.js';
 import { chunks, encodeBatch, type EncoderTokenizer } from './text-batch.js';
 
 export type { PoolingMode } from './pooling.js';
@@ -297,8 +297,28 @@ export class Embedder {
     return out;
   }
 
+  /** The model's similarity function (similarity_fn_name) between two of its vectors; distances are negated, as sentence-transformers does. */
+  similarity(a: Float32Array, b: Float32Array): number {
+    return similarity(a, b, this.settings.similarity);
+  }
+
   private prepare(text: string): string {
     return this.settings.doLowerCase ? text.toLowerCase() : text;
+  }
+}
+
+/** sentence-transformers' similarity functions: cosine, dot product, and negated euclidean / manhattan distance. */
+export function similarity(a: Float32Array, b: Float32Array, fn: SimilarityFunction): number {
+  if (a.length !== b.length) throw new ShapeError(`similarity of vectors of ${a.length} and ${b.length} dimensions`);
+  switch (fn) {
+    case 'cosine':
+      return cosineSimilarity(a, b);
+    case 'dot':
+      return a.reduce((sum, x, i) => sum + x * b[i], 0);
+    case 'euclidean':
+      return -Math.sqrt(a.reduce((sum, x, i) => sum + (x - b[i]) ** 2, 0));
+    case 'manhattan':
+      return -a.reduce((sum, x, i) => sum + Math.abs(x - b[i]), 0);
   }
 }
 

@@ -9,7 +9,7 @@
  * written atomically, with a SHA-256 checksum so a damaged file is refused
  * with a FormatError instead of answering wrongly.
  */
-import { ConfigError, FormatError, ShapeError } from '../errors.js';
+import { ConfigError, FormatError, ShapeError, UnsupportedError } from '../errors.js';
 import type { FileSystem } from '../io/source.js';
 import type { EmbedOptions, Embedder } from './embed.js';
 
@@ -429,6 +429,18 @@ export interface SemanticSearchOptions {
   /** Prompt name for queries (default "query" when the model defines it). */
   queryPrompt?: string;
   embed?: Omit<EmbedOptions, 'prompt' | 'promptName'>;
+}
+
+/**
+ * The index metric that ranks like the model's similarity function: cosine or
+ * dot as named; euclidean and manhattan distances only rank like cosine for
+ * unit vectors, so they need the model's Normalize module.
+ */
+export function indexMetricFor(embedder: Embedder): IndexMetric {
+  const { similarity, normalize, source } = embedder.settings;
+  if (similarity === 'cosine' || similarity === 'dot') return similarity;
+  if (similarity === 'euclidean' && normalize) return 'cosine';
+  throw new UnsupportedError(`${source}: similarity_fn_name "${similarity}"${normalize ? '' : ' on unnormalised vectors'} ranks differently from cosine and dot product, the metrics the exact index offers`);
 }
 
 /** Which named prompt to use for a role when the caller does not say: the conventional names, if defined. */

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { loadBertFolder } from '../../src/models/bert.js';
-import { Embedder, readSentenceEncoderConfig } from '../../src/tasks/embed.js';
+import { defaultSentenceEncoderConfig, Embedder, readSentenceEncoderConfig, similarity } from '../../src/tasks/embed.js';
+import { indexMetricFor } from '../../src/tasks/search.js';
 import { cosineSimilarity, normalizeL2, pool } from '../../src/tasks/pooling.js';
 import { padEncodings } from '../../src/tasks/text-batch.js';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -151,4 +152,21 @@ test('texts longer than max_seq_length are truncated, keeping [CLS] … [SEP]', 
   const plain = await Embedder.fromFolder(nodeFileSystem, await tinyModelFolder(BERT_FIXTURE), tinyTokenizer());
   assert.equal(plain.maxLength, 64);
   assert.equal(plain.embed([Array(100).fill('cat').join(' ')])[0].length, 32);
+});
+
+test('similarity follows similarity_fn_name, and the index metric ranks the same way or is refused', async () => {
+  const a = Float32Array.from([1, 2, 2]);
+  const b = Float32Array.from([2, 0, 1]);
+  assert.ok(Math.abs(similarity(a, b, 'cosine') - 4 / (3 * Math.sqrt(5))) < 1e-7);
+  assert.equal(similarity(a, b, 'dot'), 4);
+  assert.ok(Math.abs(similarity(a, b, 'euclidean') + Math.sqrt(1 + 4 + 1)) < 1e-7);
+  assert.equal(similarity(a, b, 'manhattan'), -4);
+  const model = await loadBertFolder(nodeFileSystem, BERT_FIXTURE, { head: 'base' });
+  const withSettings = (similarityFn: 'cosine' | 'dot' | 'euclidean' | 'manhattan', normalize: boolean) =>
+    new Embedder(model, tinyTokenizer(), { ...defaultSentenceEncoderConfig('test settings'), similarity: similarityFn, normalize });
+  assert.equal(indexMetricFor(withSettings('dot', false)), 'dot');
+  assert.equal(indexMetricFor(withSettings('cosine', false)), 'cosine');
+  assert.equal(indexMetricFor(withSettings('euclidean', true)), 'cosine');
+  assert.throws(() => indexMetricFor(withSettings('euclidean', false)), /test settings: similarity_fn_name "euclidean" on unnormalised vectors ranks differently/);
+  assert.throws(() => indexMetricFor(withSettings('manhattan', true)), /"manhattan" ranks differently/);
 });

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, FileNotFoundError } from '../../errors.js';
 import { nodeFileSystem } from '../../io/node-fs.js';
-import { ExactIndex, SemanticSearch, type MetadataValue, type SearchDocument } from '../../tasks/search.js';
+import { ExactIndex, indexMetricFor, SemanticSearch, type MetadataValue, type SearchDocument } from '../../tasks/search.js';
 import { EXIT } from '../errors.js';
 import { openEmbedder, positiveInt, processStreams, readLines, type EncoderCommandStreams } from './embed.js';
 
@@ -78,7 +78,7 @@ export async function runSearchIndex(args: SearchIndexArgs, streams: EncoderComm
   const { dir, embedder } = await openEmbedder(args.model);
   const existing = await openIndex(args.index);
   if (existing) checkProvenance(existing, args.index, embedder, dir, streams.stderr);
-  const index = existing ?? new ExactIndex(embedder.dimension, 'cosine', { model: dir, pooling: embedder.settings.pooling.join('+'), normalize: embedder.settings.normalize });
+  const index = existing ?? new ExactIndex(embedder.dimension, indexMetricFor(embedder), { model: dir, pooling: embedder.settings.pooling.join('+'), normalize: embedder.settings.normalize });
   const search = new SemanticSearch(embedder, index);
   const ids = await search.addDocuments(documents, progressBar(streams.stderr), args.batchSize);
   await index.save(nodeFileSystem, args.index);
