@@ -174,7 +174,11 @@ export function buildProcessors(
   if (forcedEos.length > 0) list.push(P.forcedEos(c.maxLength, forcedEos));
   if (o.removeInvalidValues) list.push(P.removeInvalidValues());
   if (o.suppressTokens && o.suppressTokens.length > 0) list.push(P.suppressTokens(o.suppressTokens));
-  if (o.beginSuppressTokens && o.beginSuppressTokens.length > 0) list.push(P.suppressTokensAtBegin(o.beginSuppressTokens));
+  if (o.beginSuppressTokens && o.beginSuppressTokens.length > 0) {
+    // HF: with a forced BOS, an encoder-decoder's first free position is the second one.
+    const forcedFirst = c.isEncoderDecoder && o.forcedBosTokenId !== undefined && o.forcedBosTokenId !== null;
+    list.push(P.suppressTokensAtBegin(o.beginSuppressTokens, forcedFirst ? 1 : 0));
+  }
   if (c.doSample) {
     const keep = c.minTokensToKeep;
     if (o.temperature !== undefined && o.temperature !== 1) list.push(P.temperature(o.temperature));

@@ -191,10 +191,13 @@ export function suppressTokens(tokens: readonly number[]): LogitsProcessor {
   });
 }
 
-/** These tokens cannot be the first generated token (HF SuppressTokensAtBeginLogitsProcessor). */
-export function suppressTokensAtBegin(tokens: readonly number[]): LogitsProcessor {
+/**
+ * These tokens cannot be the first generated token (HF SuppressTokensAtBeginLogitsProcessor);
+ * `offset` 1 moves that to the second when a forced BOS takes the first.
+ */
+export function suppressTokensAtBegin(tokens: readonly number[], offset = 0): LogitsProcessor {
   return processor('begin_suppress_tokens', (scores, { curLen, promptLength }) => {
-    if (curLen !== promptLength) return;
+    if (curLen !== promptLength + offset) return;
     for (const row of scores) for (const t of tokens) row[t] = -Infinity;
   });
 }

@@ -101,6 +101,7 @@ test('invalid values become finite; suppressed tokens are −∞', () => {
   assert.deepEqual(run(P.suppressTokens([1]), [1, 2, 3]), [1, NEG, 3]);
   assert.deepEqual(run(P.suppressTokensAtBegin([0]), [1, 2, 3], [7], 1), [NEG, 2, 3]);
   assert.deepEqual(run(P.suppressTokensAtBegin([0]), [1, 2, 3], [7, 8], 1), [1, 2, 3]);
+  assert.deepEqual(run(P.suppressTokensAtBegin([0], 1), [1, 2, 3], [7, 8], 1), [NEG, 2, 3]);
 });
 
 test('renormalize turns scores into log-probabilities', () => {
