@@ -20,6 +20,7 @@ svg text { font: 10px ui-monospace, monospace; fill: #1b1f24; }
 .barrow { display: flex; align-items: center; gap: 6px; font-size: 12px; } .barrow .name { width: 140px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .bar { height: 12px; background: #0969da; border-radius: 2px; } .bar.chosen { background: #1a7f37; }
 .omitted { font-size: 12px; color: #9a6700; }
+.scroll { overflow-x: auto; max-width: 100%; }
 `;
 
 /* The renderer runs in the page; it reads the embedded trace and builds SVG as strings. */
@@ -47,10 +48,24 @@ const SCRIPT = `
     for (var k = 0; k < n; k++) out[k] = t.dtype === 'f16' ? f16(view.getUint16(2 * k, true)) : view.getFloat32(4 * k, true);
     return out;
   }
-  function colour(v) {
-    var x = Math.max(0, Math.min(1, v));
-    var r = Math.round(255 - 246 * x), g = Math.round(255 - 150 * x), b = Math.round(255 - 37 * x);
-    return 'rgb(' + r + ',' + g + ',' + b + ')';
+  function rgb(v) {
+    var x = Math.max(0, Math.min(1, v || 0));
+    return [Math.round(255 - 246 * x), Math.round(255 - 150 * x), Math.round(255 - 37 * x)];
+  }
+  function colour(v) { return 'rgb(' + rgb(v).join(',') + ')'; }
+  /* Long sequences: one pixel per cell in a bitmap, scaled up, instead of thousands of SVG rects. */
+  var BITMAP_CELLS = 48 * 48;
+  function bitmap(values, offset, queries, keys) {
+    var canvas = document.createElement('canvas');
+    canvas.width = keys;
+    canvas.height = queries;
+    var ctx = canvas.getContext('2d'), img = ctx.createImageData(keys, queries);
+    for (var i = 0; i < queries * keys; i++) {
+      var c = rgb(values[offset + i]);
+      img.data[4 * i] = c[0]; img.data[4 * i + 1] = c[1]; img.data[4 * i + 2] = c[2]; img.data[4 * i + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+    return canvas.toDataURL('image/png');
   }
   function label(t) { var s = t.text; return s.length > 10 ? s.slice(0, 9) + '…' : s; }
   /* One head's [queries, keys] block of values as an SVG heatmap with the tokens on the axes. */
@@ -58,13 +73,19 @@ const SCRIPT = `
     var left = withLabels ? 78 : 0, top = withLabels ? 70 : 0;
     var w = left + keys * cell + 2, h = top + queries * cell + 2;
     var parts = ['<svg class="' + (withLabels ? 'heatmap' : 'thumb') + '" data-name="' + esc(name) + '" width="' + w + '" height="' + h + '" viewBox="0 0 ' + w + ' ' + h + '">'];
-    for (var q = 0; q < queries; q++) for (var k = 0; k < keys; k++) {
-      var v = values[offset + q * keys + k];
-      parts.push('<rect class="cell" x="' + (left + k * cell) + '" y="' + (top + q * cell) + '" width="' + cell + '" height="' + cell + '" fill="' + colour(v) + '"><title>' + esc(qTokens[q].text) + ' → ' + esc(kTokens[k].text) + ': ' + v.toFixed(3) + '</title></rect>');
+    if (queries * keys > BITMAP_CELLS) {
+      parts.push('<image class="cells" href="' + bitmap(values, offset, queries, keys) + '" x="' + left + '" y="' + top + '" width="' + keys * cell + '" height="' + queries * cell + '" preserveAspectRatio="none" style="image-rendering: pixelated"></image>');
+    } else {
+      for (var q = 0; q < queries; q++) for (var k = 0; k < keys; k++) {
+        var v = values[offset + q * keys + k];
+        parts.push('<rect class="cell" x="' + (left + k * cell) + '" y="' + (top + q * cell) + '" width="' + cell + '" height="' + cell + '" fill="' + colour(v) + '"><title>' + esc(qTokens[q].text) + ' → ' + esc(kTokens[k].text) + ': ' + v.toFixed(3) + '</title></rect>');
+      }
     }
     if (withLabels) {
-      for (var i = 0; i < queries; i++) parts.push('<text class="ylabel" x="' + (left - 4) + '" y="' + (top + i * cell + cell / 2 + 3) + '" text-anchor="end">' + esc(label(qTokens[i])) + '</text>');
-      for (var j = 0; j < keys; j++) {
+      /* Every token is labelled while labels fit (about 10 px each); beyond that every n-th. */
+      var every = Math.max(1, Math.ceil(10 / cell));
+      for (var i = 0; i < queries; i += every) parts.push('<text class="ylabel" x="' + (left - 4) + '" y="' + (top + i * cell + cell / 2 + 3) + '" text-anchor="end">' + esc(label(qTokens[i])) + '</text>');
+      for (var j = 0; j < keys; j += every) {
         var x = left + j * cell + cell / 2 + 3;
         parts.push('<text class="xlabel" x="' + x + '" y="' + (top - 4) + '" transform="rotate(-60 ' + x + ' ' + (top - 4) + ')">' + esc(label(kTokens[j])) + '</text>');
       }
@@ -80,8 +101,8 @@ const SCRIPT = `
 
   var tokSec = section('Tokens');
   function tokenTable(tokens, caption) {
-    return '<h3>' + caption + '</h3><table class="tokens"><tr><th>position</th>' + tokens.map(function (t, p) { return '<td>' + p + '</td>'; }).join('') + '</tr><tr><th>token</th>' +
-      tokens.map(function (t) { return '<td><span class="tok">' + esc(t.text) + '</span></td>'; }).join('') + '</tr><tr><th>id</th>' + tokens.map(function (t) { return '<td>' + t.id + '</td>'; }).join('') + '</tr></table>';
+    return '<h3>' + caption + '</h3><div class="scroll"><table class="tokens"><tr><th>position</th>' + tokens.map(function (t, p) { return '<td>' + p + '</td>'; }).join('') + '</tr><tr><th>token</th>' +
+      tokens.map(function (t) { return '<td><span class="tok">' + esc(t.text) + '</span></td>'; }).join('') + '</tr><tr><th>id</th>' + tokens.map(function (t) { return '<td>' + t.id + '</td>'; }).join('') + '</tr></table></div>';
   }
   tokSec.innerHTML += tokenTable(trace.tokens.input, m.family === 'encoder-decoder' ? 'Input (encoder)' : 'Input');
   if (trace.tokens.decoder) tokSec.innerHTML += tokenTable(trace.tokens.decoder, 'Output (decoder)');
@@ -110,7 +131,7 @@ const SCRIPT = `
           var off = h * queries * keys;
           grid += '<a href="#map-' + esc(name.replace(/[^a-z0-9]/gi, '-')) + '">' + heatmap(values, off, queries, keys, qTokens, kind[2], name, Math.max(2, Math.min(6, 60 / keys)), false) + '</a>';
           big += '<figure id="map-' + esc(name.replace(/[^a-z0-9]/gi, '-')) + '"><figcaption>layer ' + block.layer + ', head ' + h + '</figcaption>' +
-            heatmap(values, off, queries, keys, qTokens, kind[2], name, Math.max(8, Math.min(26, 360 / Math.max(queries, keys))), true) + '</figure>';
+            heatmap(values, off, queries, keys, qTokens, kind[2], name, Math.max(3, Math.min(26, 360 / Math.max(queries, keys))), true) + '</figure>';
         }
         big += '</div>';
       });
@@ -123,7 +144,7 @@ const SCRIPT = `
     var lens = section('Logit lens: top token per layer and position');
     var positions = trace.lens.layers[0].positions.length;
     var lensTokens = m.family === 'encoder-decoder' ? trace.tokens.decoder : trace.tokens.input;
-    var html = '<table class="lens"><tr><th>layer</th>';
+    var html = '<div class="scroll"><table class="lens"><tr><th>layer</th>';
     for (var p = 0; p < positions; p++) html += '<th><span class="tok">' + esc(lensTokens[p].text) + '</span></th>';
     html += '</tr>';
     trace.lens.layers.forEach(function (layer) {
@@ -131,7 +152,7 @@ const SCRIPT = `
         return '<td style="background:' + colour(0.55 * top[0].prob) + '"><span class="tok">' + esc(top[0].text) + '</span> ' + (100 * top[0].prob).toFixed(0) + '%</td>';
       }).join('') + '</tr>';
     });
-    lens.innerHTML += html + '</table>';
+    lens.innerHTML += html + '</table></div>';
   }
 
   if (trace.attribution) {

@@ -7,6 +7,9 @@ import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
+import type { LlamaModel } from '../../src/models/llama.js';
+import { loadLlama2cGenerator } from '../../src/tasks/generate.js';
+import { LlamaTraceable } from '../../src/trace/adapters/decoder.js';
 import { loadTraceable } from '../../src/trace/adapters/index.js';
 import { renderHtml } from '../../src/trace/html.js';
 import { buildTrace } from '../../src/trace/report.js';
@@ -72,6 +75,45 @@ test('the HTML report renders every heatmap with token labels, the logit lens an
     const shot = join(dir, 'report.png');
     await tab.screenshot({ path: shot, fullPage: true });
     console.log(`screenshot: ${shot}`);
+  } finally {
+    await context.close();
+  }
+});
+
+test('long sequences are drawn as one bitmap per head with every other token labelled', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'glassformer-trace-long-'));
+  const stories = join(HF_TINY, '..', '..', 'models', 'stories260K');
+  const g = await loadLlama2cGenerator(nodeFileSystem, join(stories, 'stories260K.bin'), join(stories, 'tok512.bin'));
+  const model = new LlamaTraceable(g.model as LlamaModel);
+  const ids = g.tokenizer.encode('Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her big red ball and her dog. One day, she saw a bird in a tree and wanted to help it.');
+  assert.ok(ids.length > 48, `${ids.length} tokens`);
+  const { file } = await buildTrace(model, { inputIds: ids, source: 'stories260K' }, { tokenText: (id) => g.tokenizer.decode([id], { skipSpecialTokens: false }) });
+  const page = join(dir, 'long.html');
+  await writeFile(page, renderHtml(file));
+  const context = await launch(join(dir, 'profile'));
+  try {
+    const tab = await context.newPage();
+    await tab.goto(pathToFileURL(page).href);
+    await tab.waitForSelector('body[data-rendered="true"]', { timeout: 20000 });
+    assert.equal(await tab.locator('svg.heatmap').count(), 5 * 8);
+    assert.equal(await tab.locator('svg.heatmap image.cells').count(), 5 * 8);
+    assert.equal(await tab.locator('rect.cell').count(), 0);
+    const map = tab.locator('svg.heatmap[data-name="blocks.4.attn.pattern head 7"]');
+    const cell = Math.max(3, Math.min(26, 360 / ids.length));
+    const every = Math.ceil(10 / cell);
+    const labels = await map.locator('text.ylabel').allTextContents();
+    assert.equal(labels.length, Math.ceil(ids.length / every));
+    const second = file.tokens.input[every].text;
+    assert.equal(labels[1], second.length > 10 ? `${second.slice(0, 9)}…` : second);
+    // The bitmap is a real image of the pattern: as wide as the sequence.
+    const size = await map.locator('image.cells').evaluate((el) => new Promise<number[]>((resolve) => {
+      const img = new Image();
+      img.onload = () => resolve([img.naturalWidth, img.naturalHeight]);
+      img.src = el.getAttribute('href') ?? '';
+    }));
+    assert.deepEqual(size, [ids.length, ids.length]);
+    await tab.screenshot({ path: join(dir, 'long.png') });
+    console.log(`screenshot: ${join(dir, 'long.png')}`);
   } finally {
     await context.close();
   }
