@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { FormatError, UnsupportedError } from '../../src/errors.js';
+import { generate } from '../../src/generation/generate.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
+import { MemoryFileSystem } from '../../src/io/source.js';
 import { Weights } from '../../src/nn/weights.js';
 import { decoderFromConfig, generateText, loadTextGenerator, streamText } from '../../src/tasks/generate.js';
 
@@ -49,4 +52,47 @@ test('loading errors name what is wrong', async () => {
   await assert.rejects(loadTextGenerator(nodeFileSystem, join(stories, 'stories260K.bin')), FormatError); // no tokenizer.bin beside it
   assert.throws(() => decoderFromConfig({ model_type: 'bert' }, Weights.from({})), UnsupportedError);
   await assert.rejects(loadTextGenerator(nodeFileSystem, join(shared, 'fixtures/hf-tiny/gpt2')), /tokenizer/i);
+});
+
+test('a model folder loads config.json, model.safetensors, generation_config.json and tokenizer.json', async () => {
+  const fixture = join(shared, 'fixtures/hf-tiny/llama');
+  // A character-level BPE vocabulary over the fixture's 128 ids, with the Fuse decoder.
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  for (let id = 3; id < 128; id++) vocab[String.fromCharCode(0x20 + id - 3)] = id;
+  const tokenizerJson = {
+    version: '1.0',
+    added_tokens: [
+      { id: 1, content: '<s>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+      { id: 2, content: '</s>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+    ],
+    normalizer: null,
+    pre_tokenizer: null,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+    },
+    decoder: { type: 'Fuse' },
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+  };
+  const fs = new MemoryFileSystem({
+    'm/config.json': readFileSync(join(fixture, 'config.json')),
+    'm/generation_config.json': readFileSync(join(fixture, 'generation_config.json')),
+    'm/model.safetensors': readFileSync(join(fixture, 'model.safetensors')),
+    'm/tokenizer.json': JSON.stringify(tokenizerJson),
+    'm/tokenizer_config.json': JSON.stringify({ bos_token: '<s>', eos_token: '</s>' }),
+  });
+  const g = await loadTextGenerator(fs, 'm');
+  assert.deepEqual(g.defaults, { bosTokenId: 1, eosTokenId: 2, padTokenId: 0 });
+  const prompt = 'hello';
+  const ids = g.tokenizer.encode(prompt);
+  assert.deepEqual(ids, [1, ...Array.from(prompt, (c) => c.charCodeAt(0) - 0x20 + 3)]);
+  const [out] = generateText(g, prompt, { maxNewTokens: 5 });
+  // The same ids as generate() on the model directly, decoded character by character.
+  const direct = generate(g.model, { inputIds: [ids] }, { maxNewTokens: 5 }, g.defaults);
+  const generated = direct.sequences[0].slice(ids.length);
+  const end = generated.indexOf(2); // up to and including EOS; pads follow it
+  assert.deepEqual(out.ids, end === -1 ? generated : generated.slice(0, end + 1));
+  assert.equal(out.text, g.tokenizer.decode(out.ids));
 });
