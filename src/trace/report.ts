@@ -169,6 +169,8 @@ function focus(pattern: Tensor): HeadFocus[] {
   });
 }
 
+const SUMMARY_NAMES = /(^|\.)(embed|pos_embed)$|attn\.pattern$|\.resid_pre$|\.resid_post$|attn\.out$|mlp\.out$/;
+
 const POSITIONAL_NOTES: Record<ModelDescription['positions'], string> = {
   sinusoidal: 'a fixed sinusoid added to each token embedding (Vaswani et al. 2017 §3.5)',
   learned: 'a learned vector per position added to each token embedding',
@@ -260,7 +262,8 @@ export async function buildTrace(model: TraceableModel, request: TraceRequest, o
     if (!decoder) throw new ShapeError(`${d.modelType}: give decoder ids (the model names no decoder start token)`);
     inputs.decoderInputIds = [decoder];
   }
-  const { output, cache } = runWithCache(model, inputs);
+  // Only what the summary, the lens and the attribution read: a full cache of a large model would be mostly waste.
+  const { output, cache } = runWithCache(model, inputs, { names: SUMMARY_NAMES });
 
   const stacks = d.stacks.map((s) => summariseStack(s, cache, d.family, d.positions, pending));
   let predictions: TraceFile['predictions'] = null;
