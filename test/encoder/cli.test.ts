@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { test } from 'node:test';
@@ -15,7 +14,7 @@ import { softmaxRow } from '../../src/tasks/classify.js';
 import { MaskFiller } from '../../src/tasks/fill-mask.js';
 import { cosineSimilarity } from '../../src/tasks/pooling.js';
 import { recorded, segments } from './fixture.js';
-import { BERT_CLASSIFICATION_FIXTURE, BERT_FIXTURE } from './shared.js';
+import { BERT_CLASSIFICATION_FIXTURE, BERT_FIXTURE, temporaryFolder } from './shared.js';
 import { textOf, tinyModelFolder, tinyTokenizer, VOCAB } from './tiny-tokenizer.js';
 
 class Capture extends Writable {
@@ -60,7 +59,7 @@ test('embed --json prints one {text, embedding} line per text, equal to the Embe
 
 test('search index then query returns documents by cosine similarity; remove takes one out', async () => {
   const dir = await tinyModelFolder(BERT_FIXTURE, SENTENCE_FILES);
-  const work = await mkdtemp(join(tmpdir(), 'glassformer-search-cli-'));
+  const work = await temporaryFolder('search-cli');
   const index = join(work, 'docs.gfindex');
   const docs = ['the cat sat on the mat', 'a dog runs fast', 'paris is the capital of france'];
   const io = streams(docs, true);

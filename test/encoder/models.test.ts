@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { UnsupportedError, WeightError } from '../../src/errors.js';
@@ -12,7 +11,7 @@ import { Hooks } from '../../src/nn/hooks.js';
 import { linear, relu } from '../../src/ops/index.js';
 import { concat, Tensor } from '../../src/tensor/tensor.js';
 import { recorded } from './fixture.js';
-import { BERT_CLASSIFICATION_FIXTURE, BERT_FIXTURE } from './shared.js';
+import { BERT_CLASSIFICATION_FIXTURE, BERT_FIXTURE, temporaryFolder } from './shared.js';
 
 type Json = Record<string, unknown>;
 
@@ -193,7 +192,7 @@ test('unsupported heads, position types, missing tensors and over-long inputs ar
 test('a sharded checkpoint (model.safetensors.index.json) loads to the same model as the single file', async () => {
   const run = await recorded(BERT_FIXTURE);
   const { config, weights } = await fixtureParts(BERT_FIXTURE);
-  const dir = await mkdtemp(join(tmpdir(), 'glassformer-sharded-'));
+  const dir = await temporaryFolder('sharded');
   const names = [...weights.keys()].sort();
   const shards = [names.slice(0, 10), names.slice(10)];
   const weightMap: Record<string, string> = {};
@@ -207,7 +206,7 @@ test('a sharded checkpoint (model.safetensors.index.json) loads to the same mode
   const model = await loadBertFolder(nodeFileSystem, dir);
   const logits = model.forward(inputsOf(run)).logits!;
   assert.ok(maxDiffAtValid(logits, run.expected.get('logits')!, run.inputs.attention_mask) < 1e-4);
-  const empty = await mkdtemp(join(tmpdir(), 'glassformer-empty-'));
+  const empty = await temporaryFolder('empty');
   await writeFile(join(empty, 'config.json'), JSON.stringify(config));
   await assert.rejects(loadBertFolder(nodeFileSystem, empty), /no model.safetensors or model.safetensors.index.json/);
 });

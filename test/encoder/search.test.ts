@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FormatError } from '../../src/errors.js';
@@ -10,7 +9,7 @@ import { cosineSimilarity, pool } from '../../src/tasks/pooling.js';
 import { ExactIndex, SemanticSearch, deserializeIndex, serializeIndex } from '../../src/tasks/search.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { recorded } from './fixture.js';
-import { BERT_FIXTURE } from './shared.js';
+import { BERT_FIXTURE, temporaryFolder } from './shared.js';
 import { tinyModelFolder, tinyTokenizer } from './tiny-tokenizer.js';
 
 /** Reference embeddings: every row of every recorded hidden state, mean-pooled over real tokens (6 vectors of 32). */
@@ -79,7 +78,7 @@ test('an index saved to a file loads back with the same entries and answers', as
   const index = new ExactIndex(32, 'cosine', { model: 'hf-tiny/bert', pooling: 'mean', normalize: true });
   await index.add(vectors.map((vector, i) => ({ id: `v${i}`, vector, metadata: { n: i, tag: i % 2 ? 'odd' : null }, text: `τέξτ ${i}` })));
   await index.remove(['v2']);
-  const dir = await mkdtemp(join(tmpdir(), 'glassformer-index-'));
+  const dir = await temporaryFolder('index');
   const file = join(dir, 'docs.gfindex');
   await index.save(nodeFileSystem, file);
   const loaded = await ExactIndex.load(nodeFileSystem, file);
@@ -107,7 +106,7 @@ test('a damaged, truncated or inconsistent index file is refused with a FormatEr
   lying.set(new TextEncoder().encode(header), 12);
   lying.set(new Uint8Array(await crypto.subtle.digest('SHA-256', lying.slice(0, lying.length - 32))), lying.length - 32);
   await assert.rejects(deserializeIndex(lying, 'x.gfindex'), /header says 5 vectors of 32 dimensions/);
-  const dir = await mkdtemp(join(tmpdir(), 'glassformer-index-'));
+  const dir = await temporaryFolder('index');
   await writeFile(join(dir, 'bad.gfindex'), flipped);
   await assert.rejects(ExactIndex.load(nodeFileSystem, join(dir, 'bad.gfindex')), /bad.gfindex: not a usable glassformer index/);
   assert.ok((await readFile(join(dir, 'bad.gfindex'))).length > 0);

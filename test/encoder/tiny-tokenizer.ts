@@ -4,10 +4,10 @@
  * `VOCAB[k]`, so a text made of those words encodes to chosen ids, e.g. the
  * fixture's own input rows.
  */
-import { mkdtemp, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Tokenizer } from '../../src/tokenizers/index.js';
+import { temporaryFolder } from './shared.js';
 
 const WORDS = [
   'the', 'cat', 'dog', 'sat', 'on', 'mat', 'bird', 'sings', 'runs', 'fast', 'slow', 'red', 'blue', 'green', 'house', 'tree',
@@ -78,11 +78,11 @@ export function tinyTokenizer(): Tokenizer {
 }
 
 /**
- * A temporary model folder: the given fixture's config.json and model.safetensors
+ * A temporary model folder (removed after the test file): the given fixture's config.json and model.safetensors
  * (symlinked, never copied) beside the tiny tokenizer, plus any extra files.
  */
 export async function tinyModelFolder(fixtureDir: string | null, extra: Record<string, string | Uint8Array> = {}): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'glassformer-encoder-'));
+  const dir = await temporaryFolder('encoder');
   if (fixtureDir !== null) {
     for (const name of ['config.json', 'model.safetensors']) if (!(name in extra)) await symlink(join(fixtureDir, name), join(dir, name));
   }
@@ -90,7 +90,7 @@ export async function tinyModelFolder(fixtureDir: string | null, extra: Record<s
   await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(TOKENIZER_CONFIG));
   for (const [name, content] of Object.entries(extra)) {
     const path = join(dir, name);
-    await (await import('node:fs/promises')).mkdir(join(path, '..'), { recursive: true });
+    await mkdir(dirname(path), { recursive: true });
     await writeFile(path, content);
   }
   return dir;
