@@ -17,7 +17,7 @@ class Toy implements GenerativeModel {
   readonly fed: number[][][] = [];
   constructor(readonly isEncoderDecoder = false) {}
 
-  startSession(inputs: SessionInputs): DecodingSession {
+  startSession(_inputs: SessionInputs): DecodingSession {
     let last: number[] = [];
     const fed = this.fed;
     const vocab = this.vocabSize;
@@ -37,7 +37,6 @@ class Toy implements GenerativeModel {
         last = indices.map((i) => last[i]);
       },
     };
-    void inputs;
   }
 }
 
