@@ -46,6 +46,8 @@ export class SplitPreTokenizer implements PreTokenizer {
   }
 }
 
+const NUMERIC = /^\p{N}$/u;
+
 export type PrependScheme = 'always' | 'first' | 'never';
 
 /** SentencePiece style: spaces become `▁`, a `▁` is prepended, and words start at each `▁`. */
@@ -166,7 +168,8 @@ export function preTokenizerFromJson(value: unknown, where: JsonPath): PreTokeni
       return new CharSplit('Punctuation', isBertPunctuation, optional(obj, 'behavior', where, readBehavior) ?? 'Isolated');
     case 'Digits': {
       const individual = optional(obj, 'individual_digits', where, asBoolean) ?? false;
-      return new CharSplit('Digits', (c) => c >= '0' && c <= '9', individual ? 'Isolated' : 'Contiguous');
+      // Rust's `char::is_numeric`: any N* character, so `²` and `٣` count as digits.
+      return new CharSplit('Digits', (c) => NUMERIC.test(c), individual ? 'Isolated' : 'Contiguous');
     }
     case 'CharDelimiterSplit': {
       const delimiter = required(obj, 'delimiter', where, asString);
