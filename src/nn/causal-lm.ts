@@ -79,7 +79,6 @@ export function idsTensor(rows: readonly (readonly number[])[]): Tensor {
 export class CausalLMSession implements DecodingSession {
   private cache: KVCache;
   private mask: number[][];
-  private readonly prompt: number[][];
   private started = false;
 
   constructor(
@@ -90,13 +89,6 @@ export class CausalLMSession implements DecodingSession {
     this.cache = new KVCache(model.numLayers);
     this.mask = [];
     for (const row of inputs.attentionMask) for (let i = 0; i < inputs.expandBy; i++) this.mask.push([...row]);
-    this.prompt = [];
-    for (const row of inputs.inputIds) for (let i = 0; i < inputs.expandBy; i++) this.prompt.push([...row]);
-  }
-
-  /** The prompt rows, each repeated `expandBy` times, as the first `step` should receive them. */
-  get promptIds(): number[][] {
-    return this.prompt.map((r) => [...r]);
   }
 
   /** Positions held in the cache. */
