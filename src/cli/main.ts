@@ -13,6 +13,7 @@ import { generateCommand } from './commands/generate.js';
 import { infoCommand } from './commands/info.js';
 import { searchCommand } from './commands/search.js';
 import { summarizeCommand } from './commands/summarize.js';
+import { tourCommand } from './commands/tour.js';
 import { tokenizeCommand } from './commands/tokenize.js';
 import { traceCommand } from './commands/trace.js';
 import { translateCommand } from './commands/translate.js';
@@ -20,6 +21,7 @@ import { verifyCommand } from './commands/verify.js';
 import { EXIT, reportError } from './errors.js';
 
 const COMMANDS = [
+  tourCommand,
   generateCommand,
   chatCommand,
   embedCommand,
