@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +25,11 @@ namespace {
 
 // Below this many multiply-adds one thread is faster than waking another.
 constexpr int64_t kParallelMinMacs = 1 << 19;
+// Decode (m == 1) hands out weight rows (or columns) in chunks of this many.
+constexpr int64_t kGemvChunk = 256;
+// Chunks per thread for a GEMM: more balance the load when a core is busy with
+// something else; fewer repack less (each chunk packs its own panel of A).
+constexpr int64_t kGemmChunksPerThread = 3;
 
 std::vector<const IsaKernels*> supported_isas() {
   std::vector<const IsaKernels*> isas;
@@ -51,49 +57,119 @@ State& state() {
   static State* s = [] {
     auto* created = new State();
     const unsigned hw = std::thread::hardware_concurrency();
-    created->pool.resize(hw == 0 ? 1 : static_cast<int>(hw));
+    created->pool.set_threads(hw == 0 ? 1 : static_cast<int>(hw));
     return created;
   }();
   return *s;
 }
 
-// Splits C into `parts` column ranges (or row ranges when C is tall and narrow)
-// in whole register tiles, so each thread packs and computes its own block.
+// A 64-byte-aligned buffer for the operand the threads share, kept between
+// calls (one per calling thread) so steady-state multiplies never allocate.
+class SharedPack {
+ public:
+  SharedPack() = default;
+  SharedPack(const SharedPack&) = delete;
+  SharedPack& operator=(const SharedPack&) = delete;
+  ~SharedPack() { std::free(data_); }
+  float* get(int64_t floats) {
+    if (floats > capacity_) {
+      std::free(data_);
+      data_ = static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(floats * 4 + 63) / 64 * 64));
+      capacity_ = data_ ? floats : 0;
+    }
+    return data_;
+  }
+
+ private:
+  float* data_ = nullptr;
+  int64_t capacity_ = 0;
+};
+
+// One multiply cut into chunks of C: whole register tiles along n (or along m
+// when C is tall and narrow), or runs of output elements for decode.
+struct Job {
+  const Gemm* g;
+  const IsaKernels* isa;
+  bool split_n;
+  int64_t tiles;   // along the split dimension
+  int64_t chunks;
+  float* shared;   // the other operand, packed once for all threads
+  int64_t pack_chunks;
+};
+
+void run_gemv_chunk(const void* context, int64_t chunk) {
+  const Job& job = *static_cast<const Job*>(context);
+  const int64_t n0 = chunk * kGemvChunk;
+  job.isa->gemv(*job.g, n0, std::min(job.g->n, n0 + kGemvChunk));
+}
+
+// Packs a share of the operand that is not split: A's row panels when the
+// threads split the columns of C, B's column panels when they split the rows.
+void run_pack_chunk(const void* context, int64_t chunk) {
+  const Job& job = *static_cast<const Job*>(context);
+  const Gemm& g = *job.g;
+  const IsaKernels& isa = *job.isa;
+  if (job.split_n) {
+    const int64_t panels = (g.m + isa.mr - 1) / isa.mr;
+    isa.pack_a_rows(g, panels * chunk / job.pack_chunks * isa.mr,
+                    std::min(g.m, panels * (chunk + 1) / job.pack_chunks * isa.mr), job.shared);
+  } else {
+    const int64_t panels = (g.n + isa.nr - 1) / isa.nr;
+    isa.pack_b_cols(g, panels * chunk / job.pack_chunks * isa.nr,
+                    std::min(g.n, panels * (chunk + 1) / job.pack_chunks * isa.nr), job.shared);
+  }
+}
+
+void run_gemm_chunk(const void* context, int64_t chunk) {
+  const Job& job = *static_cast<const Job*>(context);
+  const Gemm& g = *job.g;
+  const IsaKernels& isa = *job.isa;
+  const int64_t first = job.tiles * chunk / job.chunks;
+  const int64_t last = job.tiles * (chunk + 1) / job.chunks;
+  if (job.split_n) {
+    isa.gemm_block(g, 0, g.m, first * isa.nr, std::min(g.n, last * isa.nr), job.shared, nullptr);
+  } else {
+    isa.gemm_block(g, first * isa.mr, std::min(g.m, last * isa.mr), 0, g.n, nullptr, job.shared);
+  }
+}
+
 void run_gemm(const Gemm& g) {
   State& s = state();
-  const IsaKernels& isa = *s.active;
   if (g.k == 0) {
     std::fill(g.c, g.c + g.m * g.n, 0.0f);
     return;
   }
-  const int64_t macs = g.m * g.n * g.k;
-  int parts = macs < kParallelMinMacs ? 1 : s.pool.size();
+  const int64_t threads = g.m * g.n * g.k < kParallelMinMacs ? 1 : s.pool.threads();
+  Job job{&g, s.active, true, 0, 0, nullptr, 0};
   if (g.m == 1) {
-    // Bandwidth bound: rows of the weight are split evenly in cache-line steps.
-    const int64_t step = 16;
-    const int64_t chunks = (g.n + step - 1) / step;
-    parts = static_cast<int>(std::min<int64_t>(parts, chunks));
-    s.pool.run(parts, [&](int t) {
-      const int64_t n0 = std::min(g.n, chunks * t / parts * step);
-      const int64_t n1 = std::min(g.n, chunks * (t + 1) / parts * step);
-      isa.gemv(g, n0, n1);
-    });
+    // Bound by memory bandwidth: stream each weight once, rows split between threads.
+    job.chunks = threads == 1 ? 1 : (g.n + kGemvChunk - 1) / kGemvChunk;
+    if (job.chunks == 1) {
+      job.isa->gemv(g, 0, g.n);
+    } else {
+      s.pool.run(job.chunks, run_gemv_chunk, &job);
+    }
     return;
   }
-  const int64_t m_tiles = (g.m + isa.mr - 1) / isa.mr;
-  const int64_t n_tiles = (g.n + isa.nr - 1) / isa.nr;
-  const bool split_n = n_tiles >= 2 * parts || n_tiles >= m_tiles;
-  const int64_t tiles = split_n ? n_tiles : m_tiles;
-  parts = static_cast<int>(std::min<int64_t>(parts, tiles));
-  s.pool.run(parts, [&](int t) {
-    const int64_t first = tiles * t / parts;
-    const int64_t last = tiles * (t + 1) / parts;
-    if (split_n) {
-      isa.gemm_block(g, 0, g.m, first * isa.nr, std::min(g.n, last * isa.nr));
-    } else {
-      isa.gemm_block(g, first * isa.mr, std::min(g.m, last * isa.mr), 0, g.n);
-    }
-  });
+  if (threads == 1) {
+    // One thread packs block by block, each panel just before it is used.
+    job.isa->gemm_block(g, 0, g.m, 0, g.n, nullptr, nullptr);
+    return;
+  }
+  const int64_t m_tiles = (g.m + job.isa->mr - 1) / job.isa->mr;
+  const int64_t n_tiles = (g.n + job.isa->nr - 1) / job.isa->nr;
+  job.split_n = n_tiles >= threads * kGemmChunksPerThread || n_tiles >= m_tiles;
+  job.tiles = job.split_n ? n_tiles : m_tiles;
+  job.chunks = std::min(job.tiles, threads * kGemmChunksPerThread);
+  static thread_local SharedPack shared;
+  job.shared = shared.get(job.split_n ? job.isa->packed_a_size(g) : job.isa->packed_b_size(g));
+  if (!job.shared) {
+    job.isa->gemm_block(g, 0, g.m, 0, g.n, nullptr, nullptr);  // no memory to share: one thread
+    return;
+  }
+  job.pack_chunks = std::min(threads, job.split_n ? m_tiles : n_tiles);
+  s.pool.run(job.pack_chunks, run_pack_chunk, &job);
+  s.pool.run(job.chunks, run_gemm_chunk, &job);
 }
 
 // ---- argument helpers: each throws a JavaScript error and returns false ----
@@ -212,11 +288,11 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, nullptr, "setThreads: threads must be between 1 and 256");
     return nullptr;
   }
-  state().pool.resize(static_cast<int>(threads));
-  return number(env, state().pool.size());
+  state().pool.set_threads(static_cast<int>(threads));
+  return number(env, state().pool.threads());
 }
 
-napi_value Threads(napi_env env, napi_callback_info) { return number(env, state().pool.size()); }
+napi_value Threads(napi_env env, napi_callback_info) { return number(env, state().pool.threads()); }
 
 napi_value Isa(napi_env env, napi_callback_info) { return string(env, state().active->name); }
 

@@ -4,11 +4,14 @@
 //
 //   for jc in n by NC:            B block  [KC x NC] packed, lives in L3
 //     for pc in k by KC:
-//       pack B[pc:pc+KC, jc:jc+NC] into NR-wide micro-panels
 //       for ic in m by MC:        A block  [MC x KC] packed, lives in L2
 //         pack A[ic:ic+MC, pc:pc+KC] into MR-tall micro-panels
 //         for jr in NC by NR:     one B micro-panel [KC x NR] stays in L1
+//           (first ic only) pack B[pc:pc+KC, jr:jr+NR]
 //           for ir in MC by MR:   microkernel: C[MR x NR] += A panel · B panel
+//
+// With several threads, the operand every thread needs (A when they split the
+// columns of C, B when they split the rows) is packed once, together, up front.
 //
 // This header is included by each variant's file after its `#pragma GCC target`
 // and instantiated with a kernel type from that file's anonymous namespace, so
@@ -71,16 +74,54 @@ void pack_b_portable(const glassformer::Gemm& g, int64_t p0, int64_t kc, int64_t
   }
 }
 
+inline int64_t round_up(int64_t x, int64_t multiple) { return (x + multiple - 1) / multiple * multiple; }
+
+// A fully packed operand, shared by the threads of one multiply: for each KC
+// block of k in turn, every micro-panel of A (MR rows) or B (NR columns),
+// each kc deep. Block pc starts at pc * (m or n rounded up to the tile).
 template <class K>
-void gemm_block_impl(const glassformer::Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+void pack_a_rows(const glassformer::Gemm& g, int64_t r0, int64_t r1, float* dst) {
+  const int64_t padded = round_up(g.m, K::MR);
+  for (int64_t pc = 0; pc < g.k; pc += K::KC) {
+    const int64_t kc = std::min<int64_t>(K::KC, g.k - pc);
+    for (int64_t ir = r0; ir < r1; ir += K::MR) {
+      K::pack_a(g.a + ir * g.k + pc, g.k, std::min<int64_t>(K::MR, g.m - ir), kc, dst + pc * padded + ir * kc);
+    }
+  }
+}
+
+template <class K>
+void pack_b_cols(const glassformer::Gemm& g, int64_t c0, int64_t c1, float* dst) {
+  const int64_t padded = round_up(g.n, K::NR);
+  for (int64_t pc = 0; pc < g.k; pc += K::KC) {
+    const int64_t kc = std::min<int64_t>(K::KC, g.k - pc);
+    for (int64_t jr = c0; jr < c1; jr += K::NR) {
+      K::pack_b(g, pc, kc, jr, std::min<int64_t>(K::NR, g.n - jr), dst + pc * padded + jr * kc);
+    }
+  }
+}
+
+// C[m0:m1, n0:n1] = A · op(B). shared_a / shared_b, when given, hold the whole
+// operand already packed (pack_a_rows / pack_b_cols); otherwise this thread
+// packs what it needs into its own buffers. m0 and n0 are multiples of MR, NR.
+template <class K>
+void gemm_block_impl(const glassformer::Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                     const float* shared_a, const float* shared_b) {
   static thread_local PackBuffer a_buffer;
   static thread_local PackBuffer b_buffer;
-  const int64_t nc_max = std::min<int64_t>(K::NC, (n1 - n0 + K::NR - 1) / K::NR * K::NR);
   const int64_t kc_max = std::min<int64_t>(K::KC, g.k);
-  const int64_t mc_max = std::min<int64_t>(K::MC, (m1 - m0 + K::MR - 1) / K::MR * K::MR);
-  float* packed_a = a_buffer.get(static_cast<size_t>(mc_max * kc_max));
-  float* packed_b = b_buffer.get(static_cast<size_t>(nc_max * kc_max));
-  if (!packed_a || !packed_b) std::abort();  // out of memory for a few MB of scratch
+  float* packed_a = nullptr;
+  float* packed_b = nullptr;
+  if (!shared_a) {
+    packed_a = a_buffer.get(static_cast<size_t>(std::min<int64_t>(K::MC, round_up(m1 - m0, K::MR)) * kc_max));
+    if (!packed_a) std::abort();  // out of memory for a few hundred KB of scratch
+  }
+  if (!shared_b) {
+    packed_b = b_buffer.get(static_cast<size_t>(std::min<int64_t>(K::NC, round_up(n1 - n0, K::NR)) * kc_max));
+    if (!packed_b) std::abort();
+  }
+  const int64_t m_padded = round_up(g.m, K::MR);
+  const int64_t n_padded = round_up(g.n, K::NR);
 
   for (int64_t jc = n0; jc < n1; jc += K::NC) {
     const int64_t nc = std::min<int64_t>(K::NC, n1 - jc);
@@ -88,19 +129,22 @@ void gemm_block_impl(const glassformer::Gemm& g, int64_t m0, int64_t m1, int64_t
       const int64_t kc = std::min<int64_t>(K::KC, g.k - pc);
       // The first k block overwrites C, later ones add to it.
       const bool accumulate = pc > 0;
-      for (int64_t jr = 0; jr < nc; jr += K::NR) {
-        K::pack_b(g, pc, kc, jc + jr, std::min<int64_t>(K::NR, nc - jr), packed_b + jr * kc);
-      }
       for (int64_t ic = m0; ic < m1; ic += K::MC) {
         const int64_t mc = std::min<int64_t>(K::MC, m1 - ic);
-        for (int64_t ir = 0; ir < mc; ir += K::MR) {
-          K::pack_a(g.a + (ic + ir) * g.k + pc, g.k, std::min<int64_t>(K::MR, mc - ir), kc,
-                    packed_a + ir * kc);
+        const float* pa = shared_a ? shared_a + pc * m_padded + ic * kc : packed_a;
+        if (!shared_a) {
+          for (int64_t ir = 0; ir < mc; ir += K::MR) {
+            K::pack_a(g.a + (ic + ir) * g.k + pc, g.k, std::min<int64_t>(K::MR, mc - ir), kc, packed_a + ir * kc);
+          }
         }
         for (int64_t jr = 0; jr < nc; jr += K::NR) {
           const int64_t cols = std::min<int64_t>(K::NR, nc - jr);
+          const float* pb = shared_b ? shared_b + pc * n_padded + (jc + jr) * kc : packed_b + jr * kc;
+          // Each B micro-panel is packed just before its first use, so the
+          // microkernels that follow find it in L1 rather than L3.
+          if (!shared_b && ic == m0) K::pack_b(g, pc, kc, jc + jr, cols, packed_b + jr * kc);
           for (int64_t ir = 0; ir < mc; ir += K::MR) {
-            K::kernel(kc, packed_a + ir * kc, packed_b + jr * kc, g.c + (ic + ir) * g.n + jc + jr, g.n,
+            K::kernel(kc, pa + ir * kc, pb, g.c + (ic + ir) * g.n + jc + jr, g.n,
                       std::min<int64_t>(K::MR, mc - ir), cols, accumulate);
           }
         }

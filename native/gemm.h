@@ -25,13 +25,22 @@ struct Gemm {
 // and calls these on disjoint ranges, concurrently.
 struct IsaKernels {
   const char* name;
-  // Computes C[m0:m1, n0:n1]; requires k > 0.
-  void (*gemm_block)(const Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+  // Computes C[m0:m1, n0:n1]; requires k > 0; m0 and n0 multiples of mr and nr.
+  // shared_a / shared_b: the whole operand packed by pack_a_rows / pack_b_cols
+  // (so threads splitting C pack it once between them), or null to pack per block.
+  void (*gemm_block)(const Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, const float* shared_a,
+                     const float* shared_b);
+  // Pack rows [r0, r1) of A or columns [c0, c1) of op(B) (multiples of mr / nr)
+  // into a buffer of packed_a_size / packed_b_size floats, 64-byte aligned.
+  void (*pack_a_rows)(const Gemm& g, int64_t r0, int64_t r1, float* dst);
+  void (*pack_b_cols)(const Gemm& g, int64_t c0, int64_t c1, float* dst);
   // Computes C[0, n0:n1] for m == 1: the decode case, bound by memory bandwidth.
   void (*gemv)(const Gemm& g, int64_t n0, int64_t n1);
   // Register tile of gemm_block: work is split between threads in whole tiles.
   int64_t mr;
   int64_t nr;
+  int64_t packed_a_size(const Gemm& g) const { return (g.m + mr - 1) / mr * mr * g.k; }
+  int64_t packed_b_size(const Gemm& g) const { return (g.n + nr - 1) / nr * nr * g.k; }
   // A tight loop of independent FMAs on one core: the arithmetic peak, GFLOP/s.
   double (*fma_peak)(double seconds);
 };

@@ -83,9 +83,14 @@ struct Avx2 {
   }
 };
 
-void gemm_block(const Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  gemm_block_impl<Avx2>(g, m0, m1, n0, n1);
+void gemm_block(const Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, const float* shared_a,
+                const float* shared_b) {
+  gemm_block_impl<Avx2>(g, m0, m1, n0, n1, shared_a, shared_b);
 }
+
+void pack_a_all(const Gemm& g, int64_t r0, int64_t r1, float* dst) { pack_a_rows<Avx2>(g, r0, r1, dst); }
+
+void pack_b_all(const Gemm& g, int64_t c0, int64_t c1, float* dst) { pack_b_cols<Avx2>(g, c0, c1, dst); }
 
 inline float horizontal_sum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -156,7 +161,7 @@ double fma_peak(double seconds) {
 }  // namespace
 
 const glassformer::IsaKernels glassformer::kAvx2Kernels = {
-    "avx2", gemm_block, gemv, Avx2::MR, Avx2::NR, fma_peak,
+    "avx2", gemm_block, pack_a_all, pack_b_all, gemv, Avx2::MR, Avx2::NR, fma_peak,
 };
 
 #pragma GCC pop_options

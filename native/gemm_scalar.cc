@@ -44,9 +44,14 @@ struct Scalar {
   }
 };
 
-void gemm_block(const Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  gemm_block_impl<Scalar>(g, m0, m1, n0, n1);
+void gemm_block(const Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, const float* shared_a,
+                const float* shared_b) {
+  gemm_block_impl<Scalar>(g, m0, m1, n0, n1, shared_a, shared_b);
 }
+
+void pack_a_all(const Gemm& g, int64_t r0, int64_t r1, float* dst) { pack_a_rows<Scalar>(g, r0, r1, dst); }
+
+void pack_b_all(const Gemm& g, int64_t c0, int64_t c1, float* dst) { pack_b_cols<Scalar>(g, c0, c1, dst); }
 
 void gemv(const Gemm& g, int64_t n0, int64_t n1) {
   if (g.trans_b) {
@@ -90,5 +95,5 @@ double fma_peak(double seconds) {
 }  // namespace
 
 const glassformer::IsaKernels glassformer::kScalarKernels = {
-    "scalar", gemm_block, gemv, Scalar::MR, Scalar::NR, fma_peak,
+    "scalar", gemm_block, pack_a_all, pack_b_all, gemv, Scalar::MR, Scalar::NR, fma_peak,
 };

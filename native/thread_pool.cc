@@ -1,5 +1,6 @@
 #include "thread_pool.h"
 
+#include <algorithm>
 #include <chrono>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -13,7 +14,7 @@ namespace glassformer {
 
 namespace {
 // How long an idle worker keeps polling for the next job before sleeping.
-constexpr auto kSpin = std::chrono::microseconds(200);
+constexpr auto kSpin = std::chrono::microseconds(300);
 }  // namespace
 
 ThreadPool::~ThreadPool() { stop_workers(); }
@@ -25,64 +26,85 @@ void ThreadPool::stop_workers() {
     generation_.fetch_add(1);
   }
   wake_.notify_all();
-  for (auto& w : workers_) w.join();
+  for (auto& w : workers_) w->thread.join();
   workers_.clear();
   stopping_.store(false);
 }
 
-void ThreadPool::resize(int threads) {
+void ThreadPool::set_threads(int threads) {
   std::lock_guard<std::mutex> job(busy_);
   if (threads < 1) threads = 1;
-  if (threads == size()) return;
-  stop_workers();
-  // Workers start from the current generation, so a job published before a
-  // new thread gets scheduled is still seen as new.
+  threads_ = threads;
+  if (static_cast<int>(workers_.size()) + 1 >= threads) return;  // idle extra workers just sleep
+  // Start from the current generation, so a job published before a new
+  // thread is first scheduled still counts as new to it.
   const uint64_t start = generation_.load();
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i, start] { worker_loop(i, start); });
+  while (static_cast<int>(workers_.size()) + 1 < threads) {
+    workers_.push_back(std::make_unique<Worker>());
+    Worker* w = workers_.back().get();
+    w->thread = std::thread([this, w, start] { worker_loop(w, start); });
+  }
 }
 
-void ThreadPool::run(int count, const std::function<void(int)>& task) {
+void ThreadPool::work() {
+  for (int64_t chunk; (chunk = next_chunk_.fetch_add(1, std::memory_order_relaxed)) < chunks_;) {
+    task_(context_, chunk);
+  }
+}
+
+void ThreadPool::run(int64_t chunks, Task task, const void* context) {
   std::unique_lock<std::mutex> job(busy_, std::try_to_lock);
-  if (!job.owns_lock() || count <= 1) {
-    for (int t = 0; t < count; ++t) task(t);
+  const int helpers = static_cast<int>(std::min<int64_t>(threads_, chunks)) - 1;
+  if (!job.owns_lock() || helpers <= 0) {
+    for (int64_t c = 0; c < chunks; ++c) task(context, c);
     return;
   }
-  if (count > size()) count = size();
+  uint64_t generation;
   {
     std::lock_guard<std::mutex> lock(wake_mutex_);
-    task_ = &task;
-    count_ = count;
-    pending_.store(count - 1);
-    generation_.fetch_add(1, std::memory_order_release);
+    task_ = task;
+    context_ = context;
+    chunks_ = chunks;
+    next_chunk_.store(0, std::memory_order_relaxed);
+    generation = generation_.load() + 1;
+    for (int i = 0; i < helpers; ++i) workers_[i]->slot.store(slot_value(generation, kPosted));
+    generation_.store(generation, std::memory_order_release);
   }
   wake_.notify_all();
-  task(0);
-  while (pending_.load(std::memory_order_acquire) != 0) GLASSFORMER_PAUSE();
+  work();
+  // Every chunk has been taken. Withdraw the offer from helpers that have not
+  // started; wait for the ones that have.
+  for (int i = 0; i < helpers; ++i) {
+    std::atomic<uint64_t>& slot = workers_[i]->slot;
+    uint64_t expected = slot_value(generation, kPosted);
+    if (slot.compare_exchange_strong(expected, slot_value(generation, kCancelled))) continue;
+    for (int spins = 0; slot.load(std::memory_order_acquire) != slot_value(generation, kDone); ++spins) {
+      if (spins < 4096) {
+        GLASSFORMER_PAUSE();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
 }
 
-void ThreadPool::worker_loop(int index, uint64_t seen) {
+void ThreadPool::worker_loop(Worker* self, uint64_t seen) {
   for (;;) {
     // Poll for a while, then sleep until the generation changes.
     const auto spin_until = std::chrono::steady_clock::now() + kSpin;
     while (generation_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < spin_until) {
-      for (int i = 0; i < 64; ++i) GLASSFORMER_PAUSE();
+      for (int i = 0; i < 32; ++i) GLASSFORMER_PAUSE();
     }
     if (generation_.load(std::memory_order_acquire) == seen) {
       std::unique_lock<std::mutex> lock(wake_mutex_);
       wake_.wait(lock, [&] { return generation_.load() != seen; });
     }
-    const std::function<void(int)>* task;
-    int count;
-    {
-      std::lock_guard<std::mutex> lock(wake_mutex_);
-      seen = generation_.load();
-      if (stopping_.load()) return;
-      task = task_;
-      count = count_;
-    }
-    if (index < count) {
-      (*task)(index);
-      pending_.fetch_sub(1, std::memory_order_release);
+    if (stopping_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
+    uint64_t expected = slot_value(seen, kPosted);
+    if (self->slot.compare_exchange_strong(expected, slot_value(seen, kRunning), std::memory_order_acq_rel)) {
+      work();
+      self->slot.store(slot_value(seen, kDone), std::memory_order_release);
     }
   }
 }

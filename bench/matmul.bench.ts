@@ -1,0 +1,173 @@
+/**
+ * Matmul kernels side by side: native (1 and 2 threads), blocked TypeScript
+ * and the reference loops, in GFLOP/s, on the shapes a GPT-2 sized model
+ * meets. Runs are interleaved round-robin (so a noisy neighbour slows every
+ * kernel alike), each kernel is warmed up first, and a cell is the median of
+ * its runs. The reference only gets a few runs: it is slow.
+ */
+import { cpus, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { blockedMatmul, referenceMatmul } from '../src/kernels/index.js';
+import { loadNativeKernel } from '../src/kernels/native.js';
+import type { MatmulKernel } from '../src/kernels/types.js';
+
+interface Shape {
+  label: string;
+  m: number;
+  n: number;
+  k: number;
+  transB: boolean;
+}
+
+const SHAPES: Shape[] = [
+  { label: '[1×768]·[768×3072] decode, MLP up', m: 1, n: 3072, k: 768, transB: true },
+  { label: '[1×768]·[768×50257] decode, logits', m: 1, n: 50257, k: 768, transB: true },
+  { label: '[128×768]·[768×768] attention proj', m: 128, n: 768, k: 768, transB: true },
+  { label: '[128×768]·[768×3072] MLP up', m: 128, n: 3072, k: 768, transB: true },
+  { label: '[128×768]·[768×3072] B as [k,n]', m: 128, n: 3072, k: 768, transB: false },
+  { label: '[1024×1024]·[1024×1024]', m: 1024, n: 1024, k: 1024, transB: false },
+  { label: '[1024×1024]·[1024×1024]ᵀ', m: 1024, n: 1024, k: 1024, transB: true },
+];
+
+interface Contender {
+  label: string;
+  kernel: MatmulKernel;
+  // Called before every run, e.g. to set the native thread count.
+  prepare?: () => void;
+  maxRuns: number;
+  budgetMs: number;
+  // Skip the untimed warm-up run when one run costs more than this (the reference on big shapes).
+  warmUpBelowMs: number;
+  // A rough rate, to estimate what a run costs before making one.
+  expectedGflops: number;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function filled(length: number, seed: number): Float32Array {
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) out[i] = Math.sin(i * 0.618 + seed);
+  return out;
+}
+
+/** Median milliseconds per run for each contender, interleaved round-robin. */
+function measure(shape: Shape, contenders: Contender[]): (number | undefined)[] {
+  const { m, n, k, transB } = shape;
+  const a = filled(m * k, 1);
+  const b = filled(k * n, 2);
+  const c = new Float32Array(m * n);
+  const flops = 2 * m * n * k;
+  const runOnce = (x: Contender): number => {
+    x.prepare?.();
+    const start = performance.now();
+    x.kernel.gemm(a, 0, b, 0, c, 0, m, n, k, transB);
+    return performance.now() - start;
+  };
+  const times: number[][] = contenders.map(() => []);
+  const spent = contenders.map(() => 0);
+  contenders.forEach((x) => {
+    if (flops / (x.expectedGflops * 1e6) < x.warmUpBelowMs) runOnce(x);
+  });
+  for (let round = 0; round < Math.max(...contenders.map((x) => x.maxRuns)); round++) {
+    contenders.forEach((x, i) => {
+      if (times[i].length >= x.maxRuns || spent[i] >= x.budgetMs) return;
+      const ms = runOnce(x);
+      times[i].push(ms);
+      spent[i] += ms;
+    });
+  }
+  return times.map((t) => (t.length === 0 ? undefined : median(t)));
+}
+
+const fmt = (value: number | undefined, digits = 1): string => (value === undefined ? '—' : value.toFixed(digits));
+
+export async function run(): Promise<void> {
+  const loaded = loadNativeKernel();
+  const native = loaded.kernel;
+  const cores = cpus().length;
+  console.log(`CPU: ${cpus()[0]?.model ?? 'unknown'}, ${cores} logical cores; load average ${loadavg()[0].toFixed(2)}`);
+  if (!native) {
+    console.log(`native kernel unavailable (${loaded.reason}); measuring the JavaScript kernels only`);
+  }
+  const threadsBefore = native?.threads() ?? 1;
+  const peak = native?.fmaPeak(0.5);
+  if (native && peak !== undefined) {
+    console.log(`native ISA: ${native.isa()}; one-core FMA peak (register-only loop): ${peak.toFixed(1)} GFLOP/s\n`);
+  }
+
+  const contenders: Contender[] = [];
+  if (native) {
+    for (const threads of [1, 2]) {
+      contenders.push({
+        label: `native ${threads}T`,
+        kernel: native,
+        prepare: () => native.setThreads(threads),
+        maxRuns: 21,
+        budgetMs: 1500,
+        warmUpBelowMs: Infinity,
+        expectedGflops: 50,
+      });
+    }
+  }
+  contenders.push({
+    label: 'blocked TS',
+    kernel: blockedMatmul,
+    maxRuns: 7,
+    budgetMs: 2500,
+    warmUpBelowMs: Infinity,
+    expectedGflops: 2,
+  });
+  contenders.push({
+    label: 'reference',
+    kernel: referenceMatmul,
+    maxRuns: 3,
+    budgetMs: 2500,
+    warmUpBelowMs: 300,
+    expectedGflops: 0.4,
+  });
+
+  const header = [
+    'shape',
+    ...contenders.map((x) => `${x.label} GFLOP/s`),
+    ...(native ? ['native 1T % peak', 'native 2T % 2×peak'] : []),
+    'blocked / ref',
+    ...(native ? ['native 2T / ref'] : []),
+  ];
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
+  const bandwidth: string[] = [];
+  for (const shape of SHAPES) {
+    const flops = 2 * shape.m * shape.n * shape.k;
+    const ms = measure(shape, contenders);
+    const gflops = ms.map((t) => (t === undefined ? undefined : flops / (t * 1e6)));
+    const byLabel = (label: string): number | undefined => gflops[contenders.findIndex((x) => x.label === label)];
+    const reference = byLabel('reference');
+    const ratio = (x: number | undefined): string =>
+      x === undefined || reference === undefined ? '—' : `${(x / reference).toFixed(0)}×`;
+    const cells = [shape.label, ...gflops.map((g) => fmt(g))];
+    if (native && peak !== undefined) {
+      const one = byLabel('native 1T');
+      const two = byLabel('native 2T');
+      cells.push(one === undefined ? '—' : `${((100 * one) / peak).toFixed(0)}%`);
+      cells.push(two === undefined ? '—' : `${((100 * two) / (2 * peak)).toFixed(0)}%`);
+    }
+    cells.push(ratio(byLabel('blocked TS')));
+    if (native) cells.push(ratio(byLabel('native 2T')));
+    console.log(`| ${cells.join(' | ')} |`);
+    if (native && shape.m === 1) {
+      // Decode reads every weight once: its speed is memory bandwidth, not arithmetic.
+      const bytes = shape.n * shape.k * 4;
+      const rates = [1, 2].map((t) => {
+        const time = ms[contenders.findIndex((x) => x.label === `native ${t}T`)];
+        return time === undefined ? '—' : `${(bytes / (time * 1e6)).toFixed(1)} GB/s`;
+      });
+      bandwidth.push(`${shape.label}: weights streamed at ${rates[0]} (1T), ${rates[1]} (2T)`);
+    }
+  }
+  if (bandwidth.length > 0) console.log(`\n${bandwidth.join('\n')}`);
+  native?.setThreads(threadsBefore);
+}
