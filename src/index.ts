@@ -15,3 +15,9 @@ export { verifyFolder, formatReport, type VerifyReport } from './verify/index.js
 export type { DecodingSession, GenerativeModel, SessionInputs } from './generation/types.js';
 export { modelInfo, formatModelInfo, HubClient, type ModelInfo, type Fetcher } from './hub/index.js';
 export { resolveModel, resolveModelDetailed, hubSettingsFromEnv, type ResolveOptions } from './hub/node.js';
+export { loadBert, loadBertFolder, BertModel, BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, type EncoderModel, type EncoderInputs, type EncoderOutputs, type BertHead } from './models/bert.js';
+export { Embedder, embed, readSentenceEncoderConfig, type EmbedOptions, type SentenceEncoderConfig } from './tasks/embed.js';
+export { ExactIndex, SemanticSearch, indexMetricFor, type VectorIndex, type SearchHit, type QueryOptions, type IndexEntry } from './tasks/search.js';
+export { TextClassifier, classify, type LabelScore } from './tasks/classify.js';
+export { MaskFiller, fillMask, type FillMaskCandidate } from './tasks/fill-mask.js';
+export { TokenClassifier, classifyTokens, type TokenEntity, type AggregationStrategy } from './tasks/token-classification.js';
