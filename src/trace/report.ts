@@ -57,7 +57,14 @@ export interface StackSummary {
   tokens: 'input' | 'decoder';
   /** The token embeddings (`embed`), per position. */
   embedding: VectorSummary[];
-  positional: { kind: ModelDescription['positions']; note: string; vectors?: VectorSummary[] };
+  positional: {
+    kind: ModelDescription['positions'];
+    note: string;
+    /** Added position vectors (`pos_embed`), per position. */
+    vectors?: VectorSummary[];
+    /** Relative-bias models (T5): per head, the bias added to a score at each distance key − query seen in this input. */
+    bias?: { distances: number[]; heads: number[][] };
+  };
   /** ‖resid_pre of block 0‖: the stream entering the first layer. */
   inputNorm: number[];
   blocks: BlockSummary[];
@@ -169,7 +176,7 @@ function focus(pattern: Tensor): HeadFocus[] {
   });
 }
 
-const SUMMARY_NAMES = /(^|\.)(embed|pos_embed)$|attn\.pattern$|\.resid_pre$|\.resid_post$|attn\.out$|mlp\.out$/;
+const SUMMARY_NAMES = /(^|\.)(embed|pos_embed|position_bias)$|attn\.pattern$|\.resid_pre$|\.resid_post$|attn\.out$|mlp\.out$/;
 
 const POSITIONAL_NOTES: Record<ModelDescription['positions'], string> = {
   sinusoidal: 'a fixed sinusoid added to each token embedding (Vaswani et al. 2017 §3.5)',
@@ -177,6 +184,22 @@ const POSITIONAL_NOTES: Record<ModelDescription['positions'], string> = {
   rotary: 'no vector is added: queries and keys are rotated by an angle proportional to the position (RoPE; hooks blocks.{i}.attn.rotary_q / rotary_k)',
   'relative-bias': 'no vector is added: each attention score gets a learned bias per head for the bucketed distance key − query (hook position_bias)',
 };
+
+/** T5's bias [1, heads, queries, keys] depends only on key − query: read it once per distance, from −4 to +4 where present. */
+function biasByDistance(bias: Tensor): { distances: number[]; heads: number[][] } {
+  const [, heads, queries, keys] = bias.shape;
+  const b = bias.f32();
+  const distances: number[] = [];
+  const values: number[][] = Array.from({ length: heads }, () => []);
+  for (let d = -4; d <= 4; d++) {
+    // The pair (q, q + d) with q as small as the input allows.
+    const q = Math.max(0, -d);
+    if (q >= queries || q + d >= keys) continue;
+    distances.push(d);
+    for (let h = 0; h < heads; h++) values[h].push(Number(b[(h * queries + q) * keys + q + d].toPrecision(4)));
+  }
+  return { distances, heads: values };
+}
 
 function summariseStack(stack: StackDescription, cache: ActivationCache, family: ModelDescription['family'], kind: ModelDescription['positions'], pending: PendingTensor[]): StackSummary {
   const p = stack.prefix;
@@ -198,7 +221,12 @@ function summariseStack(stack: StackDescription, cache: ActivationCache, family:
     prefix: p,
     tokens: family === 'encoder-decoder' && stack.input === 'decoderInputIds' ? 'decoder' : 'input',
     embedding: perPosition(cache.get(`${p}embed`)),
-    positional: { kind, note: POSITIONAL_NOTES[kind], vectors: has('pos_embed') ? perPosition(cache.get(`${p}pos_embed`)) : undefined },
+    positional: {
+      kind,
+      note: POSITIONAL_NOTES[kind],
+      vectors: has('pos_embed') ? perPosition(cache.get(`${p}pos_embed`)) : undefined,
+      bias: has('position_bias') ? biasByDistance(cache.get(`${p}position_bias`)) : undefined,
+    },
     inputNorm: norms(cache.get(`${p}blocks.0.resid_pre`)),
     blocks,
   };

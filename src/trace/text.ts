@@ -35,6 +35,11 @@ function describeStack(file: TraceFile, s: StackSummary, out: string[]): void {
   s.embedding.forEach((v, p) => out.push(`  ${String(p).padStart(3)} ${show(tokens[p]).padEnd(16)} ${vector(v)}`));
   out.push('', `Position: ${s.positional.note}.`);
   s.positional.vectors?.forEach((v, p) => out.push(`  ${String(p).padStart(3)} ${vector(v)}`));
+  const bias = s.positional.bias;
+  if (bias) {
+    out.push(`  bias added to the score by distance key − query: ${bias.distances.map((d) => (d > 0 ? `+${d}` : String(d)).padStart(7)).join('')}`);
+    bias.heads.forEach((row, h) => out.push(`  ${`head ${h}`.padEnd(47)}${row.map((v) => num(v).padStart(7)).join('')}`));
+  }
   out.push('', `Residual stream entering layer 0: norms ${s.inputNorm.map(num).join(', ')}`);
   for (const b of s.blocks) {
     out.push('', `### Layer ${b.layer}`);

@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { runTrace } from '../../src/cli/commands/trace.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { loadTraceable } from '../../src/trace/adapters/index.js';
 import { decodeTensor, encodeDense, encodeTopK } from '../../src/trace/encoding.js';
@@ -123,4 +124,20 @@ test('glassformer trace loads a real pretrained model (stories260K, llama2.c) an
   await runTrace({ ...args, text: 'Once upon a time', out: undefined }, prompted.stream);
   assert.match(prompted.text(), /id {4}403 {2}" Once"\n/);
   assert.match(prompted.text(), /step 1: chose "," \(id 432\)/);
+});
+
+test('a T5 trace shows the relative position bias by distance, as Hugging Face computed it', async () => {
+  const model = await loadTraceable(nodeFileSystem, join(HF_TINY, 't5'));
+  const inputs = JSON.parse(await readFile(join(HF_TINY, 't5', 'inputs.json'), 'utf8')) as { input_ids: number[][] };
+  const expected = (await readSafetensors(nodeFileSystem, join(HF_TINY, 't5', 'expected.safetensors'))).get('encoder.position_bias') as Tensor; // [1, 4, S, S]
+  const { file } = await buildTrace(model, { inputIds: inputs.input_ids[0], decoderInputIds: [0], source: 't5' });
+  const bias = file.stacks[0].positional.bias;
+  assert.ok(bias);
+  assert.deepEqual(bias.distances, [-4, -3, -2, -1, 0, 1, 2, 3, 4]);
+  bias.distances.forEach((d, i) => {
+    // Any pair at this distance will do: the bias depends on key − query only.
+    const q = 8;
+    for (let h = 0; h < 4; h++) assert.ok(Math.abs(bias.heads[h][i] - expected.get(0, h, q, q + d)) < 1e-3, `head ${h} distance ${d}`);
+  });
+  assert.equal(file.stacks[1].positional.bias?.distances.join(), '0', 'a one-token decoder sees only distance 0');
 });
