@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { runTrace } from '../../src/cli/commands/trace.js';
+import { runTrace, traceCommand } from '../../src/cli/commands/trace.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -140,4 +140,13 @@ test('a T5 trace shows the relative position bias by distance, as Hugging Face c
     for (let h = 0; h < 4; h++) assert.ok(Math.abs(bias.heads[h][i] - expected.get(0, h, q, q + d)) < 1e-3, `head ${h} distance ${d}`);
   });
   assert.equal(file.stacks[1].positional.bias?.distances.join(), '0', 'a one-token decoder sees only distance 0');
+});
+
+test('glassformer trace rejects malformed flags and inputs with messages that name them', async () => {
+  const command = () => traceCommand().exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+  await assert.rejects(command().parseAsync(['--model', 'x', '--ids', '1,x'], { from: 'user' }), /comma-separated token ids like 5,17,42, found "1,x"/);
+  await assert.rejects(command().parseAsync(['--model', 'x', '--precision', 'f64', '--ids', '1'], { from: 'user' }), /expected f16 or f32, found "f64"/);
+  await assert.rejects(command().parseAsync(['--ids', '1'], { from: 'user' }), /required option '--model <path>'/);
+  await assert.rejects(runTrace({ model: join(HF_TINY, 'gpt2') }, sink().stream), /exactly one of them/);
+  await assert.rejects(runTrace({ model: join(HF_TINY, 'gpt2'), ids: [500] }, sink().stream), /500/);
 });

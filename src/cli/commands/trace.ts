@@ -4,6 +4,7 @@ import { ConfigError, ShapeError } from '../../errors.js';
 import { generationOptionsFromJson, type GenerateOptions } from '../../generation/options.js';
 import { nodeFileSystem } from '../../io/node-fs.js';
 import type { FileSystem } from '../../io/source.js';
+import { resolveModel } from '../../hub/node-resolve.js';
 import { LlamaModel } from '../../models/llama.js';
 import { loadLlama2cGenerator } from '../../tasks/generate.js';
 import { loadTokenizer } from '../../tokenizers/load-node.js';
@@ -17,7 +18,7 @@ import type { TraceableModel } from '../../trace/types.js';
 import { EXIT } from '../errors.js';
 
 export interface TraceArgs {
-  /** A model folder (config.json, model.safetensors, optionally tokenizer.json and generation_config.json), or a llama2.c `.bin` checkpoint. */
+  /** A model folder (config.json, model.safetensors, optionally tokenizer.json and generation_config.json), a Hub id, or a llama2.c `.bin` checkpoint. */
   model: string;
   /** Text to tokenize (needs a tokenizer). */
   text?: string;
@@ -65,12 +66,14 @@ async function loadLlama2c(fs: FileSystem, args: TraceArgs): Promise<Loaded> {
   };
 }
 
+/** A local folder, a Hugging Face cache folder, or a Hub id (downloaded into the cache). */
 async function loadFolder(fs: FileSystem, args: TraceArgs): Promise<Loaded> {
-  const model = await loadTraceable(fs, args.model);
-  const dir = args.tokenizer ?? args.model;
+  const folder = await resolveModel(args.model);
+  const model = await loadTraceable(fs, folder);
+  const dir = args.tokenizer ?? folder;
   const hasTokenizer = args.tokenizer !== undefined || (await fs.exists(fs.join(dir, 'tokenizer.json')));
   const tokenizer = hasTokenizer ? await loadTokenizer(dir) : undefined;
-  const generationPath = fs.join(args.model, 'generation_config.json');
+  const generationPath = fs.join(folder, 'generation_config.json');
   const defaults = (await fs.exists(generationPath)) ? generationOptionsFromJson(JSON.parse(await fs.readText(generationPath)) as Record<string, unknown>, generationPath) : {};
   return {
     model,
@@ -96,7 +99,7 @@ function generateOptions(args: TraceArgs): GenerateOptions {
  * optionally write the trace file and the HTML report. Returns the exit code.
  */
 export async function runTrace(args: TraceArgs, stdout: NodeJS.WritableStream = process.stdout, fs: FileSystem = nodeFileSystem): Promise<number> {
-  if ((args.text === undefined) === (args.ids === undefined)) throw new ConfigError('trace: give either TEXT or --ids 1,2,3 (not both)');
+  if ((args.text === undefined) === (args.ids === undefined)) throw new ConfigError('trace: give the input as TEXT or as --ids 1,2,3 (exactly one of them)');
   const { model, encode, tokenText, defaults } = args.model.endsWith('.bin') ? await loadLlama2c(fs, args) : await loadFolder(fs, args);
   let inputIds = args.ids;
   if (args.text !== undefined) {
@@ -153,7 +156,7 @@ export function traceCommand(): Command {
   return new Command('trace')
     .description('load a model and trace each step: tokens, embeddings, positions, attention per layer and head, residual norms, predictions, generation')
     .argument('[text]', 'the input text (needs tokenizer.json in the model folder, or --tokenizer)')
-    .requiredOption('--model <path>', 'a model folder (config.json + model.safetensors) or a llama2.c .bin checkpoint')
+    .requiredOption('--model <path>', 'a model folder (config.json + model.safetensors), a Hub id, or a llama2.c .bin checkpoint')
     .option('--ids <ids>', 'token ids instead of text, e.g. 5,17,42', idList)
     .option('--decoder-ids <ids>', 'encoder-decoders: decoder ids to teacher-force instead of generating', idList)
     .option('--tokenizer <path>', 'a tokenizer folder when it is not the model folder; for a llama2.c checkpoint, its tokenizer.bin')
