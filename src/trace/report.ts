@@ -64,6 +64,8 @@ export interface StackSummary {
     vectors?: VectorSummary[];
     /** Relative-bias models (T5): per head, the bias added to a score at each distance key − query seen in this input. */
     bias?: { distances: number[]; heads: number[][] };
+    /** Rotary models: per position, the angle (radians, in [0, 2π)) by which layer 0 rotated the first query pairs, read from `attn.q` and `attn.rotary_q`. */
+    rotation?: { pairs: number[]; angles: number[][] };
   };
   /** ‖resid_pre of block 0‖: the stream entering the first layer. */
   inputNorm: number[];
@@ -176,7 +178,7 @@ function focus(pattern: Tensor): HeadFocus[] {
   });
 }
 
-const SUMMARY_NAMES = /(^|\.)(embed|pos_embed|position_bias)$|attn\.pattern$|\.resid_pre$|\.resid_post$|attn\.out$|mlp\.out$/;
+const SUMMARY_NAMES = /(^|\.)(embed|pos_embed|position_bias)$|(^|\.)blocks\.0\.attn\.(q|rotary_q)$|attn\.pattern$|\.resid_pre$|\.resid_post$|attn\.out$|mlp\.out$/;
 
 const POSITIONAL_NOTES: Record<ModelDescription['positions'], string> = {
   sinusoidal: 'a fixed sinusoid added to each token embedding (Vaswani et al. 2017 §3.5)',
@@ -199,6 +201,29 @@ function biasByDistance(bias: Tensor): { distances: number[]; heads: number[][] 
     for (let h = 0; h < heads; h++) values[h].push(Number(b[(h * queries + q) * keys + q + d].toPrecision(4)));
   }
   return { distances, heads: values };
+}
+
+/**
+ * RoPE in the rotate_half layout turns each pair (x[i], x[i + dh/2]) of a query,
+ * read as the complex number x[i] + j·x[i + dh/2], by position · θ^(−2i/dh).
+ * The angle is recovered from the hooks (after − before), for head 0 of row 0
+ * and the first three pairs.
+ */
+function rotationAngles(q: Tensor, rotated: Tensor): { pairs: number[]; angles: number[][] } {
+  const [, , seq, dh] = q.shape;
+  const half = dh / 2;
+  const pairs = [0, 1, 2].filter((i) => i < half);
+  const a = q.f32();
+  const b = rotated.f32();
+  const tau = 2 * Math.PI;
+  const angles = Array.from({ length: seq }, (_, t) =>
+    pairs.map((i) => {
+      const at = t * dh; // head 0 of batch row 0
+      const turn = Math.atan2(b[at + i + half], b[at + i]) - Math.atan2(a[at + i + half], a[at + i]);
+      return Number((((turn % tau) + tau) % tau).toPrecision(5));
+    }),
+  );
+  return { pairs, angles };
 }
 
 function summariseStack(stack: StackDescription, cache: ActivationCache, family: ModelDescription['family'], kind: ModelDescription['positions'], pending: PendingTensor[]): StackSummary {
@@ -226,6 +251,7 @@ function summariseStack(stack: StackDescription, cache: ActivationCache, family:
       note: POSITIONAL_NOTES[kind],
       vectors: has('pos_embed') ? perPosition(cache.get(`${p}pos_embed`)) : undefined,
       bias: has('position_bias') ? biasByDistance(cache.get(`${p}position_bias`)) : undefined,
+      rotation: has('blocks.0.attn.rotary_q') ? rotationAngles(cache.get(`${p}blocks.0.attn.q`), cache.get(`${p}blocks.0.attn.rotary_q`)) : undefined,
     },
     inputNorm: norms(cache.get(`${p}blocks.0.resid_pre`)),
     blocks,

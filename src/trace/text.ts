@@ -35,6 +35,11 @@ function describeStack(file: TraceFile, s: StackSummary, out: string[]): void {
   s.embedding.forEach((v, p) => out.push(`  ${String(p).padStart(3)} ${show(tokens[p]).padEnd(16)} ${vector(v)}`));
   out.push('', `Position: ${s.positional.note}.`);
   s.positional.vectors?.forEach((v, p) => out.push(`  ${String(p).padStart(3)} ${vector(v)}`));
+  const rotation = s.positional.rotation;
+  if (rotation) {
+    out.push(`  layer 0 turns query pairs ${rotation.pairs.join(', ')} (head 0) by these angles, in radians:`);
+    rotation.angles.forEach((row, p) => out.push(`  ${String(p).padStart(3)} ${show(tokens[p]).padEnd(16)} ${row.map((v) => v.toFixed(3).padStart(7)).join('')}`));
+  }
   const bias = s.positional.bias;
   if (bias) {
     out.push(`  bias added to the score by distance key − query: ${bias.distances.map((d) => (d > 0 ? `+${d}` : String(d)).padStart(7)).join('')}`);

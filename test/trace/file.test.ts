@@ -118,6 +118,16 @@ test('glassformer trace loads a real pretrained model (stories260K, llama2.c) an
   assert.equal(first?.id, 403);
   assert.ok(Math.abs((first?.logit ?? 0) - 17.0235) < 1e-3);
   assert.equal(file.model.positions, 'rotary');
+  // RoPE read back from the hooks: position p turns pair i by p · 10000^(−2i/8) (head width 8).
+  const rotation = file.stacks[0].positional.rotation;
+  assert.ok(rotation);
+  rotation.angles.forEach((row, p) =>
+    row.forEach((angle, i) => {
+      const want = (p * 10000 ** (-(2 * rotation.pairs[i]) / 8)) % (2 * Math.PI);
+      const diff = Math.abs(angle - want);
+      assert.ok(Math.min(diff, 2 * Math.PI - diff) < 1e-3, `position ${p} pair ${i}: ${angle} vs ${want}`);
+    }),
+  );
   assert.match(out.text(), /id {4}403 {2}" Once" {2}\(generated\)/);
 
   const prompted = sink();
