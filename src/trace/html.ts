@@ -107,6 +107,19 @@ const SCRIPT = `
   tokSec.innerHTML += tokenTable(trace.tokens.input, m.family === 'encoder-decoder' ? 'Input (encoder)' : 'Input');
   if (trace.tokens.decoder) tokSec.innerHTML += tokenTable(trace.tokens.decoder, 'Output (decoder)');
 
+  var norms = section('Residual stream norms (per layer and position)');
+  trace.stacks.forEach(function (stack) {
+    var tokens = stack.tokens === 'decoder' ? trace.tokens.decoder : trace.tokens.input;
+    var rows = [['embeddings', stack.inputNorm]].concat(stack.blocks.map(function (b) { return ['layer ' + b.layer, b.residNorm]; }));
+    var top = Math.max.apply(null, rows.map(function (r) { return Math.max.apply(null, r[1]); }));
+    var html = '<h3>' + esc(stack.prefix || 'model') + '</h3><p class="muted">positions: ' + esc(stack.positional.note) + '</p><div class="scroll"><table class="norms"><tr><th></th>' +
+      tokens.map(function (t) { return '<th><span class="tok">' + esc(label(t)) + '</span></th>'; }).join('') + '</tr>';
+    rows.forEach(function (r) {
+      html += '<tr class="norm-row"><th>' + r[0] + '</th>' + r[1].map(function (v) { return '<td style="background:' + colour(0.55 * v / top) + '">' + v.toFixed(2) + '</td>'; }).join('') + '</tr>';
+    });
+    norms.innerHTML += html + '</table></div>';
+  });
+
   var overview = section('Overview: layers × heads');
   var maps = section('Attention heatmaps (rows: queries, columns: keys)');
   trace.stacks.forEach(function (stack) {

@@ -68,6 +68,10 @@ test('the HTML report renders every heatmap with token labels, the logit lens an
     assert.equal(new Set(fills).size > 1, true);
 
     assert.equal(await tab.locator('table.lens tr.lens-row').count(), 3);
+    // Residual norms: for each of the two stacks, the embeddings and two layers.
+    assert.equal(await tab.locator('table.norms tr.norm-row').count(), 6);
+    const firstNorm = Number(await tab.locator('table.norms tr.norm-row td').first().textContent());
+    assert.ok(Math.abs(firstNorm - file.stacks[0].inputNorm[0]) < 0.01);
     // Attribution bars: embeddings, then attention, cross-attention and MLP of each decoder layer.
     assert.deepEqual(await tab.locator('.barrow.attribution .name').allTextContents(), ['embeddings', 'L0 attn', 'L0 cross-attn', 'L0 mlp', 'L1 attn', 'L1 cross-attn', 'L1 mlp']);
     assert.equal(await tab.locator('.step').count(), 3);
