@@ -168,6 +168,12 @@ const SCRIPT = `
     lens.innerHTML += html + '</table></div>';
   }
 
+  if (trace.classification) {
+    var cls = section('Classification: probability of each label');
+    cls.innerHTML += trace.classification.map(function (c, i) {
+      return '<div class="barrow label"><span class="name">' + esc(c.label) + '</span><div class="bar' + (i === 0 ? ' chosen' : '') + '" style="width:' + Math.max(1, Math.round(300 * c.prob)) + 'px"></div><span>' + (100 * c.prob).toFixed(1) + '%</span></div>';
+    }).join('');
+  }
   if (trace.attribution) {
     var a = trace.attribution;
     var att = section('Direct logit attribution of ' + JSON.stringify(a.token.text) + ' at the last position');

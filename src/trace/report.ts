@@ -98,6 +98,8 @@ export interface TraceFile {
   predictions: RankedToken[][] | null;
   lens: { stack: string; layers: { label: string; name: string; positions: RankedToken[][] }[] } | null;
   generation: { mode: string; stages: string[]; steps: StepRecord[]; generated: TokenInfo[]; reason: string } | null;
+  /** Sequence classifiers: every label with its probability, most probable first. */
+  classification: { label: string; id: number; prob: number; logit: number }[] | null;
   /** Direct logit attribution of the top prediction at the last position; null when the read-out is not linear after the final norm. */
   attribution: {
     position: number;
@@ -334,6 +336,11 @@ export async function buildTrace(model: TraceableModel, request: TraceRequest, o
       attribution = { position, token: { id: token, text: text(token, outSide) }, components: a.components, bias: a.bias, sum: a.sum, logit: a.logit, exact: a.exact, note: a.note };
     }
   }
+  let classification: TraceFile['classification'] = null;
+  if (d.labels && output.rank === 2) {
+    const labels = d.labels;
+    classification = topTokens(output.f32().subarray(0, output.shape[1]), labels.length).map((t) => ({ label: labels[t.id], id: t.id, prob: t.prob, logit: t.logit }));
+  }
   const tokens: TraceFile['tokens'] = { input: inputs.inputIds[0].map((id) => ({ id, text: text(id, 'input') })) };
   if (inputs.decoderInputIds) tokens.decoder = inputs.decoderInputIds[0].map((id) => ({ id, text: text(id, 'decoder') }));
 
@@ -348,6 +355,7 @@ export async function buildTrace(model: TraceableModel, request: TraceRequest, o
     predictions,
     lens,
     generation,
+    classification,
     attribution,
     tensors: {},
     budget: { maxBytes: options.maxBytes ?? 8 * 1024 * 1024, precision: options.precision ?? 'f16', summarised: [], omitted: [] },

@@ -108,6 +108,11 @@ export function formatTrace(file: TraceFile): string {
     out.push('The last residual stream is normalised, multiplied by the unembedding matrix to give one score (logit) per vocabulary token, and softmax turns the scores into probabilities.');
     file.predictions.forEach((top, p) => out.push(`  after ${show(tokens[p])} (position ${p}): ${candidates(top)}`));
   }
+  if (file.classification) {
+    out.push('', '## Classify');
+    out.push('The classification head reads the first token\'s final vector (the pooler) and scores each label; softmax turns the scores into probabilities.');
+    for (const c of file.classification) out.push(`  ${c.label.padEnd(16)} ${pct(c.prob).padStart(7)}  (logit ${num(c.logit)})`);
+  }
   if (file.lens) {
     out.push('', '## Logit lens: what each layer would predict at the last position');
     const last = file.lens.layers[0].positions.length - 1;

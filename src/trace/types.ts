@@ -66,6 +66,8 @@ export interface ModelDescription {
   /** The stack whose residual stream is read out to the vocabulary; null when the model has no language-model head. */
   lensStack: StackDescription['prefix'] | null;
   specialTokens: SpecialTokens;
+  /** Sequence-classification heads: the label of each class (config.json id2label); the logits are then [batch, labels]. */
+  labels?: string[];
 }
 
 /** The final normalisation before the unembedding. */

@@ -160,3 +160,22 @@ test('glassformer trace rejects malformed flags and inputs with messages that na
   await assert.rejects(runTrace({ model: join(HF_TINY, 'gpt2') }, sink().stream), /exactly one of them/);
   await assert.rejects(runTrace({ model: join(HF_TINY, 'gpt2'), ids: [500] }, sink().stream), /500/);
 });
+
+test('a sequence classifier\'s trace gives each label\'s probability, from the logits Hugging Face recorded', async () => {
+  const dir = join(HF_TINY, 'bert', 'classification');
+  const model = await loadTraceable(nodeFileSystem, dir);
+  const inputs = JSON.parse(await readFile(join(dir, 'inputs.json'), 'utf8')) as Record<string, number[][]>;
+  const expected = (await readSafetensors(nodeFileSystem, join(dir, 'expected.safetensors'))).get('logits') as Tensor; // [2, 3]
+  for (const row of [0, 1]) {
+    // Right padding does not change real positions in BERT, so the unpadded row gives the same logits.
+    const real = inputs.attention_mask[row].filter((m) => m === 1).length;
+    const { file } = await buildTrace(model, { inputIds: inputs.input_ids[row].slice(0, real), tokenTypeIds: inputs.token_type_ids[row].slice(0, real), source: 'bert/classification' });
+    assert.equal(file.predictions, null);
+    const c = file.classification;
+    assert.ok(c && c.length === 3);
+    for (const entry of c) assert.ok(Math.abs(entry.logit - expected.get(row, entry.id)) < 1e-4, `row ${row} label ${entry.id}`);
+    assert.ok(c[0].prob >= c[1].prob && c[1].prob >= c[2].prob);
+    assert.ok(Math.abs(c.reduce((a, e) => a + e.prob, 0) - 1) < 1e-9);
+    assert.equal(c[0].label, `LABEL_${c[0].id}`);
+  }
+});

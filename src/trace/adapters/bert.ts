@@ -41,6 +41,7 @@ export class BertTraceable implements TraceableModel {
       ],
       lensStack: lm ? '' : null,
       specialTokens: { pad: c.padTokenId ?? undefined },
+      labels: model.head === 'sequence-classification' ? Array.from({ length: c.numLabels }, (_, i) => c.id2label[i] ?? `LABEL_${i}`) : undefined,
     };
     this.readOut = lm
       ? { kind: 'head', describe: 'the masked-LM head: dense → activation → LayerNorm → tied word embeddings + bias', apply: (x) => lm.lmHead.forward(x, noHooks) }
