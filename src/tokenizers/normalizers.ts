@@ -10,7 +10,8 @@ import {
   isBertControl,
   isBertWhitespace,
   isChineseChar,
-  isNonspacingMark,
+  isBertNonspacingMark,
+  isCombiningMark,
   isWhitespace,
 } from './unicode.js';
 import { asArray, asBoolean, asObject, asString, optional, required, unknownType, type JsonObject, type JsonPath } from './json.js';
@@ -21,6 +22,28 @@ export interface Normalizer {
 }
 
 type UnicodeForm = 'NFC' | 'NFD' | 'NFKC' | 'NFKD';
+
+// Characters the decomposition tables of Rust's `unicode-normalization` (about Unicode
+// 12) do not cover yet, so Rust leaves them as they are while Node decomposes them.
+const RUST_UNDECOMPOSED_CANONICAL = '\\u{105C9}\\u{105E4}\\u{11383}\\u{11385}\\u{1138E}\\u{11391}\\u{113C5}\\u{113C7}-\\u{113C8}\\u{11938}\\u{16121}-\\u{16128}\\u{16D68}-\\u{16D6A}';
+const RUST_UNDECOMPOSED_COMPATIBILITY =
+  '\\u32FF\\uA7F1-\\uA7F4\\uAB69\\u{10781}-\\u{10785}\\u{10787}-\\u{107B0}\\u{107B2}-\\u{107BA}\\u{1CCD6}-\\u{1CCF9}\\u{1E030}-\\u{1E06D}\\u{1F16C}\\u{1FBF0}-\\u{1FBF9}';
+const RUST_UNDECOMPOSED: Record<UnicodeForm, RegExp> = {
+  NFC: new RegExp(`([${RUST_UNDECOMPOSED_CANONICAL}])`, 'u'),
+  NFD: new RegExp(`([${RUST_UNDECOMPOSED_CANONICAL}])`, 'u'),
+  NFKC: new RegExp(`([${RUST_UNDECOMPOSED_CANONICAL}${RUST_UNDECOMPOSED_COMPATIBILITY}])`, 'u'),
+  NFKD: new RegExp(`([${RUST_UNDECOMPOSED_CANONICAL}${RUST_UNDECOMPOSED_COMPATIBILITY}])`, 'u'),
+};
+
+/** `text.normalize(form)`, leaving alone the characters Rust's tables do not decompose. */
+function normalizeLikeRust(text: string, form: UnicodeForm): string {
+  const normalized = text.normalize(form);
+  if (normalized === text || !RUST_UNDECOMPOSED[form].test(text)) return normalized;
+  return text
+    .split(RUST_UNDECOMPOSED[form])
+    .map((piece, i) => (i % 2 === 1 ? piece : piece.normalize(form)))
+    .join('');
+}
 
 const MARKS = '\\p{M}\\u1160-\\u11ff\\ud7b0-\\ud7ff';
 // Clusters that normalization may change: a base with marks, a lone non-ASCII base, or marks with no base.
@@ -34,19 +57,19 @@ const CHANGEABLE_CLUSTER = new RegExp(`[^${MARKS}][${MARKS}]+|[^\\0-\\x7f${MARKS
  */
 export function unicodeNormalize(ns: NormalizedString, form: UnicodeForm): NormalizedString {
   const text = ns.text;
-  const whole = text.normalize(form);
+  const whole = normalizeLikeRust(text, form);
   if (whole === text) return ns;
   const decompose = form === 'NFD' || form === 'NFKD';
   const chunks: Chunk[] = [];
   let runStart = 0;
   for (const m of text.matchAll(CHANGEABLE_CLUSTER)) {
     const cluster = m[0];
-    const normalized = cluster.normalize(form);
+    const normalized = normalizeLikeRust(cluster, form);
     if (normalized === cluster) continue;
     if (runStart < m.index) chunks.push({ text: text.slice(runStart, m.index), from: runStart, to: m.index });
     runStart = m.index + cluster.length;
     const chars = [...cluster];
-    const perChar = chars.map((c) => c.normalize(form));
+    const perChar = chars.map((c) => normalizeLikeRust(c, form));
     if (decompose && perChar.join('') === normalized) {
       let at = m.index;
       chars.forEach((c, k) => {
@@ -78,8 +101,9 @@ export function lowercase(ns: NormalizedString): NormalizedString {
   return ns.mapCodePoints(lowercaseChar);
 }
 
+/** Removes combining marks (StripAccents; callers decompose with NFD first). */
 export function stripAccents(ns: NormalizedString): NormalizedString {
-  return ns.mapCodePoints((c) => (isNonspacingMark(c) ? '' : c));
+  return ns.mapCodePoints((c) => (isCombiningMark(c) ? '' : c));
 }
 
 class UnicodeNormalizer implements Normalizer {
@@ -125,7 +149,9 @@ export class BertNormalizer implements Normalizer {
     if (this.handleChineseChars) {
       out = out.mapCodePoints((c) => (isChineseChar(c.codePointAt(0) as number) ? ` ${c} ` : c));
     }
-    if (this.stripAccents ?? this.lowercase) out = stripAccents(unicodeNormalize(out, 'NFD'));
+    if (this.stripAccents ?? this.lowercase) {
+      out = unicodeNormalize(out, 'NFD').mapCodePoints((c) => (isBertNonspacingMark(c) ? '' : c));
+    }
     if (this.lowercase) out = lowercase(out);
     return out;
   }

@@ -1,13 +1,24 @@
 /**
  * Character classes with the definitions the Rust `tokenizers` crate uses, so that
- * the JavaScript pipeline splits and cleans text exactly where Rust does.
+ * the JavaScript pipeline splits and cleans text exactly where Rust does, down to
+ * the Unicode version of each table (see unicode-versions.ts).
  */
+import {
+  isAfterUnicode8,
+  isMarkAfterUnicode9,
+  UNICODE_8_NONSPACING,
+  UNICODE_8_NOT_NONSPACING,
+  UNICODE_8_PUNCTUATION,
+  UNICODE_9_MARKS,
+  UNICODE_9_NOT_MARKS,
+} from './unicode-versions.js';
 
 const WHITESPACE = /^\p{White_Space}$/u;
 const PUNCTUATION = /^\p{P}$/u;
 const ASCII_PUNCTUATION = /^[!-/:-@[-`{-~]$/;
 const OTHER = /^[\p{Cc}\p{Cf}\p{Co}]$/u;
 const NONSPACING_MARK = /^\p{Mn}$/u;
+const MARK = /^\p{M}$/u;
 const WORD = /^[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]$/u;
 
 /** Rust `char::is_whitespace`: the Unicode White_Space property (JS `\s` differs on U+0085 and U+FEFF). */
@@ -17,20 +28,21 @@ export function isWhitespace(char: string): boolean {
   return WHITESPACE.test(char);
 }
 
-/** BERT punctuation: any ASCII symbol (so `$`, `^`, `` ` `` count) or a Unicode P* character. */
+/** BERT punctuation: any ASCII symbol (so `$`, `^`, `` ` `` count) or a Unicode 8.0 P* character. */
 export function isBertPunctuation(char: string): boolean {
   if (char.charCodeAt(0) < 0x80) return ASCII_PUNCTUATION.test(char);
-  return PUNCTUATION.test(char);
+  const code = char.codePointAt(0) as number;
+  return (PUNCTUATION.test(char) && !isAfterUnicode8(code)) || UNICODE_8_PUNCTUATION.has(code);
 }
 
 /**
- * BERT's control test: categories Cc, Cf, Co, except tab, newline and carriage return.
+ * BERT's control test: categories Cc, Cf, Co (of Unicode 8.0), except tab, newline and carriage return.
  * Unassigned code points (Cn) are kept, as Rust's `unicode_categories` `is_other` does.
  */
 export function isBertControl(char: string): boolean {
   const code = char.charCodeAt(0);
   if (code < 0x80) return (code < 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0d) || code === 0x7f;
-  return OTHER.test(char);
+  return OTHER.test(char) && !isAfterUnicode8(char.codePointAt(0) as number);
 }
 
 /** BERT's whitespace test: tab, newline and carriage return count as whitespace. */
@@ -38,8 +50,20 @@ export function isBertWhitespace(char: string): boolean {
   return char === '\t' || char === '\n' || char === '\r' || isWhitespace(char);
 }
 
-export function isNonspacingMark(char: string): boolean {
-  return char.charCodeAt(0) >= 0x300 && NONSPACING_MARK.test(char);
+/** A Unicode 8.0 nonspacing mark (Mn): what BERT's accent stripping removes. */
+export function isBertNonspacingMark(char: string): boolean {
+  if (char.charCodeAt(0) < 0x300) return false;
+  const code = char.codePointAt(0) as number;
+  if (UNICODE_8_NONSPACING.has(code)) return true;
+  return NONSPACING_MARK.test(char) && !isAfterUnicode8(code) && !UNICODE_8_NOT_NONSPACING.has(code);
+}
+
+/** A Unicode 9.0 combining mark (M*): what the StripAccents normalizer removes. */
+export function isCombiningMark(char: string): boolean {
+  if (char.charCodeAt(0) < 0x300) return false;
+  const code = char.codePointAt(0) as number;
+  if (UNICODE_9_MARKS.has(code)) return true;
+  return MARK.test(char) && !isMarkAfterUnicode9(code) && !UNICODE_9_NOT_MARKS.has(code);
 }
 
 /** A regex `\w` character, used by added tokens with `single_word`. */
