@@ -25,24 +25,38 @@ type UnicodeForm = 'NFC' | 'NFD' | 'NFKC' | 'NFKD';
 
 // Characters the decomposition tables of Rust's `unicode-normalization` (about Unicode
 // 12) do not cover yet, so Rust leaves them as they are while Node decomposes them.
-const RUST_UNDECOMPOSED_CANONICAL = '\\u{105C9}\\u{105E4}\\u{11383}\\u{11385}\\u{1138E}\\u{11391}\\u{113C5}\\u{113C7}-\\u{113C8}\\u{11938}\\u{16121}-\\u{16128}\\u{16D68}-\\u{16D6A}';
-const RUST_UNDECOMPOSED_COMPATIBILITY =
-  '\\u32FF\\uA7F1-\\uA7F4\\uAB69\\u{10781}-\\u{10785}\\u{10787}-\\u{107B0}\\u{107B2}-\\u{107BA}\\u{1CCD6}-\\u{1CCF9}\\u{1E030}-\\u{1E06D}\\u{1F16C}\\u{1FBF0}-\\u{1FBF9}';
-const RUST_UNDECOMPOSED: Record<UnicodeForm, RegExp> = {
-  NFC: new RegExp(`([${RUST_UNDECOMPOSED_CANONICAL}])`, 'u'),
-  NFD: new RegExp(`([${RUST_UNDECOMPOSED_CANONICAL}])`, 'u'),
-  NFKC: new RegExp(`([${RUST_UNDECOMPOSED_CANONICAL}${RUST_UNDECOMPOSED_COMPATIBILITY}])`, 'u'),
-  NFKD: new RegExp(`([${RUST_UNDECOMPOSED_CANONICAL}${RUST_UNDECOMPOSED_COMPATIBILITY}])`, 'u'),
-};
+const RUST_UNDECOMPOSED_CANONICAL: readonly [number, number][] = [
+  [0x105c9, 0x105c9], [0x105e4, 0x105e4], [0x11383, 0x11383], [0x11385, 0x11385], [0x1138e, 0x1138e],
+  [0x11391, 0x11391], [0x113c5, 0x113c5], [0x113c7, 0x113c8], [0x11938, 0x11938], [0x16121, 0x16128],
+  [0x16d68, 0x16d6a],
+];
+const RUST_UNDECOMPOSED_COMPATIBILITY: readonly [number, number][] = [
+  [0x32ff, 0x32ff], [0xa7f1, 0xa7f4], [0xab69, 0xab69], [0x10781, 0x10785], [0x10787, 0x107b0],
+  [0x107b2, 0x107ba], [0x1ccd6, 0x1ccf9], [0x1e030, 0x1e06d], [0x1f16c, 0x1f16c], [0x1fbf0, 0x1fbf9],
+];
+
+function undecomposedInRust(code: number, form: UnicodeForm): boolean {
+  if (code < 0x32ff) return false;
+  const inside = ([a, b]: readonly [number, number]): boolean => code >= a && code <= b;
+  return RUST_UNDECOMPOSED_CANONICAL.some(inside) || ((form === 'NFKC' || form === 'NFKD') && RUST_UNDECOMPOSED_COMPATIBILITY.some(inside));
+}
 
 /** `text.normalize(form)`, leaving alone the characters Rust's tables do not decompose. */
 function normalizeLikeRust(text: string, form: UnicodeForm): string {
   const normalized = text.normalize(form);
-  if (normalized === text || !RUST_UNDECOMPOSED[form].test(text)) return normalized;
-  return text
-    .split(RUST_UNDECOMPOSED[form])
-    .map((piece, i) => (i % 2 === 1 ? piece : piece.normalize(form)))
-    .join('');
+  if (normalized === text) return normalized;
+  let out = '';
+  let start = 0;
+  for (let i = 0; i < text.length; ) {
+    const code = text.codePointAt(i) as number;
+    const width = code > 0xffff ? 2 : 1;
+    if (undecomposedInRust(code, form)) {
+      out += text.slice(start, i).normalize(form) + text.slice(i, i + width);
+      start = i + width;
+    }
+    i += width;
+  }
+  return start === 0 ? normalized : out + text.slice(start).normalize(form);
 }
 
 const MARKS = '\\p{M}\\u1160-\\u11ff\\ud7b0-\\ud7ff';
