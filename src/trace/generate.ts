@@ -13,6 +13,7 @@ import type { DecodingSession, GenerativeModel, SessionInputs } from '../generat
 import { Hooks, type HookPoints } from '../nn/hooks.js';
 import { Tensor } from '../tensor/tensor.js';
 import { softmaxRow } from './lens.js';
+import type { HookSpec } from './run.js';
 import type { TraceableModel } from './types.js';
 
 /** Scores after one processing stage (`logits` is the raw row; then one per processor, e.g. `temperature`, `top_k`). */
@@ -47,6 +48,8 @@ export interface GenerationTraceOptions {
   defaults?: GenerateOptions;
   /** A uniform random source for sampling (else `options.seed`). */
   random?: Random;
+  /** Hooks that read or replace intermediates at every step (e.g. `ablateHead`), to see how generation changes. */
+  hooks?: readonly HookSpec[];
 }
 
 /** The last query's rows of a pattern [1, heads, queries, keys] → [heads, keys]. */
@@ -121,7 +124,10 @@ export async function* traceGeneration(
   if (d.family === 'encoder') throw new UnsupportedError(`${d.modelType} is an encoder (${d.summary}); it has no decoder to generate with`);
   const captured = new Map<string, Tensor>();
   const keep = d.family === 'encoder-decoder' ? /^decoder\..*attn\.pattern$/ : /attn\.pattern$/;
-  const hooks = new Hooks().add(keep, (t, name) => void captured.set(name, lastQuery(t)));
+  const hooks = new Hooks();
+  for (const spec of trace.hooks ?? []) hooks.add(spec.name, spec.fn);
+  // Added last, so it records the patterns the other hooks left.
+  hooks.add(keep, (t, name) => void captured.set(name, lastQuery(t)));
   const generative: GenerativeModel = {
     isEncoderDecoder: d.family === 'encoder-decoder',
     vocabSize: d.vocabSize,

@@ -7,6 +7,7 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { loadTraceable } from '../../src/trace/adapters/index.js';
 import { traceGeneration, type GenerationEvent } from '../../src/trace/generate.js';
+import { ablateHead, runWithHooks } from '../../src/trace/run.js';
 import type { TraceableModel } from '../../src/trace/types.js';
 import { Hooks } from '../../src/nn/hooks.js';
 import { HF_TINY } from '../helpers/shared.js';
@@ -133,5 +134,24 @@ test('the 2017 Transformer (no decoding session) is traced by re-running the pas
     assert.ok(maxDiff(s.stages[0].scores, row) < 1e-5, `step ${k}`);
     assert.equal(s.token, row.indexOf(Math.max(...row)));
     assert.deepEqual((s.attention.get('decoder.blocks.0.cross_attn.pattern') as Tensor).shape, [4, 6]);
+  });
+});
+
+test('hooks given to a generation trace act at every step: an ablated head changes the logits exactly as in a forward pass', async () => {
+  const f = await fixture('gpt2');
+  const prompt = f.inputs.input_ids[0];
+  const ablation = [ablateHead(1, 0), ablateHead(1, 2)];
+  const events = await collect(f.model, { inputIds: prompt }, { options: { maxNewTokens: 3 }, defaults: f.defaults, hooks: ablation });
+  const baseline = await collect(f.model, { inputIds: prompt }, { options: { maxNewTokens: 3 }, defaults: f.defaults });
+  const end = events[events.length - 1];
+  assert.ok(end.type === 'end');
+  const steps = events.filter((e) => e.type === 'step');
+  const base = baseline.filter((e) => e.type === 'step');
+  // The same ablation in one uncached pass over the final sequence gives each step's logits.
+  const forward = runWithHooks(f.model, { inputIds: [end.ids] }, ablation);
+  steps.forEach((s, k) => {
+    const row = forward.f32().subarray((prompt.length - 1 + k) * 128, (prompt.length + k) * 128);
+    assert.ok(maxDiff(s.stages[0].scores, row) < 1e-4, `step ${k}`);
+    assert.ok(maxDiff(s.stages[0].scores, base[k].stages[0].scores) > 1e-3, `step ${k} must differ from the unablated run`);
   });
 });
