@@ -80,10 +80,14 @@ class CharSplit implements PreTokenizer {
   }
 }
 
+// Rust compiles Whitespace's `\w+|[^\w\s]+` with the `regex` crate, whose `\w` is
+// Alphabetic, marks, decimal digits, connector punctuation and joiners.
+const REGEX_CRATE_WORD = '\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}';
+
 /** Keeps runs of word characters and runs of other non-space characters (`\w+|[^\w\s]+`). */
 class Whitespace implements PreTokenizer {
   readonly type = 'Whitespace';
-  private readonly regex = compileOnigPattern('\\w+|[^\\w\\s]+');
+  private readonly regex = new RegExp(`[${REGEX_CRATE_WORD}]+|[^${REGEX_CRATE_WORD}\\p{White_Space}]+`, 'gu');
   split(ns: NormalizedString): NormalizedString[] {
     return ns.splitBy(regexMatches(ns.text, this.regex, true), 'Removed');
   }
