@@ -17,24 +17,7 @@ export function mergeHeads(x: Tensor): Tensor {
   return x.permute([0, 2, 1, 3]).reshape([batch, seq, heads * dHead]);
 }
 
-/**
- * Grouped-query attention (Ainslie et al. 2023): key/value head j serves query
- * heads j·g … j·g+g−1. [batch, kvHeads, seq, d] → [batch, kvHeads·g, seq, d].
- */
-export function repeatKv(x: Tensor, groups: number): Tensor {
-  if (groups === 1) return x;
-  const [batch, kvHeads, seq, d] = x.shape;
-  const block = seq * d;
-  const src = x.f32();
-  const out = new Float32Array(batch * kvHeads * groups * block);
-  for (let b = 0; b < batch; b++) {
-    for (let h = 0; h < kvHeads; h++) {
-      const from = (b * kvHeads + h) * block;
-      for (let g = 0; g < groups; g++) out.set(src.subarray(from, from + block), ((b * kvHeads + h) * groups + g) * block);
-    }
-  }
-  return new Tensor('f32', [batch, kvHeads * groups, seq, d], out);
-}
+export { repeatKv } from '../ops/repeat-kv.js';
 
 export interface AttendOptions {
   /** Multiplies q·kᵀ (1/√dHead in most models; 1 in T5, and in BART where q is pre-scaled). */

@@ -7,6 +7,7 @@
  * this layout when loaded.
  */
 import { ConfigError, ShapeError, UnsupportedError } from '../errors.js';
+import { rotary } from '../ops/rotary.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /** `rope_scaling` of a Llama-family config.json, as Hugging Face v4.47 reads it. */
@@ -143,24 +144,5 @@ export class RotaryEmbedding {
  * x [batch, heads, seq, dim]; cos, sin [batch, seq, dim].
  */
 export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  const [batch, heads, seq, dim] = x.shape;
-  if (cos.shape[2] !== dim) throw new ShapeError(`applyRotary: rotary dimension ${cos.shape[2]} differs from head dimension ${dim}`);
-  const half = dim / 2;
-  const src = x.f32();
-  const c = cos.f32();
-  const s = sin.f32();
-  const out = new Float32Array(src.length);
-  for (let b = 0; b < batch; b++) {
-    for (let h = 0; h < heads; h++) {
-      for (let t = 0; t < seq; t++) {
-        const row = ((b * heads + h) * seq + t) * dim;
-        const table = (b * seq + t) * dim;
-        for (let i = 0; i < dim; i++) {
-          const rotated = i < half ? -src[row + i + half] : src[row + i - half];
-          out[row + i] = Math.fround(src[row + i] * c[table + i]) + Math.fround(rotated * s[table + i]);
-        }
-      }
-    }
-  }
-  return new Tensor('f32', x.shape, out);
+  return rotary(x, cos, sin);
 }

@@ -1,4 +1,5 @@
 import { ShapeError, UnsupportedError } from '../errors.js';
+import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor, shapeString, sizeOf, stridesOf, type Shape } from '../tensor/tensor.js';
 
 /** NumPy broadcasting: align from the right; each pair of sizes must match or be 1. */
@@ -31,7 +32,7 @@ function isSuffix(small: Shape, big: Shape): boolean {
 
 type Binary = (x: number, y: number) => number;
 
-function binary(a: Tensor, b: Tensor, f: Binary): Tensor {
+function binaryValues(a: Tensor, b: Tensor, f: Binary): Tensor {
   const x = a.f32();
   const y = b.f32();
   const shape = broadcastShapes(a.shape, b.shape);
@@ -64,19 +65,112 @@ function binary(a: Tensor, b: Tensor, f: Binary): Tensor {
   return new Tensor('f32', shape, out);
 }
 
-export const add = (a: Tensor, b: Tensor): Tensor => binary(a, b, (x, y) => x + y);
-export const sub = (a: Tensor, b: Tensor): Tensor => binary(a, b, (x, y) => x - y);
-export const mul = (a: Tensor, b: Tensor): Tensor => binary(a, b, (x, y) => x * y);
-export const div = (a: Tensor, b: Tensor): Tensor => binary(a, b, (x, y) => x / y);
+/**
+ * Sum a gradient over the axes along which `shape` was broadcast to `outShape`,
+ * so that it has `shape` again (a bias [d] used for every row gets the sum of
+ * the rows' gradients).
+ */
+export function reduceToShape(g: Float32Array, outShape: Shape, shape: Shape): Float32Array {
+  const n = sizeOf(shape);
+  if (n === g.length) return g;
+  const out = new Float32Array(n);
+  if (isSuffix(shape, outShape)) {
+    for (let i = 0; i < g.length; i++) out[i % n] += g[i];
+    return out;
+  }
+  const strides = broadcastStrides(shape, outShape);
+  const index = new Array<number>(outShape.length).fill(0);
+  let at = 0;
+  for (let i = 0; i < g.length; i++) {
+    out[at] += g[i];
+    for (let d = outShape.length - 1; d >= 0; d--) {
+      index[d]++;
+      at += strides[d];
+      if (index[d] < outShape[d]) break;
+      at -= strides[d] * outShape[d];
+      index[d] = 0;
+    }
+  }
+  return out;
+}
 
+/** `values` of a broadcast input read at every position of the output shape. */
+function expand(t: Tensor, outShape: Shape): Float32Array {
+  return t.size === sizeOf(outShape) ? t.f32() : binaryValues(t, new Tensor('f32', outShape, new Float32Array(sizeOf(outShape))), (x) => x).f32();
+}
+
+type BinaryGrad = (g: Float32Array, a: Tensor, b: Tensor, shape: Shape) => [Float32Array | undefined, Float32Array | undefined];
+
+function binary(op: string, a: Tensor, b: Tensor, f: Binary, grad: BinaryGrad): Tensor {
+  const out = binaryValues(a, b, f);
+  if (!needsGrad(a, b)) return out;
+  return record(out, op, [a, b], (g) => {
+    const [ga, gb] = grad(g, a, b, out.shape);
+    return [
+      ga && a.requiresGrad ? reduceToShape(ga, out.shape, a.shape) : undefined,
+      gb && b.requiresGrad ? reduceToShape(gb, out.shape, b.shape) : undefined,
+    ];
+  });
+}
+
+function times(g: Float32Array, x: Float32Array, f: (gi: number, xi: number) => number = (gi, xi) => gi * xi): Float32Array {
+  const out = new Float32Array(g.length);
+  for (let i = 0; i < g.length; i++) out[i] = f(g[i], x[i]);
+  return out;
+}
+
+export const add = (a: Tensor, b: Tensor): Tensor => binary('add', a, b, (x, y) => x + y, (g) => [g, g]);
+export const sub = (a: Tensor, b: Tensor): Tensor =>
+  binary('sub', a, b, (x, y) => x - y, (g) => [g, times(g, g, (gi) => -gi)]);
+export const mul = (a: Tensor, b: Tensor): Tensor =>
+  binary('mul', a, b, (x, y) => x * y, (g, x, y, shape) => [
+    x.requiresGrad ? times(g, expand(y, shape)) : undefined,
+    y.requiresGrad ? times(g, expand(x, shape)) : undefined,
+  ]);
+// d(x/y)/dx = 1/y, d(x/y)/dy = −x/y².
+export const div = (a: Tensor, b: Tensor): Tensor =>
+  binary('div', a, b, (x, y) => x / y, (g, x, y, shape) => {
+    const ys = expand(y, shape);
+    const ga = times(g, ys, (gi, yi) => gi / yi);
+    if (!y.requiresGrad) return [ga, undefined];
+    const xs = expand(x, shape);
+    const gb = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) gb[i] = (-g[i] * xs[i]) / (ys[i] * ys[i]);
+    return [ga, gb];
+  });
+
+/**
+ * An elementwise function without a gradient rule: the values only. A tensor
+ * that requires gradients is refused rather than silently cut off the tape.
+ */
 export function map(t: Tensor, f: (x: number) => number): Tensor {
+  if (needsGrad(t)) throw new UnsupportedError(`map: no gradient rule for an arbitrary function of ${t}; use a differentiable op or noGrad`);
+  return mapValues(t, f);
+}
+
+function mapValues(t: Tensor, f: (x: number) => number): Tensor {
   const x = t.f32();
   const out = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) out[i] = f(x[i]);
   return new Tensor('f32', t.shape, out);
 }
 
-export const scale = (t: Tensor, s: number): Tensor => map(t, (x) => x * s);
+/**
+ * A unary elementwise op with its derivative: `derivative(x, y)` is dy/dx at
+ * input x with output y (whichever is cheaper to use).
+ */
+function unary(op: string, t: Tensor, out: Tensor, derivative: (x: number, y: number) => number): Tensor {
+  if (!needsGrad(t)) return out;
+  return record(out, op, [t], (g) => {
+    const x = t.f32();
+    const y = out.f32();
+    const dx = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) dx[i] = g[i] * derivative(x[i], y[i]);
+    return [dx];
+  });
+}
+
+export const scale = (t: Tensor, s: number): Tensor => unary('scale', t, mapValues(t, (x) => x * s), () => s);
 
 /**
  * erf(x) within 1.5e-7 absolute (Abramowitz & Stegun 7.1.26): a fifth-degree
@@ -91,24 +185,39 @@ export function erf(x: number): number {
   return x < 0 ? -y : y;
 }
 
-export const relu = (t: Tensor): Tensor => map(t, (x) => (x > 0 ? x : 0));
+export const relu = (t: Tensor): Tensor => unary('relu', t, mapValues(t, (x) => (x > 0 ? x : 0)), (x) => (x > 0 ? 1 : 0));
 
-/** GELU, exact form x·Φ(x) (BERT, BART: `gelu`). */
+/** GELU, exact form x·Φ(x) (BERT, BART: `gelu`); d/dx = Φ(x) + x·φ(x). */
 export function gelu(t: Tensor): Tensor {
   const x = t.f32();
   const out = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) out[i] = 0.5 * x[i] * (1 + erf(x[i] * Math.SQRT1_2));
-  return new Tensor('f32', t.shape, out);
+  const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+  return unary('gelu', t, new Tensor('f32', t.shape, out), (v) => 0.5 * (1 + erf(v * Math.SQRT1_2)) + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v));
 }
+
+const GELU_C = Math.sqrt(2 / Math.PI);
 
 /** GELU, tanh approximation (GPT-2 `gelu_new`, T5 gated-gelu), Hendrycks & Gimpel 2016. */
 export const geluTanh = (t: Tensor): Tensor =>
-  map(t, (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x))));
+  unary(
+    'geluTanh',
+    t,
+    mapValues(t, (x) => 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x)))),
+    (x) => {
+      const th = Math.tanh(GELU_C * (x + 0.044715 * x * x * x));
+      return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * GELU_C * (1 + 3 * 0.044715 * x * x);
+    },
+  );
 
-/** SiLU / swish, x·σ(x) (Llama, Marian). */
-export const silu = (t: Tensor): Tensor => map(t, (x) => x / (1 + Math.exp(-x)));
+/** SiLU / swish, x·σ(x) (Llama, Marian); d/dx = σ(x)·(1 + x·(1 − σ(x))). */
+export const silu = (t: Tensor): Tensor =>
+  unary('silu', t, mapValues(t, (x) => x / (1 + Math.exp(-x))), (x) => {
+    const sig = 1 / (1 + Math.exp(-x));
+    return sig * (1 + x * (1 - sig));
+  });
 
-export const tanh = (t: Tensor): Tensor => map(t, Math.tanh);
+export const tanh = (t: Tensor): Tensor => unary('tanh', t, mapValues(t, Math.tanh), (_x, y) => 1 - y * y);
 
 export type Activation = 'relu' | 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'silu' | 'swish' | 'tanh';
 

@@ -1,4 +1,5 @@
 import { ShapeError } from '../errors.js';
+import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /** Look up rows of `weight` [vocab, d]: ids [...] → [..., d]. */
@@ -15,5 +16,15 @@ export function embedding(weight: Tensor, ids: Tensor | ArrayLike<number>, shape
     }
     out.set(table.subarray(id * d, (id + 1) * d), i * d);
   }
-  return new Tensor('f32', [...idShape, d], out);
+  const result = new Tensor('f32', [...idShape, d], out);
+  if (!needsGrad(weight)) return result;
+  // Ids are constants; each looked-up row adds its gradient back into its row (scatter-add).
+  return record(result, 'embedding', [weight], (g) => {
+    const dw = new Float32Array(weight.size);
+    for (let i = 0; i < indices.length; i++) {
+      const row = indices[i] * d;
+      for (let j = 0; j < d; j++) dw[row + j] += g[i * d + j];
+    }
+    return [dw];
+  });
 }

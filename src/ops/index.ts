@@ -5,6 +5,7 @@ export {
   mul,
   div,
   map,
+  reduceToShape,
   scale,
   erf,
   relu,
@@ -20,3 +21,6 @@ export { softmax, logSoftmax } from './softmax.js';
 export { layerNorm, rmsNorm } from './norm.js';
 export { embedding } from './embedding.js';
 export { F32_MIN, paddingMask, causalMask } from './mask.js';
+export { rotary } from './rotary.js';
+export { repeatKv } from './repeat-kv.js';
+export { dropout, type RandomSource } from './dropout.js';

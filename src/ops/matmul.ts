@@ -1,5 +1,6 @@
 import { ShapeError } from '../errors.js';
 import { matmulKernel } from '../kernels/index.js';
+import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor, shapeString, sizeOf, type Shape } from '../tensor/tensor.js';
 import { add } from './elementwise.js';
 
@@ -57,7 +58,14 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     const rows = a.size / k;
     const out = new Float32Array(rows * n);
     if (rows > 0 && n > 0) kernel.gemm(aData, 0, bData, 0, out, 0, rows, n, k, transB);
-    return new Tensor('f32', [...a.shape.slice(0, -1), n], out);
+    const result = new Tensor('f32', [...a.shape.slice(0, -1), n], out);
+    if (!needsGrad(a, b)) return result;
+    return record(result, 'matmul', [a, b], (g) => {
+      const gradA = a.requiresGrad ? new Float32Array(a.size) : undefined;
+      const gradB = b.requiresGrad ? new Float32Array(b.size) : undefined;
+      matmulBackward(g, aData, 0, bData, 0, 0, gradA, gradB, rows, n, k, transB);
+      return [gradA, gradB];
+    });
   }
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
@@ -69,7 +77,62 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     const bOffset = batchOffset(i, outBatch, bBatch, k * n);
     kernel.gemm(aData, aOffset, bData, bOffset, out, i * m * n, m, n, k, transB);
   }
-  return new Tensor('f32', [...outBatch, m, n], out);
+  const result = new Tensor('f32', [...outBatch, m, n], out);
+  if (!needsGrad(a, b)) return result;
+  // A batch that broadcasts (size 1 against many) sums the gradients of every product it took part in.
+  return record(result, 'matmul', [a, b], (g) => {
+    const gradA = a.requiresGrad ? new Float32Array(a.size) : undefined;
+    const gradB = b.requiresGrad ? new Float32Array(b.size) : undefined;
+    for (let i = 0; i < batches; i++) {
+      const aOffset = batchOffset(i, outBatch, aBatch, m * k);
+      const bOffset = batchOffset(i, outBatch, bBatch, k * n);
+      matmulBackward(g, aData, aOffset, bData, bOffset, i * m * n, gradA, gradB, m, n, k, transB);
+    }
+    return [gradA, gradB];
+  });
+}
+
+/** The [rows, cols] block at `offset` of `x`, transposed to [cols, rows]. */
+function transposed(x: Float32Array, offset: number, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = x[offset + r * cols + c];
+  return out;
+}
+
+/**
+ * Gradients of one product C = A·op(B) (A [m, k], C [m, n]), added into gradA
+ * and gradB at the operands' offsets: dA = dC·op(B)ᵀ, and dB = Aᵀ·dC, or
+ * dCᵀ·A when B is stored [n, k]. Uses the active kernel, so training is as
+ * fast as inference.
+ */
+function matmulBackward(
+  g: Float32Array,
+  aData: Float32Array,
+  aOffset: number,
+  bData: Float32Array,
+  bOffset: number,
+  gOffset: number,
+  gradA: Float32Array | undefined,
+  gradB: Float32Array | undefined,
+  m: number,
+  n: number,
+  k: number,
+  transB: boolean,
+): void {
+  if (m === 0 || n === 0 || k === 0) return;
+  const kernel = matmulKernel();
+  if (gradA) {
+    const da = new Float32Array(m * k);
+    // op(B)ᵀ is B itself when B is stored [n, k]; otherwise B [k, n] read as [n', k'] = transposed.
+    kernel.gemm(g, gOffset, bData, bOffset, da, 0, m, k, n, !transB);
+    for (let i = 0; i < da.length; i++) gradA[aOffset + i] += da[i];
+  }
+  if (gradB) {
+    const db = new Float32Array(k * n);
+    if (transB) kernel.gemm(transposed(g, gOffset, m, n), 0, aData, aOffset, db, 0, n, k, m, false); // [n, k]
+    else kernel.gemm(transposed(aData, aOffset, m, k), 0, g, gOffset, db, 0, k, n, m, false); // [k, n]
+    for (let i = 0; i < db.length; i++) gradB[bOffset + i] += db[i];
+  }
 }
 
 /** y = x·Wᵀ + b with W stored [out, in], as torch.nn.Linear. */

@@ -1,4 +1,5 @@
 import { ShapeError } from '../errors.js';
+import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 
 function checkGain(x: Tensor, gain: Tensor, what: string): number {
@@ -27,7 +28,40 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | undefined, e
     const inv = 1 / Math.sqrt(variance + eps);
     for (let j = 0; j < d; j++) out[row + j] = (src[row + j] - mean) * inv * g[j] + (b ? b[j] : 0);
   }
-  return new Tensor('f32', x.shape, out);
+  const result = new Tensor('f32', x.shape, out);
+  if (!needsGrad(x, weight, bias)) return result;
+  return record(result, 'layerNorm', bias ? [x, weight, bias] : [x, weight], (dy) => layerNormBackward(dy, src, g, d, eps, !!bias));
+}
+
+/**
+ * With x̂ = (x − μ)·r, r = 1/√(var + ε): dγ = Σ dy⊙x̂, dβ = Σ dy, and per row
+ * dx = r/d · (d·dx̂ − Σ dx̂ − x̂·Σ dx̂⊙x̂) where dx̂ = dy⊙γ.
+ */
+function layerNormBackward(dy: Float32Array, src: Float32Array, g: Float32Array, d: number, eps: number, hasBias: boolean): Float32Array[] {
+  const dx = new Float32Array(src.length);
+  const dg = new Float32Array(d);
+  const db = new Float32Array(d);
+  const xhat = new Float64Array(d);
+  for (let row = 0; row < src.length; row += d) {
+    let mean = 0;
+    for (let j = 0; j < d; j++) mean += src[row + j];
+    mean /= d;
+    let variance = 0;
+    for (let j = 0; j < d; j++) variance += (src[row + j] - mean) ** 2;
+    const r = 1 / Math.sqrt(variance / d + eps);
+    let sum = 0;
+    let dot = 0;
+    for (let j = 0; j < d; j++) {
+      xhat[j] = (src[row + j] - mean) * r;
+      const dxhat = dy[row + j] * g[j];
+      sum += dxhat;
+      dot += dxhat * xhat[j];
+      dg[j] += dy[row + j] * xhat[j];
+      db[j] += dy[row + j];
+    }
+    for (let j = 0; j < d; j++) dx[row + j] = (r / d) * (d * dy[row + j] * g[j] - sum - xhat[j] * dot);
+  }
+  return hasBias ? [dx, dg, db] : [dx, dg];
 }
 
 /** RMS normalisation (Zhang & Sennrich 2019): x / √(mean(x²) + ε) · γ, as Llama's RMSNorm and T5's LayerNorm. */
@@ -43,5 +77,23 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
     const inv = 1 / Math.sqrt(sumSquares / d + eps);
     for (let j = 0; j < d; j++) out[row + j] = g[j] * Math.fround(src[row + j] * inv);
   }
-  return new Tensor('f32', x.shape, out);
+  const result = new Tensor('f32', x.shape, out);
+  if (!needsGrad(x, weight)) return result;
+  // With r = 1/√(mean(x²) + ε): dγ = Σ dy⊙x·r, dx = r·(dx̂ − x·r²·Σ(dx̂⊙x)/d) where dx̂ = dy⊙γ.
+  return record(result, 'rmsNorm', [x, weight], (dy) => {
+    const dx = new Float32Array(src.length);
+    const dg = new Float32Array(d);
+    for (let row = 0; row < src.length; row += d) {
+      let sumSquares = 0;
+      for (let j = 0; j < d; j++) sumSquares += src[row + j] * src[row + j];
+      const r = 1 / Math.sqrt(sumSquares / d + eps);
+      let dot = 0;
+      for (let j = 0; j < d; j++) {
+        dot += dy[row + j] * g[j] * src[row + j];
+        dg[j] += dy[row + j] * src[row + j] * r;
+      }
+      for (let j = 0; j < d; j++) dx[row + j] = r * (dy[row + j] * g[j] - (src[row + j] * r * r * dot) / d);
+    }
+    return [dx, dg];
+  });
 }

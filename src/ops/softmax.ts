@@ -1,3 +1,4 @@
+import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /** Softmax over the last axis, stable: exp(x − max) / Σ exp(x − max). A row of all −∞ stays all 0. */
@@ -18,7 +19,18 @@ export function softmax(t: Tensor): Tensor {
     const inv = 1 / sum;
     for (let j = 0; j < n; j++) out[row + j] *= inv;
   }
-  return new Tensor('f32', t.shape, out);
+  const result = new Tensor('f32', t.shape, out);
+  if (!needsGrad(t)) return result;
+  // dx = y ⊙ (g − Σ g⊙y), row by row.
+  return record(result, 'softmax', [t], (g) => {
+    const dx = new Float32Array(g.length);
+    for (let row = 0; row < g.length; row += n) {
+      let dot = 0;
+      for (let j = 0; j < n; j++) dot += g[row + j] * out[row + j];
+      for (let j = 0; j < n; j++) dx[row + j] = out[row + j] * (g[row + j] - dot);
+    }
+    return [dx];
+  });
 }
 
 /** log(softmax(x)) over the last axis, computed as x − max − log Σ exp(x − max). */
@@ -34,5 +46,16 @@ export function logSoftmax(t: Tensor): Tensor {
     const logZ = max + Math.log(sum);
     for (let j = 0; j < n; j++) out[row + j] = x[row + j] - logZ;
   }
-  return new Tensor('f32', t.shape, out);
+  const result = new Tensor('f32', t.shape, out);
+  if (!needsGrad(t)) return result;
+  // dx = g − softmax(x) · Σ g, row by row.
+  return record(result, 'logSoftmax', [t], (g) => {
+    const dx = new Float32Array(g.length);
+    for (let row = 0; row < g.length; row += n) {
+      let sum = 0;
+      for (let j = 0; j < n; j++) sum += g[row + j];
+      for (let j = 0; j < n; j++) dx[row + j] = g[row + j] - Math.exp(out[row + j]) * sum;
+    }
+    return [dx];
+  });
 }

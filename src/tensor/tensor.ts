@@ -1,4 +1,5 @@
 import { ShapeError } from '../errors.js';
+import { needsGrad, record, type GradNode } from './autograd.js';
 import { allocate, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, type DType, type TensorData } from './dtype.js';
 
 export type Shape = readonly number[];
@@ -38,6 +39,12 @@ type Nested = number | Nested[];
  */
 export class Tensor {
   readonly shape: Shape;
+  /** Gradients flow to this tensor in `backward` (set on parameters; ops set it on what they compute from them). */
+  requiresGrad = false;
+  /** How this tensor was computed, when it was recorded on the tape (see autograd.ts). */
+  gradNode?: GradNode;
+  /** d(loss)/d(this), accumulated by `backward` on leaves that require gradients. */
+  grad?: Tensor;
 
   constructor(
     readonly dtype: DType,
@@ -88,6 +95,17 @@ export class Tensor {
     return dtype === 'i32' ? Tensor.i32(flat, shape) : Tensor.f32(flat, shape);
   }
 
+  /** Mark this tensor as a parameter that gradients flow to; returns it. */
+  requireGrad(flag = true): this {
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  /** The same data cut off from the tape: gradients stop here. */
+  detach(): Tensor {
+    return new Tensor(this.dtype, this.shape, this.data);
+  }
+
   get size(): number {
     return this.data.length;
   }
@@ -128,11 +146,21 @@ export class Tensor {
     if (sizeOf(resolved) !== this.size || resolved.some((d) => !Number.isInteger(d))) {
       throw new ShapeError(`cannot reshape ${shapeString(this.shape)} (${this.size} elements) to ${shapeString(shape)}`);
     }
-    return new Tensor(this.dtype, resolved, this.data);
+    const out = new Tensor(this.dtype, resolved, this.data);
+    return needsGrad(this) ? record(out, 'reshape', [this], (g) => [g]) : out;
   }
 
   /** Reorder axes, e.g. `permute([0, 2, 1, 3])`; returns a contiguous copy. */
   permute(axes: readonly number[]): Tensor {
+    const out = this.permuteData(axes);
+    if (!needsGrad(this)) return out;
+    const perm = axes.map((a) => normaliseAxis(a, this.rank, 'permute'));
+    const inverse = new Array<number>(perm.length);
+    perm.forEach((a, i) => (inverse[a] = i));
+    return record(out, 'permute', [this], (g) => [new Tensor('f32', out.shape, g).permuteData(inverse).data as Float32Array]);
+  }
+
+  private permuteData(axes: readonly number[]): Tensor {
     const rank = this.rank;
     if (axes.length !== rank || new Set(axes.map((a) => normaliseAxis(a, rank, 'permute'))).size !== rank) {
       throw new ShapeError(`permute: ${shapeString(axes)} is not a permutation of ${rank} axes`);
@@ -189,7 +217,13 @@ export class Tensor {
       const from = (o * dim + s) * inner;
       out.set(this.data.subarray(from, from + chunk), o * chunk);
     }
-    return new Tensor(this.dtype, outShape, out);
+    const result = new Tensor(this.dtype, outShape, out);
+    if (!needsGrad(this)) return result;
+    return record(result, 'slice', [this], (g) => {
+      const dx = new Float32Array(this.size);
+      for (let o = 0; o < outer; o++) dx.set(g.subarray(o * chunk, (o + 1) * chunk), (o * dim + s) * inner);
+      return [dx];
+    });
   }
 
   /** Drop a leading-axes index: `t.at(1)` of a [2, 3, 4] tensor is its [3, 4] second row. */
@@ -198,8 +232,7 @@ export class Tensor {
     const dim = this.shape[0];
     const i = index < 0 ? index + dim : index;
     if (i < 0 || i >= dim) throw new ShapeError(`at: index ${index} out of range for dimension ${dim}`);
-    const inner = this.size / dim;
-    return new Tensor(this.dtype, this.shape.slice(1), this.data.slice(i * inner, (i + 1) * inner));
+    return this.slice(0, i, i + 1).reshape(this.shape.slice(1));
   }
 
   /** One element by its full index. */
@@ -226,7 +259,8 @@ export class Tensor {
   }
 
   clone(): Tensor {
-    return new Tensor(this.dtype, this.shape, this.data.slice());
+    const out = new Tensor(this.dtype, this.shape, this.data.slice());
+    return needsGrad(this) ? record(out, 'clone', [this], (g) => [g]) : out;
   }
 
   toString(): string {
@@ -256,7 +290,18 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
     for (let o = 0; o < outer; o++) out.set(t.data.subarray(o * chunk, (o + 1) * chunk), o * total * inner + offset);
     offset += chunk;
   }
-  return new Tensor(first.dtype, outShape, out);
+  const result = new Tensor(first.dtype, outShape, out);
+  if (!tensors.some((t) => needsGrad(t))) return result;
+  return record(result, 'concat', tensors, (g) => {
+    let start = 0;
+    return tensors.map((t) => {
+      const chunk = t.shape[ax] * inner;
+      const dx = new Float32Array(t.size);
+      for (let o = 0; o < outer; o++) dx.set(g.subarray(o * total * inner + start, o * total * inner + start + chunk), o * chunk);
+      start += chunk;
+      return dx;
+    });
+  });
 }
 
 /** Stack equally shaped tensors along a new leading axis. */
@@ -287,5 +332,18 @@ export function gather(t: Tensor, axis: number, indices: ArrayLike<number>): Ten
       out.set(t.data.subarray(from, from + inner), (o * indices.length + j) * inner);
     }
   }
-  return new Tensor(t.dtype, outShape, out);
+  const result = new Tensor(t.dtype, outShape, out);
+  if (!needsGrad(t)) return result;
+  // A row picked twice receives both gradients (scatter-add).
+  return record(result, 'gather', [t], (g) => {
+    const dx = new Float32Array(t.size);
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < indices.length; j++) {
+        const to = (o * dim + indices[j]) * inner;
+        const from = (o * indices.length + j) * inner;
+        for (let e = 0; e < inner; e++) dx[to + e] += g[from + e];
+      }
+    }
+    return [dx];
+  });
 }

@@ -1,0 +1,49 @@
+import { ShapeError } from '../errors.js';
+import { needsGrad, record } from '../tensor/autograd.js';
+import { Tensor } from '../tensor/tensor.js';
+
+/**
+ * Rotary position embedding (Su et al. 2021) in Hugging Face's rotate_half
+ * layout: x·cos + rotate_half(x)·sin with rotate_half([x1, x2]) = [−x2, x1].
+ * x [batch, heads, seq, dim]; cos, sin [batch, seq, dim] are constants.
+ */
+export function rotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const [batch, heads, seq, dim] = x.shape;
+  if (cos.shape[2] !== dim) throw new ShapeError(`rotary: rotary dimension ${cos.shape[2]} differs from head dimension ${dim}`);
+  const half = dim / 2;
+  const src = x.f32();
+  const c = cos.f32();
+  const s = sin.f32();
+  const out = new Float32Array(src.length);
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      for (let t = 0; t < seq; t++) {
+        const row = ((b * heads + h) * seq + t) * dim;
+        const table = (b * seq + t) * dim;
+        for (let i = 0; i < dim; i++) {
+          const rotated = i < half ? -src[row + i + half] : src[row + i - half];
+          out[row + i] = Math.fround(src[row + i] * c[table + i]) + Math.fround(rotated * s[table + i]);
+        }
+      }
+    }
+  }
+  const result = new Tensor('f32', x.shape, out);
+  if (!needsGrad(x)) return result;
+  // The transpose of the rotation: rotating by −angle, i.e. dx = g·cos − rotate_half(g·sin).
+  return record(result, 'rotary', [x], (g) => {
+    const dx = new Float32Array(g.length);
+    for (let b = 0; b < batch; b++) {
+      for (let h = 0; h < heads; h++) {
+        for (let t = 0; t < seq; t++) {
+          const row = ((b * heads + h) * seq + t) * dim;
+          const table = (b * seq + t) * dim;
+          for (let i = 0; i < dim; i++) {
+            const partner = i < half ? g[row + i + half] * s[table + i + half] : -g[row + i - half] * s[table + i - half];
+            dx[row + i] = g[row + i] * c[table + i] + partner;
+          }
+        }
+      }
+    }
+    return [dx];
+  });
+}
