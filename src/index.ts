@@ -21,3 +21,4 @@ export { ExactIndex, SemanticSearch, indexMetricFor, type VectorIndex, type Sear
 export { TextClassifier, classify, type LabelScore } from './tasks/classify.js';
 export { MaskFiller, fillMask, type FillMaskCandidate } from './tasks/fill-mask.js';
 export { TokenClassifier, classifyTokens, type TokenEntity, type AggregationStrategy } from './tasks/token-classification.js';
+export * from './trace/index.js';

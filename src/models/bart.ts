@@ -29,7 +29,7 @@ import {
   sessionTensors,
 } from '../nn/encoder-decoder-cache.js';
 import { FeedForward } from '../nn/feed-forward.js';
-import { noHooks, type HookPoints } from '../nn/hooks.js';
+import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import { KVCache } from '../nn/kv-cache.js';
 import { LayerNorm, Linear } from '../nn/linear.js';
 import { sinusoidalHalves } from '../nn/positional.js';
@@ -262,7 +262,7 @@ export class BartModel implements GenerativeModel {
       attentions.push(out.pattern);
       crossAttentions.push(out.crossPattern);
     });
-    const logits = hooks.run('logits', add(linear(y, this.lmHead), this.finalLogitsBias)); // [rows, n, vocab]
+    const logits = hookLogits(hooks, add(linear(y, this.lmHead), this.finalLogitsBias)); // [rows, n, vocab]
     return { logits, output: y, hiddenStates, attentions, crossAttentions };
   }
 

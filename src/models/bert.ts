@@ -24,7 +24,7 @@ import { activation, add, embedding, paddingMask, relu, tanh } from '../ops/inde
 import { Tensor } from '../tensor/tensor.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import { FeedForward } from '../nn/feed-forward.js';
-import { noHooks, type HookPoints } from '../nn/hooks.js';
+import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import { LayerNorm, Linear } from '../nn/linear.js';
 import { Weights } from '../nn/weights.js';
 import { loadDistilBert } from './distilbert.js';
@@ -331,7 +331,7 @@ export class MaskedLmHead {
   /** [batch, seq, d] → logits [batch, seq, vocab]. Hook names: mlm.transform, logits. */
   forward(h: Tensor, hooks: HookPoints): Tensor {
     const transformed = hooks.run('mlm.transform', this.norm.forward(this.act(this.dense.forward(h))));
-    return hooks.run('logits', this.decoder.forward(transformed));
+    return hookLogits(hooks, this.decoder.forward(transformed));
   }
 }
 
@@ -358,7 +358,7 @@ export class PooledClassifier implements SequenceClassifier {
 
   forward(out: EncoderOutputs, hooks: HookPoints): Tensor {
     if (!out.poolerOutput) throw new WeightError('BertForSequenceClassification needs the pooler (bert.pooler.dense), which the checkpoint lacks');
-    return hooks.run('logits', this.classifier.forward(out.poolerOutput));
+    return hookLogits(hooks, this.classifier.forward(out.poolerOutput));
   }
 }
 
@@ -383,7 +383,7 @@ export class FirstTokenClassifier implements SequenceClassifier {
 
   forward(out: EncoderOutputs, hooks: HookPoints): Tensor {
     const pooled = hooks.run('pooler', this.act(this.dense.forward(firstToken(out.lastHiddenState)))); // [batch, d]
-    return hooks.run('logits', this.outProj.forward(pooled));
+    return hookLogits(hooks, this.outProj.forward(pooled));
   }
 }
 
@@ -446,7 +446,7 @@ export class BertForTokenClassification implements EncoderModel {
 
   forward(inputs: EncoderInputs, options: ForwardOptions = {}): EncoderOutputs {
     const out = this.bert.forward(inputs, options);
-    return { ...out, logits: (options.hooks ?? noHooks).run('logits', this.classifier.forward(out.lastHiddenState)) };
+    return { ...out, logits: hookLogits(options.hooks ?? noHooks, this.classifier.forward(out.lastHiddenState)) };
   }
 }
 

@@ -13,7 +13,7 @@ import { activation, add, embedding, F32_MIN, matmul } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { mergeHeads } from '../nn/attention.js';
 import { cachedSelfAttention, CausalLMSession, maskRows, positionIdsFromMask, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
-import { noHooks, type HookPoints } from '../nn/hooks.js';
+import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import type { KVCache } from '../nn/kv-cache.js';
 import { LayerNorm } from '../nn/linear.js';
 import type { Weights } from '../nn/weights.js';
@@ -258,7 +258,7 @@ export class Gpt2Model implements CausalLM, GenerativeModel {
     if (options.lastOnly) x = x.slice(1, seq - 1, seq);
     x = hooks.run('ln_final', this.lnF.forward(x));
     hiddenStates[hiddenStates.length - 1] = x;
-    const logits = hooks.run('logits', matmul(x, this.lmHead, { transposeB: true })); // [batch, seq, vocab]
+    const logits = hookLogits(hooks, matmul(x, this.lmHead, { transposeB: true })); // [batch, seq, vocab]
     return { logits, hiddenStates, attentions };
   }
 

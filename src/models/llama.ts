@@ -20,7 +20,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { mergeHeads } from '../nn/attention.js';
 import { cachedSelfAttention, CausalLMSession, maskRows, positionIdsFromMask, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
 import { FeedForward } from '../nn/feed-forward.js';
-import { noHooks, type HookPoints } from '../nn/hooks.js';
+import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import type { KVCache } from '../nn/kv-cache.js';
 import { Linear, RMSNorm } from '../nn/linear.js';
 import { applyRotary, parseRopeScaling, RotaryEmbedding, type RopeScaling } from '../nn/rotary.js';
@@ -301,7 +301,7 @@ export class LlamaModel implements CausalLM, GenerativeModel {
     if (options.lastOnly) x = x.slice(1, seq - 1, seq);
     x = hooks.run('ln_final', this.norm.forward(x));
     hiddenStates[hiddenStates.length - 1] = x;
-    const logits = hooks.run('logits', new Linear(this.lmHead).forward(x)); // [batch, seq, vocab]
+    const logits = hookLogits(hooks, new Linear(this.lmHead).forward(x)); // [batch, seq, vocab]
     return { logits, hiddenStates, attentions };
   }
 

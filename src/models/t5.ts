@@ -28,7 +28,7 @@ import {
   sessionTensors,
 } from '../nn/encoder-decoder-cache.js';
 import { FeedForward } from '../nn/feed-forward.js';
-import { noHooks, type HookPoints } from '../nn/hooks.js';
+import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import { KVCache } from '../nn/kv-cache.js';
 import { Linear, RMSNorm } from '../nn/linear.js';
 import { relativePositionBias, type BucketOptions } from '../nn/relative-position.js';
@@ -229,7 +229,7 @@ export class T5Model implements GenerativeModel {
     });
     const output = h.run('ln_final', this.decoderFinalNorm.forward(y));
     hiddenStates.push(output);
-    return { logits: hooks.run('logits', this.logits(output)), output, hiddenStates, attentions, crossAttentions, positionBias };
+    return { logits: hookLogits(hooks, this.logits(output)), output, hiddenStates, attentions, crossAttentions, positionBias };
   }
 
   /**

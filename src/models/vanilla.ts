@@ -12,7 +12,7 @@ import { add, activation, embedding, scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import { FeedForward } from '../nn/feed-forward.js';
-import { noHooks, type HookPoints } from '../nn/hooks.js';
+import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import { LayerNorm, Linear } from '../nn/linear.js';
 import type { Weights } from '../nn/weights.js';
 
@@ -199,7 +199,7 @@ export class VanillaTransformer {
       layerOutputs.push(x);
     });
     const output = this.decoderNorm ? h.run('ln_final', this.decoderNorm.forward(x)) : x;
-    const logits = hooks.run('logits', this.generator.forward(output)); // [batch, T, tgtVocab]
+    const logits = hookLogits(hooks, this.generator.forward(output)); // [batch, T, tgtVocab]
     return { output, embedded, layerOutputs, logits };
   }
 

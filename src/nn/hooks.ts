@@ -1,3 +1,4 @@
+import { softmax } from '../ops/softmax.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /**
@@ -58,4 +59,14 @@ export class Hooks implements HookPoints {
   scope(prefix: string): HookPoints {
     return new Hooks(this.prefix + prefix, this.parent ?? this);
   }
+}
+
+/**
+ * The last two hook points of every model: `logits`, then `probs` (the softmax
+ * over the vocabulary), computed only when a hook is attached.
+ */
+export function hookLogits(hooks: HookPoints, logits: Tensor): Tensor {
+  const out = hooks.run('logits', logits);
+  if (hooks.active) hooks.run('probs', softmax(out));
+  return out;
 }

@@ -40,7 +40,12 @@ for (const [family, extras] of Object.entries(STACK_EXTRAS)) {
       if (stack.crossAttention) assert.deepEqual(cache.get(`${p}blocks.0.cross_attn.pattern`).shape, [1, stack.heads, seq, 5]);
     }
     if (model.description.positions === 'rotary') for (const r of ['rotary_q', 'rotary_k']) if (!cache.has(`blocks.0.attn.${r}`)) missing.push(`blocks.0.attn.${r}`);
-    if (!cache.has('logits')) missing.push('logits');
+    for (const name of ['logits', 'probs']) if (!cache.has(name)) missing.push(name);
     assert.deepEqual(missing, []);
+    // probs is the softmax of the logits: each row sums to one.
+    const probs = cache.get('probs');
+    const vocab = probs.shape[probs.rank - 1];
+    const row = probs.f32().subarray(0, vocab).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(row - 1) < 1e-5, `probs row sums to ${row}`);
   });
 }
