@@ -1,51 +1,11 @@
 #!/usr/bin/env node
 /**
- * The `glassformer` command: one subcommand per job. Each subcommand lives in
- * commands/ and sets process.exitCode; errors are reported here once.
+ * The `glassformer` command. Each subcommand sets process.exitCode; errors are
+ * reported here once.
  */
-import { Command, CommanderError } from 'commander';
-import { chatCommand } from './commands/chat.js';
-import { classifyCommand } from './commands/classify.js';
-import { downloadCommand } from './commands/download.js';
-import { embedCommand } from './commands/embed.js';
-import { fillMaskCommand } from './commands/fill-mask.js';
-import { generateCommand } from './commands/generate.js';
-import { infoCommand } from './commands/info.js';
-import { searchCommand } from './commands/search.js';
-import { summarizeCommand } from './commands/summarize.js';
-import { tourCommand } from './commands/tour.js';
-import { tokenizeCommand } from './commands/tokenize.js';
-import { traceCommand } from './commands/trace.js';
-import { translateCommand } from './commands/translate.js';
-import { verifyCommand } from './commands/verify.js';
+import { CommanderError } from 'commander';
 import { EXIT, reportError } from './errors.js';
-
-const COMMANDS = [
-  tourCommand,
-  generateCommand,
-  chatCommand,
-  embedCommand,
-  searchCommand,
-  classifyCommand,
-  fillMaskCommand,
-  translateCommand,
-  summarizeCommand,
-  tokenizeCommand,
-  traceCommand,
-  verifyCommand,
-  infoCommand,
-  downloadCommand,
-];
-
-export function program(): Command {
-  const root = new Command('glassformer')
-    .description('Transformer language models you can see into: run Hugging Face checkpoints, trace every step.')
-    .version('0.1.0')
-    .showHelpAfterError()
-    .exitOverride();
-  for (const make of COMMANDS) root.addCommand(make().exitOverride().showHelpAfterError());
-  return root;
-}
+import { program } from './program.js';
 
 async function main(argv: string[]): Promise<void> {
   try {
