@@ -64,16 +64,18 @@ const MARKS = '\\p{M}\\u1160-\\u11ff\\ud7b0-\\ud7ff';
 const CHANGEABLE_CLUSTER = new RegExp(`[^${MARKS}][${MARKS}]+|[^\\0-\\x7f${MARKS}]|[${MARKS}]+`, 'gsu');
 
 /**
- * Applies a Unicode normalization form to the whole text. Offsets follow Rust:
- * a decomposition (NFD, NFKD) points every produced character at the character it
- * came from; a composition (NFC, NFKC) points the composed character at the first
- * character of the cluster (a base and its marks) it was built from.
+ * Applies a Unicode normalization form to the whole text, with offsets as Rust
+ * tracks them. Rust's `unicode-normalization-alignments` emits each output
+ * character with a change count: a decomposition emits its first character with 0
+ * and the others with +1; canonical reordering moves characters with their counts;
+ * a composition of n characters carries the sum of their counts minus n - 1. Rust
+ * then walks the source: a count of 0 or -n takes the next source character's
+ * offsets (and skips n more), +1 repeats the previous offsets.
  */
 export function unicodeNormalize(ns: NormalizedString, form: UnicodeForm): NormalizedString {
   const text = ns.text;
   const whole = normalizeLikeRust(text, form);
   if (whole === text) return ns;
-  const decompose = form === 'NFD' || form === 'NFKD';
   const chunks: Chunk[] = [];
   let runStart = 0;
   for (const m of text.matchAll(CHANGEABLE_CLUSTER)) {
@@ -82,26 +84,81 @@ export function unicodeNormalize(ns: NormalizedString, form: UnicodeForm): Norma
     if (normalized === cluster) continue;
     if (runStart < m.index) chunks.push({ text: text.slice(runStart, m.index), from: runStart, to: m.index });
     runStart = m.index + cluster.length;
-    const chars = [...cluster];
-    const perChar = chars.map((c) => normalizeLikeRust(c, form));
-    if (decompose && perChar.join('') === normalized) {
-      let at = m.index;
-      chars.forEach((c, k) => {
-        chunks.push({ text: perChar[k], from: at, to: at + c.length });
-        at += c.length;
-      });
-    } else if (decompose) {
-      // Canonical reordering moved marks: the cluster is one span.
-      chunks.push({ text: normalized, from: m.index, to: runStart });
-    } else {
-      chunks.push({ text: normalized, from: m.index, to: m.index + chars[0].length });
-      chunks.push({ text: '', from: m.index + chars[0].length, to: runStart });
-    }
+    chunks.push(...(clusterChunks(cluster, normalized, m.index, form) ?? [{ text: normalized, from: m.index, to: runStart }]));
   }
   if (runStart < text.length) chunks.push({ text: text.slice(runStart), from: runStart, to: text.length });
   // A composition across clusters (rare): one span covers the whole text.
   if (chunks.map((c) => c.text).join('') !== whole) return ns.rebuild([{ text: whole, from: 0, to: text.length }]);
   return ns.rebuild(chunks);
+}
+
+interface StreamChar {
+  char: string;
+  change: number;
+}
+
+/** Takes, for each char of `order`, the first unused element of `pool` with that char. */
+function claim(pool: StreamChar[], used: boolean[], char: string): StreamChar | null {
+  const i = pool.findIndex((e, k) => !used[k] && e.char === char);
+  if (i < 0) return null;
+  used[i] = true;
+  return pool[i];
+}
+
+/** The change-count stream Rust emits for one cluster, or null if it cannot be matched. */
+function changeStream(inputs: string[], normalized: string, form: UnicodeForm): StreamChar[] | null {
+  const decomposition: UnicodeForm = form === 'NFC' || form === 'NFD' ? 'NFD' : 'NFKD';
+  const decomposed = inputs.flatMap((c) => [...normalizeLikeRust(c, decomposition)].map((char, j) => ({ char, change: j === 0 ? 0 : 1 })));
+  const usedDecomposed = decomposed.map(() => false);
+  const reordered: StreamChar[] = [];
+  for (const char of normalizeLikeRust(inputs.join(''), decomposition)) {
+    const e = claim(decomposed, usedDecomposed, char);
+    if (e === null) return null;
+    reordered.push(e);
+  }
+  if (form === 'NFD' || form === 'NFKD') return reordered;
+  const usedReordered = reordered.map(() => false);
+  const composed: StreamChar[] = [];
+  for (const char of normalized) {
+    const parts = [...normalizeLikeRust(char, decomposition)];
+    let change = -(parts.length - 1);
+    for (const part of parts) {
+      const e = claim(reordered, usedReordered, part);
+      if (e === null) return null;
+      change += e.change;
+    }
+    composed.push({ char, change });
+  }
+  return composed;
+}
+
+/** The chunks of one changed cluster starting at `at`, following Rust's change counts. */
+function clusterChunks(cluster: string, normalized: string, at: number, form: UnicodeForm): Chunk[] | null {
+  const inputs = [...cluster];
+  const stream = changeStream(inputs, normalized, form);
+  if (stream === null) return null;
+  const starts: number[] = [];
+  inputs.reduce((offset, c) => (starts.push(offset), offset + c.length), at);
+  const chunks: Chunk[] = [];
+  let next = 0;
+  for (const { char, change } of stream) {
+    const last = chunks[chunks.length - 1];
+    if (change > 0 && last !== undefined && last.text !== '') {
+      last.text += char;
+      continue;
+    }
+    if (next >= inputs.length) return null;
+    chunks.push({ text: char, from: starts[next], to: starts[next] + inputs[next].length });
+    next++;
+    const skip = Math.max(0, -change);
+    if (skip > 0) {
+      if (next + skip > inputs.length) return null;
+      chunks.push({ text: '', from: starts[next], to: starts[next + skip - 1] + inputs[next + skip - 1].length });
+      next += skip;
+    }
+  }
+  if (next < inputs.length) chunks.push({ text: '', from: starts[next], to: at + cluster.length });
+  return chunks;
 }
 
 function lowercaseChar(char: string): string {
