@@ -90,6 +90,40 @@ export class NormalizedString {
   }
 
   /**
+   * Rust's `NormalizedString::transform`: each output character comes with a change
+   * count. A count of 0 or -n takes the offsets of the next source character (and
+   * skips n more); a positive count marks an inserted character, which repeats the
+   * previous offsets. Source characters left over at the end are dropped.
+   */
+  transform(stream: readonly { char: string; change: number }[]): NormalizedString {
+    const text = stream.map((e) => e.char).join('');
+    const align = new Int32Array(2 * text.length);
+    let out = 0;
+    let next = 0;
+    let previous: [number, number] = [this.originalStart(0), this.originalStart(0)];
+    for (const { char, change } of stream) {
+      if (change <= 0) {
+        if (next < this.text.length) {
+          const width = (this.text.codePointAt(next) as number) > 0xffff ? 2 : 1;
+          previous = this.originalSpan(next, next + width);
+          next += width;
+        } else {
+          const end = this.originalSpan(0, this.text.length)[1];
+          previous = [end, end];
+        }
+        for (let skip = -change; skip > 0 && next < this.text.length; skip--) {
+          next += (this.text.codePointAt(next) as number) > 0xffff ? 2 : 1;
+        }
+      }
+      for (let k = 0; k < char.length; k++, out++) {
+        align[2 * out] = previous[0];
+        align[2 * out + 1] = previous[1];
+      }
+    }
+    return new NormalizedString(text, align, 0);
+  }
+
+  /**
    * Rewrites each code point with `map`, which returns the replacement (possibly
    * empty, possibly several characters). Returns `this` when nothing changes.
    */

@@ -7,7 +7,7 @@
  */
 import { FormatError } from '../errors.js';
 import { utf8Bytes, utf8Lossy } from './unicode.js';
-import type { Chunk, NormalizedString } from './normalized-string.js';
+import type { NormalizedString } from './normalized-string.js';
 
 export class PrecompiledCharsmap {
   private readonly trie: Uint32Array;
@@ -68,30 +68,46 @@ export class PrecompiledCharsmap {
   /**
    * Normalizes grapheme by grapheme: a grapheme shorter than 6 UTF-8 bytes is looked up
    * whole first; otherwise (or when it has no entry) each character is looked up alone.
+   * Offsets follow Rust's change counts, including its quirk that a removal at the
+   * very start of the text is not counted (so later offsets shift).
    */
   normalize(ns: NormalizedString): NormalizedString {
-    const chunks: Chunk[] = [];
+    const stream: StreamChar[] = [];
     let changed = false;
-    for (const { segment, index } of graphemes.segment(ns.text)) {
+    for (const { segment } of graphemes.segment(ns.text)) {
       if (utf8Length(segment) < 6) {
         const whole = this.transform(segment);
         if (whole !== null) {
-          chunks.push({ text: whole, from: index, to: index + segment.length });
+          replace(stream, segment, whole);
           changed = true;
           continue;
         }
       }
-      for (let i = 0; i < segment.length; ) {
-        const width = (segment.codePointAt(i) as number) > 0xffff ? 2 : 1;
-        const char = segment.slice(i, i + width);
+      for (const char of segment) {
         const replaced = this.transform(char);
-        if (replaced !== null) changed = true;
-        chunks.push({ text: replaced ?? char, from: index + i, to: index + i + width });
-        i += width;
+        if (replaced === null) stream.push({ char, change: 0 });
+        else {
+          replace(stream, char, replaced);
+          changed = true;
+        }
       }
     }
-    return changed ? ns.rebuild(chunks) : ns;
+    return changed ? ns.transform(stream) : ns;
   }
+}
+
+interface StreamChar {
+  char: string;
+  change: number;
+}
+
+/** Appends `replacement` for `original` with Rust's change counts. */
+function replace(stream: StreamChar[], original: string, replacement: string): void {
+  const added = [...replacement];
+  for (const char of added) stream.push({ char, change: 0 });
+  const diff = added.length - [...original].length;
+  if (diff > 0) for (let k = stream.length - diff; k < stream.length; k++) stream[k].change = 1;
+  else if (diff < 0 && stream.length > 0) stream[stream.length - 1].change += diff;
 }
 
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
