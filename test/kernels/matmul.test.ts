@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import {
   blockedMatmul,
   kernelInfo,
@@ -220,6 +221,38 @@ describe('native kernel', () => {
   test('setThreads refuses a count below 1', () => {
     assert.throws(() => native.setThreads(0), RangeError);
     assert.equal(native.setThreads(threadsBefore), threadsBefore);
+  });
+
+  test('worker threads multiplying at the same time get the same results as the main thread', async () => {
+    // Each worker loads the addon itself; the pool serves one caller at a time
+    // and the others run their products on their own threads.
+    const source = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const addon = require(workerData.file);
+      const { m, n, k } = workerData;
+      const a = new Float32Array(m * k).map((_, i) => Math.sin(i));
+      const b = new Float32Array(k * n).map((_, i) => Math.cos(i));
+      const c = new Float32Array(m * n);
+      for (let r = 0; r < 50; r++) addon.gemm(a, 0, b, 0, c, 0, m, n, k, r % 2 === 0);
+      parentPort.postMessage(c);
+    `;
+    const m = 200, n = 300, k = 150;
+    const a = new Float32Array(m * k).map((_, i) => Math.sin(i));
+    const b = new Float32Array(k * n).map((_, i) => Math.cos(i));
+    const expected = new Float32Array(m * n);
+    native.gemm(a, 0, b, 0, expected, 0, m, n, k, false);
+    const file = `${root}/build/Release/glassformer_native.node`;
+    const results = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<Float32Array>((resolve, reject) => {
+            const worker = new Worker(source, { eval: true, workerData: { file, m, n, k } });
+            worker.once('message', resolve);
+            worker.once('error', reject);
+          }),
+      ),
+    );
+    for (const got of results) assert.deepEqual(got, expected);
   });
 
   test('the FMA peak is a positive rate', () => {
