@@ -19,8 +19,23 @@ export const BYTE_TO_CHAR: readonly string[] = (() => {
 
 export const CHAR_TO_BYTE: ReadonlyMap<string, number> = new Map(BYTE_TO_CHAR.map((c, b) => [c, b]));
 
+// Words repeat, so their byte-level forms are cached (bounded, like Rust's BPE cache).
+const byteLevelCache = new Map<string, string>();
+const CACHE_CAPACITY = 50_000;
+const CACHE_MAX_WORD = 64;
+
 /** Text as byte-level characters, one per UTF-8 byte. */
 export function toByteLevel(text: string): string {
+  if (text.length > CACHE_MAX_WORD) return mapBytes(text);
+  let out = byteLevelCache.get(text);
+  if (out === undefined) {
+    out = mapBytes(text);
+    if (byteLevelCache.size < CACHE_CAPACITY) byteLevelCache.set(text, out);
+  }
+  return out;
+}
+
+function mapBytes(text: string): string {
   let out = '';
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
@@ -35,17 +50,12 @@ export function toByteLevel(text: string): string {
   return out;
 }
 
+const ASCII = /^[\0-\x7f]*$/;
+
 /** Maps a split to byte-level characters, keeping each byte aligned to its character. */
 export function byteLevelSplit(ns: NormalizedString): NormalizedString {
   const text = ns.text;
-  let ascii = true;
-  for (let i = 0; i < text.length; i++) {
-    if (text.charCodeAt(i) >= 0x80) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii) return ns.withUnits(toByteLevel(text));
+  if (ASCII.test(text)) return ns.withUnits(toByteLevel(text));
   const chunks: Chunk[] = [];
   for (let i = 0; i < text.length; ) {
     const width = (text.codePointAt(i) as number) > 0xffff ? 2 : 1;

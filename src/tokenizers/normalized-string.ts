@@ -160,16 +160,6 @@ export class NormalizedString {
     ]);
   }
 
-  /** Adds `suffix` after the text; the new units point at the last character. */
-  append(suffix: string): NormalizedString {
-    if (this.text.length === 0) return this;
-    const last = this.text.length - ((this.text.codePointAt(this.text.length - 2) ?? 0) > 0xffff ? 2 : 1);
-    return this.rebuild([
-      { text: this.text.slice(0, last), from: 0, to: last },
-      { text: this.text.slice(last) + suffix, from: last, to: this.text.length },
-    ]);
-  }
-
   /** Replaces every match of `pattern` (a global regex) by `content`. */
   replaceAll(pattern: RegExp, content: string): NormalizedString {
     const chunks: Chunk[] = [];

@@ -88,15 +88,6 @@ export function isChineseChar(code: number): boolean {
   );
 }
 
-/** Iterates the code points of `text` as strings (one or two UTF-16 units). */
-export function* codePoints(text: string): Generator<string> {
-  for (let i = 0; i < text.length; ) {
-    const width = (text.codePointAt(i) as number) > 0xffff ? 2 : 1;
-    yield width === 1 ? text[i] : text.slice(i, i + 2);
-    i += width;
-  }
-}
-
 const encoder = new TextEncoder();
 // ignoreBOM keeps a leading U+FEFF in the output, as Rust does.
 const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
