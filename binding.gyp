@@ -1,3 +1,6 @@
+# The native matmul addon (see docs/performance.md), built by
+# scripts/build-native.mjs on install. Compiled for baseline x86-64: the AVX2
+# and AVX-512 files raise their own target with pragmas and are chosen at run time.
 {
   "targets": [
     {
@@ -11,9 +14,20 @@
       ],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-O3", "-fno-exceptions"],
-      "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-maybe-uninitialized", "-Wno-uninitialized"],
+      "cflags": [
+        "-O3", "-Wall", "-Wextra",
+        # GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_ps);
+        # Clang does not know the GCC-only option name.
+        "-Wno-unknown-warning-option",
+        "-Wno-maybe-uninitialized", "-Wno-uninitialized"
+      ],
+      "xcode_settings": {
+        "GCC_OPTIMIZATION_LEVEL": "3",
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17"
+      },
       "defines": ["NAPI_VERSION=8"],
       "conditions": [
+        # Elsewhere (arm64) only the portable variant is built.
         ["target_arch not in ('x64', 'ia32')", {
           "sources!": ["native/gemm_avx2.cc", "native/gemm_avx512.cc"]
         }]

@@ -10,8 +10,13 @@
 
 #include "gemm.h"
 
+// Everything below is compiled for this instruction set (GCC and Clang spell it differently).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#endif
 
 #include "driver.h"
 
@@ -164,4 +169,8 @@ const glassformer::IsaKernels glassformer::kAvx2Kernels = {
     "avx2", gemm_block, pack_a_all, pack_b_all, gemv, Avx2::MR, Avx2::NR, fma_peak,
 };
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif

@@ -10,8 +10,13 @@
 
 #include "gemm.h"
 
+// Everything below is compiled for this instruction set (GCC and Clang spell it differently).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+#endif
 
 #include "driver.h"
 
@@ -243,4 +248,8 @@ const glassformer::IsaKernels glassformer::kAvx512Kernels = {
     "avx512", gemm_block, pack_a_all, pack_b_all, gemv, Avx512::MR, Avx512::NR, fma_peak,
 };
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
