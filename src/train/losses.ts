@@ -48,14 +48,18 @@ export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntro
     let max = -Infinity;
     for (let j = 0; j < classes; j++) if (x[row + j] > max) max = x[row + j];
     let sum = 0;
-    for (let j = 0; j < classes; j++) sum += Math.exp(x[row + j] - max);
-    const logZ = max + Math.log(sum);
-    let meanNegLogP = 0;
+    let sumLogits = 0;
     for (let j = 0; j < classes; j++) {
-      probs[row + j] = Math.exp(x[row + j] - logZ);
-      meanNegLogP += logZ - x[row + j];
+      const e = Math.exp(x[row + j] - max);
+      probs[row + j] = e;
+      sum += e;
+      sumLogits += x[row + j];
     }
-    meanNegLogP /= classes;
+    const logZ = max + Math.log(sum);
+    const inv = 1 / sum;
+    for (let j = 0; j < classes; j++) probs[row + j] *= inv;
+    // The mean of −log p over all classes, for label smoothing.
+    const meanNegLogP = logZ - sumLogits / classes;
     total += (1 - eps) * (logZ - x[row + label]) + eps * meanNegLogP;
     counted++;
   }
