@@ -34,7 +34,9 @@ struct IsaKernels {
   // into a buffer of packed_a_size / packed_b_size floats, 64-byte aligned.
   void (*pack_a_rows)(const Gemm& g, int64_t r0, int64_t r1, float* dst);
   void (*pack_b_cols)(const Gemm& g, int64_t c0, int64_t c1, float* dst);
-  // Computes C[0, n0:n1] for m == 1: the decode case, bound by memory bandwidth.
+  // Computes C[:, n0:n1] without packing, for the few rows of decoding (one
+  // token, or a handful of beams): bound by memory bandwidth, each weight is
+  // read from memory once.
   void (*gemv)(const Gemm& g, int64_t n0, int64_t n1);
   // Register tile of gemm_block: work is split between threads in whole tiles.
   int64_t mr;

@@ -106,36 +106,44 @@ inline float horizontal_sum(__m256 v) {
 
 void gemv(const Gemm& g, int64_t n0, int64_t n1) {
   if (g.trans_b) {
-    // One row at a time, two accumulators, scalar tail: the same order for every row.
+    // One weight row at a time, dotted with every row of A while it is in L1;
+    // two accumulators and a scalar tail, the same order for every element.
     for (int64_t j = n0; j < n1; ++j) {
       const float* row = g.b + j * g.k;
-      __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
-      int64_t p = 0;
-      for (; p + 16 <= g.k; p += 16) {
-        even = _mm256_fmadd_ps(_mm256_loadu_ps(g.a + p), _mm256_loadu_ps(row + p), even);
-        odd = _mm256_fmadd_ps(_mm256_loadu_ps(g.a + p + 8), _mm256_loadu_ps(row + p + 8), odd);
+      for (int64_t i = 0; i < g.m; ++i) {
+        const float* a = g.a + i * g.k;
+        __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+        int64_t p = 0;
+        for (; p + 16 <= g.k; p += 16) {
+          even = _mm256_fmadd_ps(_mm256_loadu_ps(a + p), _mm256_loadu_ps(row + p), even);
+          odd = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 8), _mm256_loadu_ps(row + p + 8), odd);
+        }
+        float sum = horizontal_sum(_mm256_add_ps(even, odd));
+        for (; p < g.k; ++p) sum += a[p] * row[p];
+        g.c[i * g.n + j] = sum;
       }
-      float sum = horizontal_sum(_mm256_add_ps(even, odd));
-      for (; p < g.k; ++p) sum += g.a[p] * row[p];
-      g.c[j] = sum;
     }
     return;
   }
-  int64_t j = n0;
-  for (; j + 64 <= n1; j += 64) {
-    __m256 acc[8];
-    for (int v = 0; v < 8; ++v) acc[v] = _mm256_setzero_ps();
-    const float* row = g.b + j;
-    for (int64_t p = 0; p < g.k; ++p, row += g.n) {
-      const __m256 ap = _mm256_broadcast_ss(g.a + p);
-      for (int v = 0; v < 8; ++v) acc[v] = _mm256_fmadd_ps(ap, _mm256_loadu_ps(row + 8 * v), acc[v]);
+  for (int64_t i = 0; i < g.m; ++i) {
+    const float* a = g.a + i * g.k;
+    float* c = g.c + i * g.n;
+    int64_t j = n0;
+    for (; j + 64 <= n1; j += 64) {
+      __m256 acc[8];
+      for (int v = 0; v < 8; ++v) acc[v] = _mm256_setzero_ps();
+      const float* row = g.b + j;
+      for (int64_t p = 0; p < g.k; ++p, row += g.n) {
+        const __m256 ap = _mm256_broadcast_ss(a + p);
+        for (int v = 0; v < 8; ++v) acc[v] = _mm256_fmadd_ps(ap, _mm256_loadu_ps(row + 8 * v), acc[v]);
+      }
+      for (int v = 0; v < 8; ++v) _mm256_storeu_ps(c + j + 8 * v, acc[v]);
     }
-    for (int v = 0; v < 8; ++v) _mm256_storeu_ps(g.c + j + 8 * v, acc[v]);
-  }
-  for (; j < n1; ++j) {
-    float sum = 0.0f;
-    for (int64_t p = 0; p < g.k; ++p) sum = std::fma(g.a[p], g.b[p * g.n + j], sum);
-    g.c[j] = sum;
+    for (; j < n1; ++j) {
+      float sum = 0.0f;
+      for (int64_t p = 0; p < g.k; ++p) sum = std::fma(a[p], g.b[p * g.n + j], sum);
+      c[j] = sum;
+    }
   }
 }
 

@@ -186,34 +186,43 @@ inline void dot_rows(const float* a, const float* b, int64_t k, float* out) {
 }
 
 // c[j] = sum_p a[p] * B[p][j] for W vectors of columns starting at j, with the
-// last vector masked to `tail` lanes.
+// last vector masked to `tail` lanes; a and c are one row of A and of C.
 template <int W>
-inline void axpy_columns(const Gemm& g, int64_t j, __mmask16 tail) {
+inline void axpy_columns(const Gemm& g, const float* a, float* c, int64_t j, __mmask16 tail) {
   __m512 acc[W];
   for (int v = 0; v < W; ++v) acc[v] = _mm512_setzero_ps();
   const float* row = g.b + j;
   for (int64_t p = 0; p < g.k; ++p) {
-    const __m512 ap = _mm512_set1_ps(g.a[p]);
+    const __m512 ap = _mm512_set1_ps(a[p]);
     for (int v = 0; v < W - 1; ++v) acc[v] = _mm512_fmadd_ps(ap, _mm512_loadu_ps(row + 16 * v), acc[v]);
     acc[W - 1] = _mm512_fmadd_ps(ap, _mm512_maskz_loadu_ps(tail, row + 16 * (W - 1)), acc[W - 1]);
     row += g.n;
   }
-  for (int v = 0; v < W - 1; ++v) _mm512_storeu_ps(g.c + j + 16 * v, acc[v]);
-  _mm512_mask_storeu_ps(g.c + j + 16 * (W - 1), tail, acc[W - 1]);
+  for (int v = 0; v < W - 1; ++v) _mm512_storeu_ps(c + j + 16 * v, acc[v]);
+  _mm512_mask_storeu_ps(c + j + 16 * (W - 1), tail, acc[W - 1]);
 }
 
 void gemv(const Gemm& g, int64_t n0, int64_t n1) {
   if (g.trans_b) {
-    // Weight rows are contiguous: four dot products at a time share each load of a.
+    // Weight rows are contiguous: four dot products at a time share each load
+    // of a row of A, and every row of A reuses the four weight rows from L1.
     int64_t j = n0;
-    for (; j + 4 <= n1; j += 4) dot_rows<4>(g.a, g.b + j * g.k, g.k, g.c + j);
-    for (; j < n1; ++j) dot_rows<1>(g.a, g.b + j * g.k, g.k, g.c + j);
+    for (; j + 4 <= n1; j += 4) {
+      for (int64_t i = 0; i < g.m; ++i) dot_rows<4>(g.a + i * g.k, g.b + j * g.k, g.k, g.c + i * g.n + j);
+    }
+    for (; j < n1; ++j) {
+      for (int64_t i = 0; i < g.m; ++i) dot_rows<1>(g.a + i * g.k, g.b + j * g.k, g.k, g.c + i * g.n + j);
+    }
     return;
   }
   // B is [k, n]: sweep the rows of B once per 256-column strip, 16 accumulators.
-  int64_t j = n0;
-  for (; j + 256 <= n1; j += 256) axpy_columns<16>(g, j, 0xFFFF);
-  for (; j < n1; j += 16) axpy_columns<1>(g, j, first_lanes(n1 - j));
+  for (int64_t i = 0; i < g.m; ++i) {
+    const float* a = g.a + i * g.k;
+    float* c = g.c + i * g.n;
+    int64_t j = n0;
+    for (; j + 256 <= n1; j += 256) axpy_columns<16>(g, a, c, j, 0xFFFF);
+    for (; j < n1; j += 16) axpy_columns<1>(g, a, c, j, first_lanes(n1 - j));
+  }
 }
 
 double fma_peak(double seconds) {

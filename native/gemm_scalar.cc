@@ -57,17 +57,24 @@ void gemv(const Gemm& g, int64_t n0, int64_t n1) {
   if (g.trans_b) {
     for (int64_t j = n0; j < n1; ++j) {
       const float* row = g.b + j * g.k;
-      float sum = 0.0f;
-      for (int64_t p = 0; p < g.k; ++p) sum += g.a[p] * row[p];
-      g.c[j] = sum;
+      for (int64_t i = 0; i < g.m; ++i) {
+        const float* a = g.a + i * g.k;
+        float sum = 0.0f;
+        for (int64_t p = 0; p < g.k; ++p) sum += a[p] * row[p];
+        g.c[i * g.n + j] = sum;
+      }
     }
     return;
   }
-  std::fill(g.c + n0, g.c + n1, 0.0f);
-  for (int64_t p = 0; p < g.k; ++p) {
-    const float ap = g.a[p];
-    const float* row = g.b + p * g.n;
-    for (int64_t j = n0; j < n1; ++j) g.c[j] += ap * row[j];
+  for (int64_t i = 0; i < g.m; ++i) {
+    const float* a = g.a + i * g.k;
+    float* c = g.c + i * g.n;
+    std::fill(c + n0, c + n1, 0.0f);
+    for (int64_t p = 0; p < g.k; ++p) {
+      const float ap = a[p];
+      const float* row = g.b + p * g.n;
+      for (int64_t j = n0; j < n1; ++j) c[j] += ap * row[j];
+    }
   }
 }
 

@@ -53,14 +53,16 @@ function shapeCases(): Case[] {
   return cases;
 }
 
-// Shapes a transformer meets: decode (m = 1) against GPT-2 sized weights in
-// both layouts, a deep k as in GPT-2's MLP down projection, and shapes wider
+// Shapes a transformer meets: decode (m = 1, or a few beams) against GPT-2
+// sized weights in both layouts, a deep k as in GPT-2's MLP down projection, and shapes wider
 // than one cache block.
 const MODEL_CASES: Case[] = [
   { m: 1, n: 3072, k: 768, transB: true, offsets: [0, 0, 0] },
   { m: 1, n: 3072, k: 768, transB: false, offsets: [7, 1, 9] },
   { m: 1, n: 5003, k: 769, transB: true, offsets: [1, 3, 2] },
   { m: 2, n: 768, k: 3072, transB: true, offsets: [0, 0, 0] },
+  { m: 3, n: 3001, k: 200, transB: true, offsets: [5, 0, 1] },
+  { m: 4, n: 2900, k: 190, transB: false, offsets: [0, 9, 0] },
   { m: 5, n: 40, k: 3072, transB: false, offsets: [2, 4, 6] },
   { m: 37, n: 4133, k: 300, transB: false, offsets: [0, 0, 0] },
   { m: 300, n: 70, k: 529, transB: true, offsets: [11, 0, 13] },
