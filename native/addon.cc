@@ -30,9 +30,12 @@ constexpr int64_t kGemvChunk = 256;
 // Up to this many rows of A (one token, or a few beams), streaming the weights
 // beats packing them: measured 2.5x at m = 2, even by m = 8.
 constexpr int64_t kGemvMaxRows = 4;
-// Chunks per thread for a GEMM: more balance the load when a core is busy with
-// something else; fewer repack less (each chunk packs its own panel of A).
+// Chunks per thread for a GEMM: several, so the load balances when a core is
+// busy with something else (each chunk packs only its own panels of B).
 constexpr int64_t kGemmChunksPerThread = 3;
+// The operand the threads share is packed once into a buffer kept for the next
+// call; above this size (64 MB) each thread packs block by block instead.
+constexpr int64_t kMaxSharedPackFloats = int64_t{1} << 24;
 
 std::vector<const IsaKernels*> supported_isas() {
   std::vector<const IsaKernels*> isas;
@@ -96,7 +99,7 @@ struct Job {
   bool split_n;
   int64_t tiles;   // along the split dimension
   int64_t chunks;
-  float* shared;   // the other operand, packed once for all threads
+  float* shared;   // the other operand packed once for all threads, or null
   int64_t pack_chunks;
 };
 
@@ -165,13 +168,12 @@ void run_gemm(const Gemm& g) {
   job.tiles = job.split_n ? n_tiles : m_tiles;
   job.chunks = std::min(job.tiles, threads * kGemmChunksPerThread);
   static thread_local SharedPack shared;
-  job.shared = shared.get(job.split_n ? job.isa->packed_a_size(g) : job.isa->packed_b_size(g));
-  if (!job.shared) {
-    job.isa->gemm_block(g, 0, g.m, 0, g.n, nullptr, nullptr);  // no memory to share: one thread
-    return;
+  const int64_t shared_size = job.split_n ? job.isa->packed_a_size(g) : job.isa->packed_b_size(g);
+  job.shared = shared_size <= kMaxSharedPackFloats ? shared.get(shared_size) : nullptr;
+  if (job.shared) {
+    job.pack_chunks = std::min(threads, job.split_n ? m_tiles : n_tiles);
+    s.pool.run(job.pack_chunks, run_pack_chunk, &job);
   }
-  job.pack_chunks = std::min(threads, job.split_n ? m_tiles : n_tiles);
-  s.pool.run(job.pack_chunks, run_pack_chunk, &job);
   s.pool.run(job.chunks, run_gemm_chunk, &job);
 }
 
