@@ -6,7 +6,8 @@
  * logarithmically wider buckets up to `maxDistance`.
  */
 import { ShapeError } from '../errors.js';
-import { Tensor } from '../tensor/tensor.js';
+import { embedding } from '../ops/embedding.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 export interface BucketOptions {
   /** Encoder self-attention sees both directions; decoder self-attention only the past. */
@@ -62,13 +63,8 @@ export function relativePositionBias(table: Tensor, queries: number, keys: numbe
   if (numBuckets !== options.numBuckets) {
     throw new ShapeError(`relativePositionBias: the bias table ${table} has ${numBuckets} rows, expected relative_attention_num_buckets = ${options.numBuckets}`);
   }
-  const weights = table.f32();
   const buckets = relativePositionBuckets(queries, keys, options, queryOffset);
-  const out = new Float32Array(heads * queries * keys);
-  for (let h = 0; h < heads; h++) {
-    for (let i = 0; i < queries; i++) {
-      for (let j = 0; j < keys; j++) out[(h * queries + i) * keys + j] = weights[buckets[i][j] * heads + h];
-    }
-  }
-  return new Tensor('f32', [1, heads, queries, keys], out);
+  // A lookup of each (query, key) pair's bucket row, so gradients reach the table when training.
+  const rows = embedding(table, buckets.flat(), [queries, keys]); // [queries, keys, heads]
+  return rows.permute([2, 0, 1]).reshape([1, heads, queries, keys]);
 }

@@ -3,6 +3,7 @@
  * initialised as HF's `_init_weights` does: Linear and Embedding weights from
  * N(0, initializer_range²), biases zero, norm gains one.
  */
+import type { Gpt2Config } from '../models/gpt2.js';
 import type { LlamaConfig } from '../models/llama.js';
 import { Tensor, sizeOf, type Shape } from '../tensor/tensor.js';
 import { Random } from './random.js';
@@ -27,6 +28,33 @@ export function llamaParameterShapes(c: LlamaConfig): Map<string, Shape> {
   }
   shapes.set('model.norm.weight', [d]);
   if (!c.tieWordEmbeddings) shapes.set('lm_head.weight', [c.vocabSize, d]);
+  return shapes;
+}
+
+/** Every tensor of a GPT-2 LM (Conv1D weights stored [in, out]); lm_head is tied to wte and not saved. */
+export function gpt2ParameterShapes(c: Gpt2Config): Map<string, Shape> {
+  const d = c.nEmbd;
+  const shapes = new Map<string, Shape>([
+    ['transformer.wte.weight', [c.vocabSize, d]],
+    ['transformer.wpe.weight', [c.nPositions, d]],
+  ]);
+  for (let i = 0; i < c.nLayer; i++) {
+    const p = `transformer.h.${i}`;
+    shapes.set(`${p}.ln_1.weight`, [d]);
+    shapes.set(`${p}.ln_1.bias`, [d]);
+    shapes.set(`${p}.attn.c_attn.weight`, [d, 3 * d]);
+    shapes.set(`${p}.attn.c_attn.bias`, [3 * d]);
+    shapes.set(`${p}.attn.c_proj.weight`, [d, d]);
+    shapes.set(`${p}.attn.c_proj.bias`, [d]);
+    shapes.set(`${p}.ln_2.weight`, [d]);
+    shapes.set(`${p}.ln_2.bias`, [d]);
+    shapes.set(`${p}.mlp.c_fc.weight`, [d, c.nInner]);
+    shapes.set(`${p}.mlp.c_fc.bias`, [c.nInner]);
+    shapes.set(`${p}.mlp.c_proj.weight`, [c.nInner, d]);
+    shapes.set(`${p}.mlp.c_proj.bias`, [d]);
+  }
+  shapes.set('transformer.ln_f.weight', [d]);
+  shapes.set('transformer.ln_f.bias', [d]);
   return shapes;
 }
 

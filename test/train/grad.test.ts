@@ -5,6 +5,8 @@ import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { BertForMaskedLM, loadBert } from '../../src/models/bert.js';
 import { LlamaModel, parseLlamaConfig } from '../../src/models/llama.js';
+import { T5Model, parseT5Config } from '../../src/models/t5.js';
+import { seq2seqLoss } from '../../src/train/tasks.js';
 import { attend } from '../../src/nn/attention.js';
 import { Weights } from '../../src/nn/weights.js';
 import { parseModelConfig } from '../../src/io/config.js';
@@ -182,4 +184,17 @@ test('a whole 1-layer BERT with its MLM head: every parameter gradient matches f
   const attentionMask = Tensor.i32([1, 1, 1, 1, 1, 1, 1, 1, 1, 0], [2, 5]);
   const labels = Tensor.i32([-100, -100, 20, -100, -100, -100, 30, -100, -100, -100], [2, 5]);
   checkModel(params, () => crossEntropy(model.forward({ inputIds, attentionMask }).logits!, labels));
+});
+
+test('a whole 1-layer T5 with teacher forcing: every parameter gradient (relative position bias included) matches finite differences', async () => {
+  const params = await oneLayer('t5', /block\.[1-9]/);
+  const json = { ...JSON.parse(await nodeFileSystem.readText(join(HF_TINY, 't5', 'config.json'))), num_layers: 1, num_decoder_layers: 1 };
+  const model = new T5Model(parseT5Config(json), Weights.from(params));
+  const loss = seq2seqLoss(model, { padId: 0, decoderStartTokenId: 0 });
+  const batch = [
+    { source: [5, 9, 22, 1], target: [7, 31, 1] },
+    { source: [40, 3, 1], target: [8, 1] },
+  ];
+  checkModel(params, () => loss(batch).loss);
+  assert.ok(params.get('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight')!.grad!.f32().some((v) => v !== 0));
 });

@@ -12,7 +12,8 @@ import { loadFolderGenerator } from '../../src/tasks/generate.js';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { curveCsv, curveSvg } from '../../src/train/curve.js';
-import { initParameters, llamaParameterShapes } from '../../src/train/init.js';
+import { gpt2ParameterShapes, initParameters, llamaParameterShapes } from '../../src/train/init.js';
+import { parseGpt2Config } from '../../src/models/gpt2.js';
 import { crossEntropy } from '../../src/train/losses.js';
 import { AdamW, SGD, clipGradNorm, learningRate } from '../../src/train/optim.js';
 import { Random } from '../../src/train/random.js';
@@ -176,12 +177,17 @@ test('a trained model saved as an HF folder reloads with the same logits, names 
   }
 });
 
-test('fresh Llama parameters have exactly the names and shapes of an HF checkpoint', async () => {
-  const fixtureConfig = JSON.parse(await readFile(join(HF_TINY, 'llama', 'config.json'), 'utf8')) as Record<string, unknown>;
-  const shapes = llamaParameterShapes(parseLlamaConfig(fixtureConfig));
-  const fixture = await readSafetensors(nodeFileSystem, join(HF_TINY, 'llama', 'model.safetensors'));
-  assert.deepEqual([...shapes.keys()].sort(), [...fixture.keys()].sort());
-  for (const [name, shape] of shapes) assert.deepEqual([...shape], [...fixture.get(name)!.shape], name);
+test('fresh Llama and GPT-2 parameters have exactly the names and shapes of the HF checkpoints', async () => {
+  for (const [family, shapesOf] of [
+    ['llama', (json: Record<string, unknown>) => llamaParameterShapes(parseLlamaConfig(json))],
+    ['gpt2', (json: Record<string, unknown>) => gpt2ParameterShapes(parseGpt2Config(json))],
+  ] as const) {
+    const fixtureConfig = JSON.parse(await readFile(join(HF_TINY, family, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const shapes = shapesOf(fixtureConfig);
+    const fixture = await readSafetensors(nodeFileSystem, join(HF_TINY, family, 'model.safetensors'));
+    assert.deepEqual([...shapes.keys()].sort(), [...fixture.keys()].sort(), family);
+    for (const [name, shape] of shapes) assert.deepEqual([...shape], [...fixture.get(name)!.shape], name);
+  }
 });
 
 test('MLM masking picks 15% of non-special tokens and replaces 80/10/10, seeded', () => {

@@ -1,0 +1,67 @@
+/**
+ * Training throughput (tokens/s) of one GPT-2-small-shaped step (12 layers,
+ * d 768, 12 heads, vocab 50257; 124M parameters, random weights): forward,
+ * cross-entropy, backward through the tape and an AdamW update, batch 1 × 32
+ * tokens. The active matmul kernel and the reference kernel run the same step;
+ * outside matmul both share the reference ops. Also the cost of the tape
+ * itself: an inference forward pass with parameters that require gradients
+ * switched off vs. the same pass recording.
+ */
+import { performance } from 'node:perf_hooks';
+import { kernelInfo, matmulKernel, referenceMatmul, setMatmulKernel, useFastestKernel } from '../src/kernels/index.js';
+import { Gpt2Model, parseGpt2Config } from '../src/models/gpt2.js';
+import { Weights } from '../src/nn/weights.js';
+import { noGrad } from '../src/tensor/autograd.js';
+import { gpt2ParameterShapes, initParameters } from '../src/train/init.js';
+import { causalLmLoss } from '../src/train/tasks.js';
+import { Trainer } from '../src/train/trainer.js';
+
+const SEQ = 32;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1];
+}
+
+export async function run(): Promise<void> {
+  await useFastestKernel();
+  const config = parseGpt2Config({ model_type: 'gpt2', vocab_size: 50257, n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024 });
+  const params = initParameters(gpt2ParameterShapes(config), { std: 0.02, seed: 1 });
+  const model = new Gpt2Model(config, Weights.from(params));
+  const row = Array.from({ length: SEQ }, (_, i) => (i * 7919) % 50257);
+  const trainer = new Trainer(params, [row], causalLmLoss(model), { steps: 1000, batchSize: 1, learningRate: 1e-4 });
+  const timeSteps = (reps: number): number => {
+    trainer.step();
+    const times: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const t0 = performance.now();
+      trainer.step();
+      times.push(performance.now() - t0);
+    }
+    return median(times) / 1000;
+  };
+  const active = kernelInfo();
+  const fast = timeSteps(3);
+  const previous = setMatmulKernel(referenceMatmul);
+  let reference: number;
+  try {
+    reference = timeSteps(1);
+  } finally {
+    setMatmulKernel(previous);
+  }
+  const ids = [row];
+  const forward = (): number => {
+    const t0 = performance.now();
+    causalLmLoss(model)(ids);
+    return performance.now() - t0;
+  };
+  forward();
+  const recording = median([forward(), forward(), forward()]);
+  const plain = median([noGrad(forward), noGrad(forward), noGrad(forward)]);
+  console.log(`\n## Training step, GPT-2-small shape (124M parameters), batch 1 × ${SEQ} tokens\n`);
+  console.log(`| path | s/step | tokens/s | vs reference |`);
+  console.log(`|---|---:|---:|---:|`);
+  console.log(`| ${active.name} (${active.threads} threads) | ${fast.toFixed(2)} | ${(SEQ / fast).toFixed(1)} | ${(reference / fast).toFixed(1)}× |`);
+  console.log(`| reference | ${reference.toFixed(2)} | ${(SEQ / reference).toFixed(1)} | 1.0× |`);
+  console.log(`\nForward + loss with the tape recording: ${recording.toFixed(0)} ms; inside noGrad: ${plain.toFixed(0)} ms (kernel ${matmulKernel().name}).`);
+}
