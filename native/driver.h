@@ -6,14 +6,14 @@
 //     for pc in k by KC:
 //       for ic in m by MC:        A block  [MC x KC] packed, lives in L2
 //         pack A[ic:ic+MC, pc:pc+KC] into MR-tall micro-panels
-//         for jr in NC by NR:     one B micro-panel [KC x NR] stays in L1
+//         for jr in NC by NR:     one B micro-panel [KC x NR] stays in L1/L2
 //           (first ic only) pack B[pc:pc+KC, jr:jr+NR]
 //           for ir in MC by MR:   microkernel: C[MR x NR] += A panel · B panel
 //
 // With several threads, the operand every thread needs (A when they split the
 // columns of C, B when they split the rows) is packed once, together, up front.
 //
-// This header is included by each variant's file after its `#pragma GCC target`
+// This header is included by each variant's file after its target pragma
 // and instantiated with a kernel type from that file's anonymous namespace, so
 // each instantiation is compiled for its own instruction set and has internal
 // linkage (no cross-file ODR merging that could leak AVX-512 code into the
@@ -141,7 +141,7 @@ void gemm_block_impl(const glassformer::Gemm& g, int64_t m0, int64_t m1, int64_t
           const int64_t cols = std::min<int64_t>(K::NR, nc - jr);
           const float* pb = shared_b ? shared_b + pc * n_padded + (jc + jr) * kc : packed_b + jr * kc;
           // Each B micro-panel is packed just before its first use, so the
-          // microkernels that follow find it in L1 rather than L3.
+          // microkernels that follow find it in L1/L2 rather than L3.
           if (!shared_b && ic == m0) K::pack_b(g, pc, kc, jc + jr, cols, packed_b + jr * kc);
           for (int64_t ir = 0; ir < mc; ir += K::MR) {
             K::kernel(kc, pa + ir * kc, pb, g.c + (ic + ir) * g.n + jc + jr, g.n,
