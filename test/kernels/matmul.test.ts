@@ -263,6 +263,17 @@ describe('native kernel', () => {
 });
 
 describe('kernel selection', () => {
+  test('GLASSFORMER_NATIVE=0 turns the native kernel off and says so', () => {
+    const before = process.env.GLASSFORMER_NATIVE;
+    process.env.GLASSFORMER_NATIVE = '0';
+    try {
+      assert.deepEqual(loadNativeKernel(), { kernel: undefined, reason: 'GLASSFORMER_NATIVE=0' });
+    } finally {
+      if (before === undefined) delete process.env.GLASSFORMER_NATIVE;
+      else process.env.GLASSFORMER_NATIVE = before;
+    }
+  });
+
   test('the blocked kernel is the default, and useFastestKernel switches to native when it loads', async () => {
     const previous = matmulKernel();
     try {
