@@ -65,8 +65,15 @@ async function loadFastest(): Promise<KernelInfo> {
   // A computed specifier keeps bundlers from pulling the Node-only loader
   // into a browser build.
   const loader = './native' + '.js';
-  const { loadNativeKernel } = (await import(/* @vite-ignore */ /* webpackIgnore: true */ loader)) as
-    typeof import('./native.js');
+  let loadNativeKernel: typeof import('./native.js').loadNativeKernel;
+  try {
+    ({ loadNativeKernel } = (await import(/* @vite-ignore */ /* webpackIgnore: true */ loader)) as
+      typeof import('./native.js'));
+  } catch (error) {
+    // A bundle that left the loader behind: keep the TypeScript kernel.
+    nativeUnavailable = `native loader not found: ${(error as Error).message}`;
+    return kernelInfo();
+  }
   const loaded = loadNativeKernel();
   if (loaded.kernel === undefined) {
     nativeUnavailable = loaded.reason;
