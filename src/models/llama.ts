@@ -150,9 +150,9 @@ export function llamaAttentionMask(queries: number, keys: number, attentionMask:
   return new Tensor('f32', [batch, 1, queries, keys], out);
 }
 
-/** Rows [start, end) of a fused projection, as a Linear of its own. */
+/** Rows [start, end) of a fused projection, as a Linear of its own (a view, so training updates reach it). */
 function rowsOf(weight: Tensor, start: number, end: number): Linear {
-  return new Linear(weight.slice(0, start, end));
+  return new Linear(weight.narrowRows(start, end));
 }
 
 /** Grouped-query self-attention with RoPE on q and k. */

@@ -20,7 +20,8 @@ import type { Weights } from '../nn/weights.js';
 function loadMultiheadAttention(w: Weights, d: number, heads: number): MultiHeadAttention {
   const weight = w.get('in_proj_weight', [3 * d, d]);
   const bias = w.get('in_proj_bias', [3 * d]);
-  const part = (i: number) => new Linear(weight.slice(0, i * d, (i + 1) * d), bias.slice(0, i * d, (i + 1) * d));
+  // Views, not copies: training updates in_proj_weight in place and the three parts must see it.
+  const part = (i: number) => new Linear(weight.narrowRows(i * d, (i + 1) * d), bias.narrowRows(i * d, (i + 1) * d));
   return new MultiHeadAttention(part(0), part(1), part(2), Linear.load(w, 'out_proj', d, d), heads);
 }
 

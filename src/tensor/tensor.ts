@@ -226,6 +226,25 @@ export class Tensor {
     });
   }
 
+  /**
+   * Rows `start ≤ i < end` of the first axis as a view that shares this
+   * tensor's memory (torch.narrow on dim 0): a fused weight split at load time
+   * (q|k|v stacked in one matrix) keeps seeing the optimizer's in-place
+   * updates, and gradients flow back into the fused parameter.
+   */
+  narrowRows(start: number, end: number): Tensor {
+    const dim = this.shape[0];
+    if (this.rank === 0 || start < 0 || end > dim || start > end) throw new ShapeError(`narrowRows: rows [${start}, ${end}) of ${this}`);
+    const inner = this.size / dim;
+    const out = new Tensor(this.dtype, [end - start, ...this.shape.slice(1)], this.data.subarray(start * inner, end * inner));
+    if (!needsGrad(this)) return out;
+    return record(out, 'narrowRows', [this], (g) => {
+      const dx = new Float32Array(this.size);
+      dx.set(g, start * inner);
+      return [dx];
+    });
+  }
+
   /** Drop a leading-axes index: `t.at(1)` of a [2, 3, 4] tensor is its [3, 4] second row. */
   at(index: number): Tensor {
     if (this.rank === 0) throw new ShapeError('at: a scalar has no rows');

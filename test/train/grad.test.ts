@@ -6,6 +6,8 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { BertForMaskedLM, loadBert } from '../../src/models/bert.js';
 import { LlamaModel, parseLlamaConfig } from '../../src/models/llama.js';
 import { T5Model, parseT5Config } from '../../src/models/t5.js';
+import { VanillaTransformer } from '../../src/models/vanilla.js';
+import type { VanillaTransformerConfig } from '../../src/io/config.js';
 import { seq2seqLoss } from '../../src/train/tasks.js';
 import { attend } from '../../src/nn/attention.js';
 import { Weights } from '../../src/nn/weights.js';
@@ -197,4 +199,21 @@ test('a whole 1-layer T5 with teacher forcing: every parameter gradient (relativ
   ];
   checkModel(params, () => loss(batch).loss);
   assert.ok(params.get('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight')!.grad!.f32().some((v) => v !== 0));
+});
+
+test('a whole 1-layer 2017 Transformer: gradients reach the fused in_proj weights, and training updates what the forward pass reads', async () => {
+  const params = await oneLayer('vanilla', /layers\.[1-9]/);
+  const json = { ...JSON.parse(await nodeFileSystem.readText(join(HF_TINY, 'vanilla', 'config.json'))), num_encoder_layers: 1, num_decoder_layers: 1 };
+  params.get('pos_encoding')!.requireGrad(false);
+  const model = new VanillaTransformer(parseModelConfig(json) as VanillaTransformerConfig, Weights.from(params));
+  const loss = seq2seqLoss({ forward: (ids, mask, dec) => ({ decoder: { logits: model.forward(ids, mask, dec).logits } }) }, { padId: 0, decoderStartTokenId: 1 });
+  const batch = [
+    { source: [5, 9, 22, 2], target: [7, 31, 2] },
+    { source: [40, 3, 2], target: [8, 2] },
+  ];
+  checkModel(new Map([...params].filter(([, t]) => t.requiresGrad)), () => loss(batch).loss);
+  const inProj = params.get('transformer.encoder.layers.0.self_attn.in_proj_weight')!;
+  const before = noGrad(() => loss(batch).loss.f32()[0]);
+  (inProj.data as Float32Array).fill(0);
+  assert.notEqual(noGrad(() => loss(batch).loss.f32()[0]), before);
 });
