@@ -7,7 +7,7 @@ import { byteLevelSplit } from './byte-level.js';
 import { asArray, asBoolean, asObject, asString, optional, required, unknownType, type JsonPath } from './json.js';
 import { charMatches, regexMatches, type NormalizedString, type SplitBehavior } from './normalized-string.js';
 import { readPattern } from './normalizers.js';
-import { compileOnigPattern } from './regex.js';
+import { compileOnigPattern, ONIG_UNKNOWN } from './regex.js';
 import { isBertPunctuation, isWhitespace } from './unicode.js';
 
 export interface PreTokenizer {
@@ -87,7 +87,10 @@ const REGEX_CRATE_WORD = '\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}';
 /** Keeps runs of word characters and runs of other non-space characters (`\w+|[^\w\s]+`). */
 class Whitespace implements PreTokenizer {
   readonly type = 'Whitespace';
-  private readonly regex = new RegExp(`[${REGEX_CRATE_WORD}]+|[^${REGEX_CRATE_WORD}\\p{White_Space}]+`, 'gu');
+  private readonly regex = new RegExp(
+    `[[${REGEX_CRATE_WORD}]--${ONIG_UNKNOWN}]+|[[^${REGEX_CRATE_WORD}\\p{White_Space}]${ONIG_UNKNOWN}]+`,
+    'gv',
+  );
   split(ns: NormalizedString): NormalizedString[] {
     return ns.splitBy(regexMatches(ns.text, this.regex, true), 'Removed');
   }

@@ -8,8 +8,12 @@
  * - Inline case-insensitive groups `(?i:...)` do not exist in Node 20's JS; each ASCII
  *   letter inside becomes a class of its case variants (plus the non-ASCII characters
  *   that case-fold to it, e.g. U+017F ſ folds to s).
+ * - Node may know a newer Unicode than onig; with the `v` flag, letter, mark and digit
+ *   classes leave out the characters onig does not know (falling back to the `u` flag
+ *   for patterns the stricter `v` syntax rejects).
  */
 import { UnsupportedError } from '../errors.js';
+import { UNICODE_17_LETTERS_MARKS_DIGITS } from './unicode-versions.js';
 
 const CASE_FOLD_EXTRAS: Record<string, string> = { k: '\u212a', s: '\u017f' };
 const SYNTAX_CHARS = new Set('^$\\.*+?()[]{}|/-'.split(''));
@@ -20,15 +24,30 @@ const cache = new Map<string, RegExp>();
 export function compileOnigPattern(source: string): RegExp {
   let compiled = cache.get(source);
   if (compiled === undefined) {
-    const translated = translate(source);
     try {
-      compiled = new RegExp(translated, 'gu');
-    } catch (error) {
-      throw new UnsupportedError(`regex ${JSON.stringify(source)} cannot be compiled in JavaScript: ${(error as Error).message}`);
+      compiled = new RegExp(translate(source, 'v'), 'gv');
+    } catch {
+      try {
+        compiled = new RegExp(translate(source, 'u'), 'gu');
+      } catch (error) {
+        throw new UnsupportedError(`regex ${JSON.stringify(source)} cannot be compiled in JavaScript: ${(error as Error).message}`);
+      }
     }
     cache.set(source, compiled);
   }
   return new RegExp(compiled.source, compiled.flags);
+}
+
+const hex = (code: number): string => `\\u{${code.toString(16)}}`;
+/** A `v`-flag class of the letters, marks and digits Rust's regex engines do not know yet. */
+export const ONIG_UNKNOWN = `[${UNICODE_17_LETTERS_MARKS_DIGITS.map(([a, b]) => (a === b ? hex(a) : `${hex(a)}-${hex(b)}`)).join('')}]`;
+const NEWER_CATEGORIES = /^(L[ultmo]?|M[nce]?|N[dlo]?|Letter|Mark|Number)$/;
+
+/** A `\p{X}` (or `\P{X}`) class, without the characters onig does not know in `v` mode. */
+function property(name: string, negated: boolean, mode: Mode): string {
+  const escape = `\\${negated ? 'P' : 'p'}{${name}}`;
+  if (mode === 'u' || !NEWER_CATEGORIES.test(name)) return escape;
+  return negated ? `[${escape}${ONIG_UNKNOWN}]` : `[${escape}--${ONIG_UNKNOWN}]`;
 }
 
 /** Escapes `text` so that it matches literally. */
@@ -36,7 +55,9 @@ export function escapeRegex(text: string): string {
   return text.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
 }
 
-function translate(source: string): string {
+type Mode = 'u' | 'v';
+
+function translate(source: string, mode: Mode): string {
   let out = '';
   let inClass = false;
   // Depths of open groups, marking those that are case-insensitive.
@@ -47,16 +68,22 @@ function translate(source: string): string {
     if (c === '\\') {
       const next = source[i + 1] ?? '';
       i++;
-      out += translateEscape(next, inClass, source, i);
       if (next === 'p' || next === 'P') {
         const close = source.indexOf('}', i);
-        out += source.slice(i + 1, close + 1);
+        out += property(source.slice(i + 2, close), next === 'P', mode);
         i = close;
+        continue;
       }
+      out += translateEscape(next, inClass, source, i, mode);
       continue;
     }
     if (inClass) {
       if (c === ']') inClass = false;
+      // The `v` flag reserves these inside classes; escaped they stay literal.
+      else if (mode === 'v' && '()[{}/|'.includes(c)) {
+        out += `\\${c}`;
+        continue;
+      }
       out += ignoreCase() ? foldLetter(c, true) : c;
       continue;
     }
@@ -90,7 +117,7 @@ function translate(source: string): string {
   return out;
 }
 
-function translateEscape(next: string, inClass: boolean, source: string, at: number): string {
+function translateEscape(next: string, inClass: boolean, source: string, at: number, mode: Mode): string {
   switch (next) {
     case 's':
       return '\\p{White_Space}';
@@ -98,12 +125,11 @@ function translateEscape(next: string, inClass: boolean, source: string, at: num
       if (inClass) throw new UnsupportedError(`regex ${JSON.stringify(source)}: \\S inside a character class (position ${at})`);
       return '\\P{White_Space}';
     case 'd':
-      return '\\p{Nd}';
-    case 'w':
-      return inClass ? '\\p{L}\\p{M}\\p{Nd}\\p{Pc}' : '[\\p{L}\\p{M}\\p{Nd}\\p{Pc}]';
-    case 'p':
-    case 'P':
-      return `\\${next}`;
+      return property('Nd', false, mode);
+    case 'w': {
+      const word = ['L', 'M', 'Nd'].map((name) => property(name, false, mode)).join('') + '\\p{Pc}';
+      return inClass ? word : `[${word}]`;
+    }
     default:
       if (/[A-Za-z0-9]/.test(next) || SYNTAX_CHARS.has(next)) return `\\${next}`;
       // Onig accepts escapes of any punctuation; JS in Unicode mode only of syntax characters.
