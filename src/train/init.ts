@@ -3,6 +3,7 @@
  * initialised as HF's `_init_weights` does: Linear and Embedding weights from
  * N(0, initializer_range²), biases zero, norm gains one.
  */
+import type { BartConfig } from '../io/config.js';
 import type { Gpt2Config } from '../models/gpt2.js';
 import type { LlamaConfig } from '../models/llama.js';
 import { Tensor, sizeOf, type Shape } from '../tensor/tensor.js';
@@ -58,6 +59,49 @@ export function gpt2ParameterShapes(c: Gpt2Config): Map<string, Shape> {
   return shapes;
 }
 
+/**
+ * Every tensor a Marian / BART-family model with shared embeddings and
+ * sinusoidal positions (Marian) saves: `model.shared.weight`, the layers and
+ * the `final_logits_bias` buffer; tied embed_tokens and lm_head are left out.
+ */
+export function marianParameterShapes(c: BartConfig): Map<string, Shape> {
+  const d = c.dModel;
+  const shapes = new Map<string, Shape>([['model.shared.weight', [c.vocabSize, d]]]);
+  const attention = (p: string): void => {
+    for (const proj of ['k_proj', 'v_proj', 'q_proj', 'out_proj']) {
+      shapes.set(`${p}.${proj}.weight`, [d, d]);
+      shapes.set(`${p}.${proj}.bias`, [d]);
+    }
+  };
+  const norm = (p: string): void => {
+    shapes.set(`${p}.weight`, [d]);
+    shapes.set(`${p}.bias`, [d]);
+  };
+  const feedForward = (p: string, ffn: number): void => {
+    shapes.set(`${p}.fc1.weight`, [ffn, d]);
+    shapes.set(`${p}.fc1.bias`, [ffn]);
+    shapes.set(`${p}.fc2.weight`, [d, ffn]);
+    shapes.set(`${p}.fc2.bias`, [d]);
+    norm(`${p}.final_layer_norm`);
+  };
+  for (let i = 0; i < c.encoderLayers; i++) {
+    const p = `model.encoder.layers.${i}`;
+    attention(`${p}.self_attn`);
+    norm(`${p}.self_attn_layer_norm`);
+    feedForward(p, c.encoderFfnDim);
+  }
+  for (let i = 0; i < c.decoderLayers; i++) {
+    const p = `model.decoder.layers.${i}`;
+    attention(`${p}.self_attn`);
+    norm(`${p}.self_attn_layer_norm`);
+    attention(`${p}.encoder_attn`);
+    norm(`${p}.encoder_attn_layer_norm`);
+    feedForward(p, c.decoderFfnDim);
+  }
+  shapes.set('final_logits_bias', [1, c.decoderVocabSize]);
+  return shapes;
+}
+
 /** Whether HF initialises this tensor to ones (a norm gain) rather than from a normal distribution. */
 function isNormGain(name: string, shape: Shape): boolean {
   return shape.length === 1 && /(norm|LayerNorm|ln_[0-9a-z]+)[^.]*\.weight$/.test(name);
@@ -70,7 +114,7 @@ export function initParameters(shapes: ReadonlyMap<string, Shape>, options: { st
   for (const [name, shape] of shapes) {
     const data = new Float32Array(sizeOf(shape));
     if (isNormGain(name, shape)) data.fill(1);
-    else if (!name.endsWith('.bias')) for (let i = 0; i < data.length; i++) data[i] = random.normal() * options.std;
+    else if (!name.endsWith('.bias') && !name.endsWith('_bias')) for (let i = 0; i < data.length; i++) data[i] = random.normal() * options.std;
     params.set(name, new Tensor('f32', shape, data).requireGrad());
   }
   return params;

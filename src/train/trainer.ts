@@ -9,7 +9,6 @@
  * masked LM, classification and seq2seq).
  */
 import { performance } from 'node:perf_hooks';
-import type { Writable } from 'node:stream';
 import { UnsupportedError } from '../errors.js';
 import { backward } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -40,7 +39,7 @@ export interface TrainerOptions {
   maxGradNorm?: number;
   seed?: number;
   /** Where the progress line goes (shown only when it is a TTY). */
-  progress?: Writable & { isTTY?: boolean };
+  progress?: { write(text: string): unknown; isTTY?: boolean };
 }
 
 /**
