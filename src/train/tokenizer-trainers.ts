@@ -137,3 +137,95 @@ function byteLevelBpeJson(vocab: Map<string, number>, merges: [string, string][]
     },
   };
 }
+
+export interface WordPieceTrainerOptions {
+  vocabSize: number;
+  /** Special tokens, first ids in order; BERT's are [PAD], [UNK], [CLS], [SEP], [MASK]. */
+  specialTokens?: string[];
+  minFrequency?: number;
+}
+
+export const BERT_SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
+
+/**
+ * BERT's normalisation and pre-tokenization as the trainer sees words:
+ * lowercase, accents stripped (BertNormalizer with lowercase), then split on
+ * whitespace with each punctuation character a word of its own (BertPreTokenizer).
+ */
+export function bertWords(text: string): string[] {
+  const normalised = text.toLowerCase().normalize('NFD').replace(/\p{Mn}/gu, '');
+  return normalised.match(/[^\s\p{P}\p{S}]+|[\p{P}\p{S}]/gu) ?? [];
+}
+
+/**
+ * Train a WordPiece vocabulary as Hugging Face's WordPieceTrainer does: BPE
+ * over words split into characters, every character after the first marked
+ * with the continuing-subword prefix `##`; a merge of a and ##b makes "ab", of
+ * ##a and ##b makes "##ab". The vocabulary (specials, the alphabet in both
+ * forms, then merges in order) is what WordPiece's greedy longest-match reads.
+ */
+export function trainWordPiece(texts: Iterable<string>, options: WordPieceTrainerOptions): { json: Record<string, unknown>; vocab: Map<string, number> } {
+  const specials = options.specialTokens ?? BERT_SPECIAL_TOKENS;
+  const minFrequency = options.minFrequency ?? 2;
+  const counts = new Map<string, number>();
+  for (const text of texts) for (const w of bertWords(text)) counts.set(w, (counts.get(w) ?? 0) + 1);
+  const words = [...counts].map(([word, count]) => ({ symbols: [...word].map((c, i) => (i === 0 ? c : `##${c}`)), count }));
+  const vocab = new Map<string, number>();
+  for (const s of specials) vocab.set(s, vocab.size);
+  const alphabet = new Set<string>();
+  for (const w of words) for (const s of w.symbols) alphabet.add(s);
+  for (const s of [...alphabet].sort()) vocab.set(s, vocab.size);
+  while (vocab.size < options.vocabSize) {
+    const pairs = countPairs(words);
+    let best: string | undefined;
+    let bestCount = 0;
+    for (const [key, count] of pairs) {
+      if (count > bestCount || (count === bestCount && best !== undefined && key < best)) {
+        best = key;
+        bestCount = count;
+      }
+    }
+    if (best === undefined || bestCount < minFrequency) break;
+    const [a, b] = best.split('\u0000');
+    const merged = a + b.slice(2);
+    for (const w of words) if (w.symbols.length > 1) w.symbols = mergeWordPiece(w.symbols, a, b, merged);
+    if (!vocab.has(merged)) vocab.set(merged, vocab.size);
+  }
+  return { json: wordPieceJson(vocab, specials), vocab };
+}
+
+function mergeWordPiece(symbols: string[], a: string, b: string, merged: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < symbols.length; i++) {
+    if (i + 1 < symbols.length && symbols[i] === a && symbols[i + 1] === b) {
+      out.push(merged);
+      i++;
+    } else {
+      out.push(symbols[i]);
+    }
+  }
+  return out;
+}
+
+/** tokenizer.json for a WordPiece vocabulary, laid out as Hugging Face's bert-base-uncased. */
+function wordPieceJson(vocab: Map<string, number>, specials: string[]): Record<string, unknown> {
+  const special = (token: string, typeId: number) => ({ SpecialToken: { id: token, type_id: typeId } });
+  const sequence = (id: 'A' | 'B', typeId: number) => ({ Sequence: { id, type_id: typeId } });
+  const template = (token: string) => ({ id: token, ids: [vocab.get(token)], tokens: [token] });
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: specials.map((content) => ({ id: vocab.get(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [special('[CLS]', 0), sequence('A', 0), special('[SEP]', 0)],
+      pair: [special('[CLS]', 0), sequence('A', 0), special('[SEP]', 0), sequence('B', 1), special('[SEP]', 1)],
+      special_tokens: { '[CLS]': template('[CLS]'), '[SEP]': template('[SEP]') },
+    },
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab: Object.fromEntries(vocab) },
+  };
+}

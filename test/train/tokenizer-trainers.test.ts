@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { Tokenizer } from '../../src/tokenizers/index.js';
-import { trainByteLevelBpe } from '../../src/train/tokenizer-trainers.js';
+import { trainByteLevelBpe, trainWordPiece } from '../../src/train/tokenizer-trainers.js';
 
 const CORPUS = [
   'In the beginning God created the heaven and the earth.',
@@ -39,4 +39,19 @@ test('the trained tokenizer.json round-trips through our loader and gives the sa
     assert.equal(ours.decode(ids), text);
     assert.deepEqual(ids, (await theirs.encode(text)).getIds(), text);
   }
+});
+
+test('a trained WordPiece vocabulary (BERT style) gives the same ids in our loader and in Hugging Face tokenizers', async () => {
+  const { json, vocab } = trainWordPiece(CORPUS, { vocabSize: 140 });
+  assert.deepEqual([...vocab.keys()].slice(0, 5), ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']);
+  assert.ok(vocab.has('the') && vocab.has('##e'));
+  const ours = Tokenizer.fromJSON(json);
+  const theirs = hf.Tokenizer.fromString(JSON.stringify(json));
+  for (const text of [...CORPUS, 'Unseen: zebra quartz, Naïve CAFÉ!']) {
+    const encoding = ours.encode(text);
+    assert.deepEqual(encoding.ids, (await theirs.encode(text)).getIds(), text);
+    assert.equal(encoding.ids[0], 2);
+    assert.equal(encoding.ids.at(-1), 3);
+  }
+  assert.equal(ours.decode(ours.encode('And God said, Let there be light').ids, { skipSpecialTokens: true }), 'and god said, let there be light');
 });
