@@ -160,7 +160,10 @@ export class NormalizedString {
     ]);
   }
 
-  /** Replaces every match of `pattern` (a global regex) by `content`. */
+  /**
+   * Replaces every match of `pattern` (a global regex) by `content`. As in Rust, the
+   * replacement takes the offsets of the last character it replaces.
+   */
   replaceAll(pattern: RegExp, content: string): NormalizedString {
     const chunks: Chunk[] = [];
     let last = 0;
@@ -169,7 +172,9 @@ export class NormalizedString {
       const end = start + m[0].length;
       if (start === end) continue;
       if (last < start) chunks.push({ text: this.text.slice(last, start), from: last, to: start });
-      chunks.push({ text: content, from: start, to: end });
+      const lastChar = end - ((this.text.codePointAt(end - 2) ?? 0) > 0xffff && end - 2 >= start ? 2 : 1);
+      if (start < lastChar) chunks.push({ text: '', from: start, to: lastChar });
+      chunks.push({ text: content, from: lastChar, to: end });
       last = end;
     }
     if (chunks.length === 0) return this;

@@ -111,33 +111,32 @@ export class UnigramModel implements Model {
     return { spans, score: bestScore[n] };
   }
 
+  /** Turns Viterbi spans into tokens: unknown runs fused, then (with byte_fallback) spelled as byte tokens. */
   private toTokens(word: string, spans: [number, number, number][]): ModelToken[] {
-    const tokens: ModelToken[] = [];
+    const pieces: ModelToken[] = [];
     for (const [start, end, id] of spans) {
-      const text = word.slice(start, end);
       const isUnknown = id < 0 || id === this.unkId;
-      if (isUnknown && this.byteFallback) {
-        const bytes = new TextEncoder().encode(text);
-        const byteIds = [...bytes].map((b) => this.vocabMap.get(byteToken(b)));
-        if (byteIds.every((b) => b !== undefined)) {
-          for (const b of byteIds) tokens.push({ id: b as number, value: this.pieces[b as number][0], start, end });
-          continue;
-        }
+      const last = pieces[pieces.length - 1];
+      if (isUnknown && this.fuseUnk && last !== undefined && last.id === -1 && last.end === start) {
+        last.end = end;
+        last.value = word.slice(last.start, end);
+      } else {
+        pieces.push({ id: isUnknown ? -1 : id, value: word.slice(start, end), start, end });
       }
-      if (isUnknown) {
-        if (this.unkId === null) throw new ConfigError(`Unigram model has no unk_id but ${JSON.stringify(text)} is not covered by any piece`);
-        const last = tokens[tokens.length - 1];
-        if (this.fuseUnk && last !== undefined && last.id === this.unkId && last.end === start) {
-          last.end = end;
-          last.value = word.slice(last.start, end);
-        } else {
-          tokens.push({ id: this.unkId, value: text, start, end });
-        }
-        continue;
-      }
-      tokens.push({ id, value: text, start, end });
     }
-    return tokens;
+    return pieces.flatMap((piece) => (piece.id >= 0 ? [piece] : this.unknownTokens(piece)));
+  }
+
+  /** An uncovered span: byte tokens (each with the span's offsets) if the vocabulary has them all, else the unknown token. */
+  private unknownTokens(span: ModelToken): ModelToken[] {
+    if (this.byteFallback) {
+      const ids = [...new TextEncoder().encode(span.value)].map((b) => this.vocabMap.get(byteToken(b)));
+      if (ids.every((id) => id !== undefined)) {
+        return ids.map((id) => ({ id: id as number, value: this.pieces[id as number][0], start: span.start, end: span.end }));
+      }
+    }
+    if (this.unkId === null) throw new ConfigError(`Unigram model has no unk_id but ${JSON.stringify(span.value)} is not covered by any piece`);
+    return [{ ...span, id: this.unkId }];
   }
 
   tokenize(word: string): ModelToken[] {
