@@ -237,6 +237,17 @@ describe('glassformer tokenize', () => {
     assert.deepEqual(records[1].type_ids, [0, 0, 1, 1]);
   });
 
+  it('agrees with cases.jsonl field for field (decodes without transformers clean-up)', async () => {
+    const gpt2 = await fixtureTokenizer('gpt2');
+    for (const c of readJsonLines<Case>('gpt2', 'cases.jsonl').slice(0, 100)) {
+      const record = tokenizeLine(gpt2, JSON.stringify({ text: c.text }), 1);
+      assert.deepEqual(
+        [record.ids, record.tokens, record.ids_no_special, record.decoded, record.decoded_skip_special],
+        [c.ids, c.tokens, c.ids_no_special, c.decoded, c.decoded_skip_special],
+      );
+    }
+  });
+
   it('names the line of a bad input', async () => {
     const gpt2 = await fixtureTokenizer('gpt2');
     assert.throws(() => tokenizeLine(gpt2, '{"text": 3}', 7), /stdin: line 7: expected \{"text": string/);

@@ -37,8 +37,9 @@ export function tokenizeLine(tokenizer: Tokenizer, line: string, lineNumber: num
     type_ids: encoding.typeIds,
     offsets: encoding.offsets,
     ids_no_special: tokenizer.encode(text, { ...options, addSpecialTokens: false }).ids,
-    decoded: tokenizer.decode(encoding.ids),
-    decoded_skip_special: tokenizer.decode(encoding.ids, { skipSpecialTokens: true }),
+    // The tokenizer.json decoder alone, as Hugging Face's `tokenizers` returns it (the fixtures' `decoded`).
+    decoded: tokenizer.decode(encoding.ids, { cleanUpTokenizationSpaces: false }),
+    decoded_skip_special: tokenizer.decode(encoding.ids, { skipSpecialTokens: true, cleanUpTokenizationSpaces: false }),
   };
 }
 
@@ -61,8 +62,8 @@ export function tokenizeCommand(): Command {
       'after',
       `
 Output fields: ids, tokens, type_ids, offsets (UTF-16 code units), ids_no_special,
-decoded, decoded_skip_special (decodes apply clean_up_tokenization_spaces from
-tokenizer_config.json, as transformers does).
+decoded, decoded_skip_special (the tokenizer.json decoder's output, as Hugging Face's
+tokenizers library gives it, without transformers' clean_up_tokenization).
 
 Example:
   echo '{"text": "Hello world"}' | glassformer tokenize --tokenizer ../shared/fixtures/tokenizers/gpt2`,
