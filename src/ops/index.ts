@@ -24,3 +24,4 @@ export { F32_MIN, paddingMask, causalMask } from './mask.js';
 export { rotary } from './rotary.js';
 export { repeatKv } from './repeat-kv.js';
 export { dropout, type RandomSource } from './dropout.js';
+export { normalizeL2 } from './normalize.js';

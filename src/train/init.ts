@@ -3,7 +3,7 @@
  * initialised as HF's `_init_weights` does: Linear and Embedding weights from
  * N(0, initializer_range²), biases zero, norm gains one.
  */
-import type { BartConfig } from '../io/config.js';
+import type { BartConfig, BertConfig } from '../io/config.js';
 import type { Gpt2Config } from '../models/gpt2.js';
 import type { LlamaConfig } from '../models/llama.js';
 import { Tensor, sizeOf, type Shape } from '../tensor/tensor.js';
@@ -99,6 +99,44 @@ export function marianParameterShapes(c: BartConfig): Map<string, Shape> {
     feedForward(p, c.decoderFfnDim);
   }
   shapes.set('final_logits_bias', [1, c.decoderVocabSize]);
+  return shapes;
+}
+
+/**
+ * Every tensor of a BERT encoder under `prefix` ("bert" in a checkpoint saved
+ * from a head class), and with `mlmHead` the BertForMaskedLM head
+ * (`cls.predictions.*`; its decoder weight is tied to the word embeddings).
+ */
+export function bertParameterShapes(c: BertConfig, options: { prefix: string; mlmHead: boolean }): Map<string, Shape> {
+  const d = c.hiddenSize;
+  const p = options.prefix ? `${options.prefix}.` : '';
+  const shapes = new Map<string, Shape>();
+  const linear = (name: string, out: number, inFeatures: number): void => {
+    shapes.set(`${name}.weight`, [out, inFeatures]);
+    shapes.set(`${name}.bias`, [out]);
+  };
+  const norm = (name: string): void => {
+    shapes.set(`${name}.weight`, [d]);
+    shapes.set(`${name}.bias`, [d]);
+  };
+  shapes.set(`${p}embeddings.word_embeddings.weight`, [c.vocabSize, d]);
+  shapes.set(`${p}embeddings.position_embeddings.weight`, [c.maxPositionEmbeddings, d]);
+  shapes.set(`${p}embeddings.token_type_embeddings.weight`, [c.typeVocabSize, d]);
+  norm(`${p}embeddings.LayerNorm`);
+  for (let i = 0; i < c.numHiddenLayers; i++) {
+    const l = `${p}encoder.layer.${i}`;
+    for (const part of ['query', 'key', 'value']) linear(`${l}.attention.self.${part}`, d, d);
+    linear(`${l}.attention.output.dense`, d, d);
+    norm(`${l}.attention.output.LayerNorm`);
+    linear(`${l}.intermediate.dense`, c.intermediateSize, d);
+    linear(`${l}.output.dense`, d, c.intermediateSize);
+    norm(`${l}.output.LayerNorm`);
+  }
+  if (options.mlmHead) {
+    linear('cls.predictions.transform.dense', d, d);
+    norm('cls.predictions.transform.LayerNorm');
+    shapes.set('cls.predictions.bias', [c.vocabSize]);
+  }
   return shapes;
 }
 

@@ -26,6 +26,7 @@ import {
   map,
   matmul,
   mul,
+  normalizeL2,
   relu,
   repeatKv,
   rmsNorm,
@@ -73,6 +74,10 @@ test('activation gradients: gelu (erf), gelu tanh, silu, relu, tanh', () => {
   // Keep relu's inputs away from the kink at 0, where no derivative exists.
   const x = new Tensor('f32', [12], Float32Array.from(randn([12], r).f32(), (v) => v + Math.sign(v) * 0.1)).requireGrad();
   gradCheck(relu, [x]);
+});
+
+test('L2 normalisation gradient', () => {
+  gradCheck((x) => normalizeL2(x), [param([3, 5])]);
 });
 
 test('softmax and logSoftmax gradients', () => {

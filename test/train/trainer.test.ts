@@ -12,7 +12,8 @@ import { loadFolderGenerator } from '../../src/tasks/generate.js';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { curveCsv, curveSvg } from '../../src/train/curve.js';
-import { gpt2ParameterShapes, initParameters, llamaParameterShapes } from '../../src/train/init.js';
+import { bertParameterShapes, gpt2ParameterShapes, initParameters, llamaParameterShapes, marianParameterShapes } from '../../src/train/init.js';
+import { parseModelConfig, type BartConfig, type BertConfig } from '../../src/io/config.js';
 import { parseGpt2Config } from '../../src/models/gpt2.js';
 import { crossEntropy } from '../../src/train/losses.js';
 import { AdamW, SGD, clipGradNorm, learningRate } from '../../src/train/optim.js';
@@ -177,10 +178,12 @@ test('a trained model saved as an HF folder reloads with the same logits, names 
   }
 });
 
-test('fresh Llama and GPT-2 parameters have exactly the names and shapes of the HF checkpoints', async () => {
+test('fresh Llama, GPT-2, BERT MLM and Marian parameters have exactly the names and shapes of the HF checkpoints', async () => {
   for (const [family, shapesOf] of [
     ['llama', (json: Record<string, unknown>) => llamaParameterShapes(parseLlamaConfig(json))],
     ['gpt2', (json: Record<string, unknown>) => gpt2ParameterShapes(parseGpt2Config(json))],
+    ['bert', (json: Record<string, unknown>) => bertParameterShapes(parseModelConfig(json) as BertConfig, { prefix: 'bert', mlmHead: true })],
+    ['marian', (json: Record<string, unknown>) => marianParameterShapes(parseModelConfig(json) as BartConfig)],
   ] as const) {
     const fixtureConfig = JSON.parse(await readFile(join(HF_TINY, family, 'config.json'), 'utf8')) as Record<string, unknown>;
     const shapes = shapesOf(fixtureConfig);
