@@ -179,3 +179,18 @@ export function clipGradNorm(params: Parameters, maxNorm: number): number {
   }
   return norm;
 }
+
+/**
+ * Freeze the parameters `frozen` selects (e.g. the embeddings and lower layers
+ * of a pretrained encoder being fine-tuned): they stop requiring gradients, so
+ * the tape does not reach them, and the returned map of the rest is what an
+ * optimizer should update.
+ */
+export function trainableParameters(params: ReadonlyMap<string, Tensor>, frozen: (name: string) => boolean): Map<string, Tensor> {
+  const trainable = new Map<string, Tensor>();
+  for (const [name, p] of params) {
+    p.requireGrad(!frozen(name));
+    if (p.requiresGrad) trainable.set(name, p);
+  }
+  return trainable;
+}

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { LlamaModel, parseLlamaConfig } from '../../src/models/llama.js';
+import { loadBert } from '../../src/models/bert.js';
 import { Weights } from '../../src/nn/weights.js';
 import { linear } from '../../src/ops/index.js';
 import { loadFolderGenerator } from '../../src/tasks/generate.js';
@@ -16,10 +17,10 @@ import { bertParameterShapes, gpt2ParameterShapes, initParameters, llamaParamete
 import { parseModelConfig, type BartConfig, type BertConfig } from '../../src/io/config.js';
 import { parseGpt2Config } from '../../src/models/gpt2.js';
 import { crossEntropy } from '../../src/train/losses.js';
-import { AdamW, SGD, clipGradNorm, learningRate } from '../../src/train/optim.js';
+import { AdamW, SGD, clipGradNorm, learningRate, trainableParameters } from '../../src/train/optim.js';
 import { Random } from '../../src/train/random.js';
 import { llamaConfigJson, saveHfFolder } from '../../src/train/save.js';
-import { causalLmLoss, maskTokens, shiftRight } from '../../src/train/tasks.js';
+import { causalLmLoss, classificationLoss, maskTokens, shiftRight } from '../../src/train/tasks.js';
 import { trainByteLevelBpe } from '../../src/train/tokenizer-trainers.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { HF_TINY } from '../helpers/shared.js';
@@ -220,4 +221,24 @@ test('the loss curve is written as CSV numbers and an SVG line', () => {
   ];
   assert.equal(curveCsv(points), 'step,loss,lr\n1,4,0.1\n2,2,0.1\n');
   assert.match(curveSvg(points), /<path d="M[\d.]+,[\d.]+ L[\d.]+,[\d.]+"/);
+});
+
+test('fine-tuning a pretrained BERT classifier with its embeddings and first layer frozen', async () => {
+  const dir = join(HF_TINY, 'bert', 'classification');
+  const json = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const loaded = await readSafetensors(nodeFileSystem, join(dir, 'model.safetensors'));
+  const params = new Map([...loaded].map(([name, t]) => [name, t.to('f32').clone().requireGrad()]));
+  const trainable = trainableParameters(params, (name) => name.includes('embeddings') || name.includes('layer.0.'));
+  const model = loadBert({ config: parseModelConfig(json), weights: params });
+  const frozenBefore = params.get('bert.encoder.layer.0.attention.self.query.weight')!.f32().slice();
+  // Three toy classes told apart by which id the sentence holds.
+  const examples = Array.from({ length: 24 }, (_, i) => ({ ids: [2, 10 + (i % 7), 40 + (i % 3), 3], label: i % 3 }));
+  const trainer = new Trainer(trainable, examples, classificationLoss(model, 0), { steps: 60, batchSize: 8, learningRate: 1e-2, warmupSteps: 5 });
+  const first = trainer.step().loss;
+  while (trainer.state.step < 60) trainer.step();
+  const last = trainer.state.history.at(-1)!.loss;
+  assert.ok(last < first / 4, `loss ${first} → ${last}`);
+  assert.deepEqual(params.get('bert.encoder.layer.0.attention.self.query.weight')!.f32(), frozenBefore);
+  assert.equal(params.get('bert.embeddings.word_embeddings.weight')!.grad, undefined);
+  assert.ok(trainable.has('classifier.weight') && !trainable.has('bert.encoder.layer.0.output.dense.weight'));
 });
