@@ -209,22 +209,26 @@ export class BertNormalizer implements Normalizer {
     readonly lowercase: boolean,
   ) {}
 
+  /**
+   * The four steps are per-character maps (with NFD before accent stripping), so
+   * cleaning with CJK spacing, and accent stripping with lowercasing, each run as
+   * one pass over the text.
+   */
   normalize(ns: NormalizedString): NormalizedString {
-    let out = ns;
-    if (this.cleanText) {
-      out = out.mapCodePoints((c) => {
+    const strip = this.stripAccents ?? this.lowercase;
+    let out = ns.mapCodePoints((c) => {
+      if (this.cleanText) {
         if (c === '\0' || c === '\ufffd' || isBertControl(c)) return '';
-        return isBertWhitespace(c) ? ' ' : c;
-      });
-    }
-    if (this.handleChineseChars) {
-      out = out.mapCodePoints((c) => (isChineseChar(c.codePointAt(0) as number) ? ` ${c} ` : c));
-    }
-    if (this.stripAccents ?? this.lowercase) {
-      out = unicodeNormalize(out, 'NFD').mapCodePoints((c) => (isBertNonspacingMark(c) ? '' : c));
-    }
-    if (this.lowercase) out = lowercase(out);
-    return out;
+        if (isBertWhitespace(c)) return ' ';
+      }
+      return this.handleChineseChars && isChineseChar(c.codePointAt(0) as number) ? ` ${c} ` : c;
+    });
+    if (strip) out = unicodeNormalize(out, 'NFD');
+    if (!strip && !this.lowercase) return out;
+    return out.mapCodePoints((c) => {
+      if (strip && isBertNonspacingMark(c)) return '';
+      return this.lowercase ? lowercaseChar(c) : c;
+    });
   }
 }
 

@@ -7,10 +7,15 @@
 import { ConfigError } from '../../errors.js';
 import type { Model, ModelToken, ModelTrace } from './model.js';
 
+const CACHE_CAPACITY = 10_000;
+const CACHE_MAX_WORD = 64;
+
 export class WordPieceModel implements Model {
   readonly type = 'WordPiece';
   private readonly vocabR: string[] = [];
   private readonly maxTokenLength: number;
+  // Words repeat; their pieces are cached (bounded) as BPE's are.
+  private readonly cache = new Map<string, ModelToken[]>();
 
   constructor(
     private readonly vocabMap: Map<string, number>,
@@ -80,8 +85,11 @@ export class WordPieceModel implements Model {
   }
 
   tokenize(word: string): ModelToken[] {
-    if (this.tooLong(word)) return this.unknown(word);
-    return this.pieces(word) ?? this.unknown(word);
+    const cached = this.cache.get(word);
+    if (cached !== undefined) return cached;
+    const tokens = this.tooLong(word) ? this.unknown(word) : (this.pieces(word) ?? this.unknown(word));
+    if (this.cache.size < CACHE_CAPACITY && word.length <= CACHE_MAX_WORD) this.cache.set(word, tokens);
+    return tokens;
   }
 
   trace(word: string): ModelTrace {
