@@ -110,7 +110,11 @@ class PreTokenizerSequence implements PreTokenizer {
   constructor(readonly steps: PreTokenizer[]) {}
   split(ns: NormalizedString): NormalizedString[] {
     let pieces = [ns];
-    for (const step of this.steps) pieces = pieces.flatMap((p) => step.split(p));
+    for (const step of this.steps) {
+      const next: NormalizedString[] = [];
+      for (const piece of pieces) for (const part of step.split(piece)) next.push(part);
+      pieces = next;
+    }
     return pieces;
   }
 }
