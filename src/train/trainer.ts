@@ -9,7 +9,7 @@
  * masked LM, classification and seq2seq).
  */
 import { performance } from 'node:perf_hooks';
-import { UnsupportedError } from '../errors.js';
+import { UnsupportedError, WeightError } from '../errors.js';
 import { backward } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
@@ -144,7 +144,9 @@ export class Trainer<E> {
     const loaded = await loadCheckpoint(dir);
     for (const [name, p] of this.params) {
       const saved = loaded.params.get(name);
-      if (!saved || saved.size !== p.size) throw new UnsupportedError(`${dir}: checkpoint has no parameter "${name}" of ${p.size} values`);
+      if (!saved || saved.size !== p.size) {
+        throw new WeightError(`${dir}/model.safetensors: expected parameter "${name}" with ${p.size} values, found ${saved ? `${saved.size} values` : 'none'}`);
+      }
       (p.data as Float32Array).set(saved.f32());
     }
     this.optimizer.state.step = loaded.optimizer.step;

@@ -24,6 +24,7 @@ import { causalLmLoss, classificationLoss, maskTokens, shiftRight } from '../../
 import { trainByteLevelBpe } from '../../src/train/tokenizer-trainers.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { HF_TINY } from '../helpers/shared.js';
+import { WeightError } from '../../src/errors.js';
 
 function tinyLlama(seed = 5, vocab = 40): { params: Map<string, Tensor>; model: LlamaModel; json: Record<string, unknown> } {
   const json = llamaConfigJson({ vocabSize: vocab, hiddenSize: 16, intermediateSize: 32, layers: 1, heads: 2, kvHeads: 1, maxPositions: 64, bosTokenId: 0, eosTokenId: 0, tieWordEmbeddings: true, initializerRange: 0.02 });
@@ -146,6 +147,10 @@ test('a checkpoint resumes exactly: N steps straight equal N/2, save, load, N/2'
     assert.equal(b.state.step, 4);
     await b.train();
     for (const [name, p] of straight.params) assert.deepEqual(second.params.get(name)!.f32(), p.f32(), name);
+    // A checkpoint of another model is refused by name, not loaded half-way.
+    const other = tinyLlama(5, 41);
+    const c = new Trainer(other.params, rows, causalLmLoss(other.model), options);
+    await assert.rejects(c.resume(join(dir, 'checkpoint')), (e: unknown) => e instanceof WeightError && /"model\.embed_tokens\.weight" with 656 values, found 640 values/.test(e.message));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
