@@ -48,8 +48,8 @@ export function kernelInfo(): KernelInfo {
 /**
  * Makes the native kernel active when this is Node and the addon is built;
  * otherwise keeps the blocked TypeScript kernel and records why in
- * `kernelInfo().nativeUnavailable`. Safe to call many times; Node entry
- * points call it once at start-up.
+ * `kernelInfo().nativeUnavailable`. A Node program calls it once at start-up;
+ * later calls return the same result.
  */
 export function useFastestKernel(): Promise<KernelInfo> {
   fastest ??= loadFastest();
