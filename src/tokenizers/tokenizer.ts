@@ -46,6 +46,8 @@ export interface BatchOptions {
   maxLength?: number;
   /** true: `longest_first` at `maxLength`. */
   truncation?: boolean | TruncationStrategy;
+  /** Which end loses tokens when truncating (transformers' `truncation_side`). */
+  truncationSide?: Side;
   padToMultipleOf?: number;
 }
 
@@ -229,7 +231,11 @@ export class Tokenizer {
     let truncation = this.truncation;
     if (options.truncation !== undefined && options.truncation !== false) {
       if (options.maxLength === undefined) throw new ConfigError('encodeBatch: truncation needs maxLength');
-      truncation = { maxLength: options.maxLength, strategy: options.truncation === true ? 'longest_first' : options.truncation };
+      truncation = {
+        maxLength: options.maxLength,
+        strategy: options.truncation === true ? 'longest_first' : options.truncation,
+        direction: options.truncationSide ?? (this.config.truncation_side === 'left' ? 'left' : 'right'),
+      };
     } else if (options.truncation === false) {
       truncation = null;
     }

@@ -53,14 +53,13 @@ export function truncate(a: Encoding, b: Encoding | null, added: number, options
       if (b.ids.length < excess) throw new ConfigError(`truncation 'only_second' cannot remove ${excess} tokens from a sequence of ${b.ids.length}`);
       return [a, keep(b, b.ids.length - excess, direction)];
     case 'longest_first': {
-      const n1 = a.ids.length;
-      const n2 = b.ids.length;
-      const half = Math.floor(budget / 2);
-      let keep1: number;
-      let keep2: number;
-      if (n1 <= half) [keep1, keep2] = [n1, budget - n1];
-      else if (n2 <= half) [keep1, keep2] = [budget - n2, n2];
-      else [keep1, keep2] = n1 >= n2 ? [budget - half, half] : [half, budget - half];
+      // The longer sequence (the second on a tie) keeps at least half the budget,
+      // rounded up; the shorter keeps the rest.
+      const firstLonger = a.ids.length > b.ids.length;
+      const [longer, shorter] = firstLonger ? [a.ids.length, b.ids.length] : [b.ids.length, a.ids.length];
+      const keepLonger = Math.min(longer, Math.max(Math.ceil(budget / 2), budget - shorter));
+      const keepShorter = Math.min(shorter, budget - keepLonger);
+      const [keep1, keep2] = firstLonger ? [keepLonger, keepShorter] : [keepShorter, keepLonger];
       return [keep(a, keep1, direction), keep(b, keep2, direction)];
     }
   }
