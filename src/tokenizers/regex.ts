@@ -50,9 +50,9 @@ function property(name: string, negated: boolean, mode: Mode): string {
   return negated ? `[${escape}${ONIG_UNKNOWN}]` : `[${escape}--${ONIG_UNKNOWN}]`;
 }
 
-/** Escapes `text` so that it matches literally. */
+/** Escapes `text` so that it matches literally (outside a class; `-` needs no escape there and the `u` flag forbids one). */
 export function escapeRegex(text: string): string {
-  return text.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+  return text.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
 }
 
 type Mode = 'u' | 'v';

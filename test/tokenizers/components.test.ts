@@ -48,6 +48,8 @@ interface Variant {
   name: string;
   base: string;
   change: (json: Json) => void;
+  /** Strings to encode besides the fixture cases. */
+  extra?: string[];
 }
 
 const VARIANTS: Variant[] = [
@@ -131,6 +133,18 @@ const VARIANTS: Variant[] = [
     },
   },
   { name: 'no decoder, no post-processor', base: 'qwen3', change: (j) => ((j.decoder = null), (j.post_processor = null)) },
+  {
+    name: 'added tokens with regex metacharacters and a literal Replace',
+    base: 'gpt2',
+    change: (j) => {
+      const added = j.added_tokens as Json[];
+      for (const [i, content] of ['<my-token>', '[a-z]+?', '(.*)|$^', 'end-of-text'].entries()) {
+        added.push({ id: 50257 + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: i % 2 === 0 });
+      }
+      j.normalizer = { type: 'Replace', pattern: { String: 'a-b' }, content: 'x.y' };
+    },
+    extra: ['hi <my-token> a-b [a-z]+? (.*)|$^end-of-text', '<my-token><my-token>[a-z]+'],
+  },
 ];
 
 const CASES_PER_VARIANT = 200;
@@ -143,7 +157,7 @@ describe('components beside the Rust binding', { skip: binding === null ? 'npm "
       const ours = Tokenizer.fromJSON(json);
       const theirs = (binding as Binding).Tokenizer.fromString(JSON.stringify(json));
       const cases = readJsonLines<Case>(variant.base, 'cases.jsonl').slice(0, CASES_PER_VARIANT);
-      const extra = ['Hello <|end|>  world', 'a<|user|>b <|user|> c', '  spaced   out  ', '１２３ ﬁne Ⅻ'];
+      const extra = ['Hello <|end|>  world', 'a<|user|>b <|user|> c', '  spaced   out  ', '１２３ ﬁne Ⅻ', ...(variant.extra ?? [])];
       const failures: string[] = [];
       for (const text of [...cases.map((c) => c.text), ...extra]) {
         const pair = 'and a second one 42';
