@@ -131,6 +131,8 @@ function translateEscape(next: string, inClass: boolean, source: string, at: num
       return inClass ? word : `[${word}]`;
     }
     default:
+      // `\-` is only valid inside a class under the `u`/`v` flags; outside, `-` is literal anyway.
+      if (next === '-' && !inClass) return '-';
       if (/[A-Za-z0-9]/.test(next) || SYNTAX_CHARS.has(next)) return `\\${next}`;
       // Onig accepts escapes of any punctuation; JS in Unicode mode only of syntax characters.
       return next;
