@@ -22,3 +22,5 @@ export { TextClassifier, classify, type LabelScore } from './tasks/classify.js';
 export { MaskFiller, fillMask, type FillMaskCandidate } from './tasks/fill-mask.js';
 export { TokenClassifier, classifyTokens, type TokenEntity, type AggregationStrategy } from './tasks/token-classification.js';
 export * from './trace/index.js';
+export * from './tokenizers/index.js';
+export { loadTokenizer } from './tokenizers/load-node.js';

@@ -2,7 +2,7 @@
  * Offsets and encodings beside Hugging Face's Rust library itself (npm `tokenizers`,
  * its official Node binding, a dev dependency), on every fixture case and on seeded
  * random strings. The fixtures record no offsets, so this is where offsets are
- * checked. Skipped when the binding is not installed.
+ * checked. The binding is a dev dependency, so its absence is a failure.
  */
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -19,11 +19,11 @@ interface RustTokenizer {
   encode(text: string, pair?: string | null, options?: { addSpecialTokens?: boolean }): Promise<RustEncoding>;
 }
 
-function loadBinding(): { Tokenizer: { fromFile(path: string): RustTokenizer } } | null {
+function loadBinding(): { Tokenizer: { fromFile(path: string): RustTokenizer } } {
   try {
     return createRequire(import.meta.url)('tokenizers') as { Tokenizer: { fromFile(path: string): RustTokenizer } };
-  } catch {
-    return null;
+  } catch (error) {
+    throw new Error(`the dev dependency "tokenizers" (Hugging Face's Rust binding) does not load; run npm ci: ${(error as Error).message}`);
   }
 }
 
@@ -63,8 +63,8 @@ function randomTexts(seed: number, count: number, addedTokens: string[]): string
 }
 
 for (const name of TOKENIZER_NAMES) {
-  describe(`${name} beside the Rust binding`, { skip: binding === null ? 'npm "tokenizers" is not installed' : false }, () => {
-    const rust = (): RustTokenizer => (binding as NonNullable<typeof binding>).Tokenizer.fromFile(join(fixtureDir(name), 'tokenizer.json'));
+  describe(`${name} beside the Rust binding`, () => {
+    const rust = (): RustTokenizer => binding.Tokenizer.fromFile(join(fixtureDir(name), 'tokenizer.json'));
 
     it('gives the same offsets on every case of cases.jsonl', async () => {
       const ours = await fixtureTokenizer(name);
