@@ -3,7 +3,8 @@ export * from './errors.js';
 export { Tensor, concat, stack, gather, type Shape } from './tensor/tensor.js';
 export type { DType } from './tensor/dtype.js';
 export * as ops from './ops/index.js';
-export { matmulKernel, setMatmulKernel, referenceMatmul, type MatmulKernel } from './kernels/index.js';
+import { useFastestKernel } from './kernels/index.js';
+export { matmulKernel, setMatmulKernel, referenceMatmul, blockedMatmul, useFastestKernel, kernelInfo, type MatmulKernel, type KernelInfo } from './kernels/index.js';
 export { Hooks, noHooks, type HookFn, type HookPoints } from './nn/hooks.js';
 export { Weights } from './nn/weights.js';
 export { KVCache } from './nn/kv-cache.js';
@@ -24,3 +25,6 @@ export { TokenClassifier, classifyTokens, type TokenEntity, type AggregationStra
 export * from './trace/index.js';
 export * from './tokenizers/index.js';
 export { loadTokenizer } from './tokenizers/load-node.js';
+
+// The native kernel when it built, else the blocked TypeScript one; a browser build gets the latter.
+await useFastestKernel();

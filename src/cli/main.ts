@@ -4,10 +4,12 @@
  * reported here once.
  */
 import { CommanderError } from 'commander';
+import { useFastestKernel } from '../kernels/index.js';
 import { EXIT, reportError } from './errors.js';
 import { program } from './program.js';
 
 async function main(argv: string[]): Promise<void> {
+  await useFastestKernel();
   try {
     await program().parseAsync(argv);
   } catch (error) {
