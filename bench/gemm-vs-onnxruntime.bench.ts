@@ -1,0 +1,154 @@
+/**
+ * glassformer's native GEMM against onnxruntime-node (a devDependency used
+ * only here) on the transformer's shapes, at 1 thread and then 2, with the
+ * fraction of the FMA peak measured in the same run.
+ *
+ * onnxruntime runs a one-node MatMul graph built by onnx-matmul.ts, with B as
+ * an initializer so it pre-packs the weight at session creation (its best
+ * case); its per-run overhead (a few µs) is included, as a caller pays it.
+ * Runs alternate native / onnxruntime after a warm-up, so a noisy neighbour on
+ * this shared machine slows both alike; a cell is the median (best in brackets).
+ * onnxruntime's pool is told not to spin, so the two pools do not starve each
+ * other between runs.
+ */
+import { cpus, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
+import { loadNativeKernel, type NativeMatmulKernel } from '../src/kernels/native.js';
+import { matmulModel } from './onnx-matmul.js';
+
+interface Shape {
+  label: string;
+  m: number;
+  n: number;
+  k: number;
+}
+
+// Weights are nn.Linear layout [n, k] for glassformer (transB), [k, n] for the ONNX MatMul.
+const SHAPES: Shape[] = [
+  { label: 'GPT-2 attention proj [128×768]·[768×768]ᵀ', m: 128, n: 768, k: 768 },
+  { label: 'GPT-2 MLP up [128×768]·[768×3072]ᵀ', m: 128, n: 3072, k: 768 },
+  { label: 'GPT-2 MLP down [128×3072]·[3072×768]ᵀ', m: 128, n: 768, k: 3072 },
+  { label: 'BERT batch 32×128 QKV [4096×768]·[768×768]ᵀ', m: 4096, n: 768, k: 768 },
+  { label: 'square [1024×1024]·[1024×1024]ᵀ', m: 1024, n: 1024, k: 1024 },
+  { label: 'decode [1×768]·[768×3072]ᵀ', m: 1, n: 3072, k: 768 },
+];
+
+const RUNS = 15;
+const BUDGET_MS = 1200;
+
+function filled(length: number, seed: number): Float32Array {
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) out[i] = Math.sin(i * 0.618 + seed);
+  return out;
+}
+
+/** [n, k] → [k, n]. */
+function transpose(w: Float32Array, n: number, k: number): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) out[p * n + j] = w[j * k + p];
+  return out;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+interface Pair {
+  native: number[];
+  ort: number[];
+}
+
+async function measurePair(native: NativeMatmulKernel, shape: Shape, threads: number): Promise<Pair> {
+  const { m, n, k } = shape;
+  const a = filled(m * k, 1);
+  const w = filled(n * k, 2);
+  const c = new Float32Array(m * n);
+  const session = await InferenceSession.create(matmulModel(m, n, k, transpose(w, n, k)), {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  });
+  try {
+    const feeds = { A: new OrtTensor('float32', a, [m, k]) };
+    const runNative = (): number => {
+      const start = performance.now();
+      native.gemm(a, 0, w, 0, c, 0, m, n, k, true);
+      return performance.now() - start;
+    };
+    const runOrt = async (): Promise<number> => {
+      const start = performance.now();
+      await session.run(feeds);
+      return performance.now() - start;
+    };
+    native.setThreads(threads);
+    runNative();
+    const check = (await session.run(feeds)).C.data as Float32Array;
+    runNative();
+    // Both must compute the same product, or the race means nothing.
+    let worst = 0;
+    for (let i = 0; i < c.length; i++) worst = Math.max(worst, Math.abs(c[i] - check[i]) / (1 + Math.abs(check[i])));
+    if (worst > 1e-3) throw new Error(`${shape.label}: native and onnxruntime differ by ${worst.toExponential(2)}`);
+    const times: Pair = { native: [], ort: [] };
+    let spent = 0;
+    for (let r = 0; r < RUNS && spent < 2 * BUDGET_MS; r++) {
+      const tn = runNative();
+      const to = await runOrt();
+      times.native.push(tn);
+      times.ort.push(to);
+      spent += tn + to;
+    }
+    return times;
+  } finally {
+    await session.release();
+  }
+}
+
+export async function run(): Promise<void> {
+  const loaded = loadNativeKernel();
+  if (!loaded.kernel) {
+    console.log(`native kernel unavailable (${loaded.reason}): nothing to compare`);
+    return;
+  }
+  const native = loaded.kernel;
+  const threadsBefore = native.threads();
+  console.log(`CPU: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores; load average ${loadavg()[0].toFixed(2)}`);
+  const peakOnce = (): number => Math.max(...[0, 1, 2].map(() => native.fmaPeak(0.05)));
+  let peak = peakOnce();
+  const lines = [
+    '| shape | threads | native GFLOP/s (best) | onnxruntime GFLOP/s (best) | native / onnxruntime | native % of peak | onnxruntime % of peak |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  // One-thread figures first for every shape, then two: the 2-thread ones are the noisier.
+  const rows: { shape: Shape; threads: number; pair: Pair }[] = [];
+  try {
+    for (const threads of [1, 2]) {
+      for (const shape of SHAPES) {
+        rows.push({ shape, threads, pair: await measurePair(native, shape, threads) });
+        peak = Math.max(peak, peakOnce());
+      }
+    }
+  } finally {
+    native.setThreads(threadsBefore);
+  }
+  for (const { shape, threads, pair } of rows) {
+    const flops = 2 * shape.m * shape.n * shape.k;
+    const rate = (ms: number): number => flops / (ms * 1e6);
+    const nat = rate(median(pair.native));
+    const ort = rate(median(pair.ort));
+    const natBest = rate(Math.min(...pair.native));
+    const ortBest = rate(Math.min(...pair.ort));
+    const ceiling = peak * threads;
+    lines.push(
+      `| ${shape.label} | ${threads} | ${nat.toFixed(1)} (${natBest.toFixed(1)}) | ${ort.toFixed(1)} (${ortBest.toFixed(1)}) | ` +
+        `${(nat / ort).toFixed(2)}× | ${((100 * nat) / ceiling).toFixed(0)}% | ${((100 * ort) / ceiling).toFixed(0)}% |`,
+    );
+  }
+  console.log(`native ISA: ${native.isa()}; one-core FMA peak (register-only loop, best of the run): ${peak.toFixed(1)} GFLOP/s\n`);
+  console.log(lines.join('\n'));
+  console.log(`\n"% of peak" is against threads × the one-core peak. Load average after: ${loadavg()[0].toFixed(2)}`);
+}
