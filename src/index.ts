@@ -25,6 +25,16 @@ export { TokenClassifier, classifyTokens, type TokenEntity, type AggregationStra
 export * from './trace/index.js';
 export * from './tokenizers/index.js';
 export { loadTokenizer } from './tokenizers/load-node.js';
+export { Gpt2Model } from './models/gpt2.js';
+export { LlamaModel } from './models/llama.js';
+export { T5Model } from './models/t5.js';
+export { BartModel } from './models/bart.js';
+export { generate, type GenerateInputs, type GenerateResult, type GenerateCallbacks, type StepEvent } from './generation/generate.js';
+export type { GenerateOptions } from './generation/options.js';
+export { loadTextGenerator, generateText, streamText, type TextGenerator, type TextGenerationOutput } from './tasks/generate.js';
+export { Chat, applyChatTemplate, type ChatMessage, type ChatOptions } from './tasks/chat.js';
+export { loadSeq2Seq, loadEncoderDecoder, translate, type Seq2SeqPipeline, type TranslateOptions } from './tasks/translate.js';
+export { summarize, type SummarizeOptions } from './tasks/summarize.js';
 
 // The native kernel when it built, else the blocked TypeScript one; a browser build gets the latter.
 await useFastestKernel();
