@@ -23,20 +23,10 @@ import { CausalLMSession } from '../src/nn/causal-lm.js';
 import { Weights } from '../src/nn/weights.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import type { GenerativeModel } from '../src/generation/types.js';
+import { randomTensor } from './random.js';
 
 const GPT2_SMALL = { model_type: 'gpt2', vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12 };
 
-/** Deterministic uniform(−a, a) weights (a small LCG: the numbers do not matter, only the work). */
-function randomTensor(shape: number[], amplitude: number, seed: number): Tensor {
-  const size = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(size);
-  let state = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    data[i] = (state / 2 ** 32 - 0.5) * 2 * amplitude;
-  }
-  return new Tensor('f32', shape, data);
-}
 
 function gpt2SmallWeights(): Map<string, Tensor> {
   const d = GPT2_SMALL.n_embd;

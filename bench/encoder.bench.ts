@@ -13,6 +13,7 @@ import { parseModelConfig } from '../src/io/config.js';
 import { loadBert, type EncoderModel } from '../src/models/bert.js';
 import { normalizeL2, pool } from '../src/tasks/pooling.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import { randomTensor } from './random.js';
 
 interface Shape {
   name: string;
@@ -30,17 +31,6 @@ const VOCAB = 30522;
 /** Tokens per sentence on the reference path (and the active path it is compared with). */
 const SHORT = 16;
 
-/** Deterministic uniform(−a, a) values from a small LCG: the numbers do not matter, only the work. */
-function randomTensor(shape: number[], amplitude: number, seed: number): Tensor {
-  const size = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(size);
-  let state = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    data[i] = (state / 2 ** 32 - 0.5) * 2 * amplitude;
-  }
-  return new Tensor('f32', shape, data);
-}
 
 /** A BertModel with random weights under the Hugging Face names of an un-prefixed (sentence-transformers) checkpoint. */
 function randomBert(s: Shape): EncoderModel {

@@ -8,6 +8,7 @@ import { matmulKernel, referenceMatmul, setMatmulKernel } from '../src/kernels/i
 import { parseT5Config, T5Model } from '../src/models/t5.js';
 import { Weights } from '../src/nn/weights.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import { randomTensor } from './random.js';
 
 const CONFIG = {
   model_type: 't5',
@@ -23,17 +24,6 @@ const CONFIG = {
 const SOURCE_TOKENS = 64;
 const DECODER_STEPS = 16;
 
-/** Deterministic uniform(−a, a) weights (a small LCG: the numbers do not matter, only the work). */
-function randomTensor(shape: number[], amplitude: number, seed: number): Tensor {
-  const size = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(size);
-  let state = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    data[i] = (state / 2 ** 32 - 0.5) * 2 * amplitude;
-  }
-  return new Tensor('f32', shape, data);
-}
 
 function t5SmallWeights(): Map<string, Tensor> {
   const d = CONFIG.d_model;

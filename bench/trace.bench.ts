@@ -16,6 +16,7 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { VanillaTraceable } from '../src/trace/adapters/vanilla.js';
 import { runWithCache } from '../src/trace/run.js';
 import type { TraceInputs } from '../src/trace/types.js';
+import { randomTensor } from './random.js';
 
 const D = 256;
 const HEADS = 8;
@@ -24,16 +25,6 @@ const FFN = 1024;
 const VOCAB = 1000;
 const SEQ = 64;
 
-function randomTensor(shape: number[], amplitude: number, seed: number): Tensor {
-  const size = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(size);
-  let state = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    data[i] = (state / 2 ** 32 - 0.5) * 2 * amplitude;
-  }
-  return new Tensor('f32', shape, data);
-}
 
 /** torch.nn.Transformer state_dict names inside the fixture's wrapper. */
 function randomModel(): VanillaTraceable {
