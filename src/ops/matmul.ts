@@ -63,7 +63,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     return record(result, 'matmul', [a, b], (g) => {
       const gradA = a.requiresGrad ? new Float32Array(a.size) : undefined;
       const gradB = b.requiresGrad ? new Float32Array(b.size) : undefined;
-      matmulBackward(g, aData, 0, bData, 0, 0, gradA, gradB, rows, n, k, transB);
+      matmulBackward(g, aData, 0, bData, 0, 0, gradA, gradB, rows, n, k, transB, false);
       return [gradA, gradB];
     });
   }
@@ -83,10 +83,11 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   return record(result, 'matmul', [a, b], (g) => {
     const gradA = a.requiresGrad ? new Float32Array(a.size) : undefined;
     const gradB = b.requiresGrad ? new Float32Array(b.size) : undefined;
+    const broadcast = sizeOf(aBatch) !== batches || sizeOf(bBatch) !== batches;
     for (let i = 0; i < batches; i++) {
       const aOffset = batchOffset(i, outBatch, aBatch, m * k);
       const bOffset = batchOffset(i, outBatch, bBatch, k * n);
-      matmulBackward(g, aData, aOffset, bData, bOffset, i * m * n, gradA, gradB, m, n, k, transB);
+      matmulBackward(g, aData, aOffset, bData, bOffset, i * m * n, gradA, gradB, m, n, k, transB, broadcast);
     }
     return [gradA, gradB];
   });
@@ -103,7 +104,8 @@ function transposed(x: Float32Array, offset: number, rows: number, cols: number)
  * Gradients of one product C = A·op(B) (A [m, k], C [m, n]), added into gradA
  * and gradB at the operands' offsets: dA = dC·op(B)ᵀ, and dB = Aᵀ·dC, or
  * dCᵀ·A when B is stored [n, k]. Uses the active kernel, so training is as
- * fast as inference.
+ * fast as inference. Without `accumulate` the gradients are written, not added
+ * (each operand block takes part in this one product only).
  */
 function matmulBackward(
   g: Float32Array,
@@ -118,20 +120,22 @@ function matmulBackward(
   n: number,
   k: number,
   transB: boolean,
+  accumulate: boolean,
 ): void {
   if (m === 0 || n === 0 || k === 0) return;
   const kernel = matmulKernel();
   if (gradA) {
-    const da = new Float32Array(m * k);
     // op(B)ᵀ is B itself when B is stored [n, k]; otherwise B [k, n] read as [n', k'] = transposed.
-    kernel.gemm(g, gOffset, bData, bOffset, da, 0, m, k, n, !transB);
-    for (let i = 0; i < da.length; i++) gradA[aOffset + i] += da[i];
+    const da = accumulate ? new Float32Array(m * k) : gradA;
+    kernel.gemm(g, gOffset, bData, bOffset, da, accumulate ? 0 : aOffset, m, k, n, !transB);
+    if (accumulate) for (let i = 0; i < da.length; i++) gradA[aOffset + i] += da[i];
   }
   if (gradB) {
-    const db = new Float32Array(k * n);
-    if (transB) kernel.gemm(transposed(g, gOffset, m, n), 0, aData, aOffset, db, 0, n, k, m, false); // [n, k]
-    else kernel.gemm(transposed(aData, aOffset, m, k), 0, g, gOffset, db, 0, k, n, m, false); // [k, n]
-    for (let i = 0; i < db.length; i++) gradB[bOffset + i] += db[i];
+    const db = accumulate ? new Float32Array(k * n) : gradB;
+    const at = accumulate ? 0 : bOffset;
+    if (transB) kernel.gemm(transposed(g, gOffset, m, n), 0, aData, aOffset, db, at, n, k, m, false); // [n, k]
+    else kernel.gemm(transposed(aData, aOffset, m, k), 0, g, gOffset, db, at, k, n, m, false); // [k, n]
+    if (accumulate) for (let i = 0; i < db.length; i++) gradB[bOffset + i] += db[i];
   }
 }
 
