@@ -25,8 +25,11 @@ namespace {
 
 // Below this many multiply-adds one thread is faster than waking another.
 constexpr int64_t kParallelMinMacs = 1 << 19;
-// Decoding hands out weight rows (or columns) in chunks of this many.
-constexpr int64_t kGemvChunk = 256;
+// Decoding (m <= kGemvMaxRows) is bound by memory bandwidth, and on this
+// 2-core VM one core already streams as fast as two (18.8 vs 19.2 GB/s); a
+// second thread measured 1.8x slower per GPT-2 token (43.7 vs 77 ms), as it
+// contends for the same memory and, on a shared machine, for a busy core.
+// So decode products run on the calling thread, without the pool.
 // Up to this many rows of A (one token, or a few beams), streaming the weights
 // beats packing them: measured 2.5x at m = 2, even by m = 8.
 constexpr int64_t kGemvMaxRows = 4;
@@ -103,12 +106,6 @@ struct Job {
   int64_t pack_chunks;
 };
 
-void run_gemv_chunk(const void* context, int64_t chunk) {
-  const Job& job = *static_cast<const Job*>(context);
-  const int64_t n0 = chunk * kGemvChunk;
-  job.isa->gemv(*job.g, n0, std::min(job.g->n, n0 + kGemvChunk));
-}
-
 // Packs a share of the operand that is not split: A's row panels when the
 // threads split the columns of C, B's column panels when they split the rows.
 void run_pack_chunk(const void* context, int64_t chunk) {
@@ -148,13 +145,8 @@ void run_gemm(const Gemm& g) {
   const int64_t threads = g.m * g.n * g.k < kParallelMinMacs ? 1 : s.pool.threads();
   Job job{&g, s.active, true, 0, 0, nullptr, 0};
   if (g.m <= kGemvMaxRows) {
-    // Bound by memory bandwidth: stream each weight once, rows split between threads.
-    job.chunks = threads == 1 ? 1 : (g.n + kGemvChunk - 1) / kGemvChunk;
-    if (job.chunks == 1) {
-      job.isa->gemv(g, 0, g.n);
-    } else {
-      s.pool.run(job.chunks, run_gemv_chunk, &job);
-    }
+    // Stream each weight once, on this thread (see the note at the top).
+    job.isa->gemv(g, 0, g.n);
     return;
   }
   if (threads == 1) {

@@ -185,21 +185,45 @@ inline void dot_rows(const float* a, const float* b, int64_t k, float* out) {
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(even[r], odd[r]));
 }
 
-// c[j] = sum_p a[p] * B[p][j] for W vectors of columns starting at j, with the
-// last vector masked to `tail` lanes; a and c are one row of A and of C.
-template <int W>
-inline void axpy_columns(const Gemm& g, const float* a, float* c, int64_t j, __mmask16 tail) {
-  __m512 acc[W];
-  for (int v = 0; v < W; ++v) acc[v] = _mm512_setzero_ps();
-  const float* row = g.b + j;
-  for (int64_t p = 0; p < g.k; ++p) {
-    const __m512 ap = _mm512_set1_ps(a[p]);
-    for (int v = 0; v < W - 1; ++v) acc[v] = _mm512_fmadd_ps(ap, _mm512_loadu_ps(row + 16 * v), acc[v]);
-    acc[W - 1] = _mm512_fmadd_ps(ap, _mm512_maskz_loadu_ps(tail, row + 16 * (W - 1)), acc[W - 1]);
-    row += g.n;
+// C[:, n0:n1] = A · B[:, n0:n1] for B [k, n], walking B row by row: each row's
+// slice is one contiguous run, so the weights stream from memory at the
+// prefetcher's pace (a sweep down 256-column strips jumps a row at every step
+// and measured half the bandwidth). Four rows of B per pass over C keep C's
+// loads and stores to one per four FMAs; C stays in L1. Each element of C is
+// summed over p in order, whatever the split into column ranges.
+void axpy_rows(const Gemm& g, int64_t n0, int64_t n1) {
+  for (int64_t i = 0; i < g.m; ++i) std::fill(g.c + i * g.n + n0, g.c + i * g.n + n1, 0.0f);
+  int64_t p = 0;
+  for (; p + 4 <= g.k; p += 4) {
+    const float* w = g.b + p * g.n;
+    for (int64_t i = 0; i < g.m; ++i) {
+      const float* a = g.a + i * g.k + p;
+      const __m512 a0 = _mm512_set1_ps(a[0]), a1 = _mm512_set1_ps(a[1]), a2 = _mm512_set1_ps(a[2]),
+                   a3 = _mm512_set1_ps(a[3]);
+      float* c = g.c + i * g.n;
+      for (int64_t j = n0; j < n1; j += 16) {
+        const __mmask16 lanes = first_lanes(n1 - j);
+        __m512 acc = _mm512_maskz_loadu_ps(lanes, c + j);
+        acc = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(lanes, w + j), acc);
+        acc = _mm512_fmadd_ps(a1, _mm512_maskz_loadu_ps(lanes, w + g.n + j), acc);
+        acc = _mm512_fmadd_ps(a2, _mm512_maskz_loadu_ps(lanes, w + 2 * g.n + j), acc);
+        acc = _mm512_fmadd_ps(a3, _mm512_maskz_loadu_ps(lanes, w + 3 * g.n + j), acc);
+        _mm512_mask_storeu_ps(c + j, lanes, acc);
+      }
+    }
   }
-  for (int v = 0; v < W - 1; ++v) _mm512_storeu_ps(c + j + 16 * v, acc[v]);
-  _mm512_mask_storeu_ps(c + j + 16 * (W - 1), tail, acc[W - 1]);
+  for (; p < g.k; ++p) {
+    const float* w = g.b + p * g.n;
+    for (int64_t i = 0; i < g.m; ++i) {
+      const __m512 a0 = _mm512_set1_ps(g.a[i * g.k + p]);
+      float* c = g.c + i * g.n;
+      for (int64_t j = n0; j < n1; j += 16) {
+        const __mmask16 lanes = first_lanes(n1 - j);
+        const __m512 acc = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(lanes, w + j), _mm512_maskz_loadu_ps(lanes, c + j));
+        _mm512_mask_storeu_ps(c + j, lanes, acc);
+      }
+    }
+  }
 }
 
 void gemv(const Gemm& g, int64_t n0, int64_t n1) {
@@ -215,14 +239,7 @@ void gemv(const Gemm& g, int64_t n0, int64_t n1) {
     }
     return;
   }
-  // B is [k, n]: sweep the rows of B once per 256-column strip, 16 accumulators.
-  for (int64_t i = 0; i < g.m; ++i) {
-    const float* a = g.a + i * g.k;
-    float* c = g.c + i * g.n;
-    int64_t j = n0;
-    for (; j + 256 <= n1; j += 256) axpy_columns<16>(g, a, c, j, 0xFFFF);
-    for (; j < n1; j += 16) axpy_columns<1>(g, a, c, j, first_lanes(n1 - j));
-  }
+  axpy_rows(g, n0, n1);
 }
 
 double fma_peak(double seconds) {
