@@ -247,3 +247,15 @@ test('fine-tuning a pretrained BERT classifier with its embeddings and first lay
   assert.equal(params.get('bert.embeddings.word_embeddings.weight')!.grad, undefined);
   assert.ok(trainable.has('classifier.weight') && !trainable.has('bert.encoder.layer.0.output.dense.weight'));
 });
+
+test('the progress line shows step, loss and tokens/s on a terminal and nothing otherwise', async () => {
+  const rows = [[1, 2, 3, 4]];
+  for (const isTTY of [true, false]) {
+    let written = '';
+    const { params, model } = tinyLlama();
+    const progress = { isTTY, write: (text: string) => (written += text) };
+    await new Trainer(params, rows, causalLmLoss(model), { steps: 2, batchSize: 1, learningRate: 1e-3, progress }).train();
+    if (isTTY) assert.match(written, /\r.* 2\/2 {2}loss \d+\.\d{4} {2}lr .* \d+ tokens\/s \n$/);
+    else assert.equal(written, '');
+  }
+});
