@@ -1,6 +1,7 @@
 // N-API binding: glassformer's native matmul kernel.
 //
 //   gemm(a, aOffset, b, bOffset, c, cOffset, m, n, k, transB)  C = A · op(B)
+//   gemmBf16(a, aOffset, b, bOffset, c, cOffset, m, n, k)  C = A · Bᵀ, B [n, k] bf16 bits
 //   setThreads(n) -> threads in use     threads() -> threads in use
 //   isa() -> "avx512" | "avx2" | "scalar"   supportedIsas() -> string[]
 //   setIsa(name)   (tests use it to check every variant on one machine)
@@ -13,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -169,6 +171,26 @@ void run_gemm(const Gemm& g) {
   s.pool.run(job.chunks, run_gemm_chunk, &job);
 }
 
+// C = A · Bᵀ with B [n, k] in bf16. A few rows stream the 16-bit weights
+// straight into the product (half the bytes of f32: decode's limit); more rows
+// are compute-bound, so B is widened once into a buffer kept for the next call
+// and the f32 GEMM runs on it.
+void run_gemm_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k) {
+  State& s = state();
+  if (m <= kGemvMaxRows) {
+    s.active->gemv_bf16(a, b, c, m, n, k, 0, n);
+    return;
+  }
+  static thread_local SharedPack widened;
+  float* wide = widened.get(n * k);
+  if (!wide) std::abort();  // out of memory for one f32 copy of a weight
+  for (int64_t i = 0; i < n * k; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(b[i]) << 16;
+    std::memcpy(wide + i, &bits, 4);
+  }
+  run_gemm(Gemm{a, wide, c, m, n, k, true});
+}
+
 // ---- argument helpers: each throws a JavaScript error and returns false ----
 
 bool check(napi_env env, napi_status status) {
@@ -195,6 +217,24 @@ bool get_float32_array(napi_env env, napi_value value, const char* name, float**
     return false;
   }
   *data = static_cast<float*>(ptr);
+  *length = static_cast<int64_t>(count);
+  return true;
+}
+
+bool get_uint16_array(napi_env env, napi_value value, const char* name, uint16_t** data, int64_t* length) {
+  bool is_typed = false;
+  if (!check(env, napi_is_typedarray(env, value, &is_typed))) return false;
+  napi_typedarray_type type = napi_int8_array;
+  size_t count = 0;
+  void* ptr = nullptr;
+  if (is_typed && !check(env, napi_get_typedarray_info(env, value, &type, &count, &ptr, nullptr, nullptr))) {
+    return false;
+  }
+  if (!is_typed || type != napi_uint16_array) {
+    napi_throw_type_error(env, nullptr, (std::string("gemmBf16: ") + name + " must be a Uint16Array of bf16 bits").c_str());
+    return false;
+  }
+  *data = static_cast<uint16_t*>(ptr);
   *length = static_cast<int64_t>(count);
   return true;
 }
@@ -275,6 +315,36 @@ napi_value Gemm_(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+napi_value GemmBf16(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return nullptr;
+  if (argc < 9) {
+    napi_throw_type_error(env, nullptr, "gemmBf16: expected (a, aOffset, b, bOffset, c, cOffset, m, n, k)");
+    return nullptr;
+  }
+  float *a, *c;
+  uint16_t* b;
+  int64_t a_len, b_len, c_len, a_off, b_off, c_off, m, n, k;
+  if (!get_float32_array(env, argv[0], "a", &a, &a_len) || !get_count(env, argv[1], "aOffset", &a_off) ||
+      !get_uint16_array(env, argv[2], "b", &b, &b_len) || !get_count(env, argv[3], "bOffset", &b_off) ||
+      !get_float32_array(env, argv[4], "c", &c, &c_len) || !get_count(env, argv[5], "cOffset", &c_off) ||
+      !get_count(env, argv[6], "m", &m) || !get_count(env, argv[7], "n", &n) || !get_count(env, argv[8], "k", &k)) {
+    return nullptr;
+  }
+  if (!check_extent(env, "a", a_len, a_off, m, k) || !check_extent(env, "b", b_len, b_off, n, k) ||
+      !check_extent(env, "c", c_len, c_off, m, n)) {
+    return nullptr;
+  }
+  if (m == 0 || n == 0) return undefined(env);
+  if (k == 0) {
+    std::fill(c + c_off, c + c_off + m * n, 0.0f);
+    return undefined(env);
+  }
+  run_gemm_bf16(a + a_off, b + b_off, c + c_off, m, n, k);
+  return undefined(env);
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -338,6 +408,7 @@ NAPI_MODULE_INIT() {
   using namespace glassformer;
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm_, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"gemmBf16", nullptr, GemmBf16, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

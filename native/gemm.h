@@ -38,6 +38,12 @@ struct IsaKernels {
   // token, or a handful of beams): bound by memory bandwidth, each weight is
   // read from memory once.
   void (*gemv)(const Gemm& g, int64_t n0, int64_t n1);
+  // C[:, n0:n1] = A · Bᵀ for bf16 weights B [n, k] (m at most a few rows):
+  // each weight is widened to f32 in registers (exact: bf16 is the top half of
+  // an f32), so memory carries 2 bytes a weight and the sums are those of the
+  // f32 product on the widened weights.
+  void (*gemv_bf16)(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k, int64_t n0,
+                    int64_t n1);
   // Register tile of gemm_block: work is split between threads in whole tiles.
   int64_t mr;
   int64_t nr;
@@ -46,6 +52,10 @@ struct IsaKernels {
   // A tight loop of independent FMAs on one core: the arithmetic peak, GFLOP/s.
   double (*fma_peak)(double seconds);
 };
+
+// The portable bf16 GEMV (gemm_scalar.cc), also used by the AVX2 variant.
+void gemv_bf16_portable(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k, int64_t n0,
+                        int64_t n1);
 
 extern const IsaKernels kAvx512Kernels;
 extern const IsaKernels kAvx2Kernels;

@@ -228,11 +228,11 @@ void axpy_rows(const Gemm& g, int64_t n0, int64_t n1) {
 
 void gemv(const Gemm& g, int64_t n0, int64_t n1) {
   if (g.trans_b) {
-    // Weight rows are contiguous: four dot products at a time share each load
-    // of a row of A, and every row of A reuses the four weight rows from L1.
+    // Weight rows are contiguous: eight dot products at a time share each load
+    // of a row of A (eight streams: 14.4 GB/s on the GPT-2 logits, four gave 11), and every row of A reuses the eight weight rows from L1.
     int64_t j = n0;
-    for (; j + 4 <= n1; j += 4) {
-      for (int64_t i = 0; i < g.m; ++i) dot_rows<4>(g.a + i * g.k, g.b + j * g.k, g.k, g.c + i * g.n + j);
+    for (; j + 8 <= n1; j += 8) {
+      for (int64_t i = 0; i < g.m; ++i) dot_rows<8>(g.a + i * g.k, g.b + j * g.k, g.k, g.c + i * g.n + j);
     }
     for (; j < n1; ++j) {
       for (int64_t i = 0; i < g.m; ++i) dot_rows<1>(g.a + i * g.k, g.b + j * g.k, g.k, g.c + i * g.n + j);
@@ -240,6 +240,51 @@ void gemv(const Gemm& g, int64_t n0, int64_t n1) {
     return;
   }
   axpy_rows(g, n0, n1);
+}
+
+// 16 bf16 values widened to f32: bf16 is the top half of an f32, so a shift.
+inline __m512 widen_bf16(__m256i bits) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+}
+
+// dot_rows for bf16 weight rows: the same eight streams, half the bytes.
+template <int R>
+inline void dot_rows_bf16(const float* a, const uint16_t* b, int64_t k, float* out) {
+  __m512 even[R], odd[R];
+  for (int r = 0; r < R; ++r) even[r] = odd[r] = _mm512_setzero_ps();
+  int64_t p = 0;
+  for (; p + 32 <= k; p += 32) {
+    const __m512 a0 = _mm512_loadu_ps(a + p);
+    const __m512 a1 = _mm512_loadu_ps(a + p + 16);
+    for (int r = 0; r < R; ++r) {
+      const __m512i both = _mm512_loadu_si512(b + r * k + p);
+      even[r] = _mm512_fmadd_ps(a0, widen_bf16(_mm512_castsi512_si256(both)), even[r]);
+      odd[r] = _mm512_fmadd_ps(a1, widen_bf16(_mm512_extracti64x4_epi64(both, 1)), odd[r]);
+    }
+  }
+  for (; p < k; p += 16) {
+    const __mmask16 m = first_lanes(k - p);
+    const __m512 av = _mm512_maskz_loadu_ps(m, a + p);
+    for (int r = 0; r < R; ++r) {
+      even[r] = _mm512_fmadd_ps(av, widen_bf16(_mm256_maskz_loadu_epi16(m, b + r * k + p)), even[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(even[r], odd[r]));
+}
+
+void gemv_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k, int64_t n0,
+               int64_t n1) {
+  float out[8];
+  int64_t j = n0;
+  for (; j + 8 <= n1; j += 8) {
+    for (int64_t i = 0; i < m; ++i) {
+      dot_rows_bf16<8>(a + i * k, b + j * k, k, out);
+      for (int r = 0; r < 8; ++r) c[i * n + j + r] = out[r];
+    }
+  }
+  for (; j < n1; ++j) {
+    for (int64_t i = 0; i < m; ++i) dot_rows_bf16<1>(a + i * k, b + j * k, k, c + i * n + j);
+  }
 }
 
 double fma_peak(double seconds) {
@@ -271,7 +316,7 @@ double fma_peak(double seconds) {
 }  // namespace
 
 const glassformer::IsaKernels glassformer::kAvx512Kernels = {
-    "avx512", gemm_block, pack_a_all, pack_b_all, gemv, Avx512::MR, Avx512::NR, fma_peak,
+    "avx512", gemm_block, pack_a_all, pack_b_all, gemv, gemv_bf16, Avx512::MR, Avx512::NR, fma_peak,
 };
 
 #if defined(__clang__)

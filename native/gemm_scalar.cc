@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <cstdlib>
 
 #include "gemm.h"
@@ -101,6 +102,36 @@ double fma_peak(double seconds) {
 
 }  // namespace
 
+void glassformer::gemv_bf16_portable(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
+                                     int64_t n0, int64_t n1) {
+  for (int64_t j = n0; j < n1; ++j) {
+    const uint16_t* w = b + j * k;
+    for (int64_t i = 0; i < m; ++i) {
+      // Eight partial sums, so the compiler can keep them in one vector register.
+      float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t p = 0;
+      for (; p + 8 <= k; p += 8) {
+        for (int64_t q = 0; q < 8; ++q) {
+          const uint32_t bits = static_cast<uint32_t>(w[p + q]) << 16;
+          float wide;
+          std::memcpy(&wide, &bits, 4);
+          part[q] += a[i * k + p + q] * wide;
+        }
+      }
+      float sum = 0;
+      for (; p < k; ++p) {
+        const uint32_t bits = static_cast<uint32_t>(w[p]) << 16;
+        float wide;
+        std::memcpy(&wide, &bits, 4);
+        sum += a[i * k + p] * wide;
+      }
+      for (float v : part) sum += v;
+      c[i * n + j] = sum;
+    }
+  }
+}
+
 const glassformer::IsaKernels glassformer::kScalarKernels = {
-    "scalar", gemm_block, pack_a_all, pack_b_all, gemv, Scalar::MR, Scalar::NR, fma_peak,
+    "scalar", gemm_block, pack_a_all, pack_b_all, gemv, glassformer::gemv_bf16_portable, Scalar::MR, Scalar::NR,
+    fma_peak,
 };

@@ -10,19 +10,34 @@
  * This file imports no `node:` module, so a browser build can include it.
  */
 import { blockedMatmul } from './blocked.js';
-import type { KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
+import { referenceBf16Matmul } from './bf16.js';
+import type { Bf16MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
 
-export type { KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
+export type { Bf16MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
 export { referenceMatmul } from './reference.js';
 export { blockedMatmul } from './blocked.js';
+export { referenceBf16Matmul } from './bf16.js';
 
 let active: MatmulKernel = blockedMatmul;
+let activeBf16: Bf16MatmulKernel = referenceBf16Matmul;
 let nativeUnavailable: string | undefined;
 let fastest: Promise<KernelInfo> | undefined;
 
 /** The kernel ops/matmul uses. */
 export function matmulKernel(): MatmulKernel {
   return active;
+}
+
+/** The kernel for linear layers whose weights are kept as bf16 (native when loaded, else the reference). */
+export function bf16MatmulKernel(): Bf16MatmulKernel {
+  return activeBf16;
+}
+
+/** Swap the bf16 kernel; returns the previous one. */
+export function setBf16MatmulKernel(kernel: Bf16MatmulKernel): Bf16MatmulKernel {
+  const previous = activeBf16;
+  activeBf16 = kernel;
+  return previous;
 }
 
 /** Swap the kernel (e.g. back to the reference to compare); returns the previous one. */
@@ -79,6 +94,7 @@ async function loadFastest(): Promise<KernelInfo> {
     nativeUnavailable = loaded.reason;
   } else {
     active = loaded.kernel;
+    activeBf16 = loaded.kernel;
   }
   return kernelInfo();
 }

@@ -42,3 +42,23 @@ export interface KernelInfo {
   /** Why the native kernel is not in use, when `useFastestKernel` looked for it and found none. */
   readonly nativeUnavailable?: string;
 }
+
+/**
+ * C = A · Bᵀ with the weight B [n, k] held as bf16 bits (the top half of each
+ * f32), so a model's linear layers keep 2 bytes a weight in memory and decode
+ * streams half the bytes. A and C are f32, as in `MatmulKernel`.
+ */
+export interface Bf16MatmulKernel {
+  readonly name: string;
+  gemmBf16(
+    a: Float32Array,
+    aOffset: number,
+    b: Uint16Array,
+    bOffset: number,
+    c: Float32Array,
+    cOffset: number,
+    m: number,
+    n: number,
+    k: number,
+  ): void;
+}

@@ -15,6 +15,7 @@ import { mergeHeads } from '../nn/attention.js';
 import { cachedSelfAttention, CausalLMSession, maskRows, positionIdsFromMask, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import type { KVCache } from '../nn/kv-cache.js';
+import { embeddingBf16, linearBf16 } from '../nn/bf16.js';
 import { LayerNorm } from '../nn/linear.js';
 import type { Weights } from '../nn/weights.js';
 import type { DecodingSession, GenerativeModel, SessionInputs } from '../generation/types.js';
@@ -77,7 +78,9 @@ export function parseGpt2Config(raw: Record<string, unknown>, file = 'config.jso
 
 /**
  * GPT-2's `Conv1D`: a linear map whose weight is stored [in, out] (transposed
- * with respect to nn.Linear), so y = x·W + b.
+ * with respect to nn.Linear), so y = x·W + b. With bf16 weights
+ * (linearDtype 'bf16') the weight is held transposed, [out, in] as nn.Linear,
+ * so each output is a dot product over one contiguous bf16 row.
  */
 export class Conv1D {
   constructor(
@@ -87,11 +90,15 @@ export class Conv1D {
 
   static load(w: Weights, name: string, inFeatures: number, outFeatures: number): Conv1D {
     const scoped = w.scope(name);
-    return new Conv1D(scoped.get('weight', [inFeatures, outFeatures]), scoped.get('bias', [outFeatures]));
+    const bias = scoped.get('bias', [outFeatures]);
+    if (w.linearDtype === 'bf16') {
+      return new Conv1D(scoped.get('weight', [inFeatures, outFeatures]).transpose(0, 1).to('bf16'), bias); // [out, in]
+    }
+    return new Conv1D(scoped.get('weight', [inFeatures, outFeatures]), bias);
   }
 
   forward(x: Tensor): Tensor {
-    return add(matmul(x, this.weight), this.bias);
+    return this.weight.dtype === 'bf16' ? linearBf16(x, this.weight, this.bias) : add(matmul(x, this.weight), this.bias);
   }
 }
 
@@ -207,11 +214,12 @@ export class Gpt2Model implements CausalLM, GenerativeModel {
   ) {
     const c = config;
     const t = w.has('transformer.wte.weight') ? w.scope('transformer') : w;
-    this.wte = t.get('wte.weight', [c.vocabSize, c.nEmbd]);
+    // With bf16 weights the (usually tied) token table is kept bf16 too: it is the largest matrix.
+    this.wte = t.matrix('wte.weight', [c.vocabSize, c.nEmbd]);
     this.wpe = t.get('wpe.weight', [c.nPositions, c.nEmbd]);
     this.blocks = Array.from({ length: c.nLayer }, (_, i) => new Gpt2Block(t.scope(`h.${i}`), c, i));
     this.lnF = LayerNorm.load(t, 'ln_f', c.nEmbd, c.layerNormEpsilon);
-    this.lmHead = c.tieWordEmbeddings ? this.wte : w.get('lm_head.weight', [c.vocabSize, c.nEmbd]);
+    this.lmHead = c.tieWordEmbeddings ? this.wte : w.matrix('lm_head.weight', [c.vocabSize, c.nEmbd]);
     // Older checkpoints also store the causal-mask buffers attn.bias / attn.masked_bias, and some a copy of the tied head.
     const unused = w.unused().filter((name) => !/\.attn\.(masked_)?bias$/.test(name) && !(c.tieWordEmbeddings && name === 'lm_head.weight'));
     if (unused.length > 0) {
@@ -233,7 +241,7 @@ export class Gpt2Model implements CausalLM, GenerativeModel {
     if (longest >= this.config.nPositions) {
       throw new ShapeError(`GPT-2 has learned positions 0…${this.config.nPositions - 1} (n_positions); position ${longest} was asked for: shorten the prompt or maxNewTokens`);
     }
-    const tokens = hooks.run('embed', embedding(this.wte, ids));
+    const tokens = hooks.run('embed', this.wte.dtype === 'bf16' ? embeddingBf16(this.wte, ids) : embedding(this.wte, ids));
     const positions = hooks.run('pos_embed', embedding(this.wpe, positionIds));
     return add(tokens, positions);
   }
@@ -258,7 +266,7 @@ export class Gpt2Model implements CausalLM, GenerativeModel {
     if (options.lastOnly) x = x.slice(1, seq - 1, seq);
     x = hooks.run('ln_final', this.lnF.forward(x));
     hiddenStates[hiddenStates.length - 1] = x;
-    const logits = hookLogits(hooks, matmul(x, this.lmHead, { transposeB: true })); // [batch, seq, vocab]
+    const logits = hookLogits(hooks, this.lmHead.dtype === 'bf16' ? linearBf16(x, this.lmHead) : matmul(x, this.lmHead, { transposeB: true })); // [batch, seq, vocab]
     return { logits, hiddenStates, attentions };
   }
 

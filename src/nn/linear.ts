@@ -1,8 +1,9 @@
 import { layerNorm, linear, rmsNorm } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { linearBf16 } from './bf16.js';
 import type { Weights } from './weights.js';
 
-/** A learned affine map y = x·Wᵀ + b, W stored [out, in] as torch.nn.Linear. */
+/** A learned affine map y = x·Wᵀ + b, W stored [out, in] as torch.nn.Linear (f32, or bf16: see `linearBf16`). */
 export class Linear {
   constructor(
     readonly weight: Tensor,
@@ -12,11 +13,11 @@ export class Linear {
   /** `name.weight` [out, in] and, when `bias` is true, `name.bias` [out]. */
   static load(w: Weights, name: string, inFeatures: number, outFeatures: number, bias = true): Linear {
     const scoped = w.scope(name);
-    return new Linear(scoped.get('weight', [outFeatures, inFeatures]), bias ? scoped.get('bias', [outFeatures]) : undefined);
+    return new Linear(scoped.matrix('weight', [outFeatures, inFeatures]), bias ? scoped.get('bias', [outFeatures]) : undefined);
   }
 
   forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+    return this.weight.dtype === 'bf16' ? linearBf16(x, this.weight, this.bias) : linear(x, this.weight, this.bias);
   }
 }
 

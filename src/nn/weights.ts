@@ -1,5 +1,19 @@
-import { WeightError } from '../errors.js';
+import { ConfigError, WeightError } from '../errors.js';
 import { Tensor, shapeString, type Shape } from '../tensor/tensor.js';
+
+/** How linear-layer weights are held in memory. */
+export type LinearDtype = 'f32' | 'bf16';
+
+export interface WeightsOptions {
+  /**
+   * 'bf16' keeps the weight matrices of linear layers (and GPT-2's Conv1D and
+   * untied vocabulary heads) as bf16, 2 bytes a weight: a bf16 checkpoint as
+   * stored, an f32 or f16 one rounded to nearest even as `tensor.to(torch.bfloat16)`.
+   * Decoding reads every weight once per token, so it reads half the bytes.
+   * Inference only. Default 'f32': every tensor widened to f32.
+   */
+  linearDtype?: LinearDtype;
+}
 
 /**
  * Checkpoint tensors by their Hugging Face names, scoped by prefix so a layer
@@ -12,15 +26,20 @@ export class Weights {
     private readonly source: string,
     private readonly prefix: string,
     private readonly used: Set<string>,
+    readonly linearDtype: LinearDtype,
   ) {}
 
-  static from(tensors: ReadonlyMap<string, Tensor> | Record<string, Tensor>, source = 'checkpoint'): Weights {
+  static from(tensors: ReadonlyMap<string, Tensor> | Record<string, Tensor>, source = 'checkpoint', options: WeightsOptions = {}): Weights {
     const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
-    return new Weights(map, source, '', new Set());
+    const linearDtype = options.linearDtype ?? 'f32';
+    if (linearDtype !== 'f32' && linearDtype !== 'bf16') {
+      throw new ConfigError(`${source}: linearDtype must be 'f32' or 'bf16', got ${JSON.stringify(linearDtype)}`);
+    }
+    return new Weights(map, source, '', new Set(), linearDtype);
   }
 
   scope(name: string): Weights {
-    return new Weights(this.tensors, this.source, this.key(name) + '.', this.used);
+    return new Weights(this.tensors, this.source, this.key(name) + '.', this.used, this.linearDtype);
   }
 
   private key(name: string): string {
@@ -33,6 +52,21 @@ export class Weights {
 
   /** The tensor `prefix + name` as f32, checked against `shape` when given. */
   get(name: string, shape?: Shape): Tensor {
+    const t = this.stored(name, shape);
+    return t.dtype === 'f32' ? t : t.to('f32');
+  }
+
+  /**
+   * A linear layer's weight matrix [out, in], in the dtype the weights were
+   * loaded for (`linearDtype`): f32, or bf16 kept 16-bit.
+   */
+  matrix(name: string, shape: Shape): Tensor {
+    const t = this.stored(name, shape);
+    return t.dtype === this.linearDtype ? t : t.to(this.linearDtype);
+  }
+
+  /** The tensor as the checkpoint holds it, shape-checked and marked used. */
+  private stored(name: string, shape?: Shape): Tensor {
     const key = this.key(name);
     const t = this.tensors.get(key);
     if (!t) {
@@ -45,7 +79,7 @@ export class Weights {
       throw new WeightError(`${this.source}: tensor "${key}" has shape ${shapeString(t.shape)}, expected ${shapeString(shape)}`);
     }
     this.used.add(key);
-    return t.dtype === 'f32' ? t : t.to('f32');
+    return t;
   }
 
   /** `get` when present, else undefined (for optional biases). */

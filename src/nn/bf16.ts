@@ -1,0 +1,43 @@
+/**
+ * Layers whose weights stay bf16 in memory (`Weights` loaded with linearDtype
+ * 'bf16'): a bf16 value is the top half of an f32, so each weight is widened
+ * exactly as it is read and the arithmetic stays f32. Inference only.
+ */
+import { ShapeError, UnsupportedError } from '../errors.js';
+import { bf16MatmulKernel } from '../kernels/index.js';
+import { Tensor } from '../tensor/tensor.js';
+
+/**
+ * y = x·Wᵀ + b with W [out, in] held as bf16 (`Weights` loaded with
+ * linearDtype 'bf16'): the kernel widens each weight as it reads it, so the
+ * result is the f32 product on the widened weights. x [..., in] → [..., out].
+ */
+export function linearBf16(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+  const [out, inFeatures] = weight.shape;
+  if (x.shape[x.rank - 1] !== inFeatures) throw new ShapeError(`linear: input ${x} does not match the bf16 weight [${out}, ${inFeatures}]`);
+  if (x.requiresGrad || weight.requiresGrad) {
+    throw new UnsupportedError('linear: bf16 weights are for inference; load the weights with linearDtype f32 to train');
+  }
+  const rows = x.size / inFeatures;
+  const y = new Float32Array(rows * out);
+  bf16MatmulKernel().gemmBf16(x.f32(), 0, weight.data as Uint16Array, 0, y, 0, rows, out, inFeatures);
+  if (bias) {
+    const b = bias.f32();
+    for (let r = 0; r < rows; r++) for (let j = 0; j < out; j++) y[r * out + j] += b[j];
+  }
+  return new Tensor('f32', [...x.shape.slice(0, -1), out], y);
+}
+
+/** Rows of a bf16 table [vocab, d], widened: ids [...] → [..., d] f32, as `embedding` on the f32 table. */
+export function embeddingBf16(table: Tensor, ids: Tensor): Tensor {
+  const [vocab, d] = table.shape;
+  const bits = table.data as Uint16Array;
+  const out = new Float32Array(ids.size * d);
+  const outBits = new Uint32Array(out.buffer);
+  for (let i = 0; i < ids.size; i++) {
+    const id = ids.data[i];
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new ShapeError(`embedding: token id ${id} is outside the vocabulary of ${vocab} rows`);
+    for (let j = 0; j < d; j++) outBits[i * d + j] = bits[id * d + j] << 16;
+  }
+  return new Tensor('f32', [...ids.shape, d], out);
+}
