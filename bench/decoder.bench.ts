@@ -4,7 +4,8 @@
  * GPT-2-small-shaped model (12 layers, 768 wide, 12 heads, 50257 tokens,
  * random weights) and for stories260K, with the active matmul kernel and with
  * the reference kernel in the same run (the reference only for a few tokens),
- * and GPT-2-small again with its linear weights kept bf16 (half the bytes).
+ * and GPT-2-small again with its linear weights kept bf16 (half the bytes)
+ * and quantized to int8 per channel (a quarter).
  *
  * Decoding one row at a time reads every weight once per token, so it is
  * bound by memory bandwidth: the table also measures streaming bandwidth over
@@ -172,16 +173,25 @@ export async function run(): Promise<void> {
     Weights.from(gptWeights, 'random gpt2-small', { linearDtype: 'bf16' }),
   );
   const gptBf16 = measure(gpt2Bf16, 32, 16);
-  // bf16 halves every weight matrix; the position table stays f32 and only one row of it is read.
+  const gpt2Int8 = new Gpt2Model(
+    parseGpt2Config(GPT2_SMALL, 'gpt2-small (random, int8)'),
+    Weights.from(gptWeights, 'random gpt2-small', { linearDtype: 'int8' }),
+  );
+  const gptInt8 = measure(gpt2Int8, 32, 16);
+  // bf16 halves every weight matrix and int8 quarters it (plus a 4-byte scale per row); the
+  // norms and biases stay f32 and are a rounding error of the total.
   const gptBf16Bytes = gptBytes / 2;
+  const gptInt8Bytes = gptBytes / 4;
   const storiesFast = measure(stories, 64, 128);
   lines.push(row(`gpt2-small shape (${(gptBytes / 1e6).toFixed(0)} MB f32)`, 'reference (4-token prompt, 2 steps)', gptReference, gptBytes, limit));
   lines.push(row('', `${kernel} (32-token prompt, 16 steps)`, gptFast, gptBytes, limit, gptReference));
   lines.push(row(`gpt2-small shape, bf16 weights (${(gptBf16Bytes / 1e6).toFixed(0)} MB)`, `${kernel} (32-token prompt, 16 steps)`, gptBf16, gptBf16Bytes, limit, gptReference));
+  lines.push(row(`gpt2-small shape, int8 weights (${(gptInt8Bytes / 1e6).toFixed(0)} MB)`, `${kernel} (32-token prompt, 16 steps)`, gptInt8, gptInt8Bytes, limit, gptReference));
   lines.push(row(`stories260K (${(storiesBytes / 1e6).toFixed(2)} MB f32)`, 'reference (32-token prompt, 32 steps)', storiesReference, storiesBytes, limit));
   lines.push(row('', `${kernel} (64-token prompt, 128 steps)`, storiesFast, storiesBytes, limit, storiesReference));
   console.log(lines.join('\n'));
-  console.log(`\nbf16 weights against f32 weights, same kernel: decode ${(gptBf16.decode / gptFast.decode).toFixed(2)}×, prompt ${(gptBf16.prompt / gptFast.prompt).toFixed(2)}×`);
+  console.log(`\nagainst f32 weights, same kernel: bf16 decode ${(gptBf16.decode / gptFast.decode).toFixed(2)}×, prompt ${(gptBf16.prompt / gptFast.prompt).toFixed(2)}×; ` +
+    `int8 decode ${(gptInt8.decode / gptFast.decode).toFixed(2)}×, prompt ${(gptInt8.prompt / gptFast.prompt).toFixed(2)}×`);
   console.log(
     '\nstories260K (1 MB) fits in cache, so its "fraction of the bandwidth limit" is not a memory-bound figure; ' +
       'for gpt2-small it says how close decoding is to the speed at which the weights can be streamed from memory.',

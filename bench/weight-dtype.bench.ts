@@ -73,7 +73,7 @@ export async function run(): Promise<void> {
     '| weights | perplexity | vs f32 | largest logit difference | top token changed |',
     '|---|---:|---:|---:|---:|',
   ];
-  for (const dtype of ['f32', 'bf16'] as const) {
+  for (const dtype of ['f32', 'bf16', 'int8'] as const) {
     const s = dtype === 'f32' ? base : score(load(dtype), story);
     let worst = 0;
     let changed = 0;

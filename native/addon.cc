@@ -2,6 +2,7 @@
 //
 //   gemm(a, aOffset, b, bOffset, c, cOffset, m, n, k, transB)  C = A · op(B)
 //   gemmBf16(a, aOffset, b, bOffset, c, cOffset, m, n, k)  C = A · Bᵀ, B [n, k] bf16 bits
+//   gemmInt8(a, aOffset, q, qOffset, scales, c, cOffset, m, n, k)  C = A · (scales ⊙ Q)ᵀ, Q [n, k] int8
 //   setThreads(n) -> threads in use     threads() -> threads in use
 //   isa() -> "avx512" | "avx2" | "scalar"   supportedIsas() -> string[]
 //   setIsa(name)   (tests use it to check every variant on one machine)
@@ -191,6 +192,23 @@ void run_gemm_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64
   run_gemm(Gemm{a, wide, c, m, n, k, true});
 }
 
+// C = A · (s ⊙ Q)ᵀ with int8 weights Q [n, k] and per-row scales s [n]:
+// streamed for a few rows, dequantized once into a kept buffer for more.
+void run_gemm_int8(const float* a, const int8_t* q, const float* scales, float* c, int64_t m, int64_t n, int64_t k) {
+  State& s = state();
+  if (m <= kGemvMaxRows) {
+    s.active->gemv_int8(a, q, scales, c, m, n, k, 0, n);
+    return;
+  }
+  static thread_local SharedPack dequantized;
+  float* wide = dequantized.get(n * k);
+  if (!wide) std::abort();  // out of memory for one f32 copy of a weight
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t p = 0; p < k; ++p) wide[j * k + p] = static_cast<float>(q[j * k + p]) * scales[j];
+  }
+  run_gemm(Gemm{a, wide, c, m, n, k, true});
+}
+
 // ---- argument helpers: each throws a JavaScript error and returns false ----
 
 bool check(napi_env env, napi_status status) {
@@ -235,6 +253,24 @@ bool get_uint16_array(napi_env env, napi_value value, const char* name, uint16_t
     return false;
   }
   *data = static_cast<uint16_t*>(ptr);
+  *length = static_cast<int64_t>(count);
+  return true;
+}
+
+bool get_int8_array(napi_env env, napi_value value, const char* name, int8_t** data, int64_t* length) {
+  bool is_typed = false;
+  if (!check(env, napi_is_typedarray(env, value, &is_typed))) return false;
+  napi_typedarray_type type = napi_float32_array;
+  size_t count = 0;
+  void* ptr = nullptr;
+  if (is_typed && !check(env, napi_get_typedarray_info(env, value, &type, &count, &ptr, nullptr, nullptr))) {
+    return false;
+  }
+  if (!is_typed || type != napi_int8_array) {
+    napi_throw_type_error(env, nullptr, (std::string("gemmInt8: ") + name + " must be an Int8Array").c_str());
+    return false;
+  }
+  *data = static_cast<int8_t*>(ptr);
   *length = static_cast<int64_t>(count);
   return true;
 }
@@ -345,6 +381,37 @@ napi_value GemmBf16(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+napi_value GemmInt8(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return nullptr;
+  if (argc < 10) {
+    napi_throw_type_error(env, nullptr, "gemmInt8: expected (a, aOffset, q, qOffset, scales, c, cOffset, m, n, k)");
+    return nullptr;
+  }
+  float *a, *scales, *c;
+  int8_t* q;
+  int64_t a_len, q_len, s_len, c_len, a_off, q_off, c_off, m, n, k;
+  if (!get_float32_array(env, argv[0], "a", &a, &a_len) || !get_count(env, argv[1], "aOffset", &a_off) ||
+      !get_int8_array(env, argv[2], "q", &q, &q_len) || !get_count(env, argv[3], "qOffset", &q_off) ||
+      !get_float32_array(env, argv[4], "scales", &scales, &s_len) ||
+      !get_float32_array(env, argv[5], "c", &c, &c_len) || !get_count(env, argv[6], "cOffset", &c_off) ||
+      !get_count(env, argv[7], "m", &m) || !get_count(env, argv[8], "n", &n) || !get_count(env, argv[9], "k", &k)) {
+    return nullptr;
+  }
+  if (!check_extent(env, "a", a_len, a_off, m, k) || !check_extent(env, "q", q_len, q_off, n, k) ||
+      !check_extent(env, "scales", s_len, 0, n, 1) || !check_extent(env, "c", c_len, c_off, m, n)) {
+    return nullptr;
+  }
+  if (m == 0 || n == 0) return undefined(env);
+  if (k == 0) {
+    std::fill(c + c_off, c + c_off + m * n, 0.0f);
+    return undefined(env);
+  }
+  run_gemm_int8(a + a_off, q + q_off, scales, c + c_off, m, n, k);
+  return undefined(env);
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -409,6 +476,7 @@ NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm_, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmBf16", nullptr, GemmBf16, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"gemmInt8", nullptr, GemmInt8, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

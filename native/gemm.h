@@ -44,6 +44,11 @@ struct IsaKernels {
   // f32 product on the widened weights.
   void (*gemv_bf16)(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k, int64_t n0,
                     int64_t n1);
+  // C[:, n0:n1] = A · (s ⊙ Q)ᵀ for int8 weights Q [n, k] with one scale per
+  // row of Q (per output channel): widened to f32 in registers, dot products
+  // in f32, each scaled once at the end.
+  void (*gemv_int8)(const float* a, const int8_t* q, const float* scales, float* c, int64_t m, int64_t n, int64_t k,
+                    int64_t n0, int64_t n1);
   // Register tile of gemm_block: work is split between threads in whole tiles.
   int64_t mr;
   int64_t nr;
@@ -56,6 +61,10 @@ struct IsaKernels {
 // The portable bf16 GEMV (gemm_scalar.cc), also used by the AVX2 variant.
 void gemv_bf16_portable(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k, int64_t n0,
                         int64_t n1);
+
+// The portable int8 GEMV (gemm_scalar.cc), also used by the AVX2 variant.
+void gemv_int8_portable(const float* a, const int8_t* q, const float* scales, float* c, int64_t m, int64_t n,
+                        int64_t k, int64_t n0, int64_t n1);
 
 extern const IsaKernels kAvx512Kernels;
 extern const IsaKernels kAvx2Kernels;

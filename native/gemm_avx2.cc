@@ -174,7 +174,8 @@ double fma_peak(double seconds) {
 }  // namespace
 
 const glassformer::IsaKernels glassformer::kAvx2Kernels = {
-    "avx2", gemm_block, pack_a_all, pack_b_all, gemv, glassformer::gemv_bf16_portable, Avx2::MR, Avx2::NR, fma_peak,
+    "avx2", gemm_block, pack_a_all, pack_b_all, gemv, glassformer::gemv_bf16_portable,
+    glassformer::gemv_int8_portable, Avx2::MR, Avx2::NR, fma_peak,
 };
 
 #if defined(__clang__)

@@ -290,6 +290,53 @@ void gemv_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n
   }
 }
 
+// 16 int8 values widened to f32 (exact).
+inline __m512 widen_int8(__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes)); }
+
+// dot_rows for int8 weight rows: eight streams, a quarter of the f32 bytes.
+template <int R>
+inline void dot_rows_int8(const float* a, const int8_t* b, int64_t k, float* out) {
+  __m512 even[R], odd[R];
+  for (int r = 0; r < R; ++r) even[r] = odd[r] = _mm512_setzero_ps();
+  int64_t p = 0;
+  for (; p + 32 <= k; p += 32) {
+    const __m512 a0 = _mm512_loadu_ps(a + p);
+    const __m512 a1 = _mm512_loadu_ps(a + p + 16);
+    for (int r = 0; r < R; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(b + (R + r) * k + p), _MM_HINT_T0);
+      const __m256i both = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + r * k + p));
+      even[r] = _mm512_fmadd_ps(a0, widen_int8(_mm256_castsi256_si128(both)), even[r]);
+      odd[r] = _mm512_fmadd_ps(a1, widen_int8(_mm256_extracti128_si256(both, 1)), odd[r]);
+    }
+  }
+  for (; p < k; p += 16) {
+    const __mmask16 m = first_lanes(k - p);
+    const __m512 av = _mm512_maskz_loadu_ps(m, a + p);
+    for (int r = 0; r < R; ++r) {
+      even[r] = _mm512_fmadd_ps(av, widen_int8(_mm_maskz_loadu_epi8(m, b + r * k + p)), even[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(even[r], odd[r]));
+}
+
+void gemv_int8(const float* a, const int8_t* q, const float* scales, float* c, int64_t m, int64_t n, int64_t k,
+               int64_t n0, int64_t n1) {
+  float out[8];
+  int64_t j = n0;
+  for (; j + 8 <= n1; j += 8) {
+    for (int64_t i = 0; i < m; ++i) {
+      dot_rows_int8<8>(a + i * k, q + j * k, k, out);
+      for (int r = 0; r < 8; ++r) c[i * n + j + r] = out[r] * scales[j + r];
+    }
+  }
+  for (; j < n1; ++j) {
+    for (int64_t i = 0; i < m; ++i) {
+      dot_rows_int8<1>(a + i * k, q + j * k, k, out);
+      c[i * n + j] = out[0] * scales[j];
+    }
+  }
+}
+
 double fma_peak(double seconds) {
   // 16 independent chains cover FMA latency (4 cycles) times two FMA pipes.
   // acc = acc * 0.999 + 0.001 converges to 1, so no overflow or denormals.
@@ -319,7 +366,7 @@ double fma_peak(double seconds) {
 }  // namespace
 
 const glassformer::IsaKernels glassformer::kAvx512Kernels = {
-    "avx512", gemm_block, pack_a_all, pack_b_all, gemv, gemv_bf16, Avx512::MR, Avx512::NR, fma_peak,
+    "avx512", gemm_block, pack_a_all, pack_b_all, gemv, gemv_bf16, gemv_int8, Avx512::MR, Avx512::NR, fma_peak,
 };
 
 #if defined(__clang__)

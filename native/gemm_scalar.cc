@@ -131,7 +131,25 @@ void glassformer::gemv_bf16_portable(const float* a, const uint16_t* b, float* c
   }
 }
 
+void glassformer::gemv_int8_portable(const float* a, const int8_t* q, const float* scales, float* c, int64_t m,
+                                     int64_t n, int64_t k, int64_t n0, int64_t n1) {
+  for (int64_t j = n0; j < n1; ++j) {
+    const int8_t* w = q + j * k;
+    for (int64_t i = 0; i < m; ++i) {
+      float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t p = 0;
+      for (; p + 8 <= k; p += 8) {
+        for (int64_t r = 0; r < 8; ++r) part[r] += a[i * k + p + r] * static_cast<float>(w[p + r]);
+      }
+      float sum = 0;
+      for (; p < k; ++p) sum += a[i * k + p] * static_cast<float>(w[p]);
+      for (float v : part) sum += v;
+      c[i * n + j] = sum * scales[j];
+    }
+  }
+}
+
 const glassformer::IsaKernels glassformer::kScalarKernels = {
-    "scalar", gemm_block, pack_a_all, pack_b_all, gemv, glassformer::gemv_bf16_portable, Scalar::MR, Scalar::NR,
-    fma_peak,
+    "scalar", gemm_block, pack_a_all, pack_b_all, gemv, glassformer::gemv_bf16_portable,
+    glassformer::gemv_int8_portable, Scalar::MR, Scalar::NR, fma_peak,
 };

@@ -11,15 +11,18 @@
  */
 import { blockedMatmul } from './blocked.js';
 import { referenceBf16Matmul } from './bf16.js';
-import type { Bf16MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
+import { referenceInt8Matmul } from './int8.js';
+import type { Bf16MatmulKernel, Int8MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
 
-export type { Bf16MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
+export type { Bf16MatmulKernel, Int8MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
+export { referenceInt8Matmul } from './int8.js';
 export { referenceMatmul } from './reference.js';
 export { blockedMatmul } from './blocked.js';
 export { referenceBf16Matmul } from './bf16.js';
 
 let active: MatmulKernel = blockedMatmul;
 let activeBf16: Bf16MatmulKernel = referenceBf16Matmul;
+let activeInt8: Int8MatmulKernel = referenceInt8Matmul;
 let nativeUnavailable: string | undefined;
 let fastest: Promise<KernelInfo> | undefined;
 
@@ -37,6 +40,18 @@ export function bf16MatmulKernel(): Bf16MatmulKernel {
 export function setBf16MatmulKernel(kernel: Bf16MatmulKernel): Bf16MatmulKernel {
   const previous = activeBf16;
   activeBf16 = kernel;
+  return previous;
+}
+
+/** The kernel for linear layers whose weights are int8 with per-channel scales (native when loaded, else the reference). */
+export function int8MatmulKernel(): Int8MatmulKernel {
+  return activeInt8;
+}
+
+/** Swap the int8 kernel; returns the previous one. */
+export function setInt8MatmulKernel(kernel: Int8MatmulKernel): Int8MatmulKernel {
+  const previous = activeInt8;
+  activeInt8 = kernel;
   return previous;
 }
 
@@ -95,6 +110,7 @@ async function loadFastest(): Promise<KernelInfo> {
   } else {
     active = loaded.kernel;
     activeBf16 = loaded.kernel;
+    activeInt8 = loaded.kernel;
   }
   return kernelInfo();
 }

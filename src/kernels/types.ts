@@ -62,3 +62,23 @@ export interface Bf16MatmulKernel {
     k: number,
   ): void;
 }
+
+/**
+ * C = A · (s ⊙ Q)ᵀ with int8 weights Q [n, k] and one f32 scale per row of Q
+ * (per output channel): a quarter of the f32 bytes. A and C are f32.
+ */
+export interface Int8MatmulKernel {
+  readonly name: string;
+  gemmInt8(
+    a: Float32Array,
+    aOffset: number,
+    q: Int8Array,
+    qOffset: number,
+    scales: Float32Array,
+    c: Float32Array,
+    cOffset: number,
+    m: number,
+    n: number,
+    k: number,
+  ): void;
+}

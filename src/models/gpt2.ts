@@ -15,9 +15,10 @@ import { mergeHeads } from '../nn/attention.js';
 import { cachedSelfAttention, CausalLMSession, maskRows, positionIdsFromMask, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import type { KVCache } from '../nn/kv-cache.js';
-import { embeddingBf16, linearBf16 } from '../nn/bf16.js';
-import { LayerNorm } from '../nn/linear.js';
-import type { Weights } from '../nn/weights.js';
+import { embeddingBf16 } from '../nn/bf16.js';
+import { embeddingInt8, Int8Matrix } from '../nn/int8.js';
+import { LayerNorm, linearAny } from '../nn/linear.js';
+import type { LinearWeight, Weights } from '../nn/weights.js';
 import type { DecodingSession, GenerativeModel, SessionInputs } from '../generation/types.js';
 
 export interface Gpt2Config {
@@ -76,29 +77,37 @@ export function parseGpt2Config(raw: Record<string, unknown>, file = 'config.jso
   };
 }
 
+/** Rows of the token table, whichever dtype it is held in. ids [batch, seq] → [batch, seq, d]. */
+function embedTokens(table: LinearWeight, ids: Tensor): Tensor {
+  if (table instanceof Int8Matrix) return embeddingInt8(table, ids);
+  return table.dtype === 'bf16' ? embeddingBf16(table, ids) : embedding(table, ids);
+}
+
 /**
  * GPT-2's `Conv1D`: a linear map whose weight is stored [in, out] (transposed
- * with respect to nn.Linear), so y = x·W + b. With bf16 weights
- * (linearDtype 'bf16') the weight is held transposed, [out, in] as nn.Linear,
- * so each output is a dot product over one contiguous bf16 row.
+ * with respect to nn.Linear), so y = x·W + b. With bf16 or int8 weights
+ * (linearDtype) the weight is held transposed, [out, in] as nn.Linear, so
+ * each output is a dot product over one contiguous row (and int8 scales are
+ * per output channel).
  */
 export class Conv1D {
   constructor(
-    readonly weight: Tensor,
+    readonly weight: LinearWeight,
     readonly bias: Tensor,
   ) {}
 
   static load(w: Weights, name: string, inFeatures: number, outFeatures: number): Conv1D {
     const scoped = w.scope(name);
     const bias = scoped.get('bias', [outFeatures]);
-    if (w.linearDtype === 'bf16') {
-      return new Conv1D(scoped.get('weight', [inFeatures, outFeatures]).transpose(0, 1).to('bf16'), bias); // [out, in]
-    }
-    return new Conv1D(scoped.get('weight', [inFeatures, outFeatures]), bias);
+    const weight = scoped.get('weight', [inFeatures, outFeatures]);
+    if (w.linearDtype === 'bf16') return new Conv1D(weight.transpose(0, 1).to('bf16'), bias); // [out, in]
+    if (w.linearDtype === 'int8') return new Conv1D(Int8Matrix.quantize(weight.transpose(0, 1)), bias); // [out, in]
+    return new Conv1D(weight, bias);
   }
 
   forward(x: Tensor): Tensor {
-    return this.weight.dtype === 'bf16' ? linearBf16(x, this.weight, this.bias) : add(matmul(x, this.weight), this.bias);
+    if (this.weight instanceof Int8Matrix || this.weight.dtype === 'bf16') return linearAny(x, this.weight, this.bias);
+    return add(matmul(x, this.weight), this.bias);
   }
 }
 
@@ -200,12 +209,13 @@ class Gpt2Block {
 
 export class Gpt2Model implements CausalLM, GenerativeModel {
   readonly isEncoderDecoder = false;
-  readonly wte: Tensor;
+  /** The token table [vocab, d] as held: f32, or bf16 / int8 with those linearDtype options. */
+  readonly tokenTable: LinearWeight;
   readonly wpe: Tensor;
   readonly blocks: Gpt2Block[];
   readonly lnF: LayerNorm;
-  /** The language-model head [vocab, d]: `wte` unless the checkpoint unties it. */
-  readonly lmHead: Tensor;
+  /** The language-model head [vocab, d] as held: the token table unless the checkpoint unties it. */
+  readonly head: LinearWeight;
 
   /** `w` holds GPT2LMHeadModel names (`transformer.h.0…`) or bare GPT2Model names (`h.0…`, as OpenAI's checkpoints). */
   constructor(
@@ -215,16 +225,26 @@ export class Gpt2Model implements CausalLM, GenerativeModel {
     const c = config;
     const t = w.has('transformer.wte.weight') ? w.scope('transformer') : w;
     // With bf16 weights the (usually tied) token table is kept bf16 too: it is the largest matrix.
-    this.wte = t.matrix('wte.weight', [c.vocabSize, c.nEmbd]);
+    this.tokenTable = t.matrix('wte.weight', [c.vocabSize, c.nEmbd]);
     this.wpe = t.get('wpe.weight', [c.nPositions, c.nEmbd]);
     this.blocks = Array.from({ length: c.nLayer }, (_, i) => new Gpt2Block(t.scope(`h.${i}`), c, i));
     this.lnF = LayerNorm.load(t, 'ln_f', c.nEmbd, c.layerNormEpsilon);
-    this.lmHead = c.tieWordEmbeddings ? this.wte : w.matrix('lm_head.weight', [c.vocabSize, c.nEmbd]);
+    this.head = c.tieWordEmbeddings ? this.tokenTable : w.matrix('lm_head.weight', [c.vocabSize, c.nEmbd]);
     // Older checkpoints also store the causal-mask buffers attn.bias / attn.masked_bias, and some a copy of the tied head.
     const unused = w.unused().filter((name) => !/\.attn\.(masked_)?bias$/.test(name) && !(c.tieWordEmbeddings && name === 'lm_head.weight'));
     if (unused.length > 0) {
       throw new WeightError(`checkpoint has tensors that a GPT-2 model with this config does not use: ${unused.slice(0, 8).join(', ')}${unused.length > 8 ? ', …' : ''}`);
     }
+  }
+
+  /** The token table as a tensor (an int8 table is dequantized: a copy). */
+  get wte(): Tensor {
+    return this.tokenTable instanceof Int8Matrix ? this.tokenTable.dequantize() : this.tokenTable;
+  }
+
+  /** The language-model head [vocab, d] as a tensor (an int8 head is dequantized: a copy). */
+  get lmHead(): Tensor {
+    return this.head instanceof Int8Matrix ? this.head.dequantize() : this.head;
   }
 
   get numLayers(): number {
@@ -241,7 +261,7 @@ export class Gpt2Model implements CausalLM, GenerativeModel {
     if (longest >= this.config.nPositions) {
       throw new ShapeError(`GPT-2 has learned positions 0…${this.config.nPositions - 1} (n_positions); position ${longest} was asked for: shorten the prompt or maxNewTokens`);
     }
-    const tokens = hooks.run('embed', this.wte.dtype === 'bf16' ? embeddingBf16(this.wte, ids) : embedding(this.wte, ids));
+    const tokens = hooks.run('embed', embedTokens(this.tokenTable, ids));
     const positions = hooks.run('pos_embed', embedding(this.wpe, positionIds));
     return add(tokens, positions);
   }
@@ -266,7 +286,7 @@ export class Gpt2Model implements CausalLM, GenerativeModel {
     if (options.lastOnly) x = x.slice(1, seq - 1, seq);
     x = hooks.run('ln_final', this.lnF.forward(x));
     hiddenStates[hiddenStates.length - 1] = x;
-    const logits = hookLogits(hooks, this.lmHead.dtype === 'bf16' ? linearBf16(x, this.lmHead) : matmul(x, this.lmHead, { transposeB: true })); // [batch, seq, vocab]
+    const logits = hookLogits(hooks, this.head instanceof Int8Matrix || this.head.dtype === 'bf16' ? linearAny(x, this.head) : matmul(x, this.head, { transposeB: true })); // [batch, seq, vocab]
     return { logits, hiddenStates, attentions };
   }
 

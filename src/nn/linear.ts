@@ -1,14 +1,29 @@
 import { layerNorm, linear, rmsNorm } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { linearBf16 } from './bf16.js';
-import type { Weights } from './weights.js';
+import { Int8Matrix, linearInt8 } from './int8.js';
+import type { LinearWeight, Weights } from './weights.js';
 
-/** A learned affine map y = x·Wᵀ + b, W stored [out, in] as torch.nn.Linear (f32, or bf16: see `linearBf16`). */
+/** y = x·Wᵀ + b for a weight held as f32, bf16 or int8. */
+export function linearAny(x: Tensor, weight: LinearWeight, bias?: Tensor): Tensor {
+  if (weight instanceof Int8Matrix) return linearInt8(x, weight, bias);
+  return weight.dtype === 'bf16' ? linearBf16(x, weight, bias) : linear(x, weight, bias);
+}
+
+/**
+ * A learned affine map y = x·Wᵀ + b, W stored [out, in] as torch.nn.Linear:
+ * f32, or bf16 / int8 when the weights were loaded so (see `WeightsOptions`).
+ */
 export class Linear {
   constructor(
-    readonly weight: Tensor,
+    readonly stored: LinearWeight,
     readonly bias?: Tensor,
   ) {}
+
+  /** W as an f32 or bf16 tensor; an int8 weight is dequantized for the caller (a copy). */
+  get weight(): Tensor {
+    return this.stored instanceof Int8Matrix ? this.stored.dequantize() : this.stored;
+  }
 
   /** `name.weight` [out, in] and, when `bias` is true, `name.bias` [out]. */
   static load(w: Weights, name: string, inFeatures: number, outFeatures: number, bias = true): Linear {
@@ -17,7 +32,7 @@ export class Linear {
   }
 
   forward(x: Tensor): Tensor {
-    return this.weight.dtype === 'bf16' ? linearBf16(x, this.weight, this.bias) : linear(x, this.weight, this.bias);
+    return linearAny(x, this.stored, this.bias);
   }
 }
 

@@ -1,8 +1,12 @@
 import { ConfigError, WeightError } from '../errors.js';
 import { Tensor, shapeString, type Shape } from '../tensor/tensor.js';
+import { Int8Matrix } from './int8.js';
 
 /** How linear-layer weights are held in memory. */
-export type LinearDtype = 'f32' | 'bf16';
+export type LinearDtype = 'f32' | 'bf16' | 'int8';
+
+/** A linear layer's weight as held: a Tensor (f32 or bf16) or an int8 matrix with per-row scales. */
+export type LinearWeight = Tensor | Int8Matrix;
 
 export interface WeightsOptions {
   /**
@@ -10,6 +14,8 @@ export interface WeightsOptions {
    * untied vocabulary heads) as bf16, 2 bytes a weight: a bf16 checkpoint as
    * stored, an f32 or f16 one rounded to nearest even as `tensor.to(torch.bfloat16)`.
    * Decoding reads every weight once per token, so it reads half the bytes.
+   * 'int8' quantizes those matrices per output channel (see nn/int8.ts): a
+   * quarter of the bytes, at a measured accuracy cost (docs/performance.md).
    * Inference only. Default 'f32': every tensor widened to f32.
    */
   linearDtype?: LinearDtype;
@@ -32,8 +38,8 @@ export class Weights {
   static from(tensors: ReadonlyMap<string, Tensor> | Record<string, Tensor>, source = 'checkpoint', options: WeightsOptions = {}): Weights {
     const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
     const linearDtype = options.linearDtype ?? 'f32';
-    if (linearDtype !== 'f32' && linearDtype !== 'bf16') {
-      throw new ConfigError(`${source}: linearDtype must be 'f32' or 'bf16', got ${JSON.stringify(linearDtype)}`);
+    if (linearDtype !== 'f32' && linearDtype !== 'bf16' && linearDtype !== 'int8') {
+      throw new ConfigError(`${source}: linearDtype must be 'f32', 'bf16' or 'int8', got ${JSON.stringify(linearDtype)}`);
     }
     return new Weights(map, source, '', new Set(), linearDtype);
   }
@@ -57,11 +63,12 @@ export class Weights {
   }
 
   /**
-   * A linear layer's weight matrix [out, in], in the dtype the weights were
-   * loaded for (`linearDtype`): f32, or bf16 kept 16-bit.
+   * A linear layer's weight matrix [out, in] as `linearDtype` asks: f32, bf16
+   * kept 16-bit, or int8 with per-row scales.
    */
-  matrix(name: string, shape: Shape): Tensor {
+  matrix(name: string, shape: Shape): LinearWeight {
     const t = this.stored(name, shape);
+    if (this.linearDtype === 'int8') return Int8Matrix.quantize(t);
     return t.dtype === this.linearDtype ? t : t.to(this.linearDtype);
   }
 
