@@ -35,6 +35,8 @@ export { loadTextGenerator, generateText, streamText, type TextGenerator, type T
 export { Chat, applyChatTemplate, type ChatMessage, type ChatOptions } from './tasks/chat.js';
 export { loadSeq2Seq, loadEncoderDecoder, translate, type Seq2SeqPipeline, type TranslateOptions } from './tasks/translate.js';
 export { summarize, type SummarizeOptions } from './tasks/summarize.js';
+export { loadModel, modelFromConfig, SUPPORTED_MODEL_TYPES, type LoadedModel, type Pretrained } from './models/registry.js';
+export { fromPretrained } from './pretrained.js';
 
 // The native kernel when it built, else the blocked TypeScript one; a browser build gets the latter.
 await useFastestKernel();
