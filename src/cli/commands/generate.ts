@@ -108,8 +108,18 @@ export async function runGenerate(args: GenerateArgs, streams: CommandStreams, l
       }
       return EXIT.ok;
     }
-    for await (const chunk of streamText(g, prompt, options)) streams.stdout.write(chunk.text);
+    const started = performance.now();
+    let tokens = 0;
+    for await (const chunk of streamText(g, prompt, options)) {
+      streams.stdout.write(chunk.text);
+      tokens++;
+    }
     streams.stdout.write('\n');
+    // On a terminal, the speed; in a pipe or a log, only the text.
+    if ((streams.stderr as { isTTY?: boolean }).isTTY) {
+      const seconds = (performance.now() - started) / 1000;
+      streams.stderr.write(`[${tokens} tokens in ${seconds.toFixed(2)} s, ${(tokens / seconds).toFixed(1)} tokens/s]\n`);
+    }
     return EXIT.ok;
   } catch (error) {
     if (error instanceof GlassformerError) return reportError(error, streams.stderr);
