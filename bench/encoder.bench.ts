@@ -7,8 +7,12 @@
  * reference kernel runs the same model at batch 1 × 16 tokens, beside the
  * active kernel on that shape, so the ratio compares like with like. Outside
  * matmul both paths share the same reference ops (GELU's erf is a large share).
+ * The matmul rate (the model's multiply-adds × 2 ÷ time, everything else
+ * counted as overhead) is also given as a fraction of the FMA peak measured
+ * in the same run (one core's peak × threads).
  */
 import { kernelInfo, matmulKernel, referenceMatmul, setMatmulKernel, useFastestKernel } from '../src/kernels/index.js';
+import { loadNativeKernel } from '../src/kernels/native.js';
 import { parseModelConfig } from '../src/io/config.js';
 import { loadBert, type EncoderModel } from '../src/models/bert.js';
 import { normalizeL2, pool } from '../src/tasks/pooling.js';
@@ -74,6 +78,11 @@ function randomBert(s: Shape): EncoderModel {
   return loadBert({ config, weights, weightsName: `random ${s.name}` });
 }
 
+/** FLOPs of one sentence's matrix products: the four attention projections, the FFN, q·kᵀ and pattern·v. */
+function flopsPerSentence(s: Shape, seq: number): number {
+  return s.layers * (2 * seq * (4 * s.d * s.d + 2 * s.d * s.ffn) + 4 * seq * seq * s.d);
+}
+
 /** Sentences per second for `reps` batches of `batch` sentences of `seq` tokens: encode, mean-pool, normalise. */
 function measure(model: EncoderModel, batch: number, seq: number, reps: number): number {
   const ids = Tensor.i32(
@@ -93,13 +102,19 @@ export async function run(): Promise<void> {
   await useFastestKernel();
   const active = kernelInfo();
   console.log(`random weights; sentences/s = encoder pass + mean pooling + L2 normalisation; active kernel ${active.name} (${active.threads} threads)\n`);
+  const native = loadNativeKernel().kernel;
+  const peak = native ? Math.max(...[0, 1, 2].map(() => native.fmaPeak(0.05))) * active.threads : undefined;
+  if (peak !== undefined) console.log(`FMA peak measured in this run: ${peak.toFixed(0)} GFLOP/s (${active.threads} threads)\n`);
   const elapsed: string[] = [];
-  console.log('| model | path | batch × tokens | sentences/s | tokens/s |');
-  console.log('|---|---|---:|---:|---:|');
+  console.log('| model | path | batch × tokens | sentences/s | tokens/s | matmul GFLOP/s | of FMA peak |');
+  console.log('|---|---|---:|---:|---:|---:|---:|');
   for (const shape of SHAPES) {
     const model = randomBert(shape);
-    const row = (path: string, batch: number, seq: number, rate: number) =>
-      console.log(`| ${shape.name} | ${path} | ${batch} × ${seq} | ${rate.toFixed(2)} | ${(rate * seq).toFixed(0)} |`);
+    const row = (path: string, batch: number, seq: number, rate: number) => {
+      const gflops = (rate * flopsPerSentence(shape, seq)) / 1e9;
+      const fraction = peak === undefined || !path.startsWith('active') ? '—' : `${((100 * gflops) / peak).toFixed(0)}%`;
+      console.log(`| ${shape.name} | ${path} | ${batch} × ${seq} | ${rate.toFixed(2)} | ${(rate * seq).toFixed(0)} | ${gflops.toFixed(1)} | ${fraction} |`);
+    };
     const started = performance.now();
     measure(model, 1, SHORT, 1); // warm-up: JIT and first touch of the weights
     row(`active (${matmulKernel().name})`, 1, 128, measure(model, 1, 128, 2));
@@ -114,7 +129,7 @@ export async function run(): Promise<void> {
       setMatmulKernel(previous);
     }
     row(`reference (${referenceMatmul.name})`, 1, SHORT, reference);
-    console.log(`| ${shape.name} | ratio active / reference | 1 × ${SHORT} | ${(activeShort / reference).toFixed(1)}× | |`);
+    console.log(`| ${shape.name} | ratio active / reference | 1 × ${SHORT} | ${(activeShort / reference).toFixed(1)}× | | | |`);
     elapsed.push(`${shape.name} ${((performance.now() - started) / 1000).toFixed(0)} s`);
   }
   console.log(`\nwall time: ${elapsed.join(', ')}`);

@@ -1,4 +1,5 @@
-import { layerNorm, linear, rmsNorm } from '../ops/index.js';
+import { layerNorm, linear, matmul, rmsNorm } from '../ops/index.js';
+import { needsGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { linearBf16 } from './bf16.js';
 import { Int8Matrix, linearInt8 } from './int8.js';
@@ -7,7 +8,20 @@ import type { LinearWeight, Weights } from './weights.js';
 /** y = x·Wᵀ + b for a weight held as f32, bf16 or int8. */
 export function linearAny(x: Tensor, weight: LinearWeight, bias?: Tensor): Tensor {
   if (weight instanceof Int8Matrix) return linearInt8(x, weight, bias);
-  return weight.dtype === 'bf16' ? linearBf16(x, weight, bias) : linear(x, weight, bias);
+  if (weight.dtype === 'bf16') return linearBf16(x, weight, bias);
+  // Training records the op graph through ops/linear; inference adds the bias
+  // into the fresh product in place (the same f32 sums as a broadcast add,
+  // without its index arithmetic or a second output buffer).
+  if (!bias || needsGrad(x, weight, bias)) return linear(x, weight, bias);
+  const y = matmul(x, weight, { transposeB: true }); // [..., out]
+  addBiasInPlace(y.data as Float32Array, bias.f32());
+  return y;
+}
+
+/** y[r, j] += b[j] for every row r of a row-major [rows, b.length] buffer. */
+function addBiasInPlace(y: Float32Array, b: Float32Array): void {
+  const width = b.length;
+  for (let r = 0; r < y.length; r += width) for (let j = 0; j < width; j++) y[r + j] += b[j];
 }
 
 /**
