@@ -10,6 +10,7 @@
  */
 import { ConfigError, ShapeError, WeightError } from '../errors.js';
 import { activation, add, embedding, F32_MIN, matmul } from '../ops/index.js';
+import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { mergeHeads } from '../nn/attention.js';
 import { cachedSelfAttention, CausalLMSession, maskRows, positionIdsFromMask, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
@@ -17,7 +18,7 @@ import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import type { KVCache } from '../nn/kv-cache.js';
 import { embeddingBf16 } from '../nn/bf16.js';
 import { embeddingInt8, Int8Matrix } from '../nn/int8.js';
-import { LayerNorm, linearAny } from '../nn/linear.js';
+import { addBiasInPlace, LayerNorm, linearAny } from '../nn/linear.js';
 import type { LinearWeight, Weights } from '../nn/weights.js';
 import type { DecodingSession, GenerativeModel, SessionInputs } from '../generation/types.js';
 
@@ -107,7 +108,10 @@ export class Conv1D {
 
   forward(x: Tensor): Tensor {
     if (this.weight instanceof Int8Matrix || this.weight.dtype === 'bf16') return linearAny(x, this.weight, this.bias);
-    return add(matmul(x, this.weight), this.bias);
+    if (needsGrad(x, this.weight, this.bias)) return add(matmul(x, this.weight), this.bias);
+    const y = matmul(x, this.weight); // [..., out], a fresh buffer: the bias goes in place
+    addBiasInPlace(y.data as Float32Array, this.bias.f32());
+    return y;
   }
 }
 

@@ -19,7 +19,7 @@ export function linearAny(x: Tensor, weight: LinearWeight, bias?: Tensor): Tenso
 }
 
 /** y[r, j] += b[j] for every row r of a row-major [rows, b.length] buffer. */
-function addBiasInPlace(y: Float32Array, b: Float32Array): void {
+export function addBiasInPlace(y: Float32Array, b: Float32Array): void {
   const width = b.length;
   for (let r = 0; r < y.length; r += width) for (let j = 0; j < width; j++) y[r + j] += b[j];
 }
