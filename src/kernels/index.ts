@@ -12,9 +12,9 @@
 import { blockedMatmul } from './blocked.js';
 import { referenceBf16Matmul } from './bf16.js';
 import { referenceInt8Matmul } from './int8.js';
-import type { Bf16MatmulKernel, Int8MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
+import type { AttentionKernel, Bf16MatmulKernel, Int8MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
 
-export type { Bf16MatmulKernel, Int8MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
+export type { AttentionKernel, Bf16MatmulKernel, Int8MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
 export { referenceInt8Matmul } from './int8.js';
 export { referenceMatmul } from './reference.js';
 export { blockedMatmul } from './blocked.js';
@@ -23,6 +23,7 @@ export { referenceBf16Matmul } from './bf16.js';
 let active: MatmulKernel = blockedMatmul;
 let activeBf16: Bf16MatmulKernel = referenceBf16Matmul;
 let activeInt8: Int8MatmulKernel = referenceInt8Matmul;
+let fusedAttention: AttentionKernel | undefined;
 let nativeUnavailable: string | undefined;
 let fastest: Promise<KernelInfo> | undefined;
 
@@ -52,6 +53,21 @@ export function int8MatmulKernel(): Int8MatmulKernel {
 export function setInt8MatmulKernel(kernel: Int8MatmulKernel): Int8MatmulKernel {
   const previous = activeInt8;
   activeInt8 = kernel;
+  return previous;
+}
+
+/**
+ * The fused attention kernel for a few query rows, when the native addon is
+ * loaded; without it `attend` runs its unfused ops, which are the reference.
+ */
+export function attentionKernel(): AttentionKernel | undefined {
+  return fusedAttention;
+}
+
+/** Swap the fused attention kernel (undefined turns the fused path off); returns the previous one. */
+export function setAttentionKernel(kernel: AttentionKernel | undefined): AttentionKernel | undefined {
+  const previous = fusedAttention;
+  fusedAttention = kernel;
   return previous;
 }
 
@@ -111,6 +127,7 @@ async function loadFastest(): Promise<KernelInfo> {
     active = loaded.kernel;
     activeBf16 = loaded.kernel;
     activeInt8 = loaded.kernel;
+    fusedAttention = loaded.kernel;
   }
   return kernelInfo();
 }

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Bf16MatmulKernel, Int8MatmulKernel, ThreadedMatmulKernel } from './types.js';
+import type { AttentionKernel, Bf16MatmulKernel, Int8MatmulKernel, ThreadedMatmulKernel } from './types.js';
 
 /** The instruction-set variants the addon carries; it picks the widest the CPU has. */
 export type NativeIsa = 'avx512' | 'avx2' | 'scalar';
@@ -27,6 +27,7 @@ interface NativeAddon {
     a: Float32Array, aOffset: number, q: Int8Array, qOffset: number, scales: Float32Array, c: Float32Array, cOffset: number,
     m: number, n: number, k: number,
   ): void;
+  attend: AttentionKernel['attend'];
   setThreads(threads: number): number;
   threads(): number;
   isa(): NativeIsa;
@@ -35,7 +36,7 @@ interface NativeAddon {
   fmaPeak(seconds: number): number;
 }
 
-export interface NativeMatmulKernel extends ThreadedMatmulKernel, Bf16MatmulKernel, Int8MatmulKernel {
+export interface NativeMatmulKernel extends ThreadedMatmulKernel, Bf16MatmulKernel, Int8MatmulKernel, AttentionKernel {
   /** The instruction-set variant in use. */
   isa(): NativeIsa;
   /** Every variant this CPU can run, widest first. */
@@ -94,6 +95,7 @@ function wrap(addon: NativeAddon): NativeMatmulKernel {
     gemm: addon.gemm,
     gemmBf16: addon.gemmBf16,
     gemmInt8: addon.gemmInt8,
+    attend: addon.attend,
     threads: () => addon.threads(),
     setThreads: (threads) => addon.setThreads(threads),
     isa: () => addon.isa(),

@@ -1,5 +1,7 @@
 import { ShapeError } from '../errors.js';
 import { add, matmul, scale as scaleBy, softmax } from '../ops/index.js';
+import { attentionKernel, type AttentionKernel } from '../kernels/index.js';
+import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { noHooks, type HookPoints } from './hooks.js';
 import type { Linear } from './linear.js';
@@ -36,6 +38,12 @@ export interface AttendOptions {
  */
 export function attend(q: Tensor, k: Tensor, v: Tensor, options: AttendOptions = {}): { z: Tensor; pattern: Tensor } {
   const hooks = options.hooks ?? noHooks;
+  // Decoding asks a few queries against the whole cache: one fused native pass,
+  // unless a hook wants to see or change the scores, the pattern or z.
+  const fused = attentionKernel();
+  if (fused && !hooks.active && !options.positionBias && q.shape[2] <= FUSED_MAX_QUERIES && !needsGrad(q, k, v)) {
+    return fusedAttend(fused, q, k, v, options.scale ?? 1, options.mask);
+  }
   let scores = matmul(q, k, { transposeB: true }); // [batch, heads, queries, keys]
   if (options.scale !== undefined && options.scale !== 1) scores = scaleBy(scores, options.scale);
   if (options.positionBias) scores = add(scores, options.positionBias);
@@ -44,6 +52,40 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, options: AttendOptions =
   const pattern = hooks.run('pattern', softmax(scores));
   const z = hooks.run('z', matmul(pattern, v)); // [batch, heads, queries, dHead]
   return { z, pattern };
+}
+
+/** Up to this many queries (decode steps) take the fused pass; prompts use the matmul kernel. */
+const FUSED_MAX_QUERIES = 4;
+
+/**
+ * `attend` through the fused kernel: q [batch, heads, queries, dHead], k and v
+ * [batch, heads, keys, dHead], mask broadcastable to [batch, heads, queries, keys].
+ */
+function fusedAttend(kernel: AttentionKernel, q: Tensor, k: Tensor, v: Tensor, scale: number, mask?: Tensor): { z: Tensor; pattern: Tensor } {
+  const [batch, heads, queries, dHead] = q.shape;
+  const keys = k.shape[2];
+  if (k.shape[0] !== batch || k.shape[1] !== heads || k.shape[3] !== dHead || v.shape.some((d, i) => d !== k.shape[i])) {
+    throw new ShapeError(`attend: q ${q}, k ${k} and v ${v} do not line up`);
+  }
+  const pattern = new Float32Array(batch * heads * queries * keys); // [batch, heads, queries, keys]
+  const z = new Float32Array(batch * heads * queries * dHead); // [batch, heads, queries, dHead]
+  const strides = mask ? broadcastStrides(mask, [batch, heads, queries, keys]) : new Float32Array(4);
+  kernel.attend(q.f32(), k.f32(), v.f32(), mask ? mask.f32() : null, strides, scale, pattern, z, batch, heads, queries, keys, dHead);
+  return { z: new Tensor('f32', [batch, heads, queries, dHead], z), pattern: new Tensor('f32', [batch, heads, queries, keys], pattern) };
+}
+
+/** Element strides of `t` read as `shape` (left-padded with 1s; 0 on every axis it repeats). */
+function broadcastStrides(t: Tensor, shape: readonly number[]): Float32Array {
+  if (t.rank > shape.length) throw new ShapeError(`attend: mask ${t} has more axes than [${shape.join(', ')}]`);
+  const dims = [...new Array<number>(shape.length - t.rank).fill(1), ...t.shape];
+  const strides = new Float32Array(shape.length);
+  let stride = 1;
+  for (let axis = shape.length - 1; axis >= 0; axis--) {
+    if (dims[axis] !== 1 && dims[axis] !== shape[axis]) throw new ShapeError(`attend: mask ${t} does not broadcast to [${shape.join(', ')}]`);
+    strides[axis] = dims[axis] === 1 ? 0 : stride;
+    stride *= dims[axis];
+  }
+  return strides;
 }
 
 export interface MultiHeadAttentionOptions extends Omit<AttendOptions, 'hooks'> {
