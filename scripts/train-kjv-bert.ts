@@ -33,8 +33,8 @@ import { Trainer } from '../src/train/trainer.js';
 
 const { values } = parseArgs({
   options: {
-    'mlm-steps': { type: 'string', default: '600' },
-    'pair-steps': { type: 'string', default: '400' },
+    'mlm-steps': { type: 'string', default: '1000' },
+    'pair-steps': { type: 'string', default: '2000' },
     corpus: { type: 'string' },
     out: { type: 'string', default: 'models/kjv-bert' },
   },
