@@ -34,7 +34,7 @@ import { Trainer } from '../src/train/trainer.js';
 const { values } = parseArgs({
   options: {
     'mlm-steps': { type: 'string', default: '1000' },
-    'pair-steps': { type: 'string', default: '2000' },
+    'pair-steps': { type: 'string', default: '500' },
     corpus: { type: 'string' },
     out: { type: 'string', default: 'models/kjv-bert' },
   },
