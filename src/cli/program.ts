@@ -12,6 +12,7 @@ import { summarizeCommand } from './commands/summarize.js';
 import { tourCommand } from './commands/tour.js';
 import { tokenizeCommand } from './commands/tokenize.js';
 import { traceCommand } from './commands/trace.js';
+import { trainCommand } from './commands/train.js';
 import { translateCommand } from './commands/translate.js';
 import { verifyCommand } from './commands/verify.js';
 
@@ -27,6 +28,7 @@ const COMMANDS = [
   summarizeCommand,
   tokenizeCommand,
   traceCommand,
+  trainCommand,
   verifyCommand,
   infoCommand,
   downloadCommand,

@@ -192,6 +192,14 @@ export function trainCommand(): Command {
     .option('--seed <n>', 'seeds initialisation and data order', int('--seed'), DEFAULTS.seed)
     .option('--checkpoint-every <n>', 'save <dir>/checkpoint every n steps', int('--checkpoint-every'))
     .option('--resume', 'continue exactly from <dir>/checkpoint')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  glassformer train --text kjv.txt --out runs/kjv --steps 2000 --checkpoint-every 200
+  glassformer train --text kjv.txt --out runs/kjv --steps 2000 --resume          # continue exactly where it stopped
+  glassformer train --text my-notes.txt --model models/kjv-llama --out runs/notes --steps 300 --lr 3e-4`,
+    )
     .action(async (options: TrainArgs) => {
       process.exitCode = await runTrain(options, { stdout: process.stdout, stderr: process.stderr });
     });
