@@ -38,6 +38,13 @@ export { loadSeq2Seq, loadEncoderDecoder, translate, type Seq2SeqPipeline, type 
 export { summarize, type SummarizeOptions } from './tasks/summarize.js';
 export { loadModel, modelFromConfig, SUPPORTED_MODEL_TYPES, type LoadedModel, type Pretrained } from './models/registry.js';
 export { fromPretrained } from './pretrained.js';
+export { backward, noGrad, isGradEnabled } from './tensor/autograd.js';
+export { Trainer, type TrainerOptions, type StepLoss } from './train/trainer.js';
+export { AdamW, SGD, learningRate, clipGradNorm, trainableParameters, type Optimizer } from './train/optim.js';
+export { crossEntropy, mseLoss, IGNORE_INDEX } from './train/losses.js';
+export { causalLmLoss, maskedLmLoss, classificationLoss, seq2seqLoss, shiftRight } from './train/tasks.js';
+export { trainByteLevelBpe, trainWordPiece } from './train/tokenizer-trainers.js';
+export { saveHfFolder } from './train/save.js';
 
 // The native kernel when it built, else the blocked TypeScript one; a browser build gets the latter.
 await useFastestKernel();
