@@ -200,7 +200,7 @@ export type RopeScaling =
 
 /** Llama and its close relatives: pre-norm RMSNorm decoders with RoPE, SwiGLU and grouped-query attention. */
 export interface LlamaConfig extends HfConfigBase {
-  readonly modelType: 'llama' | 'mistral' | 'qwen2' | 'qwen3';
+  readonly modelType: 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'phi3';
   readonly hiddenSize: number;
   readonly intermediateSize: number;
   readonly numHiddenLayers: number;
@@ -215,11 +215,13 @@ export interface LlamaConfig extends HfConfigBase {
   readonly ropeScaling: RopeScaling | null;
   /** Biases on the q, k and v projections (llama: attention_bias; qwen2: always). */
   readonly attentionBias: boolean;
-  /** A bias on the output projection o_proj (llama, qwen3: attention_bias; qwen2, mistral: never). */
+  /** A bias on the output projection o_proj (llama, qwen3: attention_bias; qwen2, mistral, phi3: never). */
   readonly attentionOutputBias: boolean;
   readonly mlpBias: boolean;
   /** Qwen3 normalises q and k per head (RMSNorm over headDim) before RoPE. */
   readonly qkNorm: boolean;
+  /** Phi-3 stores q|k|v as one qkv_proj and gate|up as one gate_up_proj. */
+  readonly fusedProjections: boolean;
   /** Sliding-window attention width, or null for full causal attention. */
   readonly slidingWindow: number | null;
   /** Qwen2: layers from this index on use the sliding window (when slidingWindow is set). */
@@ -311,6 +313,7 @@ export const MODEL_TYPES: readonly ModelType[] = [
   'mistral',
   'qwen2',
   'qwen3',
+  'phi3',
   't5',
   'mt5',
   'bart',
@@ -470,24 +473,28 @@ function parseRopeScaling(f: Fields, maxPositionEmbeddings: number): RopeScaling
 }
 
 /** v4.47 `__init__` defaults of the Llama-like families that differ between them. */
-const LLAMA_FAMILY_DEFAULTS: Record<LlamaConfig['modelType'], { maxPositionEmbeddings: number; bosTokenId: number | null; eosTokenId: number | null }> = {
-  llama: { maxPositionEmbeddings: 2048, bosTokenId: 1, eosTokenId: 2 },
-  mistral: { maxPositionEmbeddings: 4096 * 32, bosTokenId: 1, eosTokenId: 2 },
-  qwen2: { maxPositionEmbeddings: 32768, bosTokenId: null, eosTokenId: null },
-  qwen3: { maxPositionEmbeddings: 32768, bosTokenId: null, eosTokenId: null },
+const LLAMA_FAMILY_DEFAULTS: Record<
+  LlamaConfig['modelType'],
+  { maxPositionEmbeddings: number; rmsNormEps: number; bosTokenId: number | null; eosTokenId: number | null; padTokenId: number | null }
+> = {
+  llama: { maxPositionEmbeddings: 2048, rmsNormEps: 1e-6, bosTokenId: 1, eosTokenId: 2, padTokenId: null },
+  mistral: { maxPositionEmbeddings: 4096 * 32, rmsNormEps: 1e-6, bosTokenId: 1, eosTokenId: 2, padTokenId: null },
+  qwen2: { maxPositionEmbeddings: 32768, rmsNormEps: 1e-6, bosTokenId: null, eosTokenId: null, padTokenId: null },
+  qwen3: { maxPositionEmbeddings: 32768, rmsNormEps: 1e-6, bosTokenId: null, eosTokenId: null, padTokenId: null },
+  phi3: { maxPositionEmbeddings: 4096, rmsNormEps: 1e-5, bosTokenId: 1, eosTokenId: 32000, padTokenId: 32000 },
 };
 
 function parseLlama(f: Fields, modelType: LlamaConfig['modelType']): LlamaConfig {
   const defaults = LLAMA_FAMILY_DEFAULTS[modelType];
   // Unlike PretrainedConfig (true), every Llama-like family defaults to an untied lm_head.
-  const base = parseBase(f, { tieWordEmbeddings: false, bosTokenId: defaults.bosTokenId, eosTokenId: defaults.eosTokenId });
+  const base = parseBase(f, { tieWordEmbeddings: false, bosTokenId: defaults.bosTokenId, eosTokenId: defaults.eosTokenId, padTokenId: defaults.padTokenId });
   const hiddenSize = f.count('hidden_size');
   const numAttentionHeads = f.count('num_attention_heads');
   const numKeyValueHeads = f.intOrNull('num_key_value_heads') ?? numAttentionHeads;
   if (numKeyValueHeads <= 0) throw new ConfigError(`${f.file}: field "num_key_value_heads" must be a positive integer, found ${numKeyValueHeads}`);
   requireDivisible(f, 'num_attention_heads', numAttentionHeads, 'num_key_value_heads', numKeyValueHeads);
-  // qwen2 has no head_dim field in v4.47; the others take it when given.
-  const explicitHeadDim = modelType === 'qwen2' ? null : f.intOrNull('head_dim');
+  // qwen2 and phi3 have no head_dim field in v4.47; qwen3 (v4.51) defaults it to 128; llama and mistral take it when given.
+  const explicitHeadDim = modelType === 'qwen2' || modelType === 'phi3' ? null : f.intOrNull('head_dim', modelType === 'qwen3' ? 128 : null);
   if (explicitHeadDim === null) requireDivisible(f, 'hidden_size', hiddenSize, 'num_attention_heads', numAttentionHeads);
   const headDim = explicitHeadDim ?? hiddenSize / numAttentionHeads;
   const maxPositionEmbeddings = f.count('max_position_embeddings', defaults.maxPositionEmbeddings);
@@ -495,11 +502,13 @@ function parseLlama(f: Fields, modelType: LlamaConfig['modelType']): LlamaConfig
   const slidingWindow =
     modelType === 'mistral'
       ? f.intOrNull('sliding_window', 4096)
-      : modelType === 'qwen2' || modelType === 'qwen3'
-        ? f.bool('use_sliding_window', false)
-          ? f.intOrNull('sliding_window', 4096)
-          : null
-        : null;
+      : modelType === 'phi3'
+        ? f.intOrNull('sliding_window')
+        : modelType === 'qwen2' || modelType === 'qwen3'
+          ? f.bool('use_sliding_window', false)
+            ? f.intOrNull('sliding_window', 4096)
+            : null
+          : null;
   return {
     ...base,
     modelType,
@@ -511,13 +520,14 @@ function parseLlama(f: Fields, modelType: LlamaConfig['modelType']): LlamaConfig
     headDim,
     hiddenAct: f.string('hidden_act', 'silu'),
     maxPositionEmbeddings,
-    rmsNormEps: f.number('rms_norm_eps', 1e-6),
+    rmsNormEps: f.number('rms_norm_eps', defaults.rmsNormEps),
     ropeTheta: f.number('rope_theta', 10000),
     ropeScaling: parseRopeScaling(f, maxPositionEmbeddings),
     attentionBias: modelType === 'qwen2' ? true : declaredBias,
     attentionOutputBias: declaredBias,
     mlpBias: modelType === 'llama' ? f.bool('mlp_bias', false) : false,
     qkNorm: modelType === 'qwen3',
+    fusedProjections: modelType === 'phi3',
     slidingWindow,
     maxWindowLayers: modelType === 'qwen2' || modelType === 'qwen3' ? f.int('max_window_layers', 28) : null,
   };
@@ -653,6 +663,7 @@ export function parseModelConfig(json: unknown, file = 'config.json'): ModelConf
     case 'mistral':
     case 'qwen2':
     case 'qwen3':
+    case 'phi3':
       return parseLlama(f, modelType);
     case 't5':
     case 'mt5':

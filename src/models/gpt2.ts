@@ -21,61 +21,15 @@ import { embeddingInt8, Int8Matrix } from '../nn/int8.js';
 import { addBiasInPlace, LayerNorm, linearAny } from '../nn/linear.js';
 import type { LinearWeight, Weights } from '../nn/weights.js';
 import type { DecodingSession, GenerativeModel, SessionInputs } from '../generation/types.js';
+import { parseModelConfig, type Gpt2Config } from '../io/config.js';
 
-export interface Gpt2Config {
-  modelType: 'gpt2';
-  vocabSize: number;
-  nPositions: number;
-  nEmbd: number;
-  nLayer: number;
-  nHead: number;
-  /** The MLP width; `n_inner: null` means 4 · n_embd. */
-  nInner: number;
-  activationFunction: string;
-  layerNormEpsilon: number;
-  scaleAttnWeights: boolean;
-  scaleAttnByInverseLayerIdx: boolean;
-  tieWordEmbeddings: boolean;
-  bosTokenId: number | null;
-  eosTokenId: number | number[] | null;
-  padTokenId: number | null;
-}
-
-/** Read a GPT-2 config.json; missing keys take the `GPT2Config` defaults of transformers v4.47. */
+/** Read a GPT-2 config.json with io/config.ts's v4.47 defaults. */
 export function parseGpt2Config(raw: Record<string, unknown>, file = 'config.json'): Gpt2Config {
-  const num = (key: string, fallback: number): number => {
-    const v = raw[key] ?? fallback;
-    if (typeof v !== 'number') throw new ConfigError(`${file}: field "${key}" must be a number, found ${JSON.stringify(v)}`);
-    return v;
-  };
-  const optionalId = (key: string, fallback: number | null): number | null => {
-    const v = key in raw ? raw[key] : fallback;
-    if (v === null || typeof v === 'number') return v;
-    throw new ConfigError(`${file}: field "${key}" must be a token id or null, found ${JSON.stringify(v)}`);
-  };
-  const nEmbd = num('n_embd', 768);
-  const inner = raw.n_inner;
-  const eos = raw.eos_token_id === undefined ? 50256 : raw.eos_token_id;
-  if (!(eos === null || typeof eos === 'number' || (Array.isArray(eos) && eos.every((e) => typeof e === 'number')))) {
-    throw new ConfigError(`${file}: field "eos_token_id" must be a token id, a list of ids or null, found ${JSON.stringify(eos)}`);
+  const config = parseModelConfig(raw, file);
+  if (config.modelType !== 'gpt2') {
+    throw new ConfigError(`${file}: field "model_type" is "${config.modelType}", expected "gpt2"`);
   }
-  return {
-    modelType: 'gpt2',
-    vocabSize: num('vocab_size', 50257),
-    nPositions: num('n_positions', 1024),
-    nEmbd,
-    nLayer: num('n_layer', 12),
-    nHead: num('n_head', 12),
-    nInner: inner === undefined || inner === null ? 4 * nEmbd : num('n_inner', 4 * nEmbd),
-    activationFunction: typeof raw.activation_function === 'string' ? raw.activation_function : 'gelu_new',
-    layerNormEpsilon: num('layer_norm_epsilon', 1e-5),
-    scaleAttnWeights: raw.scale_attn_weights !== false,
-    scaleAttnByInverseLayerIdx: raw.scale_attn_by_inverse_layer_idx === true,
-    tieWordEmbeddings: raw.tie_word_embeddings !== false,
-    bosTokenId: optionalId('bos_token_id', 50256),
-    eosTokenId: eos as number | number[] | null,
-    padTokenId: optionalId('pad_token_id', null),
-  };
+  return config;
 }
 
 /** Rows of the token table, whichever dtype it is held in. ids [batch, seq] → [batch, seq, d]. */

@@ -23,111 +23,42 @@ import { FeedForward } from '../nn/feed-forward.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import type { KVCache } from '../nn/kv-cache.js';
 import { Linear, RMSNorm } from '../nn/linear.js';
-import { applyRotary, parseRopeScaling, RotaryEmbedding, type RopeScaling } from '../nn/rotary.js';
+import { applyRotary, RotaryEmbedding, type RopeScaling } from '../nn/rotary.js';
+import { parseModelConfig, type LlamaConfig, type ModelConfig } from '../io/config.js';
 import type { Weights } from '../nn/weights.js';
 import type { DecodingSession, GenerativeModel, SessionInputs } from '../generation/types.js';
 
-export type LlamaModelType = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'phi3';
+export type LlamaModelType = LlamaConfig['modelType'];
 export const LLAMA_MODEL_TYPES: readonly LlamaModelType[] = ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3'];
 
-export interface LlamaConfig {
-  modelType: LlamaModelType;
-  vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numHiddenLayers: number;
-  numAttentionHeads: number;
-  /** Grouped-query attention: each KV head serves numAttentionHeads / numKeyValueHeads query heads. */
-  numKeyValueHeads: number;
-  headDim: number;
-  hiddenAct: string;
-  maxPositionEmbeddings: number;
-  rmsNormEps: number;
-  ropeTheta: number;
-  ropeScaling: RopeScaling | null;
-  /** Biases on the q, k and v projections. */
-  qkvBias: boolean;
-  /** A bias on o_proj. */
-  outputBias: boolean;
-  mlpBias: boolean;
-  /** Qwen3: RMSNorm over each head of q and k before RoPE. */
-  qkNorm: boolean;
-  /** Phi-3 stores q|k|v as one qkv_proj and gate|up as one gate_up_proj. */
-  fusedProjections: boolean;
-  /** Keys further back than this many positions are hidden (Mistral, Phi-3); null = full causal attention. */
-  slidingWindow: number | null;
-  tieWordEmbeddings: boolean;
-  bosTokenId: number | null;
-  eosTokenId: number | number[] | null;
-  padTokenId: number | null;
+function isLlamaConfig(config: ModelConfig): config is LlamaConfig {
+  return (LLAMA_MODEL_TYPES as readonly string[]).includes(config.modelType);
 }
 
-/** transformers v4.47 config defaults per model type (keys that equal them are left out of config.json). */
-const DEFAULTS: Record<LlamaModelType, Record<string, unknown>> = {
-  llama: { vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, max_position_embeddings: 2048, rms_norm_eps: 1e-6, bos_token_id: 1, eos_token_id: 2 },
-  mistral: { vocab_size: 32000, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, max_position_embeddings: 4096 * 32, rms_norm_eps: 1e-6, bos_token_id: 1, eos_token_id: 2, sliding_window: 4096 },
-  qwen2: { vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, max_position_embeddings: 32768, rms_norm_eps: 1e-6 },
-  qwen3: { vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, head_dim: 128, max_position_embeddings: 32768, rms_norm_eps: 1e-6 },
-  phi3: { vocab_size: 32064, hidden_size: 3072, intermediate_size: 8192, num_hidden_layers: 32, num_attention_heads: 32, max_position_embeddings: 4096, rms_norm_eps: 1e-5, bos_token_id: 1, eos_token_id: 32000, pad_token_id: 32000 },
-};
+/** The rope_scaling kinds RotaryEmbedding implements; the others are a typed error. */
+function rotaryScaling(c: LlamaConfig): RopeScaling | null {
+  const scaling = c.ropeScaling;
+  if (scaling !== null && scaling.type === 'yarn') {
+    throw new UnsupportedError(`${c.file}: rope_scaling type "yarn" is not supported; supported: "default", "linear", "dynamic", "llama3"`);
+  }
+  return scaling;
+}
 
-/** Read a Llama-family config.json (model_type llama, mistral, qwen2, qwen3 or phi3) with v4.47 defaults. */
+/** Read a Llama-family config.json (model_type llama, mistral, qwen2, qwen3 or phi3) with io/config.ts's v4.47 defaults. */
 export function parseLlamaConfig(json: Record<string, unknown>, file = 'config.json'): LlamaConfig {
-  const modelType = json.model_type as LlamaModelType;
-  if (!LLAMA_MODEL_TYPES.includes(modelType)) {
-    throw new ConfigError(`${file}: model_type ${JSON.stringify(json.model_type)} is not a Llama-family type (${LLAMA_MODEL_TYPES.join(', ')})`);
+  const config = parseModelConfig(json, file);
+  if (!isLlamaConfig(config)) {
+    throw new ConfigError(`${file}: model_type ${JSON.stringify(config.modelType)} is not a Llama-family type (${LLAMA_MODEL_TYPES.join(', ')})`);
   }
-  const raw = { ...DEFAULTS[modelType], ...json };
-  const num = (key: string, fallback?: number): number => {
-    const v = raw[key] ?? fallback;
-    if (typeof v !== 'number') throw new ConfigError(`${file}: field "${key}" must be a number, found ${JSON.stringify(v)}`);
-    return v;
-  };
-  const optionalId = (key: string): number | null => {
-    const v = raw[key] ?? null;
-    if (v === null || typeof v === 'number') return v;
-    throw new ConfigError(`${file}: field "${key}" must be a token id or null, found ${JSON.stringify(v)}`);
-  };
-  const eos = raw.eos_token_id ?? null;
-  if (!(eos === null || typeof eos === 'number' || (Array.isArray(eos) && eos.every((e) => typeof e === 'number')))) {
-    throw new ConfigError(`${file}: field "eos_token_id" must be a token id, a list of ids or null, found ${JSON.stringify(eos)}`);
+  if ((config.modelType === 'qwen2' || config.modelType === 'qwen3') && config.raw.use_sliding_window === true) {
+    throw new UnsupportedError(`${file}: use_sliding_window=true (per-layer sliding windows of ${config.modelType}) is not supported`);
   }
-  const hiddenSize = num('hidden_size');
-  const heads = num('num_attention_heads');
-  const attentionBias = raw.attention_bias === true;
-  if ((modelType === 'qwen2' || modelType === 'qwen3') && raw.use_sliding_window === true) {
-    throw new UnsupportedError(`${file}: use_sliding_window=true (per-layer sliding windows of ${modelType}) is not supported`);
+  const partial = config.raw.partial_rotary_factor;
+  if (typeof partial === 'number' && partial !== 1) {
+    throw new UnsupportedError(`${file}: partial_rotary_factor=${partial} is not supported; only full-width RoPE`);
   }
-  if (typeof raw.partial_rotary_factor === 'number' && raw.partial_rotary_factor !== 1) {
-    throw new UnsupportedError(`${file}: partial_rotary_factor=${raw.partial_rotary_factor} is not supported; only full-width RoPE`);
-  }
-  const window = modelType === 'mistral' || modelType === 'phi3' ? (raw.sliding_window ?? null) : null;
-  if (window !== null && typeof window !== 'number') throw new ConfigError(`${file}: field "sliding_window" must be a number or null, found ${JSON.stringify(window)}`);
-  return {
-    modelType,
-    vocabSize: num('vocab_size'),
-    hiddenSize,
-    intermediateSize: num('intermediate_size'),
-    numHiddenLayers: num('num_hidden_layers'),
-    numAttentionHeads: heads,
-    numKeyValueHeads: num('num_key_value_heads', heads),
-    headDim: num('head_dim', hiddenSize / heads),
-    hiddenAct: typeof raw.hidden_act === 'string' ? raw.hidden_act : 'silu',
-    maxPositionEmbeddings: num('max_position_embeddings'),
-    rmsNormEps: num('rms_norm_eps'),
-    ropeTheta: num('rope_theta', 10000),
-    ropeScaling: parseRopeScaling(raw.rope_scaling, file),
-    qkvBias: modelType === 'qwen2' || attentionBias,
-    outputBias: (modelType === 'llama' || modelType === 'qwen3') && attentionBias,
-    mlpBias: modelType === 'llama' && raw.mlp_bias === true,
-    qkNorm: modelType === 'qwen3',
-    fusedProjections: modelType === 'phi3',
-    slidingWindow: window,
-    tieWordEmbeddings: raw.tie_word_embeddings === true,
-    bosTokenId: optionalId('bos_token_id'),
-    eosTokenId: eos as number | number[] | null,
-    padTokenId: optionalId('pad_token_id'),
-  };
+  rotaryScaling(config);
+  return config;
 }
 
 /**
@@ -175,11 +106,11 @@ class LlamaAttention {
       this.k = rowsOf(qkv, qWidth, qWidth + kvWidth);
       this.v = rowsOf(qkv, qWidth + kvWidth, qWidth + 2 * kvWidth);
     } else {
-      this.q = Linear.load(w, 'q_proj', d, qWidth, c.qkvBias);
-      this.k = Linear.load(w, 'k_proj', d, kvWidth, c.qkvBias);
-      this.v = Linear.load(w, 'v_proj', d, kvWidth, c.qkvBias);
+      this.q = Linear.load(w, 'q_proj', d, qWidth, c.attentionBias);
+      this.k = Linear.load(w, 'k_proj', d, kvWidth, c.attentionBias);
+      this.v = Linear.load(w, 'v_proj', d, kvWidth, c.attentionBias);
     }
-    this.o = Linear.load(w, 'o_proj', qWidth, d, c.outputBias);
+    this.o = Linear.load(w, 'o_proj', qWidth, d, c.attentionOutputBias);
     if (c.qkNorm) {
       this.qNorm = RMSNorm.load(w, 'q_norm', c.headDim, c.rmsNormEps);
       this.kNorm = RMSNorm.load(w, 'k_norm', c.headDim, c.rmsNormEps);
@@ -265,7 +196,7 @@ export class LlamaModel implements CausalLM, GenerativeModel {
     // Tied checkpoints usually omit lm_head.weight; HF then reuses embed_tokens.
     this.lmHead = c.tieWordEmbeddings && !w.has('lm_head.weight') ? this.embedTokens : w.get('lm_head.weight', [c.vocabSize, c.hiddenSize]);
     if (c.tieWordEmbeddings) w.maybe('lm_head.weight');
-    this.rotary = new RotaryEmbedding(c.headDim, c.ropeTheta, c.ropeScaling, c.maxPositionEmbeddings);
+    this.rotary = new RotaryEmbedding(c.headDim, c.ropeTheta, rotaryScaling(c), c.maxPositionEmbeddings);
     const unused = w.unused().filter((name) => !name.endsWith('rotary_emb.inv_freq'));
     if (unused.length > 0) {
       throw new WeightError(`checkpoint has tensors that a ${c.modelType} model with this config does not use: ${unused.slice(0, 8).join(', ')}${unused.length > 8 ? ', …' : ''}`);

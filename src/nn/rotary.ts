@@ -6,48 +6,15 @@
  * interleaved pairs (x[2i], x[2i+1]) instead; its checkpoints are permuted into
  * this layout when loaded.
  */
-import { ConfigError, ShapeError, UnsupportedError } from '../errors.js';
+import { ShapeError } from '../errors.js';
 import { rotary } from '../ops/rotary.js';
 import { Tensor } from '../tensor/tensor.js';
 
-/** `rope_scaling` of a Llama-family config.json, as Hugging Face v4.47 reads it. */
+/** The `rope_scaling` kinds RotaryEmbedding implements (io/config.ts parses them from config.json). */
 export type RopeScaling =
   | { type: 'linear'; factor: number }
   | { type: 'dynamic'; factor: number }
   | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
-
-/** Parse config.json's `rope_scaling` (null = plain RoPE); unknown types are a typed error. */
-export function parseRopeScaling(raw: unknown, file: string): RopeScaling | null {
-  if (raw === undefined || raw === null) return null;
-  if (typeof raw !== 'object') throw new ConfigError(`${file}: field "rope_scaling" must be an object or null, found ${JSON.stringify(raw)}`);
-  const r = raw as Record<string, unknown>;
-  const type = r.rope_type ?? r.type;
-  const num = (key: string): number => {
-    const v = r[key];
-    if (typeof v !== 'number') throw new ConfigError(`${file}: rope_scaling.${key} must be a number for rope_type "${String(type)}", found ${JSON.stringify(v)}`);
-    return v;
-  };
-  switch (type) {
-    case 'default':
-      return null;
-    case 'linear':
-      return { type: 'linear', factor: num('factor') };
-    case 'dynamic':
-      return { type: 'dynamic', factor: num('factor') };
-    case 'llama3':
-      return {
-        type: 'llama3',
-        factor: num('factor'),
-        lowFreqFactor: num('low_freq_factor'),
-        highFreqFactor: num('high_freq_factor'),
-        originalMaxPositionEmbeddings: num('original_max_position_embeddings'),
-      };
-    default:
-      throw new UnsupportedError(
-        `${file}: rope_scaling type ${JSON.stringify(type)} is not supported; supported: "default", "linear", "dynamic", "llama3"`,
-      );
-  }
-}
 
 /** inv_freq[i] = 1 / θ^(2i/d), in float32 as HF computes it (`_compute_default_rope_parameters`). */
 export function ropeInverseFrequencies(dim: number, theta: number): Float32Array {

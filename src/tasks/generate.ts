@@ -78,7 +78,7 @@ function defaultsFromModelConfig(model: DecoderModel): GenerateOptions {
   const c = model instanceof Gpt2Model ? model.config : (model as LlamaModel).config;
   const out: GenerateOptions = {};
   if (c.bosTokenId !== null) out.bosTokenId = c.bosTokenId;
-  if (c.eosTokenId !== null) out.eosTokenId = c.eosTokenId;
+  if (c.eosTokenId !== null) out.eosTokenId = typeof c.eosTokenId === 'number' ? c.eosTokenId : [...c.eosTokenId];
   if (c.padTokenId !== null) out.padTokenId = c.padTokenId;
   return out;
 }

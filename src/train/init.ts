@@ -3,9 +3,7 @@
  * initialised as HF's `_init_weights` does: Linear and Embedding weights from
  * N(0, initializer_range²), biases zero, norm gains one.
  */
-import type { BartConfig, BertConfig } from '../io/config.js';
-import type { Gpt2Config } from '../models/gpt2.js';
-import type { LlamaConfig } from '../models/llama.js';
+import type { BartConfig, BertConfig, Gpt2Config, LlamaConfig } from '../io/config.js';
 import { Tensor, sizeOf, type Shape } from '../tensor/tensor.js';
 import { Random } from './random.js';
 

@@ -8,7 +8,7 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { LlamaModel, llamaAttentionMask, parseLlamaConfig } from '../../src/models/llama.js';
 import { Hooks } from '../../src/nn/hooks.js';
-import { applyRotary, parseRopeScaling, RotaryEmbedding } from '../../src/nn/rotary.js';
+import { applyRotary, RotaryEmbedding } from '../../src/nn/rotary.js';
 import { Weights } from '../../src/nn/weights.js';
 import { concat, Tensor } from '../../src/tensor/tensor.js';
 
@@ -93,7 +93,8 @@ test('sliding-window mask (Mistral, Phi-3): a query sees only its `window` most 
 });
 
 test('rope_scaling: llama3 keeps short wavelengths, slows long ones by the factor and blends between', () => {
-  const s = parseRopeScaling({ rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 }, 'config.json');
+  const s = parseLlamaConfig({ ...llamaJson, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 } }).ropeScaling;
+  assert.ok(s?.type === 'llama3');
   const rope = new RotaryEmbedding(8, 10000, s, 128);
   // Base inv_freq = [1, 0.1, 0.01, 0.001]; wavelengths 2π/f = 6.3, 62.8, 628, 6283 against the band [16, 64].
   const { cos, sin } = rope.cosSin(Tensor.i32([1], [1, 1]));
@@ -113,8 +114,8 @@ test('rope_scaling: linear divides the frequencies; dynamic NTK grows θ once po
   const base = 10000 * 3 ** (8 / 6);
   assert.ok(Math.abs(channel1([0, 1, 2, 3, 4, 5, 6, 7]) - Math.cos(1 / base ** (2 / 8))) < 1e-6);
   assert.ok(Math.abs(channel1([0, 1]) - Math.cos(0.1)) < 1e-6);
-  assert.throws(() => parseRopeScaling({ rope_type: 'longrope', factor: 2 }, 'config.json'), UnsupportedError);
-  assert.throws(() => parseRopeScaling({ type: 'yarn', factor: 2 }, 'config.json'), /not supported/);
+  assert.throws(() => parseLlamaConfig({ ...llamaJson, rope_scaling: { rope_type: 'longrope', factor: 2 } }), UnsupportedError);
+  assert.throws(() => parseLlamaConfig({ ...llamaJson, rope_scaling: { type: 'yarn', factor: 2 } }), (e: unknown) => e instanceof UnsupportedError && /not supported/.test(e.message));
 });
 
 test('rotate_half RoPE on halves equals RoPE on interleaved pairs after the llama2.c row permutation', () => {

@@ -90,6 +90,14 @@ test('llama-like defaults: omitted keys take the family defaults, not Pretrained
   const qwen3 = as<LlamaConfig>(parseModelConfig({ model_type: 'qwen3', ...minimal, head_dim: 16 }), 'qwen3');
   assert.equal(qwen3.headDim, 16);
   assert.equal(qwen3.qkNorm, true);
+  assert.equal(as<LlamaConfig>(parseModelConfig({ model_type: 'qwen3', ...minimal }), 'qwen3').headDim, 128, 'Qwen3Config (v4.51) defaults head_dim to 128');
+  const phi3 = as<LlamaConfig>(parseModelConfig({ model_type: 'phi3', ...minimal }), 'phi3');
+  assert.equal(phi3.fusedProjections, true);
+  assert.equal(phi3.rmsNormEps, 1e-5);
+  assert.equal(phi3.maxPositionEmbeddings, 4096);
+  assert.deepEqual([phi3.bosTokenId, phi3.eosTokenId, phi3.padTokenId], [1, 32000, 32000]);
+  assert.equal(phi3.slidingWindow, null);
+  assert.equal(phi3.attentionBias, false);
   const mistral = as<LlamaConfig>(parseModelConfig({ model_type: 'mistral', ...minimal, num_key_value_heads: 2 }), 'mistral');
   assert.equal(mistral.slidingWindow, 4096);
   assert.equal(mistral.numKeyValueHeads, 2);

@@ -13,7 +13,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { idsTensor, onesLike } from '../inputs.js';
 import type { ModelDescription, ReadOut, SpecialTokens, TraceableModel, TraceInputs } from '../types.js';
 
-function specialTokens(c: { bosTokenId: number | null; eosTokenId: number | number[] | null; padTokenId: number | null }): SpecialTokens {
+function specialTokens(c: { bosTokenId: number | null; eosTokenId: number | readonly number[] | null; padTokenId: number | null }): SpecialTokens {
   const eos = c.eosTokenId === null ? undefined : typeof c.eosTokenId === 'number' ? [c.eosTokenId] : [...c.eosTokenId];
   return { bos: c.bosTokenId ?? undefined, eos, pad: c.padTokenId ?? undefined };
 }
