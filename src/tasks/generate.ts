@@ -5,13 +5,13 @@
  * (config.json + safetensors; model_type gpt2, llama, mistral, qwen2, qwen3,
  * phi3) or from a llama2.c checkpoint (.bin) with its tokenizer.bin.
  */
-import { ConfigError, FormatError, UnsupportedError } from '../errors.js';
+import { ConfigError, FormatError, UnsupportedError, WeightError } from '../errors.js';
 import { generate, type GenerateCallbacks, type GenerateResult } from '../generation/generate.js';
 import { generationOptionsFromJson, tokenList, type GenerateOptions } from '../generation/options.js';
 import { streamGenerate, type StreamChunk } from '../generation/streamer.js';
 import type { GenerativeModel } from '../generation/types.js';
-import { Checkpoint } from '../io/checkpoint.js';
 import { readLlama2cCheckpoint, readLlama2cTokenizer } from '../io/llama2c.js';
+import { openModelFolder } from '../io/model-folder.js';
 import type { FileSystem } from '../io/source.js';
 import { Gpt2Model, parseGpt2Config } from '../models/gpt2.js';
 import { LLAMA_MODEL_TYPES, LlamaModel, parseLlamaConfig, type LlamaModelType } from '../models/llama.js';
@@ -83,28 +83,14 @@ function defaultsFromModelConfig(model: DecoderModel): GenerateOptions {
   return out;
 }
 
-async function readJson(fs: FileSystem, path: string): Promise<Record<string, unknown>> {
-  try {
-    return JSON.parse(await fs.readText(path)) as Record<string, unknown>;
-  } catch (error) {
-    if (error instanceof SyntaxError) throw new FormatError(path, `not valid JSON (${error.message})`);
-    throw error;
-  }
-}
-
 /** Load a model folder saved by Hugging Face `save_pretrained`. */
 export async function loadFolderGenerator(fs: FileSystem, dir: string): Promise<TextGenerator> {
-  const configPath = fs.join(dir, 'config.json');
-  if (!(await fs.exists(configPath))) throw new FormatError(dir, 'not a model folder: it has no config.json');
-  const config = await readJson(fs, configPath);
-  const single = fs.join(dir, 'model.safetensors');
-  const index = fs.join(dir, 'model.safetensors.index.json');
-  const weightsPath = (await fs.exists(single)) ? single : (await fs.exists(index)) ? index : undefined;
-  if (!weightsPath) throw new FormatError(dir, 'no weights: expected model.safetensors or model.safetensors.index.json');
-  const checkpoint = await Checkpoint.open(fs, weightsPath);
-  const model = decoderFromConfig(config, Weights.from(await checkpoint.loadAll(), weightsPath), configPath);
-  const generationPath = fs.join(dir, 'generation_config.json');
-  const defaults = (await fs.exists(generationPath)) ? generationOptionsFromJson(await readJson(fs, generationPath), generationPath) : defaultsFromModelConfig(model);
+  const folder = await openModelFolder(fs, dir);
+  const { checkpoint, weightsPath } = folder;
+  if (checkpoint === null || weightsPath === null) throw new WeightError(`${dir}: no weights found: expected model.safetensors or model.safetensors.index.json`);
+  const model = decoderFromConfig(folder.config.raw, Weights.from(await checkpoint.loadAll(), weightsPath), folder.configPath);
+  const defaults =
+    folder.generationConfigPath !== null ? generationOptionsFromJson(folder.generationConfig.raw, folder.generationConfigPath) : defaultsFromModelConfig(model);
   const tokenizer = await loadTokenizerWith(async (name) => {
     const path = fs.join(dir, name);
     return (await fs.exists(path)) ? fs.readText(path) : undefined;
