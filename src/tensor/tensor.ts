@@ -33,9 +33,9 @@ function normaliseAxis(axis: number, rank: number, what: string): number {
 type Nested = number | Nested[];
 
 /**
- * A dense, contiguous, row-major n-dimensional array. Views are not shared:
- * every shape-changing operation other than `reshape` returns a fresh copy, so
- * a tensor's data is always its own and always contiguous.
+ * A dense, contiguous, row-major n-dimensional array. `reshape` and
+ * `narrowRows` (leading rows) share memory, as both stay contiguous; every
+ * other shape-changing operation returns a fresh copy.
  */
 export class Tensor {
   readonly shape: Shape;
