@@ -18,15 +18,13 @@ import type { BartConfig } from '../io/config.js';
 import { parseModelConfig } from '../io/config.js';
 import type { DecodingSession, GenerativeModel, SessionInputs } from '../generation/types.js';
 import { activation, add, causalMask, embedding, linear, paddingMask, scale } from '../ops/index.js';
-import { gather, Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import {
   attendTo,
   EncoderDecoderCache,
-  EncoderDecoderSession,
-  expandedRows,
   projectKeysValues,
-  sessionTensors,
+  startEncoderDecoderSession,
 } from '../nn/encoder-decoder-cache.js';
 import { FeedForward } from '../nn/feed-forward.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
@@ -273,15 +271,7 @@ export class BartModel implements GenerativeModel {
     return { encoder, decoder };
   }
 
-  /**
-   * Encode once, repeat each row `expandBy` times, and decode step by step from
-   * the caches; `hooks` see the encoder once and the decoder at every step.
-   */
   startSession(inputs: SessionInputs, hooks: HookPoints = noHooks): DecodingSession {
-    const { ids, mask } = sessionTensors(inputs);
-    const encoder = this.encode(ids, mask, hooks);
-    const rows = expandedRows(ids.shape[0], inputs.expandBy);
-    const cache = this.startCache(gather(encoder.output, 0, rows), gather(mask, 0, rows), hooks, rows);
-    return new EncoderDecoderSession(cache, (step, c) => this.decode(step, c, hooks).logits);
+    return startEncoderDecoderSession(this, inputs, hooks);
   }
 }

@@ -149,3 +149,16 @@ export interface EncoderDecoderModel {
     hooks?: HookPoints,
   ): { logits: Tensor; hiddenStates: Tensor[]; attentions: Tensor[]; crossAttentions: Tensor[]; positionBias?: Tensor };
 }
+
+/**
+ * The DecodingSession of any encoder-decoder: encode once, repeat each row
+ * `expandBy` times, and decode step by step from the caches; `hooks` see the
+ * encoder once and the decoder at every step.
+ */
+export function startEncoderDecoderSession(model: EncoderDecoderModel, inputs: SessionInputs, hooks: HookPoints = noHooks): DecodingSession {
+  const { ids, mask } = sessionTensors(inputs);
+  const encoder = model.encode(ids, mask, hooks);
+  const rows = expandedRows(ids.shape[0], inputs.expandBy);
+  const cache = model.startCache(gather(encoder.output, 0, rows), gather(mask, 0, rows), hooks, rows);
+  return new EncoderDecoderSession(cache, (step, c) => model.decode(step, c, hooks).logits);
+}
