@@ -282,58 +282,30 @@ bool check(napi_env env, napi_status status) {
   return false;
 }
 
+// The data of a typed array of the expected element type; `what` names that
+// type in the error ("gemm: a must be a Float32Array").
+template <class T>
+bool get_typed_array(napi_env env, napi_value value, const char* fn, const char* name, napi_typedarray_type expected,
+                     const char* what, T** data, int64_t* length) {
+  bool is_typed = false;
+  if (!check(env, napi_is_typedarray(env, value, &is_typed))) return false;
+  napi_typedarray_type type = napi_int8_array;
+  size_t count = 0;
+  void* ptr = nullptr;
+  if (is_typed && !check(env, napi_get_typedarray_info(env, value, &type, &count, &ptr, nullptr, nullptr))) {
+    return false;
+  }
+  if (!is_typed || type != expected) {
+    napi_throw_type_error(env, nullptr, (std::string(fn) + ": " + name + " must be " + what).c_str());
+    return false;
+  }
+  *data = static_cast<T*>(ptr);
+  *length = static_cast<int64_t>(count);
+  return true;
+}
+
 bool get_float32_array(napi_env env, napi_value value, const char* name, float** data, int64_t* length) {
-  bool is_typed = false;
-  if (!check(env, napi_is_typedarray(env, value, &is_typed))) return false;
-  napi_typedarray_type type = napi_int8_array;
-  size_t count = 0;
-  void* ptr = nullptr;
-  if (is_typed && !check(env, napi_get_typedarray_info(env, value, &type, &count, &ptr, nullptr, nullptr))) {
-    return false;
-  }
-  if (!is_typed || type != napi_float32_array) {
-    napi_throw_type_error(env, nullptr, (std::string("gemm: ") + name + " must be a Float32Array").c_str());
-    return false;
-  }
-  *data = static_cast<float*>(ptr);
-  *length = static_cast<int64_t>(count);
-  return true;
-}
-
-bool get_uint16_array(napi_env env, napi_value value, const char* name, uint16_t** data, int64_t* length) {
-  bool is_typed = false;
-  if (!check(env, napi_is_typedarray(env, value, &is_typed))) return false;
-  napi_typedarray_type type = napi_int8_array;
-  size_t count = 0;
-  void* ptr = nullptr;
-  if (is_typed && !check(env, napi_get_typedarray_info(env, value, &type, &count, &ptr, nullptr, nullptr))) {
-    return false;
-  }
-  if (!is_typed || type != napi_uint16_array) {
-    napi_throw_type_error(env, nullptr, (std::string("gemmBf16: ") + name + " must be a Uint16Array of bf16 bits").c_str());
-    return false;
-  }
-  *data = static_cast<uint16_t*>(ptr);
-  *length = static_cast<int64_t>(count);
-  return true;
-}
-
-bool get_int8_array(napi_env env, napi_value value, const char* name, int8_t** data, int64_t* length) {
-  bool is_typed = false;
-  if (!check(env, napi_is_typedarray(env, value, &is_typed))) return false;
-  napi_typedarray_type type = napi_float32_array;
-  size_t count = 0;
-  void* ptr = nullptr;
-  if (is_typed && !check(env, napi_get_typedarray_info(env, value, &type, &count, &ptr, nullptr, nullptr))) {
-    return false;
-  }
-  if (!is_typed || type != napi_int8_array) {
-    napi_throw_type_error(env, nullptr, (std::string("gemmInt8: ") + name + " must be an Int8Array").c_str());
-    return false;
-  }
-  *data = static_cast<int8_t*>(ptr);
-  *length = static_cast<int64_t>(count);
-  return true;
+  return get_typed_array(env, value, "gemm", name, napi_float32_array, "a Float32Array", data, length);
 }
 
 bool get_count(napi_env env, napi_value value, const char* name, int64_t* out) {
@@ -363,6 +335,17 @@ bool check_extent(napi_env env, const char* name, int64_t length, int64_t offset
   return true;
 }
 
+// Reads the first `count` arguments into argv; throws `usage` if fewer were passed.
+bool get_args(napi_env env, napi_callback_info info, size_t count, napi_value* argv, const char* usage) {
+  size_t argc = count;
+  if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return false;
+  if (argc < count) {
+    napi_throw_type_error(env, nullptr, usage);
+    return false;
+  }
+  return true;
+}
+
 napi_value undefined(napi_env env) {
   napi_value u;
   napi_get_undefined(env, &u);
@@ -382,11 +365,9 @@ napi_value string(napi_env env, const char* s) {
 }
 
 napi_value Gemm_(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
   napi_value argv[10];
-  if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return nullptr;
-  if (argc < 10) {
-    napi_throw_type_error(env, nullptr, "gemm: expected (a, aOffset, b, bOffset, c, cOffset, m, n, k, transB)");
+  if (!get_args(env, info, 10, argv,
+                "gemm: expected (a, aOffset, b, bOffset, c, cOffset, m, n, k, transB)")) {
     return nullptr;
   }
   float *a, *b, *c;
@@ -413,18 +394,16 @@ napi_value Gemm_(napi_env env, napi_callback_info info) {
 }
 
 napi_value GemmBf16(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
   napi_value argv[9];
-  if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return nullptr;
-  if (argc < 9) {
-    napi_throw_type_error(env, nullptr, "gemmBf16: expected (a, aOffset, b, bOffset, c, cOffset, m, n, k)");
+  if (!get_args(env, info, 9, argv,
+                "gemmBf16: expected (a, aOffset, b, bOffset, c, cOffset, m, n, k)")) {
     return nullptr;
   }
   float *a, *c;
   uint16_t* b;
   int64_t a_len, b_len, c_len, a_off, b_off, c_off, m, n, k;
   if (!get_float32_array(env, argv[0], "a", &a, &a_len) || !get_count(env, argv[1], "aOffset", &a_off) ||
-      !get_uint16_array(env, argv[2], "b", &b, &b_len) || !get_count(env, argv[3], "bOffset", &b_off) ||
+      !get_typed_array(env, argv[2], "gemmBf16", "b", napi_uint16_array, "a Uint16Array of bf16 bits", &b, &b_len) || !get_count(env, argv[3], "bOffset", &b_off) ||
       !get_float32_array(env, argv[4], "c", &c, &c_len) || !get_count(env, argv[5], "cOffset", &c_off) ||
       !get_count(env, argv[6], "m", &m) || !get_count(env, argv[7], "n", &n) || !get_count(env, argv[8], "k", &k)) {
     return nullptr;
@@ -443,18 +422,16 @@ napi_value GemmBf16(napi_env env, napi_callback_info info) {
 }
 
 napi_value GemmInt8(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
   napi_value argv[10];
-  if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return nullptr;
-  if (argc < 10) {
-    napi_throw_type_error(env, nullptr, "gemmInt8: expected (a, aOffset, q, qOffset, scales, c, cOffset, m, n, k)");
+  if (!get_args(env, info, 10, argv,
+                "gemmInt8: expected (a, aOffset, q, qOffset, scales, c, cOffset, m, n, k)")) {
     return nullptr;
   }
   float *a, *scales, *c;
   int8_t* q;
   int64_t a_len, q_len, s_len, c_len, a_off, q_off, c_off, m, n, k;
   if (!get_float32_array(env, argv[0], "a", &a, &a_len) || !get_count(env, argv[1], "aOffset", &a_off) ||
-      !get_int8_array(env, argv[2], "q", &q, &q_len) || !get_count(env, argv[3], "qOffset", &q_off) ||
+      !get_typed_array(env, argv[2], "gemmInt8", "q", napi_int8_array, "an Int8Array", &q, &q_len) || !get_count(env, argv[3], "qOffset", &q_off) ||
       !get_float32_array(env, argv[4], "scales", &scales, &s_len) ||
       !get_float32_array(env, argv[5], "c", &c, &c_len) || !get_count(env, argv[6], "cOffset", &c_off) ||
       !get_count(env, argv[7], "m", &m) || !get_count(env, argv[8], "n", &n) || !get_count(env, argv[9], "k", &k)) {
@@ -475,12 +452,9 @@ napi_value GemmInt8(napi_env env, napi_callback_info info) {
 
 // attend(q, k, v, mask | null, maskStrides[4], scale, pattern, z, batch, heads, queries, keys, dim)
 napi_value Attend(napi_env env, napi_callback_info info) {
-  size_t argc = 13;
   napi_value argv[13];
-  if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return nullptr;
-  if (argc < 13) {
-    napi_throw_type_error(env, nullptr,
-                          "attend: expected (q, k, v, mask, maskStrides, scale, pattern, z, batch, heads, queries, keys, dim)");
+  if (!get_args(env, info, 13, argv,
+                "attend: expected (q, k, v, mask, maskStrides, scale, pattern, z, batch, heads, queries, keys, dim)")) {
     return nullptr;
   }
   float *q, *k, *v, *pattern, *z, *mask = nullptr, *strides_f = nullptr;
