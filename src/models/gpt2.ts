@@ -13,7 +13,7 @@ import { activation, add, embedding, F32_MIN, matmul } from '../ops/index.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { mergeHeads } from '../nn/attention.js';
-import { cachedSelfAttention, CausalLMSession, maskRows, positionIdsFromMask, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
+import { cachedSelfAttention, causalLMInputs, CausalLMSession, runDecoderStack, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import type { KVCache } from '../nn/kv-cache.js';
 import { embeddingBf16 } from '../nn/bf16.js';
@@ -226,24 +226,17 @@ export class Gpt2Model implements CausalLM, GenerativeModel {
 
   forward(ids: Tensor, options: CausalLMForwardOptions = {}): CausalLMOutputs {
     const hooks = options.hooks ?? noHooks;
-    const [batch, seq] = ids.shape;
-    const past = options.cache?.length ?? 0;
-    const attentionMask = options.attentionMask ?? Tensor.i32(new Int32Array(batch * (past + seq)).fill(1), [batch, past + seq]);
-    const positionIds = options.positionIds ?? positionIdsFromMask(maskRows(attentionMask), seq);
+    const { seq, past, attentionMask, positionIds } = causalLMInputs(ids, options);
     hooks.run('tokens', ids);
-    let x = this.embed(ids, positionIds, hooks);
-    const hiddenStates = [x];
-    const attentions: Tensor[] = [];
+    const embedded = this.embed(ids, positionIds, hooks);
     const mask = gpt2AttentionMask(seq, past + seq, attentionMask);
-    this.blocks.forEach((block, i) => {
-      const { out, pattern } = block.forward(x, mask, options.cache, hooks.scope(`blocks.${i}.`));
-      x = out;
-      hiddenStates.push(x);
-      attentions.push(pattern);
-    });
-    if (options.lastOnly) x = x.slice(1, seq - 1, seq);
-    x = hooks.run('ln_final', this.lnF.forward(x));
-    hiddenStates[hiddenStates.length - 1] = x;
+    const { x, hiddenStates, attentions } = runDecoderStack(
+      embedded,
+      this.blocks,
+      (block, h, blockHooks) => block.forward(h, mask, options.cache, blockHooks),
+      (h) => this.lnF.forward(h),
+      { hooks, lastOnly: options.lastOnly },
+    );
     const logits = hookLogits(hooks, this.head instanceof Int8Matrix || this.head.dtype === 'bf16' ? linearAny(x, this.head) : matmul(x, this.head, { transposeB: true })); // [batch, seq, vocab]
     return { logits, hiddenStates, attentions };
   }

@@ -18,11 +18,11 @@ import { ConfigError, UnsupportedError, WeightError } from '../errors.js';
 import { activation, embedding, F32_MIN, add } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { mergeHeads } from '../nn/attention.js';
-import { cachedSelfAttention, CausalLMSession, maskRows, positionIdsFromMask, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
+import { cachedSelfAttention, causalLMInputs, CausalLMSession, runDecoderStack, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
 import { FeedForward } from '../nn/feed-forward.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import type { KVCache } from '../nn/kv-cache.js';
-import { Linear, RMSNorm } from '../nn/linear.js';
+import { Linear, linearAny, RMSNorm } from '../nn/linear.js';
 import { applyRotary, RotaryEmbedding, type RopeScaling } from '../nn/rotary.js';
 import { parseModelConfig, type LlamaConfig, type ModelConfig } from '../io/config.js';
 import type { Weights } from '../nn/weights.js';
@@ -213,26 +213,19 @@ export class LlamaModel implements CausalLM, GenerativeModel {
 
   forward(ids: Tensor, options: CausalLMForwardOptions = {}): CausalLMOutputs {
     const hooks = options.hooks ?? noHooks;
-    const [batch, seq] = ids.shape;
-    const past = options.cache?.length ?? 0;
-    const attentionMask = options.attentionMask ?? Tensor.i32(new Int32Array(batch * (past + seq)).fill(1), [batch, past + seq]);
-    const positionIds = options.positionIds ?? positionIdsFromMask(maskRows(attentionMask), seq);
+    const { seq, past, attentionMask, positionIds } = causalLMInputs(ids, options);
     hooks.run('tokens', ids);
-    let x = hooks.run('embed', embedding(this.embedTokens, ids)); // [batch, seq, d]
-    const hiddenStates = [x];
-    const attentions: Tensor[] = [];
+    const embedded = hooks.run('embed', embedding(this.embedTokens, ids)); // [batch, seq, d]
     const rope = this.rotary.cosSin(positionIds); // [batch, seq, headDim] each
     const mask = llamaAttentionMask(seq, past + seq, attentionMask, this.config.slidingWindow);
-    this.blocks.forEach((block, i) => {
-      const { out, pattern } = block.forward(x, rope, mask, options.cache, hooks.scope(`blocks.${i}.`));
-      x = out;
-      hiddenStates.push(x);
-      attentions.push(pattern);
-    });
-    if (options.lastOnly) x = x.slice(1, seq - 1, seq);
-    x = hooks.run('ln_final', this.norm.forward(x));
-    hiddenStates[hiddenStates.length - 1] = x;
-    const logits = hookLogits(hooks, new Linear(this.lmHead).forward(x)); // [batch, seq, vocab]
+    const { x, hiddenStates, attentions } = runDecoderStack(
+      embedded,
+      this.blocks,
+      (block, h, blockHooks) => block.forward(h, rope, mask, options.cache, blockHooks),
+      (h) => this.norm.forward(h),
+      { hooks, lastOnly: options.lastOnly },
+    );
+    const logits = hookLogits(hooks, linearAny(x, this.lmHead)); // [batch, seq, vocab]
     return { logits, hiddenStates, attentions };
   }
 

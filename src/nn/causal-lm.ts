@@ -65,6 +65,46 @@ export function maskRows(mask: Tensor): number[][] {
   return Array.from({ length: batch }, (_, b) => Array.from(mask.data.subarray(b * len, (b + 1) * len)));
 }
 
+/**
+ * The attention mask and position ids of a forward pass over ids [batch, seq]
+ * after the cached positions, filled in as HF does when absent: all ones, and
+ * the cumsum rule over the mask.
+ */
+export function causalLMInputs(ids: Tensor, options: CausalLMForwardOptions): { seq: number; past: number; attentionMask: Tensor; positionIds: Tensor } {
+  const [batch, seq] = ids.shape;
+  const past = options.cache?.length ?? 0;
+  const attentionMask = options.attentionMask ?? Tensor.i32(new Int32Array(batch * (past + seq)).fill(1), [batch, past + seq]);
+  const positionIds = options.positionIds ?? positionIdsFromMask(maskRows(attentionMask), seq);
+  return { seq, past, attentionMask, positionIds };
+}
+
+/**
+ * The decoder stack after the embedding: each block in turn, then the final
+ * norm (over the last position only with `lastOnly`). hiddenStates holds the
+ * embedding output and each block's output, the last one after the final norm.
+ */
+export function runDecoderStack<B>(
+  x: Tensor,
+  blocks: readonly B[],
+  block: (b: B, x: Tensor, hooks: HookPoints) => { out: Tensor; pattern: Tensor },
+  finalNorm: (x: Tensor) => Tensor,
+  options: { hooks: HookPoints; lastOnly?: boolean },
+): { x: Tensor; hiddenStates: Tensor[]; attentions: Tensor[] } {
+  const hiddenStates = [x];
+  const attentions: Tensor[] = [];
+  blocks.forEach((b, i) => {
+    const { out, pattern } = block(b, x, options.hooks.scope(`blocks.${i}.`));
+    x = out;
+    hiddenStates.push(x);
+    attentions.push(pattern);
+  });
+  const seq = x.shape[1];
+  if (options.lastOnly) x = x.slice(1, seq - 1, seq);
+  x = options.hooks.run('ln_final', finalNorm(x));
+  hiddenStates[hiddenStates.length - 1] = x;
+  return { x, hiddenStates, attentions };
+}
+
 export function idsTensor(rows: readonly (readonly number[])[]): Tensor {
   const width = rows[0]?.length ?? 0;
   if (rows.some((r) => r.length !== width)) throw new ShapeError(`token id rows have different lengths: ${rows.map((r) => r.length).join(', ')}`);
