@@ -20,7 +20,7 @@
 // portable path).
 //
 // K must provide: MR, NR, KC, MC, NC (MC a multiple of MR, NC of NR) and
-//   pack_a(a, lda, rows, kc, dst)        dst[p*MR + i] = a[i*lda + p], zero rows >= rows
+//   pack_a(a, lda, rows, kc, dst)        (PortablePacking gives both packs)        dst[p*MR + i] = a[i*lda + p], zero rows >= rows
 //   pack_b(g, p0, kc, j0, cols, dst)     dst[p*NR + j] = op(B)[p0+p][j0+j], zero cols >= cols
 //   kernel(kc, pa, pb, c, ldc, rows, cols, accumulate)
 //                                        C[rows x cols] (+)= pa · pb
@@ -73,6 +73,22 @@ void pack_b_portable(const glassformer::Gemm& g, int64_t p0, int64_t kc, int64_t
     }
   }
 }
+
+// pack_a / pack_b for a variant whose microkernel reads the portable layout
+// and that has no faster pack of its own.
+template <int64_t MR_, int64_t NR_>
+struct PortablePacking {
+  static constexpr int64_t MR = MR_;
+  static constexpr int64_t NR = NR_;
+
+  static void pack_a(const float* a, int64_t lda, int64_t rows, int64_t kc, float* dst) {
+    pack_a_portable<MR>(a, lda, rows, kc, dst);
+  }
+
+  static void pack_b(const glassformer::Gemm& g, int64_t p0, int64_t kc, int64_t j0, int64_t cols, float* dst) {
+    pack_b_portable<NR>(g, p0, kc, j0, cols, dst);
+  }
+};
 
 inline int64_t round_up(int64_t x, int64_t multiple) { return (x + multiple - 1) / multiple * multiple; }
 
@@ -151,6 +167,16 @@ void gemm_block_impl(const glassformer::Gemm& g, int64_t m0, int64_t m1, int64_t
       }
     }
   }
+}
+
+// The IsaKernels table of a variant: the blocked GEMM and packs instantiated
+// for K (so in the including file's instruction set), plus its own GEMVs.
+template <class K>
+constexpr glassformer::IsaKernels isa_kernels(const char* name, decltype(glassformer::IsaKernels::gemv) gemv,
+                                              decltype(glassformer::IsaKernels::gemv_bf16) gemv_bf16,
+                                              decltype(glassformer::IsaKernels::gemv_int8) gemv_int8,
+                                              decltype(glassformer::IsaKernels::fma_peak) fma_peak) {
+  return {name, gemm_block_impl<K>, pack_a_rows<K>, pack_b_cols<K>, gemv, gemv_bf16, gemv_int8, K::MR, K::NR, fma_peak};
 }
 
 }  // namespace

@@ -24,17 +24,12 @@ namespace {
 
 using glassformer::Gemm;
 
-struct Avx2 {
-  static constexpr int64_t MR = 6;
-  static constexpr int64_t NR = 16;
+struct Avx2 : PortablePacking<6, 16> {
   static constexpr int64_t KC = 256;
   static constexpr int64_t MC = MR * 40;
   static constexpr int64_t NC = 4096;
 
-  static void pack_a(const float* a, int64_t lda, int64_t rows, int64_t kc, float* dst) {
-    pack_a_portable<MR>(a, lda, rows, kc, dst);
-  }
-
+  // Hides PortablePacking::pack_b: whole panels of an untransposed B are two vector copies a row.
   static void pack_b(const Gemm& g, int64_t p0, int64_t kc, int64_t j0, int64_t cols, float* dst) {
     if (!g.trans_b && cols == NR) {
       const float* src = g.b + p0 * g.n + j0;
@@ -87,15 +82,6 @@ struct Avx2 {
     }
   }
 };
-
-void gemm_block(const Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, const float* shared_a,
-                const float* shared_b) {
-  gemm_block_impl<Avx2>(g, m0, m1, n0, n1, shared_a, shared_b);
-}
-
-void pack_a_all(const Gemm& g, int64_t r0, int64_t r1, float* dst) { pack_a_rows<Avx2>(g, r0, r1, dst); }
-
-void pack_b_all(const Gemm& g, int64_t c0, int64_t c1, float* dst) { pack_b_cols<Avx2>(g, c0, c1, dst); }
 
 inline float horizontal_sum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -173,10 +159,8 @@ double fma_peak(double seconds) {
 
 }  // namespace
 
-const glassformer::IsaKernels glassformer::kAvx2Kernels = {
-    "avx2", gemm_block, pack_a_all, pack_b_all, gemv, glassformer::gemv_bf16_portable,
-    glassformer::gemv_int8_portable, Avx2::MR, Avx2::NR, fma_peak,
-};
+const glassformer::IsaKernels glassformer::kAvx2Kernels =
+    isa_kernels<Avx2>("avx2", gemv, glassformer::gemv_bf16_portable, glassformer::gemv_int8_portable, fma_peak);
 
 #if defined(__clang__)
 #pragma clang attribute pop

@@ -154,15 +154,6 @@ struct Avx512 {
   }
 };
 
-void gemm_block(const Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, const float* shared_a,
-                const float* shared_b) {
-  gemm_block_impl<Avx512>(g, m0, m1, n0, n1, shared_a, shared_b);
-}
-
-void pack_a_all(const Gemm& g, int64_t r0, int64_t r1, float* dst) { pack_a_rows<Avx512>(g, r0, r1, dst); }
-
-void pack_b_all(const Gemm& g, int64_t c0, int64_t c1, float* dst) { pack_b_cols<Avx512>(g, c0, c1, dst); }
-
 // out[r] = a · rows[r] for R rows of B, each of length k. Every row is summed in
 // the same order whatever R is, so splitting rows between threads never changes
 // a result.
@@ -367,9 +358,8 @@ double fma_peak(double seconds) {
 
 }  // namespace
 
-const glassformer::IsaKernels glassformer::kAvx512Kernels = {
-    "avx512", gemm_block, pack_a_all, pack_b_all, gemv, gemv_bf16, gemv_int8, Avx512::MR, Avx512::NR, fma_peak,
-};
+const glassformer::IsaKernels glassformer::kAvx512Kernels =
+    isa_kernels<Avx512>("avx512", gemv, gemv_bf16, gemv_int8, fma_peak);
 
 #if defined(__clang__)
 #pragma clang attribute pop

@@ -13,20 +13,10 @@ namespace {
 
 using glassformer::Gemm;
 
-struct Scalar {
-  static constexpr int64_t MR = 4;
-  static constexpr int64_t NR = 16;
+struct Scalar : PortablePacking<4, 16> {
   static constexpr int64_t KC = 256;
   static constexpr int64_t MC = MR * 32;
   static constexpr int64_t NC = 2048;
-
-  static void pack_a(const float* a, int64_t lda, int64_t rows, int64_t kc, float* dst) {
-    pack_a_portable<MR>(a, lda, rows, kc, dst);
-  }
-
-  static void pack_b(const Gemm& g, int64_t p0, int64_t kc, int64_t j0, int64_t cols, float* dst) {
-    pack_b_portable<NR>(g, p0, kc, j0, cols, dst);
-  }
 
   static void kernel(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc, int64_t rows, int64_t cols,
                      bool accumulate) {
@@ -44,15 +34,6 @@ struct Scalar {
     }
   }
 };
-
-void gemm_block(const Gemm& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, const float* shared_a,
-                const float* shared_b) {
-  gemm_block_impl<Scalar>(g, m0, m1, n0, n1, shared_a, shared_b);
-}
-
-void pack_a_all(const Gemm& g, int64_t r0, int64_t r1, float* dst) { pack_a_rows<Scalar>(g, r0, r1, dst); }
-
-void pack_b_all(const Gemm& g, int64_t c0, int64_t c1, float* dst) { pack_b_cols<Scalar>(g, c0, c1, dst); }
 
 void gemv(const Gemm& g, int64_t n0, int64_t n1) {
   if (g.trans_b) {
@@ -149,7 +130,5 @@ void glassformer::gemv_int8_portable(const float* a, const int8_t* q, const floa
   }
 }
 
-const glassformer::IsaKernels glassformer::kScalarKernels = {
-    "scalar", gemm_block, pack_a_all, pack_b_all, gemv, glassformer::gemv_bf16_portable,
-    glassformer::gemv_int8_portable, Scalar::MR, Scalar::NR, fma_peak,
-};
+const glassformer::IsaKernels glassformer::kScalarKernels =
+    isa_kernels<Scalar>("scalar", gemv, glassformer::gemv_bf16_portable, glassformer::gemv_int8_portable, fma_peak);
