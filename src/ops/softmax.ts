@@ -1,14 +1,20 @@
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 
+/** The largest of x[row], …, x[row + n − 1]; −∞ for a row of all −∞. */
+function rowMax(x: Float32Array, row: number, n: number): number {
+  let max = -Infinity;
+  for (let j = 0; j < n; j++) if (x[row + j] > max) max = x[row + j];
+  return max;
+}
+
 /** Softmax over the last axis, stable: exp(x − max) / Σ exp(x − max). A row of all −∞ stays all 0. */
 export function softmax(t: Tensor): Tensor {
   const x = t.f32();
   const n = t.shape[t.rank - 1];
   const out = new Float32Array(x.length);
   for (let row = 0; row < x.length; row += n) {
-    let max = -Infinity;
-    for (let j = 0; j < n; j++) if (x[row + j] > max) max = x[row + j];
+    const max = rowMax(x, row, n);
     if (max === -Infinity) continue;
     let sum = 0;
     for (let j = 0; j < n; j++) {
@@ -39,8 +45,7 @@ export function logSoftmax(t: Tensor): Tensor {
   const n = t.shape[t.rank - 1];
   const out = new Float32Array(x.length);
   for (let row = 0; row < x.length; row += n) {
-    let max = -Infinity;
-    for (let j = 0; j < n; j++) if (x[row + j] > max) max = x[row + j];
+    const max = rowMax(x, row, n);
     let sum = 0;
     for (let j = 0; j < n; j++) sum += Math.exp(x[row + j] - max);
     const logZ = max + Math.log(sum);
