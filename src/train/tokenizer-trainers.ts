@@ -56,6 +56,19 @@ function countPairs(words: { symbols: string[]; count: number }[]): Map<string, 
   return pairs;
 }
 
+/** The most frequent pair and its count; ties go to the lexicographically smaller pair, so training is deterministic. */
+function mostFrequentPair(pairs: Map<string, number>): [string | undefined, number] {
+  let best: string | undefined;
+  let bestCount = 0;
+  for (const [key, count] of pairs) {
+    if (count > bestCount || (count === bestCount && best !== undefined && key < best)) {
+      best = key;
+      bestCount = count;
+    }
+  }
+  return [best, bestCount];
+}
+
 /** Replace every occurrence of the pair (a, b) in `symbols` by a+b, left to right. */
 function mergePair(symbols: string[], a: string, b: string): string[] {
   const out: string[] = [];
@@ -84,16 +97,7 @@ export function trainByteLevelBpe(texts: Iterable<string>, options: BpeTrainerOp
   const words = [...countWords(texts)].map(([word, count]) => ({ symbols: [...word], count }));
   const merges: [string, string][] = [];
   while (vocab.size < options.vocabSize) {
-    const pairs = countPairs(words);
-    let best: string | undefined;
-    let bestCount = 0;
-    // The most frequent pair; ties go to the lexicographically smaller pair, so training is deterministic.
-    for (const [key, count] of pairs) {
-      if (count > bestCount || (count === bestCount && best !== undefined && key < best)) {
-        best = key;
-        bestCount = count;
-      }
-    }
+    const [best, bestCount] = mostFrequentPair(countPairs(words));
     if (best === undefined || bestCount < minFrequency) break;
     const [a, b] = best.split('\u0000');
     merges.push([a, b]);
@@ -176,15 +180,7 @@ export function trainWordPiece(texts: Iterable<string>, options: WordPieceTraine
   for (const w of words) for (const s of w.symbols) alphabet.add(s);
   for (const s of [...alphabet].sort()) vocab.set(s, vocab.size);
   while (vocab.size < options.vocabSize) {
-    const pairs = countPairs(words);
-    let best: string | undefined;
-    let bestCount = 0;
-    for (const [key, count] of pairs) {
-      if (count > bestCount || (count === bestCount && best !== undefined && key < best)) {
-        best = key;
-        bestCount = count;
-      }
-    }
+    const [best, bestCount] = mostFrequentPair(countPairs(words));
     if (best === undefined || bestCount < minFrequency) break;
     const [a, b] = best.split('\u0000');
     const merged = a + b.slice(2);
