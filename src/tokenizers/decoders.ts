@@ -38,11 +38,8 @@ class ByteLevelDecoder implements Decoder {
   }
 }
 
-/**
- * The per-token clean-up of BERT's WordPiece decoder: transformers'
- * `clean_up_tokenization` rules plus `" do not"` → `" don't"`.
- */
-export function cleanupWordPiece(text: string): string {
+/** transformers' `clean_up_tokenization`: removes spaces before punctuation and English contractions. */
+export function cleanUpTokenization(text: string): string {
   return text
     .replaceAll(' .', '.')
     .replaceAll(' ?', '?')
@@ -51,10 +48,18 @@ export function cleanupWordPiece(text: string): string {
     .replaceAll(" ' ", "'")
     .replaceAll(" n't", "n't")
     .replaceAll(" 'm", "'m")
-    .replaceAll(' do not', " don't")
     .replaceAll(" 's", "'s")
     .replaceAll(" 've", "'ve")
     .replaceAll(" 're", "'re");
+}
+
+/**
+ * The per-token clean-up of BERT's WordPiece decoder: transformers'
+ * `clean_up_tokenization` rules plus `" do not"` → `" don't"`; applying that last gives the Rust order's text,
+ * since the rules it moves past (" 's", " 've", " 're") only delete a space before an apostrophe.
+ */
+export function cleanupWordPiece(text: string): string {
+  return cleanUpTokenization(text).replaceAll(' do not', " don't");
 }
 
 /** WordPiece: `##` pieces join the previous token, other tokens get a space before them. */

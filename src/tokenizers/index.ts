@@ -2,7 +2,8 @@
  * Hugging Face compatible tokenizers: load `tokenizer.json`, encode, decode, explain.
  * This entry point has no Node dependency; `load-node.ts` adds `loadTokenizer(dir)`.
  */
-export { Tokenizer, cleanUpTokenization } from './tokenizer.js';
+export { Tokenizer } from './tokenizer.js';
+export { cleanUpTokenization } from './decoders.js';
 export type { BatchOptions, DecodeOptions, EncodeOptions, Explanation, ExplainedSegment, FromJsonOptions, TokenizerParts } from './tokenizer.js';
 export { loadTokenizerWith } from './load.js';
 export type { ReadText } from './load.js';

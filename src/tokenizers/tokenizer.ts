@@ -7,7 +7,7 @@
  */
 import { ConfigError, UnsupportedError } from '../errors.js';
 import { AddedVocabulary, addedTokensFromJson, type AddedToken, type Segment } from './added-tokens.js';
-import { decoderFromJson, type Decoder } from './decoders.js';
+import { cleanUpTokenization, decoderFromJson, type Decoder } from './decoders.js';
 import { emptyEncoding, type Encoding } from './encoding.js';
 import { asNumber, asObject, asString, JsonPath, optional, type JsonObject } from './json.js';
 import { modelFromJson, type Model, type ModelTrace } from './models/index.js';
@@ -79,21 +79,6 @@ export interface FromJsonOptions {
   specialTokensMap?: unknown;
   /** Name used in error messages. */
   file?: string;
-}
-
-/** transformers' `clean_up_tokenization`: removes spaces before punctuation and English contractions. */
-export function cleanUpTokenization(text: string): string {
-  return text
-    .replaceAll(' .', '.')
-    .replaceAll(' ?', '?')
-    .replaceAll(' !', '!')
-    .replaceAll(' ,', ',')
-    .replaceAll(" ' ", "'")
-    .replaceAll(" n't", "n't")
-    .replaceAll(" 'm", "'m")
-    .replaceAll(" 's", "'s")
-    .replaceAll(" 've", "'ve")
-    .replaceAll(" 're", "'re");
 }
 
 export class Tokenizer {
