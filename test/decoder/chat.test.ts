@@ -5,12 +5,8 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../src/errors.js';
 import { generate } from '../../src/generation/generate.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
-import { nodeFileSystem } from '../../src/io/node-fs.js';
-import { LlamaModel, parseLlamaConfig } from '../../src/models/llama.js';
-import { Weights } from '../../src/nn/weights.js';
 import { applyChatTemplate, Chat } from '../../src/tasks/chat.js';
-import type { TextGenerator, TextTokenizer } from '../../src/tasks/generate.js';
+import { charTokenizer, fixtureGenerator } from './char-llama.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const shared = process.env.GLASSFORMER_SHARED ?? join(repoRoot, '..', 'shared');
@@ -69,20 +65,6 @@ test('qwen3 chat template: <|im_start|>/<|im_end|> turns, and an empty think blo
 test('a tokenizer without a chat template is a typed error', () => {
   assert.throws(() => applyChatTemplate(tokenizerConfig('gpt2'), [{ role: 'user', content: 'x' }]), ConfigError);
 });
-
-/** One token per character: ids 3…127 print as U+0103…; other characters map onto them by code. */
-const charTokenizer: TextTokenizer = {
-  encode: (text) => Array.from(text, (c) => (c.charCodeAt(0) >= 0x100 ? c.charCodeAt(0) - 0x100 : (c.charCodeAt(0) % 125) + 3)),
-  decode: (ids) => ids.filter((i) => i > 2).map((i) => String.fromCharCode(0x100 + i)).join(''),
-  config: { chat_template: '{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}' },
-};
-
-async function fixtureGenerator(): Promise<TextGenerator> {
-  const dir = join(shared, 'fixtures/hf-tiny/llama');
-  const config = parseLlamaConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>);
-  const model = new LlamaModel(config, Weights.from(await readSafetensors(nodeFileSystem, join(dir, 'model.safetensors'))));
-  return { source: dir, model, tokenizer: charTokenizer, defaults: { eosTokenId: 2, padTokenId: 0 } };
-}
 
 test('chat keeps its KV cache between turns: the second turn feeds only the new tokens and answers as a fresh run would', async () => {
   const g = await fixtureGenerator();

@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runChat } from '../../src/cli/commands/chat.js';
 import { runGenerate } from '../../src/cli/commands/generate.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
-import { LlamaModel, parseLlamaConfig } from '../../src/models/llama.js';
-import { Weights } from '../../src/nn/weights.js';
-import type { TextGenerator, TextTokenizer } from '../../src/tasks/generate.js';
+import { fixtureGenerator } from './char-llama.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const shared = process.env.GLASSFORMER_SHARED ?? join(repoRoot, '..', 'shared');
@@ -74,20 +70,6 @@ test('glassformer generate: usage and input errors give exit codes 2 and 3 with 
   assert.equal(await runGenerate({ model: join(stories, 'stories260K.bin'), prompt: 'x' }, { stdout: sink().stream, stderr: err2.stream }), 3);
   assert.match(err2.text(), /tokenizer\.bin/);
 });
-
-/** One token per character: ids 3…127 print as U+0103…; other characters map onto them by code. */
-const charTokenizer: TextTokenizer = {
-  encode: (text) => Array.from(text, (c) => (c.charCodeAt(0) >= 0x100 ? c.charCodeAt(0) - 0x100 : (c.charCodeAt(0) % 125) + 3)),
-  decode: (ids) => ids.filter((i) => i > 2).map((i) => String.fromCharCode(0x100 + i)).join(''),
-  config: { chat_template: '{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}' },
-};
-
-async function fixtureGenerator(): Promise<TextGenerator> {
-  const dir = join(shared, 'fixtures/hf-tiny/llama');
-  const config = parseLlamaConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>);
-  const model = new LlamaModel(config, Weights.from(await readSafetensors(nodeFileSystem, join(dir, 'model.safetensors'))));
-  return { source: dir, model, tokenizer: charTokenizer, defaults: { eosTokenId: 2, padTokenId: 0 } };
-}
 
 test('glassformer chat: one streamed reply per line, /reset and /exit', async () => {
   const g = await fixtureGenerator();
