@@ -9,7 +9,7 @@ import { padEncodings } from '../../src/tasks/text-batch.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { recorded } from './fixture.js';
 import { BERT_FIXTURE, MINILM_FOLDER } from './shared.js';
-import { tinyModelFolder, tinyTokenizer } from './tiny-tokenizer.js';
+import { sentenceEncoderFolder, tinyModelFolder, tinyTokenizer } from './tiny-tokenizer.js';
 
 function maskTensor(rows: number[][]): Tensor {
   return Tensor.i32(rows.flat(), [rows.length, rows[0].length]);
@@ -106,15 +106,7 @@ test('a damaged sentence-transformers folder gives errors naming the file and fi
 });
 
 test('embed returns the pooled, normalised encoder output of each text, whatever the batch and padding', async () => {
-  const dir = await tinyModelFolder(BERT_FIXTURE, {
-    'modules.json': JSON.stringify([
-      { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
-      { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
-      { idx: 2, name: '2', path: '2_Normalize', type: 'sentence_transformers.models.Normalize' },
-    ]),
-    '1_Pooling/config.json': JSON.stringify({ pooling_mode_mean_tokens: true }),
-    'config_sentence_transformers.json': JSON.stringify({ prompts: { query: 'query ', passage: 'document ' } }),
-  });
+  const dir = await sentenceEncoderFolder();
   const tokenizer = tinyTokenizer();
   const embedder = await Embedder.fromFolder(nodeFileSystem, dir, tokenizer);
   const texts = ['the cat sat on the mat', 'a dog runs', 'paris is the capital of france and london is the capital of england'];

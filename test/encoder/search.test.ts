@@ -10,7 +10,7 @@ import { ExactIndex, SemanticSearch, deserializeIndex, serializeIndex } from '..
 import { Tensor } from '../../src/tensor/tensor.js';
 import { recorded } from './fixture.js';
 import { BERT_FIXTURE, temporaryFolder } from './shared.js';
-import { tinyModelFolder, tinyTokenizer } from './tiny-tokenizer.js';
+import { sentenceEncoderFolder, tinyTokenizer } from './tiny-tokenizer.js';
 
 /** Reference embeddings: every row of every recorded hidden state, mean-pooled over real tokens (6 vectors of 32). */
 async function referenceVectors(): Promise<Float32Array[]> {
@@ -113,15 +113,7 @@ test('a damaged, truncated or inconsistent index file is refused with a FormatEr
 });
 
 test('semantic search embeds documents and query with their prompts and returns documents by cosine similarity', async () => {
-  const dir = await tinyModelFolder(BERT_FIXTURE, {
-    'modules.json': JSON.stringify([
-      { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
-      { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
-      { idx: 2, name: '2', path: '2_Normalize', type: 'sentence_transformers.models.Normalize' },
-    ]),
-    '1_Pooling/config.json': JSON.stringify({ pooling_mode_mean_tokens: true }),
-    'config_sentence_transformers.json': JSON.stringify({ prompts: { query: 'query ', passage: 'document ' } }),
-  });
+  const dir = await sentenceEncoderFolder();
   const embedder = await Embedder.fromFolder(nodeFileSystem, dir, tinyTokenizer());
   const search = new SemanticSearch(embedder, new ExactIndex(embedder.dimension));
   const docs = ['the cat sat on the mat', 'a dog runs fast', 'paris is the capital of france', 'the fish swims in the river', 'john works at google'];

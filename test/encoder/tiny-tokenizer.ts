@@ -7,7 +7,7 @@
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Tokenizer } from '../../src/tokenizers/index.js';
-import { temporaryFolder } from './shared.js';
+import { BERT_FIXTURE, temporaryFolder } from './shared.js';
 
 const WORDS = [
   'the', 'cat', 'dog', 'sat', 'on', 'mat', 'bird', 'sings', 'runs', 'fast', 'slow', 'red', 'blue', 'green', 'house', 'tree',
@@ -94,4 +94,17 @@ export async function tinyModelFolder(fixtureDir: string | null, extra: Record<s
     await writeFile(path, content);
   }
   return dir;
+}
+
+/** The tiny BERT as a sentence-transformers folder: Transformer → mean Pooling → Normalize, with query/passage prompts. */
+export async function sentenceEncoderFolder(): Promise<string> {
+  return tinyModelFolder(BERT_FIXTURE, {
+    'modules.json': JSON.stringify([
+      { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
+      { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
+      { idx: 2, name: '2', path: '2_Normalize', type: 'sentence_transformers.models.Normalize' },
+    ]),
+    '1_Pooling/config.json': JSON.stringify({ pooling_mode_mean_tokens: true }),
+    'config_sentence_transformers.json': JSON.stringify({ prompts: { query: 'query ', passage: 'document ' } }),
+  });
 }
