@@ -26,6 +26,7 @@
 //                                        C[rows x cols] (+)= pa · pb
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 
 namespace {
@@ -167,6 +168,22 @@ void gemm_block_impl(const glassformer::Gemm& g, int64_t m0, int64_t m1, int64_t
       }
     }
   }
+}
+
+// Runs `step` (one update of a variant's independent FMA chains, in registers)
+// for at least `seconds`; the rate it reached, in GFLOP/s.
+template <class Step>
+double time_fma_steps(double seconds, double flops_per_step, Step step) {
+  const int64_t chunk = 1 << 20;
+  int64_t iterations = 0;
+  const auto start = std::chrono::steady_clock::now();
+  double elapsed = 0;
+  do {
+    for (int64_t it = 0; it < chunk; ++it) step();
+    iterations += chunk;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  } while (elapsed < seconds);
+  return static_cast<double>(iterations) * flops_per_step / elapsed / 1e9;
 }
 
 // The IsaKernels table of a variant: the blocked GEMM and packs instantiated

@@ -4,7 +4,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 
@@ -337,23 +336,15 @@ double fma_peak(double seconds) {
   for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(1.0f + static_cast<float>(i) * 0.01f);
   const __m512 x = _mm512_set1_ps(0.999f);
   const __m512 y = _mm512_set1_ps(0.001f);
-  const int64_t chunk = 1 << 20;
-  int64_t iterations = 0;
-  const auto start = std::chrono::steady_clock::now();
-  double elapsed = 0;
-  do {
-    for (int64_t it = 0; it < chunk; ++it) {
+  const double gflops = time_fma_steps(seconds, 16 * 16 * 2, [&] {
 #pragma GCC unroll 16
-      for (int i = 0; i < 16; ++i) acc[i] = _mm512_fmadd_ps(acc[i], x, y);
-    }
-    iterations += chunk;
-    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  } while (elapsed < seconds);
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_fmadd_ps(acc[i], x, y);
+  });
   __m512 sum = acc[0];
   for (int i = 1; i < 16; ++i) sum = _mm512_add_ps(sum, acc[i]);
   volatile float sink = _mm512_reduce_add_ps(sum);
   (void)sink;
-  return static_cast<double>(iterations) * 16 * 16 * 2 / elapsed / 1e9;
+  return gflops;
 }
 
 }  // namespace

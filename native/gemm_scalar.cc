@@ -1,7 +1,6 @@
 // Portable variant for any CPU: the same blocking with a 4x16 tile in plain C++,
 // which the compiler vectorises with whatever the baseline target offers.
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <cstdlib>
@@ -63,22 +62,14 @@ void gemv(const Gemm& g, int64_t n0, int64_t n1) {
 double fma_peak(double seconds) {
   float acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = 1.0f + static_cast<float>(i) * 0.01f;
-  const int64_t chunk = 1 << 20;
-  int64_t iterations = 0;
-  const auto start = std::chrono::steady_clock::now();
-  double elapsed = 0;
-  do {
-    for (int64_t it = 0; it < chunk; ++it) {
-      for (int i = 0; i < 16; ++i) acc[i] = acc[i] * 0.999f + 0.001f;
-    }
-    iterations += chunk;
-    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  } while (elapsed < seconds);
+  const double gflops = time_fma_steps(seconds, 16 * 2, [&] {
+    for (int i = 0; i < 16; ++i) acc[i] = acc[i] * 0.999f + 0.001f;
+  });
   float sum = 0;
   for (float v : acc) sum += v;
   volatile float sink = sum;
   (void)sink;
-  return static_cast<double>(iterations) * 16 * 2 / elapsed / 1e9;
+  return gflops;
 }
 
 }  // namespace
