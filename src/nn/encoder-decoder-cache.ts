@@ -8,7 +8,7 @@ import { ShapeError } from '../errors.js';
 import type { DecodingSession, SessionInputs } from '../generation/types.js';
 import { scale } from '../ops/index.js';
 import { gather, Tensor } from '../tensor/tensor.js';
-import { attend, mergeHeads, splitHeads, type MultiHeadAttention } from './attention.js';
+import { attend, mergeHeads, splitHeads, type AttendOptions, type MultiHeadAttention } from './attention.js';
 import { noHooks, type HookPoints } from './hooks.js';
 import { KVCache, type LayerKV } from './kv-cache.js';
 
@@ -19,12 +19,10 @@ export function projectKeysValues(attention: MultiHeadAttention, source: Tensor,
   return { key, value };
 }
 
-export interface AttendToOptions {
+/** `attend`'s mask, position bias and hooks; the scale goes on the queries instead. */
+export interface AttendToOptions extends Omit<AttendOptions, 'scale'> {
   /** Multiplies the projected queries before q·kᵀ (BART scales q by dHead^-0.5 there, T5 not at all). */
   queryScale?: number;
-  mask?: Tensor;
-  positionBias?: Tensor;
-  hooks?: HookPoints;
 }
 
 /**
