@@ -11,7 +11,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { ActivationCache } from './cache.js';
 import { serialiseWithin, type Budget, type EncodedTensor, type PendingTensor, type Precision } from './encoding.js';
 import { traceGeneration, type GenerationEvent } from './generate.js';
-import { directLogitAttribution, logitLens, rowAt, topTokens, type AttributionComponent, type TokenProbability } from './lens.js';
+import { directLogitAttribution, logitLens, rowAt, topTokens, type LogitAttribution, type TokenProbability } from './lens.js';
 import { runWithCache } from './run.js';
 import type { ModelDescription, StackDescription, TraceableModel, TraceInputs } from './types.js';
 
@@ -101,16 +101,7 @@ export interface TraceFile {
   /** Sequence classifiers: every label with its probability, most probable first. */
   classification: { label: string; id: number; prob: number; logit: number }[] | null;
   /** Direct logit attribution of the top prediction at the last position; null when the read-out is not linear after the final norm. */
-  attribution: {
-    position: number;
-    token: TokenInfo;
-    components: AttributionComponent[];
-    bias: number;
-    sum: number;
-    logit: number;
-    exact: boolean;
-    note: string;
-  } | null;
+  attribution: (Omit<LogitAttribution, 'token' | 'row'> & { token: TokenInfo }) | null;
   tensors: Record<string, EncodedTensor>;
   budget: Budget;
 }
