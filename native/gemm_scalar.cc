@@ -74,50 +74,46 @@ double fma_peak(double seconds) {
 
 }  // namespace
 
+namespace {
+
+// a · w over k elements, each weight widened to f32 by `widen`; eight partial
+// sums, so the compiler can keep them in one vector register.
+template <class W, class Widen>
+float dot_widened(const float* a, const W* w, int64_t k, Widen widen) {
+  float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t p = 0;
+  for (; p + 8 <= k; p += 8) {
+    for (int64_t r = 0; r < 8; ++r) part[r] += a[p + r] * widen(w[p + r]);
+  }
+  float sum = 0;
+  for (; p < k; ++p) sum += a[p] * widen(w[p]);
+  for (float v : part) sum += v;
+  return sum;
+}
+
+// bf16 is the top half of an f32.
+float widen_bf16(uint16_t bits16) {
+  const uint32_t bits = static_cast<uint32_t>(bits16) << 16;
+  float wide;
+  std::memcpy(&wide, &bits, 4);
+  return wide;
+}
+
+float widen_int8(int8_t v) { return static_cast<float>(v); }
+
+}  // namespace
+
 void glassformer::gemv_bf16_portable(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
                                      int64_t n0, int64_t n1) {
   for (int64_t j = n0; j < n1; ++j) {
-    const uint16_t* w = b + j * k;
-    for (int64_t i = 0; i < m; ++i) {
-      // Eight partial sums, so the compiler can keep them in one vector register.
-      float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      int64_t p = 0;
-      for (; p + 8 <= k; p += 8) {
-        for (int64_t q = 0; q < 8; ++q) {
-          const uint32_t bits = static_cast<uint32_t>(w[p + q]) << 16;
-          float wide;
-          std::memcpy(&wide, &bits, 4);
-          part[q] += a[i * k + p + q] * wide;
-        }
-      }
-      float sum = 0;
-      for (; p < k; ++p) {
-        const uint32_t bits = static_cast<uint32_t>(w[p]) << 16;
-        float wide;
-        std::memcpy(&wide, &bits, 4);
-        sum += a[i * k + p] * wide;
-      }
-      for (float v : part) sum += v;
-      c[i * n + j] = sum;
-    }
+    for (int64_t i = 0; i < m; ++i) c[i * n + j] = dot_widened(a + i * k, b + j * k, k, widen_bf16);
   }
 }
 
 void glassformer::gemv_int8_portable(const float* a, const int8_t* q, const float* scales, float* c, int64_t m,
                                      int64_t n, int64_t k, int64_t n0, int64_t n1) {
   for (int64_t j = n0; j < n1; ++j) {
-    const int8_t* w = q + j * k;
-    for (int64_t i = 0; i < m; ++i) {
-      float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      int64_t p = 0;
-      for (; p + 8 <= k; p += 8) {
-        for (int64_t r = 0; r < 8; ++r) part[r] += a[i * k + p + r] * static_cast<float>(w[p + r]);
-      }
-      float sum = 0;
-      for (; p < k; ++p) sum += a[i * k + p] * static_cast<float>(w[p]);
-      for (float v : part) sum += v;
-      c[i * n + j] = sum * scales[j];
-    }
+    for (int64_t i = 0; i < m; ++i) c[i * n + j] = dot_widened(a + i * k, q + j * k, k, widen_int8) * scales[j];
   }
 }
 
