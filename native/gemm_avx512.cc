@@ -153,11 +153,55 @@ struct Avx512 {
   }
 };
 
+// How dot_rows reads one kind of weight row: 32 weights widened to two f32
+// vectors, a masked tail of up to 16, and whether to prefetch the next rows.
+struct F32Rows {
+  using Weight = float;
+  static constexpr bool kPrefetch = false;
+  static void load32(const float* w, __m512& lo, __m512& hi) {
+    lo = _mm512_loadu_ps(w);
+    hi = _mm512_loadu_ps(w + 16);
+  }
+  static __m512 load_tail(__mmask16 m, const float* w) { return _mm512_maskz_loadu_ps(m, w); }
+};
+
+// 16 bf16 values widened to f32: bf16 is the top half of an f32, so a shift.
+inline __m512 widen_bf16(__m256i bits) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+}
+
+// bf16 rows: the same eight streams as f32, half the bytes.
+struct Bf16Rows {
+  using Weight = uint16_t;
+  static constexpr bool kPrefetch = true;
+  static void load32(const uint16_t* w, __m512& lo, __m512& hi) {
+    const __m512i both = _mm512_loadu_si512(w);
+    lo = widen_bf16(_mm512_castsi512_si256(both));
+    hi = widen_bf16(_mm512_extracti64x4_epi64(both, 1));
+  }
+  static __m512 load_tail(__mmask16 m, const uint16_t* w) { return widen_bf16(_mm256_maskz_loadu_epi16(m, w)); }
+};
+
+// 16 int8 values widened to f32 (exact).
+inline __m512 widen_int8(__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes)); }
+
+// int8 rows: eight streams, a quarter of the f32 bytes.
+struct Int8Rows {
+  using Weight = int8_t;
+  static constexpr bool kPrefetch = true;
+  static void load32(const int8_t* w, __m512& lo, __m512& hi) {
+    const __m256i both = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+    lo = widen_int8(_mm256_castsi256_si128(both));
+    hi = widen_int8(_mm256_extracti128_si256(both, 1));
+  }
+  static __m512 load_tail(__mmask16 m, const int8_t* w) { return widen_int8(_mm_maskz_loadu_epi8(m, w)); }
+};
+
 // out[r] = a · rows[r] for R rows of B, each of length k. Every row is summed in
 // the same order whatever R is, so splitting rows between threads never changes
 // a result.
-template <int R>
-inline void dot_rows(const float* a, const float* b, int64_t k, float* out) {
+template <class Rows, int R>
+inline void dot_rows(const float* a, const typename Rows::Weight* b, int64_t k, float* out) {
   __m512 even[R], odd[R];
   for (int r = 0; r < R; ++r) even[r] = odd[r] = _mm512_setzero_ps();
   int64_t p = 0;
@@ -165,16 +209,44 @@ inline void dot_rows(const float* a, const float* b, int64_t k, float* out) {
     const __m512 a0 = _mm512_loadu_ps(a + p);
     const __m512 a1 = _mm512_loadu_ps(a + p + 16);
     for (int r = 0; r < R; ++r) {
-      even[r] = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + r * k + p), even[r]);
-      odd[r] = _mm512_fmadd_ps(a1, _mm512_loadu_ps(b + r * k + p + 16), odd[r]);
+      // The next R rows follow these in memory: fetch them a group ahead, line
+      // by line, so the narrow streams never wait on a cold start.
+      if constexpr (Rows::kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(b + (R + r) * k + p), _MM_HINT_T0);
+      __m512 lo, hi;
+      Rows::load32(b + r * k + p, lo, hi);
+      even[r] = _mm512_fmadd_ps(a0, lo, even[r]);
+      odd[r] = _mm512_fmadd_ps(a1, hi, odd[r]);
     }
   }
   for (; p < k; p += 16) {
     const __mmask16 m = first_lanes(k - p);
     const __m512 av = _mm512_maskz_loadu_ps(m, a + p);
-    for (int r = 0; r < R; ++r) even[r] = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, b + r * k + p), even[r]);
+    for (int r = 0; r < R; ++r) even[r] = _mm512_fmadd_ps(av, Rows::load_tail(m, b + r * k + p), even[r]);
   }
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(even[r], odd[r]));
+}
+
+// C[:, n0:n1] = A · Bᵀ for weight rows B [n, k], times scales[j] per row when
+// scales is given. Eight dot products at a time share each load of a row of A
+// (eight streams: 14.4 GB/s on the GPT-2 logits, four gave 11), and every row
+// of A reuses the eight weight rows from L1.
+template <class Rows>
+void gemv_rows(const float* a, const typename Rows::Weight* b, const float* scales, float* c, int64_t m, int64_t n,
+               int64_t k, int64_t n0, int64_t n1) {
+  float out[8];
+  int64_t j = n0;
+  for (; j + 8 <= n1; j += 8) {
+    for (int64_t i = 0; i < m; ++i) {
+      dot_rows<Rows, 8>(a + i * k, b + j * k, k, out);
+      for (int r = 0; r < 8; ++r) c[i * n + j + r] = scales ? out[r] * scales[j + r] : out[r];
+    }
+  }
+  for (; j < n1; ++j) {
+    for (int64_t i = 0; i < m; ++i) {
+      dot_rows<Rows, 1>(a + i * k, b + j * k, k, out);
+      c[i * n + j] = scales ? out[0] * scales[j] : out[0];
+    }
+  }
 }
 
 // C[:, n0:n1] = A · B[:, n0:n1] for B [k, n], walking B row by row: each row's
@@ -220,113 +292,20 @@ void axpy_rows(const Gemm& g, int64_t n0, int64_t n1) {
 
 void gemv(const Gemm& g, int64_t n0, int64_t n1) {
   if (g.trans_b) {
-    // Weight rows are contiguous: eight dot products at a time share each load
-    // of a row of A (eight streams: 14.4 GB/s on the GPT-2 logits, four gave 11), and every row of A reuses the eight weight rows from L1.
-    int64_t j = n0;
-    for (; j + 8 <= n1; j += 8) {
-      for (int64_t i = 0; i < g.m; ++i) dot_rows<8>(g.a + i * g.k, g.b + j * g.k, g.k, g.c + i * g.n + j);
-    }
-    for (; j < n1; ++j) {
-      for (int64_t i = 0; i < g.m; ++i) dot_rows<1>(g.a + i * g.k, g.b + j * g.k, g.k, g.c + i * g.n + j);
-    }
+    gemv_rows<F32Rows>(g.a, g.b, nullptr, g.c, g.m, g.n, g.k, n0, n1);
     return;
   }
   axpy_rows(g, n0, n1);
 }
 
-// 16 bf16 values widened to f32: bf16 is the top half of an f32, so a shift.
-inline __m512 widen_bf16(__m256i bits) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
-}
-
-// dot_rows for bf16 weight rows: the same eight streams, half the bytes.
-template <int R>
-inline void dot_rows_bf16(const float* a, const uint16_t* b, int64_t k, float* out) {
-  __m512 even[R], odd[R];
-  for (int r = 0; r < R; ++r) even[r] = odd[r] = _mm512_setzero_ps();
-  int64_t p = 0;
-  for (; p + 32 <= k; p += 32) {
-    const __m512 a0 = _mm512_loadu_ps(a + p);
-    const __m512 a1 = _mm512_loadu_ps(a + p + 16);
-    for (int r = 0; r < R; ++r) {
-      // The next R rows follow these in memory: fetch them a group ahead, line
-      // by line, so the streams never wait on a cold start.
-      _mm_prefetch(reinterpret_cast<const char*>(b + (R + r) * k + p), _MM_HINT_T0);
-      const __m512i both = _mm512_loadu_si512(b + r * k + p);
-      even[r] = _mm512_fmadd_ps(a0, widen_bf16(_mm512_castsi512_si256(both)), even[r]);
-      odd[r] = _mm512_fmadd_ps(a1, widen_bf16(_mm512_extracti64x4_epi64(both, 1)), odd[r]);
-    }
-  }
-  for (; p < k; p += 16) {
-    const __mmask16 m = first_lanes(k - p);
-    const __m512 av = _mm512_maskz_loadu_ps(m, a + p);
-    for (int r = 0; r < R; ++r) {
-      even[r] = _mm512_fmadd_ps(av, widen_bf16(_mm256_maskz_loadu_epi16(m, b + r * k + p)), even[r]);
-    }
-  }
-  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(even[r], odd[r]));
-}
-
 void gemv_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k, int64_t n0,
                int64_t n1) {
-  float out[8];
-  int64_t j = n0;
-  for (; j + 8 <= n1; j += 8) {
-    for (int64_t i = 0; i < m; ++i) {
-      dot_rows_bf16<8>(a + i * k, b + j * k, k, out);
-      for (int r = 0; r < 8; ++r) c[i * n + j + r] = out[r];
-    }
-  }
-  for (; j < n1; ++j) {
-    for (int64_t i = 0; i < m; ++i) dot_rows_bf16<1>(a + i * k, b + j * k, k, c + i * n + j);
-  }
-}
-
-// 16 int8 values widened to f32 (exact).
-inline __m512 widen_int8(__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes)); }
-
-// dot_rows for int8 weight rows: eight streams, a quarter of the f32 bytes.
-template <int R>
-inline void dot_rows_int8(const float* a, const int8_t* b, int64_t k, float* out) {
-  __m512 even[R], odd[R];
-  for (int r = 0; r < R; ++r) even[r] = odd[r] = _mm512_setzero_ps();
-  int64_t p = 0;
-  for (; p + 32 <= k; p += 32) {
-    const __m512 a0 = _mm512_loadu_ps(a + p);
-    const __m512 a1 = _mm512_loadu_ps(a + p + 16);
-    for (int r = 0; r < R; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(b + (R + r) * k + p), _MM_HINT_T0);
-      const __m256i both = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + r * k + p));
-      even[r] = _mm512_fmadd_ps(a0, widen_int8(_mm256_castsi256_si128(both)), even[r]);
-      odd[r] = _mm512_fmadd_ps(a1, widen_int8(_mm256_extracti128_si256(both, 1)), odd[r]);
-    }
-  }
-  for (; p < k; p += 16) {
-    const __mmask16 m = first_lanes(k - p);
-    const __m512 av = _mm512_maskz_loadu_ps(m, a + p);
-    for (int r = 0; r < R; ++r) {
-      even[r] = _mm512_fmadd_ps(av, widen_int8(_mm_maskz_loadu_epi8(m, b + r * k + p)), even[r]);
-    }
-  }
-  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(even[r], odd[r]));
+  gemv_rows<Bf16Rows>(a, b, nullptr, c, m, n, k, n0, n1);
 }
 
 void gemv_int8(const float* a, const int8_t* q, const float* scales, float* c, int64_t m, int64_t n, int64_t k,
                int64_t n0, int64_t n1) {
-  float out[8];
-  int64_t j = n0;
-  for (; j + 8 <= n1; j += 8) {
-    for (int64_t i = 0; i < m; ++i) {
-      dot_rows_int8<8>(a + i * k, q + j * k, k, out);
-      for (int r = 0; r < 8; ++r) c[i * n + j + r] = out[r] * scales[j + r];
-    }
-  }
-  for (; j < n1; ++j) {
-    for (int64_t i = 0; i < m; ++i) {
-      dot_rows_int8<1>(a + i * k, q + j * k, k, out);
-      c[i * n + j] = out[0] * scales[j];
-    }
-  }
+  gemv_rows<Int8Rows>(a, q, scales, c, m, n, k, n0, n1);
 }
 
 double fma_peak(double seconds) {
