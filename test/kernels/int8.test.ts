@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { referenceInt8Matmul, useFastestKernel } from '../../src/kernels/index.js';
 import { loadNativeKernel } from '../../src/kernels/native.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
@@ -12,20 +11,9 @@ import { Linear } from '../../src/nn/linear.js';
 import { Weights } from '../../src/nn/weights.js';
 import { UnsupportedError } from '../../src/errors.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { randomArray } from '../helpers/random.js';
+import { SHARED } from '../helpers/shared.js';
 
-const REPO = join(fileURLToPath(import.meta.url), '..', '..', '..', '..');
-const SHARED = process.env.GLASSFORMER_SHARED ?? join(REPO, '..', 'shared');
-
-/** Deterministic values in [-1, 1) (an LCG), so a failure reproduces. */
-function randomArray(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  let state = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    out[i] = state / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 // Decode (m ≤ 4, streamed) and prefill (m > 4, dequantized then the f32 GEMM), odd sizes and offsets.
 const CASES = [
