@@ -54,8 +54,9 @@ async function readJson(fs: FileSystem, path: string): Promise<Record<string, un
 }
 
 export async function loadFixture(fs: FileSystem, dir: string): Promise<Fixture> {
-  const [config, inputs, expectedJson, expected, weights] = await Promise.all([
-    readJson(fs, fs.join(dir, 'config.json')),
+  // config.json first: a wrong folder then fails the same way every time, naming it.
+  const config = await readJson(fs, fs.join(dir, 'config.json'));
+  const [inputs, expectedJson, expected, weights] = await Promise.all([
     readJson(fs, fs.join(dir, 'inputs.json')),
     readJson(fs, fs.join(dir, 'expected.json')),
     readSafetensors(fs, fs.join(dir, 'expected.safetensors')),
