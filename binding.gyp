@@ -8,6 +8,7 @@
       "sources": [
         "native/addon.cc",
         "native/thread_pool.cc",
+        "native/ops.cc",
         "native/gemm_scalar.cc",
         "native/gemm_avx2.cc",
         "native/gemm_avx512.cc"

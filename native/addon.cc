@@ -3,8 +3,7 @@
 //   gemm(a, aOffset, b, bOffset, c, cOffset, m, n, k, transB)  C = A · op(B)
 //   gemmBf16(a, aOffset, b, bOffset, c, cOffset, m, n, k)  C = A · Bᵀ, B [n, k] bf16 bits
 //   gemmInt8(a, aOffset, q, qOffset, scales, c, cOffset, m, n, k)  C = A · (scales ⊙ Q)ᵀ, Q [n, k] int8
-//   attend(q, k, v, mask, maskStrides, scale, pattern, z, batch, heads, queries, keys, dim)
-//                              fused attention for a few query rows (decoding)
+//   and the fused ops of ops.cc (attend, ...), registered by register_ops
 //   setThreads(n) -> threads in use     threads() -> threads in use
 //   isa() -> "avx512" | "avx2" | "scalar"   supportedIsas() -> string[]
 //   setIsa(name)   (tests use it to check every variant on one machine)
@@ -25,6 +24,8 @@
 #include <vector>
 
 #include "gemm.h"
+#include "napi_util.h"
+#include "runtime.h"
 #include "thread_pool.h"
 
 namespace glassformer {
@@ -78,6 +79,13 @@ State& state() {
   }();
   return *s;
 }
+
+}  // namespace
+
+ThreadPool& shared_pool() { return state().pool; }
+const IsaKernels& active_isa() { return *state().active; }
+
+namespace {
 
 // A 64-byte-aligned buffer for the operand the threads share, kept between
 // calls (one per calling thread) so steady-state multiplies never allocate.
@@ -213,156 +221,6 @@ void run_gemm_int8(const float* a, const int8_t* q, const float* scales, float* 
   run_gemm(Gemm{a, wide, c, m, n, k, true});
 }
 
-// Attention for a few query rows (decoding): for each batch row, head and
-// query, the scores q·k·scale + mask, a stable softmax and the weighted sum of
-// the values in one pass over that head's keys and values, which stay in cache
-// between the two sweeps. mask_strides give the mask's broadcast layout (0 on
-// an axis it repeats); a null mask adds nothing. Shapes: q, z [B, H, Q, D];
-// k, v [B, H, K, D]; pattern [B, H, Q, K].
-void attend_rows(const float* q, const float* k, const float* v, const float* mask, const int64_t* mask_strides,
-                 float scale, float* pattern, float* z, int64_t batch, int64_t heads, int64_t queries, int64_t keys,
-                 int64_t dim) {
-  static thread_local std::vector<float> row;
-  row.resize(static_cast<size_t>(keys));
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t h = 0; h < heads; ++h) {
-      const float* kh = k + (b * heads + h) * keys * dim;
-      const float* vh = v + (b * heads + h) * keys * dim;
-      for (int64_t i = 0; i < queries; ++i) {
-        const float* qi = q + ((b * heads + h) * queries + i) * dim;
-        float* zi = z + ((b * heads + h) * queries + i) * dim;
-        float* pi = pattern + ((b * heads + h) * queries + i) * keys;
-        float max = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < keys; ++j) {
-          // Eight partial sums, so the compiler vectorizes the dot product.
-          float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          int64_t d = 0;
-          for (; d + 8 <= dim; d += 8) {
-            for (int64_t t = 0; t < 8; ++t) part[t] += qi[d + t] * kh[j * dim + d + t];
-          }
-          float dot = 0;
-          for (; d < dim; ++d) dot += qi[d] * kh[j * dim + d];
-          for (float x : part) dot += x;
-          float score = dot * scale;
-          if (mask) score += mask[b * mask_strides[0] + h * mask_strides[1] + i * mask_strides[2] + j * mask_strides[3]];
-          row[j] = score;
-          max = std::max(max, score);
-        }
-        std::fill(zi, zi + dim, 0.0f);
-        if (max == -std::numeric_limits<float>::infinity()) {
-          // Every key masked out: the row attends to nothing, as softmax() leaves it.
-          std::fill(pi, pi + keys, 0.0f);
-          continue;
-        }
-        double total = 0;
-        for (int64_t j = 0; j < keys; ++j) {
-          row[j] = std::exp(row[j] - max);
-          total += row[j];
-        }
-        const double inv = 1 / total;
-        for (int64_t j = 0; j < keys; ++j) {
-          const float p = static_cast<float>(row[j] * inv);
-          pi[j] = p;
-          for (int64_t d = 0; d < dim; ++d) zi[d] += p * vh[j * dim + d];
-        }
-      }
-    }
-  }
-}
-
-// ---- argument helpers: each throws a JavaScript error and returns false ----
-
-bool check(napi_env env, napi_status status) {
-  if (status == napi_ok) return true;
-  const napi_extended_error_info* info = nullptr;
-  napi_get_last_error_info(env, &info);
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (!pending) napi_throw_error(env, nullptr, info && info->error_message ? info->error_message : "N-API call failed");
-  return false;
-}
-
-// The data of a typed array of the expected element type; `what` names that
-// type in the error ("gemm: a must be a Float32Array").
-template <class T>
-bool get_typed_array(napi_env env, napi_value value, const char* fn, const char* name, napi_typedarray_type expected,
-                     const char* what, T** data, int64_t* length) {
-  bool is_typed = false;
-  if (!check(env, napi_is_typedarray(env, value, &is_typed))) return false;
-  napi_typedarray_type type = napi_int8_array;
-  size_t count = 0;
-  void* ptr = nullptr;
-  if (is_typed && !check(env, napi_get_typedarray_info(env, value, &type, &count, &ptr, nullptr, nullptr))) {
-    return false;
-  }
-  if (!is_typed || type != expected) {
-    napi_throw_type_error(env, nullptr, (std::string(fn) + ": " + name + " must be " + what).c_str());
-    return false;
-  }
-  *data = static_cast<T*>(ptr);
-  *length = static_cast<int64_t>(count);
-  return true;
-}
-
-bool get_float32_array(napi_env env, napi_value value, const char* name, float** data, int64_t* length) {
-  return get_typed_array(env, value, "gemm", name, napi_float32_array, "a Float32Array", data, length);
-}
-
-bool get_count(napi_env env, napi_value value, const char* name, int64_t* out) {
-  double d = 0;
-  if (napi_get_value_double(env, value, &d) != napi_ok || !(d >= 0) || d > 9007199254740991.0 ||
-      d != static_cast<double>(static_cast<int64_t>(d))) {
-    napi_throw_range_error(env, nullptr,
-                           (std::string("gemm: ") + name + " must be a non-negative integer").c_str());
-    return false;
-  }
-  *out = static_cast<int64_t>(d);
-  return true;
-}
-
-// `offset + rows * cols <= length`, computed without overflow for sizes below 2^53.
-bool check_extent(napi_env env, const char* name, int64_t length, int64_t offset, int64_t rows, int64_t cols) {
-  const bool fits = offset <= length && (rows == 0 || cols == 0 || (cols <= (length - offset) / rows &&
-                                                                    rows * cols <= length - offset));
-  if (!fits) {
-    napi_throw_range_error(env, nullptr,
-                           (std::string("gemm: ") + name + " needs " + std::to_string(rows) + "x" +
-                            std::to_string(cols) + " elements from offset " + std::to_string(offset) +
-                            " but has length " + std::to_string(length))
-                               .c_str());
-    return false;
-  }
-  return true;
-}
-
-// Reads the first `count` arguments into argv; throws `usage` if fewer were passed.
-bool get_args(napi_env env, napi_callback_info info, size_t count, napi_value* argv, const char* usage) {
-  size_t argc = count;
-  if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return false;
-  if (argc < count) {
-    napi_throw_type_error(env, nullptr, usage);
-    return false;
-  }
-  return true;
-}
-
-napi_value undefined(napi_env env) {
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
-}
-
-napi_value number(napi_env env, double v) {
-  napi_value out;
-  napi_create_double(env, v, &out);
-  return out;
-}
-
-napi_value string(napi_env env, const char* s) {
-  napi_value out;
-  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out);
-  return out;
-}
 
 napi_value Gemm_(napi_env env, napi_callback_info info) {
   napi_value argv[10];
@@ -450,56 +308,6 @@ napi_value GemmInt8(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// attend(q, k, v, mask | null, maskStrides[4], scale, pattern, z, batch, heads, queries, keys, dim)
-napi_value Attend(napi_env env, napi_callback_info info) {
-  napi_value argv[13];
-  if (!get_args(env, info, 13, argv,
-                "attend: expected (q, k, v, mask, maskStrides, scale, pattern, z, batch, heads, queries, keys, dim)")) {
-    return nullptr;
-  }
-  float *q, *k, *v, *pattern, *z, *mask = nullptr, *strides_f = nullptr;
-  int64_t q_len, k_len, v_len, p_len, z_len, m_len = 0, s_len, batch, heads, queries, keys, dim;
-  napi_valuetype mask_type = napi_undefined;
-  napi_typeof(env, argv[3], &mask_type);
-  double scale = 1;
-  if (!get_float32_array(env, argv[0], "q", &q, &q_len) || !get_float32_array(env, argv[1], "k", &k, &k_len) ||
-      !get_float32_array(env, argv[2], "v", &v, &v_len) ||
-      (mask_type != napi_null && !get_float32_array(env, argv[3], "mask", &mask, &m_len)) ||
-      !get_float32_array(env, argv[4], "maskStrides", &strides_f, &s_len) ||
-      napi_get_value_double(env, argv[5], &scale) != napi_ok ||
-      !get_float32_array(env, argv[6], "pattern", &pattern, &p_len) ||
-      !get_float32_array(env, argv[7], "z", &z, &z_len) || !get_count(env, argv[8], "batch", &batch) ||
-      !get_count(env, argv[9], "heads", &heads) || !get_count(env, argv[10], "queries", &queries) ||
-      !get_count(env, argv[11], "keys", &keys) || !get_count(env, argv[12], "dim", &dim)) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (!pending) napi_throw_type_error(env, nullptr, "attend: scale must be a number");
-    return nullptr;
-  }
-  const int64_t rows = batch * heads;
-  if (s_len < 4 || !check_extent(env, "q", q_len, 0, rows * queries, dim) ||
-      !check_extent(env, "k", k_len, 0, rows * keys, dim) || !check_extent(env, "v", v_len, 0, rows * keys, dim) ||
-      !check_extent(env, "pattern", p_len, 0, rows * queries, keys) ||
-      !check_extent(env, "z", z_len, 0, rows * queries, dim)) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (!pending) napi_throw_range_error(env, nullptr, "attend: maskStrides needs 4 entries");
-    return nullptr;
-  }
-  int64_t strides[4];
-  for (int t = 0; t < 4; ++t) strides[t] = static_cast<int64_t>(strides_f[t]);
-  if (mask && batch > 0 && heads > 0 && queries > 0 && keys > 0) {
-    const int64_t last = (batch - 1) * strides[0] + (heads - 1) * strides[1] + (queries - 1) * strides[2] +
-                         (keys - 1) * strides[3];
-    if (last >= m_len) {
-      napi_throw_range_error(env, nullptr, "attend: the mask's strides reach past its end");
-      return nullptr;
-    }
-  }
-  attend_rows(q, k, v, mask, strides, static_cast<float>(scale), pattern, z, batch, heads, queries, keys, dim);
-  return undefined(env);
-}
-
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -565,7 +373,6 @@ NAPI_MODULE_INIT() {
       {"gemm", nullptr, Gemm_, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmBf16", nullptr, GemmBf16, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmInt8", nullptr, GemmInt8, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"attend", nullptr, Attend, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
@@ -574,5 +381,6 @@ NAPI_MODULE_INIT() {
       {"fmaPeak", nullptr, FmaPeak, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  register_ops(env, exports);
   return exports;
 }

@@ -1,0 +1,104 @@
+// Argument helpers shared by the N-API entry points (addon.cc, ops.cc): each
+// throws a JavaScript error naming the function and argument, and returns false.
+#pragma once
+
+#include <node_api.h>
+
+#include <cstdint>
+#include <string>
+
+namespace glassformer {
+
+inline bool check(napi_env env, napi_status status) {
+  if (status == napi_ok) return true;
+  const napi_extended_error_info* info = nullptr;
+  napi_get_last_error_info(env, &info);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, nullptr, info && info->error_message ? info->error_message : "N-API call failed");
+  return false;
+}
+
+// The data of a typed array of the expected element type; `what` names that
+// type in the error ("gemm: a must be a Float32Array").
+template <class T>
+inline bool get_typed_array(napi_env env, napi_value value, const char* fn, const char* name, napi_typedarray_type expected,
+                     const char* what, T** data, int64_t* length) {
+  bool is_typed = false;
+  if (!check(env, napi_is_typedarray(env, value, &is_typed))) return false;
+  napi_typedarray_type type = napi_int8_array;
+  size_t count = 0;
+  void* ptr = nullptr;
+  if (is_typed && !check(env, napi_get_typedarray_info(env, value, &type, &count, &ptr, nullptr, nullptr))) {
+    return false;
+  }
+  if (!is_typed || type != expected) {
+    napi_throw_type_error(env, nullptr, (std::string(fn) + ": " + name + " must be " + what).c_str());
+    return false;
+  }
+  *data = static_cast<T*>(ptr);
+  *length = static_cast<int64_t>(count);
+  return true;
+}
+
+inline bool get_float32_array(napi_env env, napi_value value, const char* name, float** data, int64_t* length) {
+  return get_typed_array(env, value, "gemm", name, napi_float32_array, "a Float32Array", data, length);
+}
+
+inline bool get_count(napi_env env, napi_value value, const char* name, int64_t* out) {
+  double d = 0;
+  if (napi_get_value_double(env, value, &d) != napi_ok || !(d >= 0) || d > 9007199254740991.0 ||
+      d != static_cast<double>(static_cast<int64_t>(d))) {
+    napi_throw_range_error(env, nullptr,
+                           (std::string("gemm: ") + name + " must be a non-negative integer").c_str());
+    return false;
+  }
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+// `offset + rows * cols <= length`, computed without overflow for sizes below 2^53.
+inline bool check_extent(napi_env env, const char* name, int64_t length, int64_t offset, int64_t rows, int64_t cols) {
+  const bool fits = offset <= length && (rows == 0 || cols == 0 || (cols <= (length - offset) / rows &&
+                                                                    rows * cols <= length - offset));
+  if (!fits) {
+    napi_throw_range_error(env, nullptr,
+                           (std::string("gemm: ") + name + " needs " + std::to_string(rows) + "x" +
+                            std::to_string(cols) + " elements from offset " + std::to_string(offset) +
+                            " but has length " + std::to_string(length))
+                               .c_str());
+    return false;
+  }
+  return true;
+}
+
+// Reads the first `count` arguments into argv; throws `usage` if fewer were passed.
+inline bool get_args(napi_env env, napi_callback_info info, size_t count, napi_value* argv, const char* usage) {
+  size_t argc = count;
+  if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return false;
+  if (argc < count) {
+    napi_throw_type_error(env, nullptr, usage);
+    return false;
+  }
+  return true;
+}
+
+inline napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+inline napi_value number(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
+}
+
+inline napi_value string(napi_env env, const char* s) {
+  napi_value out;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+}  // namespace glassformer
