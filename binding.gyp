@@ -9,6 +9,7 @@
         "native/addon.cc",
         "native/thread_pool.cc",
         "native/ops.cc",
+        "native/elementwise.cc",
         "native/gemm_scalar.cc",
         "native/gemm_avx2.cc",
         "native/gemm_avx512.cc"

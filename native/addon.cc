@@ -3,7 +3,8 @@
 //   gemm(a, aOffset, b, bOffset, c, cOffset, m, n, k, transB)  C = A · op(B)
 //   gemmBf16(a, aOffset, b, bOffset, c, cOffset, m, n, k)  C = A · Bᵀ, B [n, k] bf16 bits
 //   gemmInt8(a, aOffset, q, qOffset, scales, c, cOffset, m, n, k)  C = A · (scales ⊙ Q)ᵀ, Q [n, k] int8
-//   and the fused ops of ops.cc (attend, ...), registered by register_ops
+//   and the fused ops of ops.cc (attend, ...) and elementwise.cc, registered by
+//   register_ops and register_elementwise
 //   setThreads(n) -> threads in use     threads() -> threads in use
 //   isa() -> "avx512" | "avx2" | "scalar"   supportedIsas() -> string[]
 //   setIsa(name)   (tests use it to check every variant on one machine)
@@ -382,5 +383,6 @@ NAPI_MODULE_INIT() {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   register_ops(env, exports);
+  register_elementwise(env, exports);
   return exports;
 }
