@@ -71,18 +71,32 @@ function packageRoot(): string | undefined {
  * JavaScript kernels, or to rule it out when chasing a bug).
  */
 export function loadNativeKernel(): NativeLoadResult {
-  if (process.env.GLASSFORMER_NATIVE === '0') return { kernel: undefined, reason: 'GLASSFORMER_NATIVE=0' };
+  const loaded = loadAddon();
+  return 'addon' in loaded ? { kernel: wrap(loaded.addon as unknown as NativeAddon) } : { kernel: undefined, reason: loaded.reason };
+}
+
+let addonLoad: { addon: Record<string, unknown> } | { reason: string } | undefined;
+
+/**
+ * The addon's exports untyped, loaded once: the files that wrap the fused
+ * ops (native/ops.cc, native/elementwise.cc) type their own functions.
+ */
+export function loadAddon(): { addon: Record<string, unknown> } | { reason: string } {
+  if (process.env.GLASSFORMER_NATIVE === '0') return { reason: 'GLASSFORMER_NATIVE=0' };
+  addonLoad ??= requireAddon();
+  return addonLoad;
+}
+
+function requireAddon(): { addon: Record<string, unknown> } | { reason: string } {
   const root = packageRoot();
-  if (root === undefined) return { kernel: undefined, reason: 'package root with binding.gyp not found' };
+  if (root === undefined) return { reason: 'package root with binding.gyp not found' };
   const file = join(root, ADDON_PATH);
-  if (!existsSync(file)) return { kernel: undefined, reason: `${file} not built (run: node scripts/build-native.mjs)` };
-  let addon: NativeAddon;
+  if (!existsSync(file)) return { reason: `${file} not built (run: node scripts/build-native.mjs)` };
   try {
-    addon = createRequire(import.meta.url)(file) as NativeAddon;
+    return { addon: createRequire(import.meta.url)(file) as Record<string, unknown> };
   } catch (error) {
-    return { kernel: undefined, reason: `${file} failed to load: ${(error as Error).message}` };
+    return { reason: `${file} failed to load: ${(error as Error).message}` };
   }
-  return { kernel: wrap(addon) };
 }
 
 function wrap(addon: NativeAddon): NativeMatmulKernel {
