@@ -26,6 +26,19 @@ let activeInt8: Int8MatmulKernel = referenceInt8Matmul;
 let fusedAttention: AttentionKernel | undefined;
 let nativeUnavailable: string | undefined;
 let fastest: Promise<KernelInfo> | undefined;
+let nativeAddon: Record<string, unknown> | undefined;
+const nativeListeners: ((addon: Record<string, unknown>) => void)[] = [];
+
+/**
+ * Calls `listener` with the native addon's raw exports once `useFastestKernel()`
+ * has loaded it (at once if it already has; never without the addon). The
+ * seams for fused ops outside the matmul (kernels/elementwise.ts and the like)
+ * type and wrap their own functions this way, so this file names none of them.
+ */
+export function onNativeAddon(listener: (addon: Record<string, unknown>) => void): void {
+  nativeListeners.push(listener);
+  if (nativeAddon !== undefined) listener(nativeAddon);
+}
 
 /** The kernel ops/matmul uses. */
 export function matmulKernel(): MatmulKernel {
@@ -112,8 +125,9 @@ async function loadFastest(): Promise<KernelInfo> {
   // into a browser build.
   const loader = './native' + '.js';
   let loadNativeKernel: typeof import('./native.js').loadNativeKernel;
+  let loadAddon: typeof import('./native.js').loadAddon;
   try {
-    ({ loadNativeKernel } = (await import(/* @vite-ignore */ /* webpackIgnore: true */ loader)) as
+    ({ loadNativeKernel, loadAddon } = (await import(/* @vite-ignore */ /* webpackIgnore: true */ loader)) as
       typeof import('./native.js'));
   } catch (error) {
     // A bundle that left the loader behind: keep the TypeScript kernel.
@@ -128,6 +142,11 @@ async function loadFastest(): Promise<KernelInfo> {
     activeBf16 = loaded.kernel;
     activeInt8 = loaded.kernel;
     fusedAttention = loaded.kernel;
+    const raw = loadAddon();
+    if ('addon' in raw) {
+      nativeAddon = raw.addon;
+      for (const listener of nativeListeners) listener(raw.addon);
+    }
   }
   return kernelInfo();
 }
