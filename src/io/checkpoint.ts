@@ -6,10 +6,10 @@
  */
 import { FormatError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { checkShape, missingTensorError, SafetensorsFile, type GetOptions, type TensorInfo } from './safetensors.js';
+import { checkShape, missingTensorError, SafetensorsFile, type GetOptions, type TensorInfo, type TensorReader } from './safetensors.js';
 import type { FileSystem } from './source.js';
 
-export class Checkpoint {
+export class Checkpoint implements TensorReader {
   private constructor(
     /** The file the checkpoint was opened from (a .safetensors file or the index). */
     readonly path: string,
@@ -67,6 +67,15 @@ export class Checkpoint {
     );
   }
 
+  get name(): string {
+    return this.path;
+  }
+
+  /** Whether every shard's bytes are local, so `getSync` can read them. */
+  get canReadSync(): boolean {
+    return [...new Set(this.shardOf.values())].every((file) => file.canReadSync);
+  }
+
   names(): string[] {
     return [...this.shardOf.keys()];
   }
@@ -90,6 +99,13 @@ export class Checkpoint {
     const file = this.fileOf(name);
     checkShape(this.path, name, file.tensorInfo(name).shape, options.expectShape);
     return file.get(name);
+  }
+
+  /** `get`, blocking (see SafetensorsFile.getSync). */
+  getSync(name: string, options: GetOptions = {}): Tensor {
+    const file = this.fileOf(name);
+    checkShape(this.path, name, file.tensorInfo(name).shape, options.expectShape);
+    return file.getSync(name);
   }
 
   async readRaw(name: string): Promise<Uint8Array> {

@@ -1,5 +1,6 @@
 /** The FileSystem seam on Node: positional reads and atomic writes with node:fs. */
 import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FileNotFoundError } from '../errors.js';
@@ -18,8 +19,35 @@ async function orNotFound<T>(path: string, action: () => Promise<T>): Promise<T>
   }
 }
 
+function orNotFoundSync<T>(path: string, action: () => T): T {
+  try {
+    return action();
+  } catch (error) {
+    if (isNotFound(error)) throw new FileNotFoundError(path);
+    throw error;
+  }
+}
+
 /** One kernel read returns at most this many bytes, so large tensors are read in pieces. */
 const MAX_READ = 1 << 30;
+
+/** A positional read of exactly `length` bytes into `into` (1 GiB a call at most), blocking. */
+function readAtSync(path: string, into: Uint8Array, offset: number, length: number): Uint8Array {
+  if (into.length < length) throw new RangeError(`read of ${length} bytes into a buffer of ${into.length}`);
+  const fd = openSync(path, 'r');
+  try {
+    checkRange(path, offset, length, fstatSync(fd).size);
+    let done = 0;
+    while (done < length) {
+      const bytesRead = readSync(fd, into, done, Math.min(MAX_READ, length - done), offset + done);
+      if (bytesRead === 0) checkRange(path, offset, length, offset + done);
+      done += bytesRead;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return into;
+}
 
 /**
  * Each read opens the file, reads at a position and closes it again: no file
@@ -49,6 +77,7 @@ function nodeSource(path: string): ByteSource {
         }
         return target;
       }),
+    readSync: (offset, length, into) => orNotFoundSync(path, () => readAtSync(path, into ?? new Uint8Array(length), offset, length)),
   };
 }
 

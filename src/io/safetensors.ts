@@ -287,13 +287,118 @@ function f8e5m2ToF32(bits: number): number {
   return f16ToF32(bits << 8);
 }
 
+type FileStorage = Float32Array | Float64Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array | Int16Array | Int8Array | Uint8Array;
+
+/**
+ * The typed array a tensor's file bytes are read into. For F32, F16, BF16 and
+ * I32 it is the tensor's own storage (the element type is the same in the
+ * file and in memory), so those reads copy nothing.
+ */
+function fileStorage(info: TensorInfo): FileStorage {
+  const count = sizeOf(info.shape);
+  switch (info.dtype) {
+    case 'F32':
+    case 'F16':
+    case 'BF16':
+    case 'I32':
+      return allocate(SAFETENSORS_TO_DTYPE[info.dtype], count);
+    case 'F64':
+      return new Float64Array(count);
+    case 'I64':
+      return new BigInt64Array(count);
+    case 'U64':
+      return new BigUint64Array(count);
+    case 'U32':
+      return new Uint32Array(count);
+    case 'I16':
+      return new Int16Array(count);
+    case 'U16':
+      return new Uint16Array(count);
+    case 'I8':
+      return new Int8Array(count);
+    case 'U8':
+    case 'BOOL':
+    case 'F8_E4M3':
+    case 'F8_E5M2':
+      return new Uint8Array(count);
+  }
+}
+
+function bytesOf(data: FileStorage): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function outsideI32(file: string, info: TensorInfo, value: bigint | number, index: number): UnsupportedError {
+  return new UnsupportedError(
+    `${file}: tensor "${info.name}" (${info.dtype}) holds ${value} at flat index ${index}, outside the i32 range glassformer stores integers in`,
+  );
+}
+
+/** The Tensor that the file bytes in `raw` (as `fileStorage` allocated it) stand for. */
+function decodeTensor(file: string, info: TensorInfo, raw: FileStorage): Tensor {
+  const count = raw.length;
+  switch (info.dtype) {
+    case 'F32':
+    case 'F16':
+    case 'BF16':
+    case 'I32':
+      return new Tensor(SAFETENSORS_TO_DTYPE[info.dtype], info.shape, raw as Float32Array | Uint16Array | Int32Array);
+    case 'F64':
+      return new Tensor('f32', info.shape, Float32Array.from(raw as Float64Array));
+    case 'F8_E4M3':
+    case 'F8_E5M2': {
+      const decode = info.dtype === 'F8_E4M3' ? f8e4m3ToF32 : f8e5m2ToF32;
+      const out = new Float32Array(count);
+      for (let i = 0; i < count; i++) out[i] = decode((raw as Uint8Array)[i]);
+      return new Tensor('f32', info.shape, out);
+    }
+    case 'I64':
+    case 'U64': {
+      const wide = raw as BigInt64Array | BigUint64Array;
+      const out = new Int32Array(count);
+      for (let i = 0; i < count; i++) {
+        const v = wide[i];
+        if (v > 2147483647n || v < -2147483648n) throw outsideI32(file, info, v, i);
+        out[i] = Number(v);
+      }
+      return new Tensor('i32', info.shape, out);
+    }
+    case 'U32': {
+      const wide = raw as Uint32Array;
+      for (let i = 0; i < count; i++) if (wide[i] > 2147483647) throw outsideI32(file, info, wide[i], i);
+      return new Tensor('i32', info.shape, new Int32Array(wide.buffer, wide.byteOffset, count));
+    }
+    case 'I16':
+    case 'U16':
+    case 'I8':
+    case 'U8':
+    case 'BOOL':
+      return new Tensor('i32', info.shape, Int32Array.from(raw as Int16Array | Uint16Array | Int8Array | Uint8Array));
+  }
+}
+
 export interface GetOptions {
   /** Refuse the tensor unless it has exactly this shape (a WeightError naming both shapes). */
   expectShape?: Shape;
 }
 
+/**
+ * Named tensors known from a header and read one at a time, blocking: what
+ * `Weights` needs to read each tensor when a layer asks for it (a file, or a
+ * sharded checkpoint). `SafetensorsFile` and `Checkpoint` are both one.
+ */
+export interface TensorReader {
+  /** The file errors name (a .safetensors file or the shard index). */
+  readonly name: string;
+  readonly canReadSync: boolean;
+  names(): string[];
+  has(name: string): boolean;
+  tensorInfo(name: string): TensorInfo;
+  getSync(name: string, options?: GetOptions): Tensor;
+}
+
 /** One safetensors file, opened lazily over a ByteSource. */
-export class SafetensorsFile {
+export class SafetensorsFile implements TensorReader {
   private constructor(
     readonly source: ByteSource,
     readonly header: SafetensorsHeader,
@@ -347,85 +452,33 @@ export class SafetensorsFile {
 
   /** Read one tensor into a glassformer Tensor (see SAFETENSORS_TO_DTYPE for the dtype it gets). */
   async get(name: string, options: GetOptions = {}): Promise<Tensor> {
+    const { info, offset, length } = this.locate(name, options);
+    const raw = fileStorage(info);
+    await this.source.read(offset, length, bytesOf(raw));
+    return decodeTensor(this.name, info, raw);
+  }
+
+  /** Whether `getSync` can read: the bytes are local (a file or memory, not a remote source). */
+  get canReadSync(): boolean {
+    return this.source.readSync !== undefined;
+  }
+
+  /** `get`, blocking: for loaders that build a model synchronously and read each tensor as a layer asks for it. */
+  getSync(name: string, options: GetOptions = {}): Tensor {
+    const { info, offset, length } = this.locate(name, options);
+    if (!this.source.readSync) throw new UnsupportedError(`${this.name}: this source reads asynchronously only; use get()`);
+    const raw = fileStorage(info);
+    this.source.readSync(offset, length, bytesOf(raw));
+    return decodeTensor(this.name, info, raw);
+  }
+
+  /** The tensor's header entry and where its bytes are in the file, after the shape check. */
+  private locate(name: string, options: GetOptions): { info: TensorInfo; offset: number; length: number } {
     const info = this.tensorInfo(name);
     checkShape(this.name, name, info.shape, options.expectShape);
     if (!isLittleEndianHost()) throw new UnsupportedError('safetensors data is little-endian and this host is big-endian');
     const [begin, end] = info.dataOffsets;
-    const offset = this.header.dataStart + begin;
-    const length = end - begin;
-    const count = sizeOf(info.shape);
-    const into = (data: { buffer: ArrayBufferLike; byteOffset: number; byteLength: number }): Promise<Uint8Array> =>
-      this.source.read(offset, length, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    switch (info.dtype) {
-      case 'F32':
-      case 'F16':
-      case 'BF16':
-      case 'I32': {
-        // Same element type in the file and in memory: the bytes go straight into the tensor's storage.
-        const dtype = SAFETENSORS_TO_DTYPE[info.dtype];
-        const data = allocate(dtype, count);
-        await into(data);
-        return new Tensor(dtype, info.shape, data);
-      }
-      case 'F64': {
-        const wide = new Float64Array(count);
-        await into(wide);
-        return new Tensor('f32', info.shape, Float32Array.from(wide));
-      }
-      case 'F8_E4M3':
-      case 'F8_E5M2': {
-        const raw = new Uint8Array(count);
-        await into(raw);
-        const decode = info.dtype === 'F8_E4M3' ? f8e4m3ToF32 : f8e5m2ToF32;
-        const out = new Float32Array(count);
-        for (let i = 0; i < count; i++) out[i] = decode(raw[i]);
-        return new Tensor('f32', info.shape, out);
-      }
-      case 'I64':
-      case 'U64': {
-        const wide = info.dtype === 'I64' ? new BigInt64Array(count) : new BigUint64Array(count);
-        await into(wide);
-        const out = new Int32Array(count);
-        for (let i = 0; i < count; i++) {
-          const v = wide[i];
-          if (v > 2147483647n || v < -2147483648n) {
-            throw new UnsupportedError(
-              `${this.name}: tensor "${name}" (${info.dtype}) holds ${v} at flat index ${i}, outside the i32 range glassformer stores integers in`,
-            );
-          }
-          out[i] = Number(v);
-        }
-        return new Tensor('i32', info.shape, out);
-      }
-      case 'U32': {
-        const wide = new Uint32Array(count);
-        await into(wide);
-        for (let i = 0; i < count; i++) {
-          if (wide[i] > 2147483647) {
-            throw new UnsupportedError(
-              `${this.name}: tensor "${name}" (U32) holds ${wide[i]} at flat index ${i}, outside the i32 range glassformer stores integers in`,
-            );
-          }
-        }
-        return new Tensor('i32', info.shape, new Int32Array(wide.buffer, wide.byteOffset, count));
-      }
-      case 'I16':
-      case 'U16':
-      case 'I8':
-      case 'U8':
-      case 'BOOL': {
-        const narrow =
-          info.dtype === 'I16'
-            ? new Int16Array(count)
-            : info.dtype === 'U16'
-              ? new Uint16Array(count)
-              : info.dtype === 'I8'
-                ? new Int8Array(count)
-                : new Uint8Array(count);
-        await into(narrow);
-        return new Tensor('i32', info.shape, Int32Array.from(narrow));
-      }
-    }
+    return { info, offset: this.header.dataStart + begin, length: end - begin };
   }
 
   /** Every tensor, in file order. */

@@ -16,6 +16,12 @@ export interface ByteSource {
    * can read straight into the memory of a typed array.
    */
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+  /**
+   * The same read, blocking: present when the bytes are local (a file, memory).
+   * Models are built synchronously, so a loader that reads each tensor when a
+   * layer asks for it (`Weights` over a checkpoint) needs it.
+   */
+  readSync?(offset: number, length: number, into?: Uint8Array): Uint8Array;
 }
 
 /** The few file operations a model folder needs. Paths use '/' separators. */
@@ -42,18 +48,22 @@ export function checkRange(name: string, offset: number, length: number, size: n
   }
 }
 
+/** `length` bytes of `bytes` from `offset`: a copy, or into `into`. */
+function readFrom(name: string, bytes: Uint8Array, offset: number, length: number, into?: Uint8Array): Uint8Array {
+  checkRange(name, offset, length, bytes.length);
+  const view = bytes.subarray(offset, offset + length);
+  if (!into) return view.slice();
+  into.set(view);
+  return into;
+}
+
 /** A ByteSource over bytes already in memory (a fetched file, a test fixture). */
 export function bytesSource(name: string, bytes: Uint8Array): ByteSource {
   return {
     name,
     size: async () => bytes.length,
-    read: async (offset, length, into) => {
-      checkRange(name, offset, length, bytes.length);
-      const view = bytes.subarray(offset, offset + length);
-      if (!into) return view.slice();
-      into.set(view);
-      return into;
-    },
+    read: async (offset, length, into) => readFrom(name, bytes, offset, length, into),
+    readSync: (offset, length, into) => readFrom(name, bytes, offset, length, into),
   };
 }
 
@@ -146,7 +156,8 @@ export class MemoryFileSystem implements FileSystem {
     return {
       name,
       size: async () => this.bytes(path).length,
-      read: (offset, length, into) => bytesSource(name, this.bytes(path)).read(offset, length, into),
+      read: async (offset, length, into) => readFrom(name, this.bytes(path), offset, length, into),
+      readSync: (offset, length, into) => readFrom(name, this.bytes(path), offset, length, into),
     };
   }
 
