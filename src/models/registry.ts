@@ -7,7 +7,7 @@ import { UnsupportedError } from '../errors.js';
 import type { GenerationConfig, ModelConfig } from '../io/config.js';
 import { openModelFolder } from '../io/model-folder.js';
 import type { FileSystem } from '../io/source.js';
-import { Weights } from '../nn/weights.js';
+import { Weights, type WeightsOptions } from '../nn/weights.js';
 import { loadTokenizerWith } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { BartModel, parseBartConfig } from './bart.js';
@@ -52,12 +52,15 @@ export function modelFromConfig(config: ModelConfig, weights: Weights): Pretrain
   throw new UnsupportedError(`${config.file}: model_type "${type}" is not one glassformer runs; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`);
 }
 
-/** Load a Hugging Face model folder: config.json, safetensors weights, generation_config.json and the tokenizer when present. */
-export async function loadModel(fs: FileSystem, dir: string): Promise<LoadedModel> {
+/**
+ * Load a Hugging Face model folder: config.json, safetensors weights, generation_config.json and the tokenizer when present.
+ * Local weights are read tensor by tensor as the layers ask for them (see Weights.from).
+ */
+export async function loadModel(fs: FileSystem, dir: string, options: WeightsOptions = {}): Promise<LoadedModel> {
   const folder = await openModelFolder(fs, dir);
   const checkpoint = folder.checkpoint;
   if (!checkpoint || !folder.weightsPath) throw new UnsupportedError(`${dir}: the folder has no weights`);
-  const weights = Weights.from(await checkpoint.loadAll(), folder.weightsPath);
+  const weights = Weights.from(checkpoint.canReadSync ? checkpoint : await checkpoint.loadAll(), folder.weightsPath, options);
   const pretrained = modelFromConfig(folder.config, weights);
   const hasTokenizer = Object.keys(folder.tokenizerFiles).some((f) => f === 'tokenizer.json' || f === 'vocab.txt' || f === 'vocab.json');
   const tokenizer = hasTokenizer
