@@ -1,34 +1,61 @@
 /**
  * `glassformer train`: train a causal language model on a text file, from
  * scratch (a byte-level BPE tokenizer and a Llama-shaped decoder of the given
- * size) or by fine-tuning a model folder (GPT-2 or Llama family), and save
- * the result as a Hugging Face model folder with its loss curve.
+ * size) or by fine-tuning a model folder (GPT-2 or Llama family); or
+ * fine-tune a folder for another task (--task masked-lm, classification,
+ * seq2seq); and save the result as a Hugging Face model folder with its loss
+ * curve.
  */
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { UnsupportedError } from '../../errors.js';
+import { ConfigError, UnsupportedError } from '../../errors.js';
 import { nodeFileSystem } from '../../io/node-fs.js';
-import { readSafetensors } from '../../io/safetensors.js';
 import { useFastestKernel } from '../../kernels/index.js';
+import { BartModel, parseBartConfig, type BartConfig } from '../../models/bart.js';
+import { readFolderWeights } from '../../models/bert.js';
 import { parseLlamaConfig } from '../../models/llama.js';
+import { T5Model, parseT5Config, type T5Config } from '../../models/t5.js';
 import { Weights } from '../../nn/weights.js';
 import { decoderFromConfig } from '../../tasks/generate.js';
+import { noGrad } from '../../tensor/autograd.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { Tokenizer } from '../../tokenizers/index.js';
 import { loadTokenizerWith } from '../../tokenizers/load.js';
 import { writeCurve } from '../../train/curve.js';
 import { initParameters, llamaParameterShapes } from '../../train/init.js';
 import { llamaConfigJson, saveHfFolder } from '../../train/save.js';
-import { causalLmLoss, packBlocks } from '../../train/tasks.js';
+import { classificationSetup, labelledTexts, maskedLmSetup, readJsonLines, textPairs, trainableCopy, type LabelledText, type TextPair } from '../../train/fine-tune.js';
+import { Random } from '../../train/random.js';
+import {
+  causalLmLoss,
+  classificationLoss,
+  idsBatch,
+  maskedLmLoss,
+  packBlocks,
+  padBatch,
+  seq2seqLoss,
+  type ClassificationExample,
+  type Seq2SeqExample,
+} from '../../train/tasks.js';
 import { trainByteLevelBpe } from '../../train/tokenizer-trainers.js';
-import { Trainer } from '../../train/trainer.js';
+import { Trainer, type StepLoss } from '../../train/trainer.js';
 import { EXIT, reportError } from '../errors.js';
 import type { CommandStreams } from './generate.js';
 
+/** What the run trains for, as Hugging Face's example scripts name them (run_clm, run_mlm, run_glue, run_translation). */
+export type TrainTask = 'causal-lm' | 'masked-lm' | 'classification' | 'seq2seq';
+
 export interface TrainArgs {
-  /** A UTF-8 text file; each non-empty line is a document. */
-  text: string;
+  task?: TrainTask;
+  /** A UTF-8 text file; each non-empty line is a document (causal-lm, masked-lm). */
+  text?: string;
+  /** JSON lines of examples (classification: text, text_pair?, label; seq2seq: source, target). */
+  data?: string;
+  /** Held-out examples in the --data (or --text) format, scored before and after training. */
+  evalData?: string;
+  /** classification: train a new head even if the folder has one. */
+  newHead?: boolean;
   out: string;
   /** A model folder to fine-tune; from scratch when absent. */
   model?: string;
@@ -87,70 +114,302 @@ async function fromScratch(args: TrainArgs, lines: string[]): Promise<Setup> {
 async function fromFolder(dir: string, args: TrainArgs): Promise<Setup> {
   const shapeFlags = (Object.keys(SHAPE) as (keyof typeof SHAPE)[]).filter((k) => args[k] !== undefined);
   if (shapeFlags.length > 0) {
-    throw new UnsupportedError(`${shapeFlags.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}: only for training from scratch; ${dir} fixes the model's shape and tokenizer`);
+    throw new UnsupportedError(`${shapeFlags.map(flagName).join(', ')}: only for training from scratch; ${dir} fixes the model's shape and tokenizer`);
   }
   const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const loaded = await readSafetensors(nodeFileSystem, join(dir, 'model.safetensors'));
-  // Train in f32 whatever the checkpoint's dtype; every tensor becomes a parameter.
-  const params = new Map([...loaded].map(([name, t]) => [name, t.to('f32').clone().requireGrad()]));
+  // Every tensor becomes a parameter (sharded folders too).
+  const params = trainableCopy((await readFolderWeights(nodeFileSystem, dir)).weights);
   const model = decoderFromConfig(config, Weights.from(params), join(dir, 'config.json'));
   const tokenizer = await loadTokenizerWith(async (name) => readFile(join(dir, name), 'utf8').catch(() => undefined), dir);
   return { params, config, tokenizer, lossOf: causalLmLoss(model) };
+}
+
+/** One run's examples, loss and saving, whatever the task. */
+interface TaskRun<E> {
+  params: Map<string, Tensor>;
+  examples: E[];
+  lossOf: (batch: E[], random: Random) => StepLoss;
+  /** Tokens in the training examples. */
+  tokens: number;
+  /** Scores on the held-out examples (or the training ones when none were given), without gradients. */
+  evaluate?: () => Record<string, number>;
+  save(modelDir: string): Promise<void>;
+  /** Fields added to the final JSON line. */
+  report?: Record<string, unknown>;
+}
+
+async function readLines(path: string): Promise<string[]> {
+  const lines = (await readFile(path, 'utf8')).split('\n').filter((l) => l.trim() !== '');
+  if (lines.length === 0) throw new UnsupportedError(`${path}: no text to train on (the file has no non-empty line)`);
+  return lines;
+}
+
+async function causalLmRun(args: TrainArgs): Promise<TaskRun<number[]>> {
+  const text = requireFlag(args.text, '--text', 'causal-lm');
+  const lines = await readLines(text);
+  const setup = args.model ? await fromFolder(args.model, args) : await fromScratch(args, lines);
+  const eos = setup.tokenizer.tokenToId(EOT);
+  const ids = lines.flatMap((l) => [...setup.tokenizer.encode(l + '\n').ids, ...(eos === undefined ? [] : [eos])]);
+  const blocks = packBlocks(ids, args.blockSize);
+  if (blocks.length === 0) throw new UnsupportedError(`${text}: ${ids.length} tokens is less than one block of --block-size ${args.blockSize}`);
+  return {
+    params: setup.params,
+    examples: blocks,
+    lossOf: setup.lossOf,
+    tokens: ids.length,
+    save: async (modelDir) => {
+      await saveHfFolder(modelDir, {
+        config: setup.config,
+        params: setup.params,
+        tokenizer: setup.tokenizerJson,
+        tokenizerConfig: setup.tokenizerJson ? { add_bos_token: false, add_prefix_space: false, bos_token: EOT, eos_token: EOT, unk_token: EOT, tokenizer_class: 'GPT2Tokenizer' } : undefined,
+        generationConfig: setup.tokenizerJson ? { bos_token_id: 0, eos_token_id: 0, transformers_version: '4.47.1' } : undefined,
+      });
+      if (args.model) await copyFolderFiles(args.model, modelDir);
+    },
+  };
+}
+
+function requireFlag<T>(value: T | undefined, flag: string, task: TrainTask): T {
+  if (value === undefined) throw new UnsupportedError(`--task ${task} needs ${flag}`);
+  return value;
+}
+
+/** The files of a fine-tuned folder that training does not change: tokenizer and generation settings. */
+async function copyFolderFiles(from: string, to: string): Promise<void> {
+  for (const name of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'vocab.txt']) {
+    await copyFile(join(from, name), join(to, name)).catch(() => undefined);
+  }
+}
+
+interface Folder {
+  dir: string;
+  raw: Record<string, unknown>;
+  file: string;
+  tensors: Map<string, Tensor>;
+  tokenizer: Tokenizer;
+}
+
+async function readFolder(dir: string): Promise<Folder> {
+  const file = join(dir, 'config.json');
+  const raw = JSON.parse(await readFile(file, 'utf8').catch(() => {
+    throw new UnsupportedError(`${dir}: not a model folder (it has no config.json)`);
+  })) as Record<string, unknown>;
+  const { weights } = await readFolderWeights(nodeFileSystem, dir);
+  const tokenizer = await loadTokenizerWith(async (name) => readFile(join(dir, name), 'utf8').catch(() => undefined), dir);
+  return { dir, raw, file, tensors: weights, tokenizer };
+}
+
+/** Mean loss over `examples` in batches, without gradients: the same loss as training, for before/after. */
+function meanLoss<E>(examples: readonly E[], lossOf: (batch: E[], random: Random) => StepLoss, batchSize: number, seed: number): number {
+  return noGrad(() => {
+    const random = new Random(seed);
+    let total = 0;
+    for (let i = 0; i < examples.length; i += batchSize) {
+      const batch = examples.slice(i, i + batchSize);
+      total += lossOf(batch, random).loss.f32()[0] * batch.length;
+    }
+    return total / examples.length;
+  });
+}
+
+function truncate(tokenizer: Tokenizer, texts: readonly string[], maxLength: number): { ids: number[][]; special: Set<number> } {
+  const encodings = tokenizer.encodeBatch([...texts], { truncation: true, maxLength, padding: false });
+  const special = new Set<number>();
+  for (const e of encodings) e.ids.forEach((id, i) => e.specialTokensMask[i] === 1 && special.add(id));
+  return { ids: encodings.map((e) => e.ids), special };
+}
+
+async function maskedLmRun(args: TrainArgs): Promise<TaskRun<number[]>> {
+  const dir = requireFlag(args.model, '--model', 'masked-lm');
+  const folder = await readFolder(dir);
+  const setup = maskedLmSetup(folder, args.seed);
+  const { tokenizer } = folder;
+  const maskTokenId = tokenizer.maskTokenId;
+  const padId = tokenizer.padTokenId;
+  if (maskTokenId === undefined || padId === undefined) throw new UnsupportedError(`${dir}: masked-LM training needs the tokenizer's mask and pad tokens (tokenizer_config.json names ${maskTokenId === undefined ? 'no mask_token' : 'no pad_token'})`);
+  const train = truncate(tokenizer, await readLines(requireFlag(args.text, '--text', 'masked-lm')), args.blockSize);
+  const held = args.evalData ? truncate(tokenizer, await readLines(args.evalData), args.blockSize) : train;
+  const masking = { maskTokenId, vocabSize: setup.model.config.vocabSize, specialIds: new Set([...train.special, ...held.special]) };
+  const lossOf = maskedLmLoss(setup.model, padId, masking);
+  return {
+    params: setup.params,
+    examples: train.ids,
+    lossOf,
+    tokens: train.ids.reduce((n, r) => n + r.length, 0),
+    // A fixed seed masks the same tokens before and after, so the two losses compare.
+    evaluate: () => ({ loss: meanLoss(held.ids, lossOf, args.batchSize, args.seed) }),
+    save: async (modelDir) => {
+      await saveHfFolder(modelDir, { config: setup.config, params: setup.params });
+      await copyFolderFiles(dir, modelDir);
+    },
+    report: { newlyInitialized: setup.newlyInitialized },
+  };
+}
+
+async function classificationRun(args: TrainArgs): Promise<TaskRun<ClassificationExample>> {
+  const dir = requireFlag(args.model, '--model', 'classification');
+  const dataFile = requireFlag(args.data, '--data', 'classification');
+  const folder = await readFolder(dir);
+  const train = labelledTexts(await readJsonLines(dataFile), dataFile);
+  const held = args.evalData ? labelledTexts(await readJsonLines(args.evalData), args.evalData) : train;
+  const setup = classificationSetup(folder, [...train, ...held].map((e) => e.label), { seed: args.seed, newHead: args.newHead });
+  const padId = folder.tokenizer.padTokenId ?? 0;
+  const examples = (texts: LabelledText[]): ClassificationExample[] => {
+    const inputs = texts.map((e): string | [string, string] => (e.textPair === undefined ? e.text : [e.text, e.textPair]));
+    const encodings = folder.tokenizer.encodeBatch(inputs, { truncation: true, maxLength: args.blockSize, padding: false });
+    return encodings.map((enc, i) => ({ ids: enc.ids, label: setup.labels.indexOf(texts[i].label) }));
+  };
+  const trainExamples = examples(train);
+  const heldExamples = args.evalData ? examples(held) : trainExamples;
+  const lossOf = classificationLoss(setup.model, padId);
+  const accuracy = (): number =>
+    noGrad(() => {
+      let right = 0;
+      for (let i = 0; i < heldExamples.length; i += args.batchSize) {
+        const batch = heldExamples.slice(i, i + args.batchSize);
+        const padded = padBatch(batch.map((e) => e.ids), padId);
+        const logits = setup.model.forward({ inputIds: idsBatch(padded.ids), attentionMask: idsBatch(padded.mask) }).logits!;
+        const labels = logits.shape[1];
+        const data = logits.f32();
+        batch.forEach((e, r) => {
+          const row = data.subarray(r * labels, (r + 1) * labels);
+          if (row.indexOf(Math.max(...row)) === e.label) right++;
+        });
+      }
+      return right / heldExamples.length;
+    });
+  return {
+    params: setup.params,
+    examples: trainExamples,
+    lossOf,
+    tokens: trainExamples.reduce((n, e) => n + e.ids.length, 0),
+    evaluate: () => ({ loss: meanLoss(heldExamples, lossOf, args.batchSize, args.seed), accuracy: accuracy() }),
+    save: async (modelDir) => {
+      await saveHfFolder(modelDir, { config: setup.config, params: setup.params });
+      await copyFolderFiles(dir, modelDir);
+    },
+    report: { labels: setup.config.id2label, newlyInitialized: setup.newlyInitialized },
+  };
+}
+
+async function seq2seqRun(args: TrainArgs): Promise<TaskRun<Seq2SeqExample>> {
+  const dir = requireFlag(args.model, '--model', 'seq2seq');
+  const dataFile = requireFlag(args.data, '--data', 'seq2seq');
+  const folder = await readFolder(dir);
+  const modelType = String(folder.raw.model_type);
+  const params = trainableCopy(folder.tensors);
+  let model: T5Model | BartModel;
+  let config: T5Config | BartConfig;
+  if (modelType === 't5' || modelType === 'mt5') {
+    config = parseT5Config(folder.raw, folder.file);
+    model = new T5Model(config, Weights.from(params, folder.file));
+  } else if (modelType === 'bart' || modelType === 'marian') {
+    config = parseBartConfig(folder.raw, folder.file);
+    // final_logits_bias is a registered buffer in HF, never trained.
+    params.get('final_logits_bias')?.requireGrad(false);
+    model = new BartModel(config, Weights.from(params, folder.file));
+  } else {
+    throw new UnsupportedError(`${folder.file}: model_type "${modelType}" is not an encoder-decoder glassformer trains; supported: t5, mt5, bart, marian`);
+  }
+  const encode = (texts: readonly string[]): number[][] => truncate(folder.tokenizer, texts, args.blockSize).ids;
+  const pairsOf = (pairs: TextPair[]): Seq2SeqExample[] => {
+    const sources = encode(pairs.map((p) => p.source));
+    const targets = encode(pairs.map((p) => p.target));
+    return pairs.map((_, i) => ({ source: sources[i], target: targets[i] }));
+  };
+  const train = pairsOf(textPairs(await readJsonLines(dataFile), dataFile));
+  const held = args.evalData ? pairsOf(textPairs(await readJsonLines(args.evalData), args.evalData)) : train;
+  const padId = requireConfig(config.padTokenId, 'pad_token_id', folder.file);
+  const lossOf = seq2seqLoss(model, { padId, decoderStartTokenId: requireConfig(config.decoderStartTokenId ?? padId, 'decoder_start_token_id', folder.file) });
+  return {
+    params,
+    examples: train,
+    lossOf,
+    tokens: train.reduce((n, e) => n + e.source.length + e.target.length, 0),
+    evaluate: () => ({ loss: meanLoss(held, lossOf, args.batchSize, args.seed) }),
+    save: async (modelDir) => {
+      await saveHfFolder(modelDir, { config: folder.raw, params });
+      await copyFolderFiles(dir, modelDir);
+    },
+  };
+}
+
+function requireConfig(value: number | null, field: string, file: string): number {
+  if (value === null) throw new ConfigError(`${file}: seq2seq training needs "${field}"`);
+  return value;
+}
+
+async function trainRun<E>(run: TaskRun<E>, args: TrainArgs, streams: CommandStreams): Promise<void> {
+  const before = run.evaluate?.();
+  const trainer = new Trainer(run.params, run.examples, run.lossOf, {
+    steps: args.steps,
+    batchSize: args.batchSize,
+    gradientAccumulation: args.gradientAccumulation,
+    learningRate: args.lr,
+    warmupSteps: args.warmup,
+    schedule: args.schedule,
+    weightDecay: args.weightDecay,
+    maxGradNorm: args.maxGradNorm,
+    seed: args.seed,
+    progress: streams.stderr,
+  });
+  const checkpoint = join(args.out, 'checkpoint');
+  if (args.resume) await trainer.resume(checkpoint);
+  await mkdir(args.out, { recursive: true });
+  await trainer.train(async (step) => {
+    if (args.checkpointEvery && step % args.checkpointEvery === 0) await trainer.save(checkpoint);
+  });
+  const modelDir = join(args.out, 'model');
+  await run.save(modelDir);
+  await writeCurve(join(args.out, 'loss'), trainer.state.history);
+  const after = run.evaluate?.();
+  const last = trainer.state.history.at(-1);
+  streams.stdout.write(
+    JSON.stringify({
+      task: args.task ?? 'causal-lm',
+      model: modelDir,
+      steps: trainer.state.step,
+      tokens: run.tokens,
+      finalLoss: last?.loss,
+      ...(before && after ? { eval: { before, after } } : {}),
+      ...run.report,
+      curve: join(args.out, 'loss.svg'),
+    }) + '\n',
+  );
 }
 
 /** The command's work: exit code out, progress and results on the streams. */
 export async function runTrain(args: TrainArgs, streams: CommandStreams): Promise<number> {
   try {
     await useFastestKernel();
-    const lines = (await readFile(args.text, 'utf8')).split('\n').filter((l) => l.trim() !== '');
-    if (lines.length === 0) throw new UnsupportedError(`${args.text}: no text to train on (the file has no non-empty line)`);
-    const setup = args.model ? await fromFolder(args.model, args) : await fromScratch(args, lines);
-    const eos = setup.tokenizer.tokenToId(EOT);
-    const ids = lines.flatMap((l) => [...setup.tokenizer.encode(l + '\n').ids, ...(eos === undefined ? [] : [eos])]);
-    const blocks = packBlocks(ids, args.blockSize);
-    if (blocks.length === 0) throw new UnsupportedError(`${args.text}: ${ids.length} tokens is less than one block of --block-size ${args.blockSize}`);
-    const trainer = new Trainer(setup.params, blocks, setup.lossOf, {
-      steps: args.steps,
-      batchSize: args.batchSize,
-      gradientAccumulation: args.gradientAccumulation,
-      learningRate: args.lr,
-      warmupSteps: args.warmup,
-      schedule: args.schedule,
-      weightDecay: args.weightDecay,
-      maxGradNorm: args.maxGradNorm,
-      seed: args.seed,
-      progress: streams.stderr,
-    });
-    const checkpoint = join(args.out, 'checkpoint');
-    if (args.resume) await trainer.resume(checkpoint);
-    await mkdir(args.out, { recursive: true });
-    await trainer.train(async (step) => {
-      if (args.checkpointEvery && step % args.checkpointEvery === 0) await trainer.save(checkpoint);
-    });
-    const modelDir = join(args.out, 'model');
-    await saveHfFolder(modelDir, {
-      config: setup.config,
-      params: setup.params,
-      tokenizer: setup.tokenizerJson,
-      tokenizerConfig: setup.tokenizerJson ? { add_bos_token: false, add_prefix_space: false, bos_token: EOT, eos_token: EOT, unk_token: EOT, tokenizer_class: 'GPT2Tokenizer' } : undefined,
-      generationConfig: setup.tokenizerJson ? { bos_token_id: 0, eos_token_id: 0, transformers_version: '4.47.1' } : undefined,
-    });
-    if (args.model) {
-      for (const name of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt']) {
-        await copyFile(join(args.model, name), join(modelDir, name)).catch(() => undefined);
-      }
+    const task = args.task ?? 'causal-lm';
+    if (task !== 'causal-lm') {
+      const shapeFlags = (Object.keys(SHAPE) as (keyof typeof SHAPE)[]).filter((k) => args[k] !== undefined);
+      if (shapeFlags.length > 0) throw new UnsupportedError(`${shapeFlags.map(flagName).join(', ')}: only for training a causal LM from scratch; --task ${task} fine-tunes --model`);
     }
-    await writeCurve(join(args.out, 'loss'), trainer.state.history);
-    const last = trainer.state.history.at(-1);
-    streams.stdout.write(JSON.stringify({ model: modelDir, steps: trainer.state.step, tokens: ids.length, finalLoss: last?.loss, curve: join(args.out, 'loss.svg') }) + '\n');
+    if ((task === 'causal-lm' || task === 'masked-lm') && args.data !== undefined) throw new UnsupportedError(`--data is for classification and seq2seq; --task ${task} reads --text`);
+    if ((task === 'classification' || task === 'seq2seq') && args.text !== undefined) throw new UnsupportedError(`--text is for causal-lm and masked-lm; --task ${task} reads JSON lines from --data`);
+    if (task === 'causal-lm' && args.evalData !== undefined) throw new UnsupportedError('--eval-data: not offered for causal-lm (its held-out measure is perplexity; see the train:kjv-llama recipe)');
+    if (args.newHead && task !== 'classification') throw new UnsupportedError('--new-head is for --task classification');
+    if (task === 'causal-lm') await trainRun(await causalLmRun(args), args, streams);
+    else if (task === 'masked-lm') await trainRun(await maskedLmRun(args), args, streams);
+    else if (task === 'classification') await trainRun(await classificationRun(args), args, streams);
+    else await trainRun(await seq2seqRun(args), args, streams);
     return EXIT.ok;
   } catch (error) {
     return reportError(error, streams.stderr);
   }
 }
 
+function flagName(key: string): string {
+  return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
 /** The default shape from scratch: that of models/kjv-llama. */
 const SHAPE = { vocabSize: 2048, hiddenSize: 128, layers: 3, heads: 4, intermediateSize: 256 };
+
+const TASKS: readonly TrainTask[] = ['causal-lm', 'masked-lm', 'classification', 'seq2seq'];
 
 const DEFAULTS = { blockSize: 128, steps: 1000, batchSize: 8, gradientAccumulation: 1, lr: 3e-3, warmup: 50, weightDecay: 0.1, seed: 0 };
 
@@ -168,16 +427,23 @@ export function trainCommand(): Command {
   const int = (flag: string) => numberFlag(flag, true);
   const num = (flag: string) => numberFlag(flag, false);
   return new Command('train')
-    .description('train a causal language model on a text file (from scratch, or fine-tune --model) and save a Hugging Face model folder')
-    .requiredOption('--text <file>', 'UTF-8 text, one document per non-empty line')
+    .description('train a causal language model on a text file (from scratch, or fine-tune --model), or fine-tune --model for masked-lm, classification or seq2seq; save a Hugging Face model folder')
+    .option('--task <task>', 'causal-lm (GPT-2/Llama), masked-lm (BERT family), classification (BERT family) or seq2seq (T5, BART, Marian)', (v: string) => {
+      if (!TASKS.includes(v as TrainTask)) throw new InvalidArgumentError(`--task must be one of ${TASKS.join(', ')}, got "${v}"`);
+      return v;
+    }, 'causal-lm')
+    .option('--text <file>', 'causal-lm, masked-lm: UTF-8 text, one document per non-empty line')
+    .option('--data <file>', 'classification: JSON lines {"text", "text_pair"?, "label"}; seq2seq: JSON lines {"source", "target"}')
+    .option('--eval-data <file>', 'masked-lm, classification, seq2seq: held-out examples in the same format, scored before and after (default: the training examples)')
     .requiredOption('--out <dir>', 'writes <dir>/model (the HF folder), <dir>/loss.csv, <dir>/loss.svg and checkpoints')
-    .option('--model <dir>', 'a GPT-2 or Llama-family model folder to fine-tune (default: train from scratch)')
+    .option('--model <dir>', 'the model folder to fine-tune (required but for causal-lm, which otherwise trains from scratch)')
+    .option('--new-head', 'classification: train a new head even if --model has one')
     .option('--vocab-size <n>', 'byte-level BPE vocabulary trained on the text (from scratch; default 2048)', int('--vocab-size'))
     .option('--hidden-size <n>', 'model width (from scratch; default 128)', int('--hidden-size'))
     .option('--layers <n>', 'decoder layers (from scratch; default 3)', int('--layers'))
     .option('--heads <n>', 'attention heads (from scratch; default 4)', int('--heads'))
     .option('--intermediate-size <n>', 'SwiGLU width (from scratch; default 256)', int('--intermediate-size'))
-    .option('--block-size <n>', 'tokens per training sequence', int('--block-size'), DEFAULTS.blockSize)
+    .option('--block-size <n>', 'tokens per training sequence (causal-lm); longest input, truncated (other tasks)', int('--block-size'), DEFAULTS.blockSize)
     .option('--steps <n>', 'optimizer steps', int('--steps'), DEFAULTS.steps)
     .option('--batch-size <n>', 'sequences per micro-batch', int('--batch-size'), DEFAULTS.batchSize)
     .option('--gradient-accumulation <n>', 'micro-batches per optimizer step', int('--gradient-accumulation'), DEFAULTS.gradientAccumulation)
@@ -198,7 +464,10 @@ export function trainCommand(): Command {
 Examples:
   glassformer train --text kjv.txt --out runs/kjv --steps 2000 --checkpoint-every 200
   glassformer train --text kjv.txt --out runs/kjv --steps 2000 --resume          # continue exactly where it stopped
-  glassformer train --text my-notes.txt --model models/kjv-llama --out runs/notes --steps 300 --lr 3e-4`,
+  glassformer train --text my-notes.txt --model models/kjv-llama --out runs/notes --steps 300 --lr 3e-4
+  glassformer train --task classification --model models/kjv-bert --data reviews.jsonl --out runs/reviews --steps 200 --lr 5e-4
+  glassformer train --task masked-lm --model models/kjv-bert --text psalms.txt --out runs/psalms --steps 200 --lr 3e-4
+  glassformer train --task seq2seq --model models/numbers-marian --data pairs.jsonl --out runs/pairs --steps 100 --lr 1e-3`,
     )
     .action(async (options: TrainArgs) => {
       process.exitCode = await runTrain(options, { stdout: process.stdout, stderr: process.stderr });
