@@ -9,12 +9,15 @@
 //   isa() -> "avx512" | "avx2" | "scalar"   supportedIsas() -> string[]
 //   setIsa(name)   (tests use it to check every variant on one machine)
 //   fmaPeak(seconds) -> GFLOP/s of one core in a register-only FMA loop
+//   streamRead(buffer, threads, prefetch) -> GB/s of one pass reading a
+//     Float32Array the way a GEMV reads its weights (the decode limit)
 //
 // The call is synchronous: a matmul in a forward pass is short and the caller
 // needs its result next, so the JavaScript thread takes part as worker 0.
 #include <node_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 #include <cmath>
 #include <cstdint>
@@ -48,6 +51,9 @@ constexpr int64_t kGemmChunksPerThread = 3;
 // The operand the threads share is packed once into a buffer kept for the next
 // call; above this size (64 MB) each thread packs block by block instead.
 constexpr int64_t kMaxSharedPackFloats = int64_t{1} << 24;
+// Pieces of a streamRead pass on several threads: enough that a late worker
+// only misses a few.
+constexpr int64_t kStreamChunks = 32;
 
 std::vector<const IsaKernels*> supported_isas() {
   std::vector<const IsaKernels*> isas;
@@ -355,6 +361,52 @@ napi_value SetIsa(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// One pass over a buffer, cut into contiguous pieces the threads take in turn.
+struct StreamJob {
+  const float* data;
+  int64_t count;
+  int64_t chunks;
+  bool prefetch;
+  double sums[kStreamChunks];
+};
+
+void run_stream_chunk(const void* context, int64_t chunk) {
+  auto& job = *const_cast<StreamJob*>(static_cast<const StreamJob*>(context));
+  const int64_t first = job.count * chunk / job.chunks / 16 * 16;
+  const int64_t last = chunk + 1 == job.chunks ? job.count : job.count * (chunk + 1) / job.chunks / 16 * 16;
+  job.sums[chunk] = state().active->stream_read(job.data + first, last - first, job.prefetch);
+}
+
+// streamRead(buffer, threads, prefetch): the read bandwidth, GB/s, of one
+// timed pass over `buffer` on up to `threads` threads of the pool. The caller
+// passes a buffer larger than the last-level cache to measure memory.
+napi_value StreamRead(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv, "streamRead: expected (buffer, threads, prefetch)")) return nullptr;
+  float* data;
+  int64_t count, threads;
+  bool prefetch = false;
+  if (!get_typed_array(env, argv[0], "streamRead", "buffer", napi_float32_array, "a Float32Array", &data, &count) ||
+      !get_count(env, argv[1], "threads", &threads)) {
+    return nullptr;
+  }
+  if (threads < 1) {
+    napi_throw_range_error(env, nullptr, "streamRead: threads must be at least 1");
+    return nullptr;
+  }
+  if (napi_get_value_bool(env, argv[2], &prefetch) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "streamRead: prefetch must be a boolean");
+    return nullptr;
+  }
+  StreamJob job{data, count, threads == 1 ? 1 : kStreamChunks, prefetch, {}};
+  const auto start = std::chrono::steady_clock::now();
+  state().pool.run(job.chunks, run_stream_chunk, &job, static_cast<int>(std::min<int64_t>(threads, 256)));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  volatile double sink = 0;
+  for (int64_t c = 0; c < job.chunks; ++c) sink = sink + job.sums[c];
+  return number(env, seconds > 0 ? static_cast<double>(count) * 4 / seconds / 1e9 : 0);
+}
+
 napi_value FmaPeak(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -380,6 +432,7 @@ NAPI_MODULE_INIT() {
       {"supportedIsas", nullptr, SupportedIsas, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"fmaPeak", nullptr, FmaPeak, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"streamRead", nullptr, StreamRead, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   register_ops(env, exports);

@@ -192,8 +192,10 @@ template <class K>
 constexpr glassformer::IsaKernels isa_kernels(const char* name, decltype(glassformer::IsaKernels::gemv) gemv,
                                               decltype(glassformer::IsaKernels::gemv_bf16) gemv_bf16,
                                               decltype(glassformer::IsaKernels::gemv_int8) gemv_int8,
-                                              decltype(glassformer::IsaKernels::fma_peak) fma_peak) {
-  return {name, gemm_block_impl<K>, pack_a_rows<K>, pack_b_cols<K>, gemv, gemv_bf16, gemv_int8, K::MR, K::NR, fma_peak};
+                                              decltype(glassformer::IsaKernels::fma_peak) fma_peak,
+                                              decltype(glassformer::IsaKernels::stream_read) stream_read) {
+  return {name, gemm_block_impl<K>, pack_a_rows<K>, pack_b_cols<K>, gemv, gemv_bf16, gemv_int8,
+          K::MR, K::NR, fma_peak, stream_read};
 }
 
 }  // namespace

@@ -56,6 +56,10 @@ struct IsaKernels {
   int64_t packed_b_size(const Gemm& g) const { return (g.n + nr - 1) / nr * nr * g.k; }
   // A tight loop of independent FMAs on one core: the arithmetic peak, GFLOP/s.
   double (*fma_peak)(double seconds);
+  // Reads `count` floats once, front to back, as a GEMV streams its weights
+  // (optionally with software prefetch); returns their sum so the reads happen.
+  // Timed by the caller: the bandwidth a GEMV on cold weights can reach.
+  double (*stream_read)(const float* data, int64_t count, bool prefetch);
 };
 
 // The portable bf16 GEMV (gemm_scalar.cc), also used by the AVX2 variant.
@@ -65,6 +69,9 @@ void gemv_bf16_portable(const float* a, const uint16_t* b, float* c, int64_t m, 
 // The portable int8 GEMV (gemm_scalar.cc), also used by the AVX2 variant.
 void gemv_int8_portable(const float* a, const int8_t* q, const float* scales, float* c, int64_t m, int64_t n,
                         int64_t k, int64_t n0, int64_t n1);
+
+// The portable streaming read (gemm_scalar.cc), also used by the AVX2 variant.
+double stream_read_portable(const float* data, int64_t count, bool prefetch);
 
 extern const IsaKernels kAvx512Kernels;
 extern const IsaKernels kAvx2Kernels;

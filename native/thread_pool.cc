@@ -71,9 +71,9 @@ void ThreadPool::work() {
   }
 }
 
-void ThreadPool::run(int64_t chunks, Task task, const void* context) {
+void ThreadPool::run(int64_t chunks, Task task, const void* context, int max_threads) {
   std::unique_lock<std::mutex> job(busy_, std::try_to_lock);
-  const int helpers = static_cast<int>(std::min<int64_t>(threads_, chunks)) - 1;
+  const int helpers = static_cast<int>(std::min<int64_t>(std::min(threads_, max_threads), chunks)) - 1;
   if (!job.owns_lock() || helpers <= 0) {
     for (int64_t c = 0; c < chunks; ++c) task(context, c);
     return;

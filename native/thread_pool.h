@@ -32,10 +32,10 @@ class ThreadPool {
   int threads() const { return threads_; }
   void set_threads(int threads);
 
-  // Runs every chunk once, on up to threads() threads, and returns when all
-  // are done. If another thread is already using the pool (two Node worker
-  // threads), runs them all on the caller.
-  void run(int64_t chunks, Task task, const void* context);
+  // Runs every chunk once, on up to min(threads(), max_threads) threads, and
+  // returns when all are done. If another thread is already using the pool
+  // (two Node worker threads), runs them all on the caller.
+  void run(int64_t chunks, Task task, const void* context, int max_threads = 1 << 30);
 
  private:
   // Per-worker handshake for one job: the caller posts it, then either the

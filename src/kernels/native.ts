@@ -34,6 +34,7 @@ interface NativeAddon {
   supportedIsas(): NativeIsa[];
   setIsa(isa: NativeIsa): NativeIsa;
   fmaPeak(seconds: number): number;
+  streamRead(buffer: Float32Array, threads: number, prefetch: boolean): number;
 }
 
 export interface NativeMatmulKernel extends ThreadedMatmulKernel, Bf16MatmulKernel, Int8MatmulKernel, AttentionKernel {
@@ -45,6 +46,15 @@ export interface NativeMatmulKernel extends ThreadedMatmulKernel, Bf16MatmulKern
   setIsa(isa: NativeIsa): NativeIsa;
   /** GFLOP/s of one core running independent FMAs in registers, the ceiling for any matmul. */
   fmaPeak(seconds?: number): number;
+  /**
+   * GB/s of one timed pass reading `buffer` front to back the way a GEMV
+   * reads its weights (AVX-512 loads, four accumulators), on up to `threads`
+   * threads of the pool, optionally with software prefetch 4 KB ahead. Pass a
+   * buffer well above the last-level cache (e.g. 512 MB) to measure memory:
+   * the limit for decoding, whose products stream every weight once a token.
+   * Raw export: `streamRead(buffer, threads, prefetch)`.
+   */
+  streamRead(buffer: Float32Array, threads?: number, prefetch?: boolean): number;
 }
 
 export type NativeLoadResult = { kernel: NativeMatmulKernel } | { kernel: undefined; reason: string };
@@ -116,5 +126,6 @@ function wrap(addon: NativeAddon): NativeMatmulKernel {
     supportedIsas: () => addon.supportedIsas(),
     setIsa: (isa) => addon.setIsa(isa),
     fmaPeak: (seconds = 0.2) => addon.fmaPeak(seconds),
+    streamRead: (buffer, threads = 1, prefetch = false) => addon.streamRead(buffer, threads, prefetch),
   };
 }

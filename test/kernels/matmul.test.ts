@@ -261,6 +261,22 @@ describe('native kernel', () => {
   test('the FMA peak is a positive rate', () => {
     assert.ok(native.fmaPeak(0.02) > 0.5);
   });
+
+  test('streamRead measures a positive bandwidth on every variant, 1 and 2 threads, and checks its arguments', () => {
+    const buffer = new Float32Array((1 << 20) + 7).fill(1);
+    try {
+      for (const isa of native.supportedIsas()) {
+        native.setIsa(isa);
+        for (const threads of [1, 2]) {
+          for (const prefetch of [false, true]) assert.ok(native.streamRead(buffer, threads, prefetch) > 0.1, `${isa} ${threads}T`);
+        }
+      }
+    } finally {
+      native.setIsa(isaBefore);
+    }
+    assert.throws(() => native.streamRead(new Float64Array(4) as unknown as Float32Array), TypeError);
+    assert.throws(() => native.streamRead(buffer, 0), RangeError);
+  });
 });
 
 describe('kernel selection', () => {
