@@ -71,6 +71,11 @@ export function textPairs(records: readonly Record<string, unknown>[], path: str
   return records.map((r, i) => ({ source: stringField(r, 'source', path, i + 1)!, target: stringField(r, 'target', path, i + 1)! }));
 }
 
+/** Two texts that belong together (a question and its answer, neighbouring sentences): {"anchor": …, "positive": …}. */
+export function anchorPositives(records: readonly Record<string, unknown>[], path: string): { anchor: string; positive: string }[] {
+  return records.map((r, i) => ({ anchor: stringField(r, 'anchor', path, i + 1)!, positive: stringField(r, 'positive', path, i + 1)! }));
+}
+
 /** A BERT-family encoder set up for a task, with the parameters to train under the names the saved folder uses. */
 export interface EncoderTaskSetup {
   model: EncoderModel;

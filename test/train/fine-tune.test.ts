@@ -10,6 +10,7 @@ import { parseModelConfig } from '../../src/io/config.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { loadBert, loadBertFolder, readFolderWeights } from '../../src/models/bert.js';
 import { classify } from '../../src/tasks/classify.js';
+import { embed, readSentenceEncoderConfig } from '../../src/tasks/embed.js';
 import { loadFolderTokenizer } from '../../src/tasks/encoder-folder.js';
 import { loadSeq2Seq, translate } from '../../src/tasks/translate.js';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -218,6 +219,42 @@ describe('glassformer train --task', () => {
     }
   });
 
+  test('sentence-embedding: in-batch negatives on question/answer pairs, and the saved sentence-transformers folder embeds as the run reported', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'glassformer-ft-se-'));
+    try {
+      const data = join(dir, 'pairs.jsonl');
+      const pairs = [
+        ['who led israel out of egypt', 'moses led the people out of egypt'],
+        ['who built the ark', 'noah built an ark of gopher wood'],
+        ['who killed goliath', 'david slew the giant with a stone'],
+        ['where was jesus born', 'he was born in bethlehem of judaea'],
+        ['who was sold into egypt', 'joseph was sold by his brethren'],
+        ['who was swallowed by a fish', 'jonah was in the belly of the fish'],
+      ];
+      await writeFile(data, pairs.map(([anchor, positive]) => JSON.stringify({ anchor, positive })).join('\n'));
+      const out = sink();
+      const err = sink();
+      const code = await runTrain({ ...TRAINING, steps: 15, lr: 5e-4, task: 'sentence-embedding', model: join(REPO, 'models', 'kjv-bert'), data, out: join(dir, 'run') }, { stdout: out.stream, stderr: err.stream });
+      assert.equal(code, 0, err.text());
+      const result = JSON.parse(out.text()) as Result & { eval: { before: { recallAt1: number }; after: { recallAt1: number } } };
+      assert.ok(result.eval.after.loss < result.eval.before.loss, JSON.stringify(result.eval));
+      assert.ok(result.eval.after.recallAt1 >= result.eval.before.recallAt1, JSON.stringify(result.eval));
+
+      const model = await loadBertFolder(nodeFileSystem, result.model);
+      const tokenizer = await loadFolderTokenizer(nodeFileSystem, result.model);
+      const settings = await readSentenceEncoderConfig(nodeFileSystem, result.model);
+      assert.deepEqual(settings.pooling, ['mean']);
+      assert.equal(settings.normalize, true);
+      const anchors = embed(model, tokenizer, pairs.map(([a]) => a), { settings });
+      const positives = embed(model, tokenizer, pairs.map(([, p]) => p), { settings });
+      const cos = (a: Float32Array, b: Float32Array): number => a.reduce((s, v, k) => s + v * b[k], 0);
+      const hits = anchors.filter((a, i) => positives.every((p, j) => j === i || cos(a, p) < cos(a, positives[i]))).length;
+      assert.equal(hits / pairs.length, result.eval.after.recallAt1, 'the saved folder ranks as the run reported');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('flags that do not fit the task are refused with the flag named', async () => {
     const cases: [Partial<TrainArgs>, RegExp][] = [
       [{ task: 'classification', model: join(REPO, 'models', 'kjv-bert') }, /--task classification needs --data/],
@@ -226,6 +263,7 @@ describe('glassformer train --task', () => {
       [{ task: 'seq2seq', model: 'm', data: 'x', hiddenSize: 64 }, /--hidden-size: only for training a causal LM from scratch/],
       [{ task: 'masked-lm', model: 'm', text: 'y', newHead: true }, /--new-head is for --task classification/],
       [{ text: 'y', evalData: 'z' }, /--eval-data: not offered for causal-lm/],
+      [{ task: 'sentence-embedding', model: join(HF_TINY, 'bert') }, /--task sentence-embedding needs --data/],
     ];
     for (const [args, message] of cases) {
       const err = sink();

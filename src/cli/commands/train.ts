@@ -6,14 +6,18 @@
  * seq2seq); and save the result as a Hugging Face model folder with its loss
  * curve.
  */
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, UnsupportedError } from '../../errors.js';
 import { nodeFileSystem } from '../../io/node-fs.js';
 import { useFastestKernel } from '../../kernels/index.js';
 import { BartModel, parseBartConfig, type BartConfig } from '../../models/bart.js';
-import { readFolderWeights } from '../../models/bert.js';
+import { loadBert, readFolderWeights, type BertModel } from '../../models/bert.js';
+import { parseModelConfig } from '../../io/config.js';
+import { matmul } from '../../ops/index.js';
+import { readSentenceEncoderConfig } from '../../tasks/embed.js';
+import { inBatchNegativesLoss, meanPooledEmbeddings, type Pair } from '../../train/contrastive.js';
 import { parseLlamaConfig } from '../../models/llama.js';
 import { T5Model, parseT5Config, type T5Config } from '../../models/t5.js';
 import { Weights } from '../../nn/weights.js';
@@ -25,7 +29,7 @@ import { loadTokenizerWith } from '../../tokenizers/load.js';
 import { writeCurve } from '../../train/curve.js';
 import { initParameters, llamaParameterShapes } from '../../train/init.js';
 import { llamaConfigJson, saveHfFolder } from '../../train/save.js';
-import { classificationSetup, labelledTexts, maskedLmSetup, readJsonLines, textPairs, trainableCopy, type LabelledText, type TextPair } from '../../train/fine-tune.js';
+import { anchorPositives, classificationSetup, labelledTexts, maskedLmSetup, readJsonLines, textPairs, trainableCopy, type LabelledText, type TextPair } from '../../train/fine-tune.js';
 import { Random } from '../../train/random.js';
 import {
   causalLmLoss,
@@ -43,14 +47,14 @@ import { Trainer, type StepLoss } from '../../train/trainer.js';
 import { EXIT, reportError } from '../errors.js';
 import type { CommandStreams } from './generate.js';
 
-/** What the run trains for, as Hugging Face's example scripts name them (run_clm, run_mlm, run_glue, run_translation). */
-export type TrainTask = 'causal-lm' | 'masked-lm' | 'classification' | 'seq2seq';
+/** What the run trains for, as Hugging Face's example scripts name them (run_clm, run_mlm, run_glue, run_translation), and sentence-transformers' contrastive training. */
+export type TrainTask = 'causal-lm' | 'masked-lm' | 'classification' | 'seq2seq' | 'sentence-embedding';
 
 export interface TrainArgs {
   task?: TrainTask;
   /** A UTF-8 text file; each non-empty line is a document (causal-lm, masked-lm). */
   text?: string;
-  /** JSON lines of examples (classification: text, text_pair?, label; seq2seq: source, target). */
+  /** JSON lines of examples (classification: text, text_pair?, label; seq2seq: source, target; sentence-embedding: anchor, positive). */
   data?: string;
   /** Held-out examples in the --data (or --text) format, scored before and after training. */
   evalData?: string;
@@ -340,6 +344,62 @@ function requireConfig(value: number | null, field: string, file: string): numbe
   return value;
 }
 
+async function sentenceEmbeddingRun(args: TrainArgs): Promise<TaskRun<Pair>> {
+  const dir = requireFlag(args.model, '--model', 'sentence-embedding');
+  const dataFile = requireFlag(args.data, '--data', 'sentence-embedding');
+  const folder = await readFolder(dir);
+  const settings = await readSentenceEncoderConfig(nodeFileSystem, dir);
+  if (settings.pooling.length !== 1 || settings.pooling[0] !== 'mean' || settings.dense.length > 0) {
+    throw new UnsupportedError(`${settings.source}: sentence-embedding training pools by the mean of the token states with no Dense module; this folder pools by ${settings.pooling.join(' + ')}${settings.dense.length ? ` with ${settings.dense.length} Dense module(s)` : ''}`);
+  }
+  const params = trainableCopy(folder.tensors);
+  const model = loadBert({ config: parseModelConfig(folder.raw, folder.file), weights: params, weightsName: folder.file }, { head: 'base' });
+  const maxLength = Math.min(args.blockSize, settings.maxSeqLength ?? args.blockSize);
+  const encode = (texts: readonly string[]): number[][] => truncate(folder.tokenizer, settings.doLowerCase ? texts.map((t) => t.toLowerCase()) : texts, maxLength).ids;
+  const pairsOf = (records: Record<string, unknown>[], file: string): Pair[] => {
+    const texts = anchorPositives(records, file);
+    const anchors = encode(texts.map((p) => p.anchor));
+    const positives = encode(texts.map((p) => p.positive));
+    return texts.map((_, i) => ({ anchor: anchors[i], positive: positives[i] }));
+  };
+  const train = pairsOf(await readJsonLines(dataFile), dataFile);
+  const held = args.evalData ? pairsOf(await readJsonLines(args.evalData), args.evalData) : train;
+  const padId = folder.tokenizer.padTokenId ?? 0;
+  const lossOf = inBatchNegativesLoss(model.bert, padId);
+  return {
+    params,
+    examples: train,
+    lossOf,
+    tokens: train.reduce((n, p) => n + p.anchor.length + p.positive.length, 0),
+    evaluate: () => ({ loss: meanLoss(held, lossOf, args.batchSize, args.seed), recallAt1: recallAt1(model.bert, held, padId) }),
+    save: async (modelDir) => {
+      await saveHfFolder(modelDir, { config: folder.raw, params });
+      await copyFolderFiles(dir, modelDir);
+      for (const name of ['modules.json', 'sentence_bert_config.json', 'config_sentence_transformers.json', '1_Pooling', '2_Normalize']) {
+        await cp(join(dir, name), join(modelDir, name), { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        });
+      }
+    },
+  };
+}
+
+/** Share of held-out anchors whose own positive is the nearest (cosine) of all held-out positives. */
+function recallAt1(encoder: BertModel, pairs: readonly Pair[], padId: number): number {
+  return noGrad(() => {
+    const anchors = meanPooledEmbeddings(encoder, pairs.map((p) => p.anchor), padId);
+    const positives = meanPooledEmbeddings(encoder, pairs.map((p) => p.positive), padId);
+    const scores = matmul(anchors, positives, { transposeB: true }).f32(); // [pairs, pairs]
+    const n = pairs.length;
+    let hits = 0;
+    for (let i = 0; i < n; i++) {
+      const row = scores.subarray(i * n, (i + 1) * n);
+      if (row.every((v, j) => j === i || v < row[i])) hits++;
+    }
+    return hits / n;
+  });
+}
+
 async function trainRun<E>(run: TaskRun<E>, args: TrainArgs, streams: CommandStreams): Promise<void> {
   const before = run.evaluate?.();
   const trainer = new Trainer(run.params, run.examples, run.lossOf, {
@@ -388,14 +448,15 @@ export async function runTrain(args: TrainArgs, streams: CommandStreams): Promis
       const shapeFlags = (Object.keys(SHAPE) as (keyof typeof SHAPE)[]).filter((k) => args[k] !== undefined);
       if (shapeFlags.length > 0) throw new UnsupportedError(`${shapeFlags.map(flagName).join(', ')}: only for training a causal LM from scratch; --task ${task} fine-tunes --model`);
     }
-    if ((task === 'causal-lm' || task === 'masked-lm') && args.data !== undefined) throw new UnsupportedError(`--data is for classification and seq2seq; --task ${task} reads --text`);
-    if ((task === 'classification' || task === 'seq2seq') && args.text !== undefined) throw new UnsupportedError(`--text is for causal-lm and masked-lm; --task ${task} reads JSON lines from --data`);
+    if ((task === 'causal-lm' || task === 'masked-lm') && args.data !== undefined) throw new UnsupportedError(`--data is for classification, seq2seq and sentence-embedding; --task ${task} reads --text`);
+    if (task !== 'causal-lm' && task !== 'masked-lm' && args.text !== undefined) throw new UnsupportedError(`--text is for causal-lm and masked-lm; --task ${task} reads JSON lines from --data`);
     if (task === 'causal-lm' && args.evalData !== undefined) throw new UnsupportedError('--eval-data: not offered for causal-lm (its held-out measure is perplexity; see the train:kjv-llama recipe)');
     if (args.newHead && task !== 'classification') throw new UnsupportedError('--new-head is for --task classification');
     if (task === 'causal-lm') await trainRun(await causalLmRun(args), args, streams);
     else if (task === 'masked-lm') await trainRun(await maskedLmRun(args), args, streams);
     else if (task === 'classification') await trainRun(await classificationRun(args), args, streams);
-    else await trainRun(await seq2seqRun(args), args, streams);
+    else if (task === 'seq2seq') await trainRun(await seq2seqRun(args), args, streams);
+    else await trainRun(await sentenceEmbeddingRun(args), args, streams);
     return EXIT.ok;
   } catch (error) {
     return reportError(error, streams.stderr);
@@ -409,7 +470,7 @@ function flagName(key: string): string {
 /** The default shape from scratch: that of models/kjv-llama. */
 const SHAPE = { vocabSize: 2048, hiddenSize: 128, layers: 3, heads: 4, intermediateSize: 256 };
 
-const TASKS: readonly TrainTask[] = ['causal-lm', 'masked-lm', 'classification', 'seq2seq'];
+const TASKS: readonly TrainTask[] = ['causal-lm', 'masked-lm', 'classification', 'seq2seq', 'sentence-embedding'];
 
 const DEFAULTS = { blockSize: 128, steps: 1000, batchSize: 8, gradientAccumulation: 1, lr: 3e-3, warmup: 50, weightDecay: 0.1, seed: 0 };
 
@@ -428,13 +489,13 @@ export function trainCommand(): Command {
   const num = (flag: string) => numberFlag(flag, false);
   return new Command('train')
     .description('train a causal language model on a text file (from scratch, or fine-tune --model), or fine-tune --model for masked-lm, classification or seq2seq; save a Hugging Face model folder')
-    .option('--task <task>', 'causal-lm (GPT-2/Llama), masked-lm (BERT family), classification (BERT family) or seq2seq (T5, BART, Marian)', (v: string) => {
+    .option('--task <task>', 'causal-lm (GPT-2/Llama), masked-lm (BERT family), classification (BERT family), seq2seq (T5, BART, Marian) or sentence-embedding (sentence-transformers folders: in-batch negatives)', (v: string) => {
       if (!TASKS.includes(v as TrainTask)) throw new InvalidArgumentError(`--task must be one of ${TASKS.join(', ')}, got "${v}"`);
       return v;
     }, 'causal-lm')
     .option('--text <file>', 'causal-lm, masked-lm: UTF-8 text, one document per non-empty line')
-    .option('--data <file>', 'classification: JSON lines {"text", "text_pair"?, "label"}; seq2seq: JSON lines {"source", "target"}')
-    .option('--eval-data <file>', 'masked-lm, classification, seq2seq: held-out examples in the same format, scored before and after (default: the training examples)')
+    .option('--data <file>', 'classification: JSON lines {"text", "text_pair"?, "label"}; seq2seq: {"source", "target"}; sentence-embedding: {"anchor", "positive"}')
+    .option('--eval-data <file>', 'all but causal-lm: held-out examples in the same format, scored before and after (default: the training examples)')
     .requiredOption('--out <dir>', 'writes <dir>/model (the HF folder), <dir>/loss.csv, <dir>/loss.svg and checkpoints')
     .option('--model <dir>', 'the model folder to fine-tune (required but for causal-lm, which otherwise trains from scratch)')
     .option('--new-head', 'classification: train a new head even if --model has one')
@@ -467,7 +528,8 @@ Examples:
   glassformer train --text my-notes.txt --model models/kjv-llama --out runs/notes --steps 300 --lr 3e-4
   glassformer train --task classification --model models/kjv-bert --data reviews.jsonl --out runs/reviews --steps 200 --lr 5e-4
   glassformer train --task masked-lm --model models/kjv-bert --text psalms.txt --out runs/psalms --steps 200 --lr 3e-4
-  glassformer train --task seq2seq --model models/numbers-marian --data pairs.jsonl --out runs/pairs --steps 100 --lr 1e-3`,
+  glassformer train --task seq2seq --model models/numbers-marian --data pairs.jsonl --out runs/pairs --steps 100 --lr 1e-3
+  glassformer train --task sentence-embedding --model models/kjv-bert --data qa.jsonl --out runs/qa --steps 100 --lr 2e-4`,
     )
     .action(async (options: TrainArgs) => {
       process.exitCode = await runTrain(options, { stdout: process.stdout, stderr: process.stderr });
