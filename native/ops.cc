@@ -1,125 +1,402 @@
 // Fused inference ops outside the matrix products (see docs/performance.md):
 //
+//   attention(q, k, v, z, pattern | null, mask | null, bias | null, strides[8], scale,
+//             batch, heads, kvHeads, queries, keys, capacity, dim)
+//                              fused attention for any number of queries: decode steps
+//                              against a KV cache read in place, and whole prompts
 //   attend(q, k, v, mask, maskStrides, scale, pattern, z, batch, heads, queries, keys, dim)
-//                              fused attention for a few query rows (decoding)
+//                              the same kernel with the decode-only signature of
+//                              kernels/native.ts (no bias, keys packed, one KV head per head)
 #include <node_api.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "napi_util.h"
 #include "runtime.h"
 
+#if defined(__GNUC__)
+#define GF_INLINE inline __attribute__((always_inline))
+#else
+#define GF_INLINE inline
+#endif
+
 namespace glassformer {
 namespace {
 
-// Attention for a few query rows (decoding): for each batch row, head and
-// query, the scores q·k·scale + mask, a stable softmax and the weighted sum of
-// the values in one pass over that head's keys and values, which stay in cache
-// between the two sweeps. mask_strides give the mask's broadcast layout (0 on
-// an axis it repeats); a null mask adds nothing. Shapes: q, z [B, H, Q, D];
-// k, v [B, H, K, D]; pattern [B, H, Q, K].
-void attend_rows(const float* q, const float* k, const float* v, const float* mask, const int64_t* mask_strides,
-                 float scale, float* pattern, float* z, int64_t batch, int64_t heads, int64_t queries, int64_t keys,
-                 int64_t dim) {
-  static thread_local std::vector<float> row;
-  row.resize(static_cast<size_t>(keys));
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t h = 0; h < heads; ++h) {
-      const float* kh = k + (b * heads + h) * keys * dim;
-      const float* vh = v + (b * heads + h) * keys * dim;
-      for (int64_t i = 0; i < queries; ++i) {
-        const float* qi = q + ((b * heads + h) * queries + i) * dim;
-        float* zi = z + ((b * heads + h) * queries + i) * dim;
-        float* pi = pattern + ((b * heads + h) * queries + i) * keys;
-        float max = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < keys; ++j) {
-          // Eight partial sums, so the compiler vectorizes the dot product.
-          float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          int64_t d = 0;
-          for (; d + 8 <= dim; d += 8) {
-            for (int64_t t = 0; t < 8; ++t) part[t] += qi[d + t] * kh[j * dim + d + t];
-          }
-          float dot = 0;
-          for (; d < dim; ++d) dot += qi[d] * kh[j * dim + d];
-          for (float x : part) dot += x;
-          float score = dot * scale;
-          if (mask) score += mask[b * mask_strides[0] + h * mask_strides[1] + i * mask_strides[2] + j * mask_strides[3]];
-          row[j] = score;
-          max = std::max(max, score);
-        }
-        std::fill(zi, zi + dim, 0.0f);
-        if (max == -std::numeric_limits<float>::infinity()) {
-          // Every key masked out: the row attends to nothing, as softmax() leaves it.
-          std::fill(pi, pi + keys, 0.0f);
-          continue;
-        }
-        double total = 0;
-        for (int64_t j = 0; j < keys; ++j) {
-          row[j] = std::exp(row[j] - max);
-          total += row[j];
-        }
-        const double inv = 1 / total;
-        for (int64_t j = 0; j < keys; ++j) {
-          const float p = static_cast<float>(row[j] * inv);
-          pi[j] = p;
-          for (int64_t d = 0; d < dim; ++d) zi[d] += p * vh[j * dim + d];
-        }
+constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+
+// One attention call. q, z [batch, heads, queries, dim]; k, v [batch, kvHeads,
+// capacity, dim] of which the first `keys` rows are read (a KV cache written in
+// place keeps spare rows after them); pattern [batch, heads, queries, keys] or
+// null. mask and bias are additive terms broadcast through their strides (0 on
+// an axis they repeat), or null. Query head h reads KV head h / (heads / kvHeads)
+// (grouped-query attention, Ainslie et al. 2023).
+struct Attention {
+  const float* q;
+  const float* k;
+  const float* v;
+  const float* mask;
+  const float* bias;
+  int64_t mask_strides[4];
+  int64_t bias_strides[4];
+  float scale;
+  float* pattern;
+  float* z;
+  int64_t batch, heads, kv_heads, queries, keys, capacity, dim;
+  int64_t query_block;   // queries per task
+  int64_t query_blocks;  // tasks per (batch row, head)
+  void (*task)(const Attention&, int64_t);
+};
+
+// Keys per tile: the tile's keys and values (2 × 128 × dim floats) and its
+// scores stay in L1/L2 while every query of the block uses them.
+constexpr int64_t kKeyBlock = 128;
+// Queries per task: enough to reuse each key tile, small enough that a prompt
+// still splits into many tasks for the pool.
+constexpr int64_t kQueryBlock = 32;
+
+// Per-thread scratch, grown once and kept, so steady-state calls never allocate.
+struct Scratch {
+  std::vector<float> scores;  // [query block, kKeyBlock]
+  std::vector<float> acc;     // [query block, dim]: unnormalised weighted sum of values
+  std::vector<float> max;     // running max of each query's scores
+  std::vector<double> sum;    // running Σ exp(score − max)
+};
+
+Scratch& scratch(int64_t rows, int64_t dim) {
+  static thread_local Scratch s;
+  s.scores.resize(static_cast<size_t>(rows * kKeyBlock));
+  s.acc.resize(static_cast<size_t>(rows * dim));
+  s.max.resize(static_cast<size_t>(rows));
+  s.sum.resize(static_cast<size_t>(rows));
+  return s;
+}
+
+// W partial sums, so the compiler keeps one vector register of them per step.
+template <int W>
+GF_INLINE float dot(const float* a, const float* b, int64_t n) {
+  float part[W] = {};
+  int64_t d = 0;
+  for (; d + W <= n; d += W) {
+    for (int t = 0; t < W; ++t) part[t] += a[d + t] * b[d + t];
+  }
+  float total = 0;
+  for (; d < n; ++d) total += a[d] * b[d];
+  for (int t = 0; t < W; ++t) total += part[t];
+  return total;
+}
+
+// One task: the queries [i0, i0 + rows) of one (batch row, head) against all
+// its keys, tile by tile with the online softmax of FlashAttention (Dao et al.
+// 2022, Algorithm 1): a running max and sum per query, the accumulated values
+// rescaled whenever the max grows, so the scores are never all held at once.
+// With a pattern to return, the raw scores are written to it on the way and
+// normalised at the end with the final max and sum.
+template <int W>
+GF_INLINE void attend_task(const Attention& a, int64_t task) {
+  const int64_t bh = task / a.query_blocks;
+  const int64_t i0 = (task % a.query_blocks) * a.query_block;
+  const int64_t rows = std::min(a.query_block, a.queries - i0);
+  const int64_t b = bh / a.heads;
+  const int64_t h = bh % a.heads;
+  const int64_t kv_head = b * a.kv_heads + h / (a.heads / a.kv_heads);
+  const int64_t dim = a.dim;
+  const float* kh = a.k + kv_head * a.capacity * dim;
+  const float* vh = a.v + kv_head * a.capacity * dim;
+  Scratch& s = scratch(rows, dim);
+  std::fill(s.acc.begin(), s.acc.begin() + rows * dim, 0.0f);
+  std::fill(s.max.begin(), s.max.begin() + rows, kMinusInf);
+  std::fill(s.sum.begin(), s.sum.begin() + rows, 0.0);
+  for (int64_t j0 = 0; j0 < a.keys; j0 += kKeyBlock) {
+    const int64_t tile = std::min(kKeyBlock, a.keys - j0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t i = i0 + r;
+      const float* qi = a.q + (bh * a.queries + i) * dim;
+      float* sr = s.scores.data() + r * kKeyBlock;
+      const float* mask = a.mask ? a.mask + b * a.mask_strides[0] + h * a.mask_strides[1] + i * a.mask_strides[2] : nullptr;
+      const float* bias = a.bias ? a.bias + b * a.bias_strides[0] + h * a.bias_strides[1] + i * a.bias_strides[2] : nullptr;
+      float tile_max = kMinusInf;
+      for (int64_t t = 0; t < tile; ++t) {
+        const int64_t j = j0 + t;
+        // The unfused order: q·k·scale, + position bias, + mask.
+        float score = dot<W>(qi, kh + j * dim, dim) * a.scale;
+        if (bias) score += bias[j * a.bias_strides[3]];
+        if (mask) score += mask[j * a.mask_strides[3]];
+        sr[t] = score;
+        tile_max = std::max(tile_max, score);
       }
+      if (a.pattern) std::copy(sr, sr + tile, a.pattern + (bh * a.queries + i) * a.keys + j0);
+      if (tile_max == kMinusInf) continue;  // every key of the tile masked out: adds nothing
+      float* acc = s.acc.data() + r * dim;
+      if (tile_max > s.max[r]) {
+        // exp(−∞) = 0 clears the first tile's zeros harmlessly.
+        const float rescale = std::exp(s.max[r] - tile_max);
+        s.sum[r] *= rescale;
+        for (int64_t d = 0; d < dim; ++d) acc[d] *= rescale;
+        s.max[r] = tile_max;
+      }
+      const float max = s.max[r];
+      float total = 0;
+      for (int64_t t = 0; t < tile; ++t) {
+        const float p = std::exp(sr[t] - max);
+        total += p;
+        const float* vj = vh + (j0 + t) * dim;
+        for (int64_t d = 0; d < dim; ++d) acc[d] += p * vj[d];
+      }
+      s.sum[r] += total;
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = i0 + r;
+    float* zi = a.z + (bh * a.queries + i) * dim;
+    float* pi = a.pattern ? a.pattern + (bh * a.queries + i) * a.keys : nullptr;
+    if (s.max[r] == kMinusInf) {
+      // Every key masked out: the row attends to nothing, as softmax() leaves it.
+      std::fill(zi, zi + dim, 0.0f);
+      if (pi) std::fill(pi, pi + a.keys, 0.0f);
+      continue;
+    }
+    const float inv = static_cast<float>(1 / s.sum[r]);
+    const float* acc = s.acc.data() + r * dim;
+    for (int64_t d = 0; d < dim; ++d) zi[d] = acc[d] * inv;
+    if (pi) {
+      const float max = s.max[r];
+      for (int64_t j = 0; j < a.keys; ++j) pi[j] = std::exp(pi[j] - max) * inv;
     }
   }
 }
 
-// attend(q, k, v, mask | null, maskStrides[4], scale, pattern, z, batch, heads, queries, keys, dim)
+// The same task compiled for each instruction set the addon picks between
+// (always_inline puts attend_task's body under each function's target).
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))) void attend_task_avx512(const Attention& a,
+                                                                                               int64_t task) {
+  attend_task<16>(a, task);
+}
+__attribute__((target("avx2,fma"))) void attend_task_avx2(const Attention& a, int64_t task) { attend_task<8>(a, task); }
+#endif
+void attend_task_portable(const Attention& a, int64_t task) { attend_task<8>(a, task); }
+
+// The variant of the instruction set the matmul uses (setIsa switches both).
+void (*task_for_isa())(const Attention&, int64_t) {
+#if defined(__x86_64__) || defined(__i386__)
+  const std::string isa = active_isa().name;
+  if (isa == "avx512") return attend_task_avx512;
+  if (isa == "avx2") return attend_task_avx2;
+#endif
+  return attend_task_portable;
+}
+
+void run_attention_task(const void* context, int64_t task) {
+  const Attention& a = *static_cast<const Attention*>(context);
+  a.task(a, task);
+}
+
+// Below this many multiply-adds (q·k and p·v) a call runs on the caller alone:
+// a decode step's attention is a few microseconds, less than waking a worker.
+constexpr int64_t kThreadedWork = int64_t{1} << 20;
+
+void run_attention(Attention& a) {
+  if (a.batch == 0 || a.heads == 0 || a.queries == 0) return;
+  if (a.keys == 0) {
+    // Nothing to attend to: like a fully masked row.
+    std::fill(a.z, a.z + a.batch * a.heads * a.queries * a.dim, 0.0f);
+    return;
+  }
+  a.query_block = std::min(a.queries, kQueryBlock);
+  a.query_blocks = (a.queries + a.query_block - 1) / a.query_block;
+  a.task = task_for_isa();
+  const int64_t tasks = a.batch * a.heads * a.query_blocks;
+  const int64_t work = 2 * a.batch * a.heads * a.queries * a.keys * a.dim;
+  if (work < kThreadedWork || tasks == 1) {
+    for (int64_t t = 0; t < tasks; ++t) a.task(a, t);
+    return;
+  }
+  shared_pool().run(tasks, run_attention_task, &a);
+}
+
+bool throw_pending_or(napi_env env, const std::string& message) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_range_error(env, nullptr, message.c_str());
+  return false;
+}
+
+bool get_f32(napi_env env, napi_value value, const char* fn, const char* name, float** data, int64_t* length) {
+  return get_typed_array(env, value, fn, name, napi_float32_array, "a Float32Array", data, length);
+}
+
+// A Float32Array, or null for "absent".
+bool get_optional_f32(napi_env env, napi_value value, const char* fn, const char* name, float** data, int64_t* length) {
+  napi_valuetype type = napi_undefined;
+  if (!check(env, napi_typeof(env, value, &type))) return false;
+  if (type == napi_null) {
+    *data = nullptr;
+    *length = 0;
+    return true;
+  }
+  return get_f32(env, value, fn, name, data, length);
+}
+
+bool get_size(napi_env env, napi_value value, const char* fn, const char* name, int64_t* out) {
+  double d = 0;
+  if (napi_get_value_double(env, value, &d) != napi_ok || !(d >= 0) || d > 9007199254740991.0 ||
+      d != static_cast<double>(static_cast<int64_t>(d))) {
+    return throw_pending_or(env, std::string(fn) + ": " + name + " must be a non-negative integer");
+  }
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+// `length >= count` for an array that must hold `count` floats.
+bool check_length(napi_env env, const char* fn, const char* name, int64_t length, int64_t count) {
+  if (length >= count) return true;
+  return throw_pending_or(env, std::string(fn) + ": " + name + " needs " + std::to_string(count) +
+                                   " elements but has length " + std::to_string(length));
+}
+
+// The last element an additive term reads through its strides must lie inside it.
+bool check_broadcast(napi_env env, const char* fn, const char* name, int64_t length, const int64_t* strides,
+                     const Attention& a) {
+  for (int t = 0; t < 4; ++t) {
+    if (strides[t] < 0) return throw_pending_or(env, std::string(fn) + ": " + name + " strides must be non-negative");
+  }
+  const int64_t last = (a.batch - 1) * strides[0] + (a.heads - 1) * strides[1] + (a.queries - 1) * strides[2] +
+                       (a.keys - 1) * strides[3];
+  if (last < length) return true;
+  return throw_pending_or(env, std::string(fn) + ": the " + name + "'s strides reach element " +
+                                   std::to_string(last) + " but it has length " + std::to_string(length));
+}
+
+// Every extent the kernel reads or writes, for an Attention whose sizes are set.
+bool check_attention(napi_env env, const char* fn, const Attention& a, int64_t q_len, int64_t k_len, int64_t v_len,
+                     int64_t z_len, int64_t p_len, int64_t m_len, int64_t b_len) {
+  if (a.heads > 0 && (a.kv_heads == 0 || a.heads % a.kv_heads != 0)) {
+    return throw_pending_or(env, std::string(fn) + ": heads (" + std::to_string(a.heads) +
+                                     ") must be a positive multiple of kvHeads (" + std::to_string(a.kv_heads) + ")");
+  }
+  if (a.keys > a.capacity) {
+    return throw_pending_or(env, std::string(fn) + ": keys (" + std::to_string(a.keys) + ") exceed capacity (" +
+                                     std::to_string(a.capacity) + ")");
+  }
+  const double total = static_cast<double>(a.batch) * std::max(a.heads, a.kv_heads) *
+                       std::max(a.queries, a.capacity) * std::max(a.keys, a.dim);
+  if (total > 9007199254740991.0) return throw_pending_or(env, std::string(fn) + ": sizes overflow");
+  const int64_t rows = a.batch * a.heads * a.queries;
+  if (!check_length(env, fn, "q", q_len, rows * a.dim) || !check_length(env, fn, "z", z_len, rows * a.dim) ||
+      !check_length(env, fn, "k", k_len, a.batch * a.kv_heads * a.capacity * a.dim) ||
+      !check_length(env, fn, "v", v_len, a.batch * a.kv_heads * a.capacity * a.dim) ||
+      (a.pattern && !check_length(env, fn, "pattern", p_len, rows * a.keys))) {
+    return false;
+  }
+  if (rows == 0 || a.keys == 0) return true;
+  return (!a.mask || check_broadcast(env, fn, "mask", m_len, a.mask_strides, a)) &&
+         (!a.bias || check_broadcast(env, fn, "bias", b_len, a.bias_strides, a));
+}
+
+// attention(q, k, v, z, pattern | null, mask | null, bias | null, strides[8], scale,
+//           batch, heads, kvHeads, queries, keys, capacity, dim)
+napi_value AttentionCall(napi_env env, napi_callback_info info) {
+  constexpr const char* fn = "attention";
+  napi_value argv[16];
+  if (!get_args(env, info, 16, argv,
+                "attention: expected (q, k, v, z, pattern, mask, bias, strides, scale, batch, heads, kvHeads, "
+                "queries, keys, capacity, dim)")) {
+    return nullptr;
+  }
+  Attention a{};
+  float *q, *k, *v, *z, *pattern, *mask, *bias;
+  double* strides = nullptr;
+  int64_t q_len, k_len, v_len, z_len, p_len, m_len, b_len, s_len;
+  double scale = 1;
+  if (!get_f32(env, argv[0], fn, "q", &q, &q_len) || !get_f32(env, argv[1], fn, "k", &k, &k_len) ||
+      !get_f32(env, argv[2], fn, "v", &v, &v_len) || !get_f32(env, argv[3], fn, "z", &z, &z_len) ||
+      !get_optional_f32(env, argv[4], fn, "pattern", &pattern, &p_len) ||
+      !get_optional_f32(env, argv[5], fn, "mask", &mask, &m_len) ||
+      !get_optional_f32(env, argv[6], fn, "bias", &bias, &b_len) ||
+      !get_typed_array(env, argv[7], fn, "strides", napi_float64_array, "a Float64Array", &strides, &s_len)) {
+    return nullptr;
+  }
+  if (napi_get_value_double(env, argv[8], &scale) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "attention: scale must be a number");
+    return nullptr;
+  }
+  if (!get_size(env, argv[9], fn, "batch", &a.batch) || !get_size(env, argv[10], fn, "heads", &a.heads) ||
+      !get_size(env, argv[11], fn, "kvHeads", &a.kv_heads) || !get_size(env, argv[12], fn, "queries", &a.queries) ||
+      !get_size(env, argv[13], fn, "keys", &a.keys) || !get_size(env, argv[14], fn, "capacity", &a.capacity) ||
+      !get_size(env, argv[15], fn, "dim", &a.dim)) {
+    return nullptr;
+  }
+  if (s_len < 8) {
+    throw_pending_or(env, "attention: strides needs 8 entries (the mask's 4, then the bias's 4)");
+    return nullptr;
+  }
+  for (int t = 0; t < 4; ++t) {
+    a.mask_strides[t] = static_cast<int64_t>(strides[t]);
+    a.bias_strides[t] = static_cast<int64_t>(strides[4 + t]);
+  }
+  a.q = q;
+  a.k = k;
+  a.v = v;
+  a.z = z;
+  a.pattern = pattern;
+  a.mask = mask;
+  a.bias = bias;
+  a.scale = static_cast<float>(scale);
+  if (!check_attention(env, fn, a, q_len, k_len, v_len, z_len, p_len, m_len, b_len)) return nullptr;
+  run_attention(a);
+  return undefined(env);
+}
+
+// attend(q, k, v, mask | null, maskStrides[4], scale, pattern, z, batch, heads, queries, keys, dim):
+// kernels/native.ts's decode-attention seam, on the same kernel.
 napi_value Attend(napi_env env, napi_callback_info info) {
+  constexpr const char* fn = "attend";
   napi_value argv[13];
   if (!get_args(env, info, 13, argv,
                 "attend: expected (q, k, v, mask, maskStrides, scale, pattern, z, batch, heads, queries, keys, dim)")) {
     return nullptr;
   }
-  float *q, *k, *v, *pattern, *z, *mask = nullptr, *strides_f = nullptr;
-  int64_t q_len, k_len, v_len, p_len, z_len, m_len = 0, s_len, batch, heads, queries, keys, dim;
-  napi_valuetype mask_type = napi_undefined;
-  napi_typeof(env, argv[3], &mask_type);
+  Attention a{};
+  float *q, *k, *v, *pattern, *z, *mask, *strides_f;
+  int64_t q_len, k_len, v_len, p_len, z_len, m_len, s_len;
   double scale = 1;
-  if (!get_float32_array(env, argv[0], "q", &q, &q_len) || !get_float32_array(env, argv[1], "k", &k, &k_len) ||
-      !get_float32_array(env, argv[2], "v", &v, &v_len) ||
-      (mask_type != napi_null && !get_float32_array(env, argv[3], "mask", &mask, &m_len)) ||
-      !get_float32_array(env, argv[4], "maskStrides", &strides_f, &s_len) ||
-      napi_get_value_double(env, argv[5], &scale) != napi_ok ||
-      !get_float32_array(env, argv[6], "pattern", &pattern, &p_len) ||
-      !get_float32_array(env, argv[7], "z", &z, &z_len) || !get_count(env, argv[8], "batch", &batch) ||
-      !get_count(env, argv[9], "heads", &heads) || !get_count(env, argv[10], "queries", &queries) ||
-      !get_count(env, argv[11], "keys", &keys) || !get_count(env, argv[12], "dim", &dim)) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (!pending) napi_throw_type_error(env, nullptr, "attend: scale must be a number");
+  if (!get_f32(env, argv[0], fn, "q", &q, &q_len) || !get_f32(env, argv[1], fn, "k", &k, &k_len) ||
+      !get_f32(env, argv[2], fn, "v", &v, &v_len) || !get_optional_f32(env, argv[3], fn, "mask", &mask, &m_len) ||
+      !get_f32(env, argv[4], fn, "maskStrides", &strides_f, &s_len)) {
     return nullptr;
   }
-  const int64_t rows = batch * heads;
-  if (s_len < 4 || !check_extent(env, "q", q_len, 0, rows * queries, dim) ||
-      !check_extent(env, "k", k_len, 0, rows * keys, dim) || !check_extent(env, "v", v_len, 0, rows * keys, dim) ||
-      !check_extent(env, "pattern", p_len, 0, rows * queries, keys) ||
-      !check_extent(env, "z", z_len, 0, rows * queries, dim)) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (!pending) napi_throw_range_error(env, nullptr, "attend: maskStrides needs 4 entries");
+  if (napi_get_value_double(env, argv[5], &scale) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "attend: scale must be a number");
     return nullptr;
   }
-  int64_t strides[4];
-  for (int t = 0; t < 4; ++t) strides[t] = static_cast<int64_t>(strides_f[t]);
-  if (mask && batch > 0 && heads > 0 && queries > 0 && keys > 0) {
-    const int64_t last = (batch - 1) * strides[0] + (heads - 1) * strides[1] + (queries - 1) * strides[2] +
-                         (keys - 1) * strides[3];
-    if (last >= m_len) {
-      napi_throw_range_error(env, nullptr, "attend: the mask's strides reach past its end");
-      return nullptr;
-    }
+  if (!get_f32(env, argv[6], fn, "pattern", &pattern, &p_len) || !get_f32(env, argv[7], fn, "z", &z, &z_len) ||
+      !get_size(env, argv[8], fn, "batch", &a.batch) || !get_size(env, argv[9], fn, "heads", &a.heads) ||
+      !get_size(env, argv[10], fn, "queries", &a.queries) || !get_size(env, argv[11], fn, "keys", &a.keys) ||
+      !get_size(env, argv[12], fn, "dim", &a.dim)) {
+    return nullptr;
   }
-  attend_rows(q, k, v, mask, strides, static_cast<float>(scale), pattern, z, batch, heads, queries, keys, dim);
+  if (s_len < 4) {
+    throw_pending_or(env, "attend: maskStrides needs 4 entries");
+    return nullptr;
+  }
+  for (int t = 0; t < 4; ++t) a.mask_strides[t] = static_cast<int64_t>(strides_f[t]);
+  a.q = q;
+  a.k = k;
+  a.v = v;
+  a.z = z;
+  a.pattern = pattern;
+  a.mask = mask;
+  a.scale = static_cast<float>(scale);
+  a.kv_heads = a.heads;
+  a.capacity = a.keys;
+  if (!check_attention(env, fn, a, q_len, k_len, v_len, z_len, p_len, m_len, 0)) return nullptr;
+  run_attention(a);
   return undefined(env);
 }
 
@@ -127,6 +404,7 @@ napi_value Attend(napi_env env, napi_callback_info info) {
 
 void register_ops(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
+      {"attention", nullptr, AttentionCall, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"attend", nullptr, Attend, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -1,9 +1,10 @@
 import { ShapeError } from '../errors.js';
 import { add, matmul, scale as scaleBy, softmax } from '../ops/index.js';
-import { attentionKernel, type AttentionKernel } from '../kernels/index.js';
+import { fusedAttentionKernel } from '../kernels/attention.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { noHooks, type HookPoints } from './hooks.js';
+import { CachedKV, type LayerKV } from './kv-cache.js';
 import type { Linear } from './linear.js';
 
 /** [batch, seq, heads·dHead] → [batch, heads, seq, dHead]: one slice of the model width per head. */
@@ -37,13 +38,21 @@ export interface AttendOptions {
  * Hook names are relative to the attention block: `scores`, `pattern`, `z`.
  */
 export function attend(q: Tensor, k: Tensor, v: Tensor, options: AttendOptions = {}): { z: Tensor; pattern: Tensor } {
+  return fusedAttend(q, { key: k, value: v }, options) ?? unfusedAttend(q, k, v, options);
+}
+
+/**
+ * `attend` over keys and values that may sit in a KV cache: the fused kernel
+ * reads a `CachedKV`'s buffers in place; the unfused path (hooks, gradients,
+ * no addon) gets the filled positions as tensors.
+ */
+export function attendKV(q: Tensor, kv: LayerKV, options: AttendOptions = {}): { z: Tensor; pattern: Tensor } {
+  return fusedAttend(q, kv, options) ?? unfusedAttend(q, kv.key, kv.value, options);
+}
+
+/** The attention as separate ops: what hooks see and patch, and what gradients flow through. */
+function unfusedAttend(q: Tensor, k: Tensor, v: Tensor, options: AttendOptions): { z: Tensor; pattern: Tensor } {
   const hooks = options.hooks ?? noHooks;
-  // Decoding asks a few queries against the whole cache: one fused native pass,
-  // unless a hook wants to see or change the scores, the pattern or z.
-  const fused = attentionKernel();
-  if (fused && !hooks.active && !options.positionBias && q.shape[2] <= FUSED_MAX_QUERIES && !needsGrad(q, k, v)) {
-    return fusedAttend(fused, q, k, v, options.scale ?? 1, options.mask);
-  }
   let scores = matmul(q, k, { transposeB: true }); // [batch, heads, queries, keys]
   if (options.scale !== undefined && options.scale !== 1) scores = scaleBy(scores, options.scale);
   if (options.positionBias) scores = add(scores, options.positionBias);
@@ -54,34 +63,56 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, options: AttendOptions =
   return { z, pattern };
 }
 
-/** Up to this many queries (decode steps) take the fused pass; prompts use the matmul kernel. */
-const FUSED_MAX_QUERIES = 4;
-
 /**
- * `attend` through the fused kernel: q [batch, heads, queries, dHead], k and v
- * [batch, heads, keys, dHead], mask broadcastable to [batch, heads, queries, keys].
+ * The attention through the native fused kernel (one tiled pass, online
+ * softmax), or undefined when it does not apply: no addon, a hook that wants
+ * to see or change the scores, the pattern or z, or inputs that require
+ * gradients. q [batch, heads, queries, dHead]; kv [batch, kvHeads, keys, dHead]
+ * with heads a multiple of kvHeads (grouped-query attention).
  */
-function fusedAttend(kernel: AttentionKernel, q: Tensor, k: Tensor, v: Tensor, scale: number, mask?: Tensor): { z: Tensor; pattern: Tensor } {
+export function fusedAttend(q: Tensor, kv: LayerKV, options: AttendOptions): { z: Tensor; pattern: Tensor } | undefined {
+  const kernel = fusedAttentionKernel();
+  if (!kernel || options.hooks?.active || needsGrad(q)) return undefined;
   const [batch, heads, queries, dHead] = q.shape;
-  const keys = k.shape[2];
-  if (k.shape[0] !== batch || k.shape[1] !== heads || k.shape[3] !== dHead || v.shape.some((d, i) => d !== k.shape[i])) {
-    throw new ShapeError(`attend: q ${q}, k ${k} and v ${v} do not line up`);
+  let keys: Float32Array;
+  let values: Float32Array;
+  let kvHeads: number;
+  let length: number;
+  let capacity: number;
+  if (kv instanceof CachedKV) {
+    ({ keys, values, heads: kvHeads, length, capacity } = kv);
+    if (kv.batch !== batch || kv.dHead !== dHead) throw new ShapeError(`attend: q ${q} does not line up with the cached keys [${kv.batch}, ${kvHeads}, ${length}, ${kv.dHead}]`);
+  } else {
+    const { key, value } = kv;
+    if (needsGrad(key, value)) return undefined;
+    if (key.rank !== 4 || key.shape[0] !== batch || key.shape[3] !== dHead || value.shape.some((d, i) => d !== key.shape[i])) {
+      throw new ShapeError(`attend: q ${q}, k ${key} and v ${value} do not line up`);
+    }
+    [, kvHeads, length] = key.shape;
+    capacity = length;
+    keys = key.f32();
+    values = value.f32();
   }
-  const pattern = new Float32Array(batch * heads * queries * keys); // [batch, heads, queries, keys]
+  if (kvHeads === 0 || heads % kvHeads !== 0) throw new ShapeError(`attend: ${heads} query heads are not a multiple of ${kvHeads} key/value heads`);
+  const shape = [batch, heads, queries, length];
+  const pattern = new Float32Array(batch * heads * queries * length); // [batch, heads, queries, keys]
   const z = new Float32Array(batch * heads * queries * dHead); // [batch, heads, queries, dHead]
-  const strides = mask ? broadcastStrides(mask, [batch, heads, queries, keys]) : new Float32Array(4);
-  kernel.attend(q.f32(), k.f32(), v.f32(), mask ? mask.f32() : null, strides, scale, pattern, z, batch, heads, queries, keys, dHead);
-  return { z: new Tensor('f32', [batch, heads, queries, dHead], z), pattern: new Tensor('f32', [batch, heads, queries, keys], pattern) };
+  const strides = new Float64Array(8);
+  if (options.mask) strides.set(broadcastStrides(options.mask, shape), 0);
+  if (options.positionBias) strides.set(broadcastStrides(options.positionBias, shape), 4);
+  const additive = (t?: Tensor) => (t ? t.f32() : null);
+  kernel.attention(q.f32(), keys, values, z, pattern, additive(options.mask), additive(options.positionBias), strides, options.scale ?? 1, batch, heads, kvHeads, queries, length, capacity, dHead);
+  return { z: new Tensor('f32', [batch, heads, queries, dHead], z), pattern: new Tensor('f32', shape, pattern) };
 }
 
 /** Element strides of `t` read as `shape` (left-padded with 1s; 0 on every axis it repeats). */
-function broadcastStrides(t: Tensor, shape: readonly number[]): Float32Array {
-  if (t.rank > shape.length) throw new ShapeError(`attend: mask ${t} has more axes than [${shape.join(', ')}]`);
+function broadcastStrides(t: Tensor, shape: readonly number[]): number[] {
+  if (t.rank > shape.length) throw new ShapeError(`attend: ${t} has more axes than [${shape.join(', ')}]`);
   const dims = [...new Array<number>(shape.length - t.rank).fill(1), ...t.shape];
-  const strides = new Float32Array(shape.length);
+  const strides = new Array<number>(shape.length);
   let stride = 1;
   for (let axis = shape.length - 1; axis >= 0; axis--) {
-    if (dims[axis] !== 1 && dims[axis] !== shape[axis]) throw new ShapeError(`attend: mask ${t} does not broadcast to [${shape.join(', ')}]`);
+    if (dims[axis] !== 1 && dims[axis] !== shape[axis]) throw new ShapeError(`attend: ${t} does not broadcast to [${shape.join(', ')}]`);
     strides[axis] = dims[axis] === 1 ? 0 : stride;
     stride *= dims[axis];
   }

@@ -8,7 +8,7 @@ import { ShapeError } from '../errors.js';
 import type { DecodingSession, SessionInputs } from '../generation/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { add, matmul, scale, softmax } from '../ops/index.js';
-import { attend } from './attention.js';
+import { attend, fusedAttend } from './attention.js';
 import type { HookPoints } from './hooks.js';
 import { KVCache } from './kv-cache.js';
 
@@ -117,7 +117,7 @@ export function idsTensor(rows: readonly (readonly number[])[]): Tensor {
  * the position ids continue each row's own count.
  */
 export class CausalLMSession implements DecodingSession {
-  private cache: KVCache;
+  private readonly cache: KVCache;
   private mask: number[][];
   private started = false;
 
@@ -150,18 +150,14 @@ export class CausalLMSession implements DecodingSession {
   }
 
   reorder(indices: readonly number[]): void {
-    this.cache = this.cache.select(indices);
+    this.cache.reorder(indices);
     this.mask = indices.map((i) => [...this.mask[i]]);
   }
 
   /** Forget every position from `length` on, so that different tokens can be fed from there (a chat that re-renders a turn). */
   truncate(length: number): void {
     if (length > this.cache.length) throw new ShapeError(`session truncate: ${length} positions asked, ${this.cache.length} cached`);
-    const kept = new KVCache(this.cache.layers.length);
-    this.cache.layers.forEach((kv, i) => {
-      if (kv) kept.layers[i] = { key: kv.key.slice(2, 0, length), value: kv.value.slice(2, 0, length) };
-    });
-    this.cache = kept;
+    this.cache.truncate(length);
     this.mask = this.mask.map((row) => row.slice(0, length));
   }
 }
@@ -178,7 +174,10 @@ export function cachedSelfAttention(
   options: { cache?: KVCache; layer: number; mask: Tensor; scale: number; hooks: HookPoints },
 ): { z: Tensor; pattern: Tensor } {
   const past = options.cache ? options.cache.append(options.layer, k, v) : { key: k, value: v }; // [batch, kvHeads, keys, dHead]
-  if (q.shape[1] === k.shape[1]) return attend(q, past.key, past.value, { scale: options.scale, mask: options.mask, hooks: options.hooks });
+  const attendOptions = { scale: options.scale, mask: options.mask, hooks: options.hooks };
+  const fused = fusedAttend(q, past, attendOptions);
+  if (fused) return fused;
+  if (q.shape[1] === k.shape[1]) return attend(q, past.key, past.value, attendOptions);
   return groupedQueryAttend(q, past.key, past.value, options);
 }
 

@@ -8,7 +8,7 @@ import { ShapeError } from '../errors.js';
 import type { DecodingSession, SessionInputs } from '../generation/types.js';
 import { scale } from '../ops/index.js';
 import { gather, Tensor } from '../tensor/tensor.js';
-import { attend, mergeHeads, splitHeads, type AttendOptions, type MultiHeadAttention } from './attention.js';
+import { attendKV, mergeHeads, splitHeads, type AttendOptions, type MultiHeadAttention } from './attention.js';
 import { noHooks, type HookPoints } from './hooks.js';
 import { KVCache, type LayerKV } from './kv-cache.js';
 
@@ -35,7 +35,7 @@ export function attendTo(attention: MultiHeadAttention, x: Tensor, kv: LayerKV, 
   let q = attention.q.forward(x);
   if (options.queryScale !== undefined) q = scale(q, options.queryScale);
   q = hooks.run('q', splitHeads(q, attention.heads)); // [batch, heads, queries, dHead]
-  const { z, pattern } = attend(q, kv.key, kv.value, { mask: options.mask, positionBias: options.positionBias, hooks });
+  const { z, pattern } = attendKV(q, kv, { mask: options.mask, positionBias: options.positionBias, hooks });
   const out = hooks.run('out', attention.o.forward(mergeHeads(z))); // [batch, queries, d]
   return { out, pattern };
 }
@@ -71,16 +71,35 @@ export class EncoderDecoderCache {
     return this.self.length;
   }
 
+  /** Batch rows `indices` (kept and reordered) as a new cache; this one is unchanged. */
   select(indices: readonly number[]): EncoderDecoderCache {
-    const sources = indices.map((i) => {
+    return this.withRows(indices, this.self.select(indices));
+  }
+
+  /**
+   * Batch rows `indices` as `select` gives them, reordering the self-attention
+   * cache in place (beam search at every step: no copy of the whole history);
+   * this cache shares that KV cache and is not to be used afterwards.
+   */
+  reorder(indices: readonly number[]): EncoderDecoderCache {
+    const sources = this.sourcesOf(indices);
+    this.self.reorder(indices);
+    return this.withRows(indices, this.self, sources);
+  }
+
+  private sourcesOf(indices: readonly number[]): number[] {
+    return indices.map((i) => {
       const source = this.sources[i];
       if (source === undefined) throw new ShapeError(`EncoderDecoderCache.select: row ${i} does not exist (the cache holds ${this.sources.length} rows)`);
       return source;
     });
+  }
+
+  private withRows(indices: readonly number[], self: KVCache, sources = this.sourcesOf(indices)): EncoderDecoderCache {
     const sameSources = sources.length === this.sources.length && sources.every((s, r) => s === this.sources[r]);
-    if (sameSources) return new EncoderDecoderCache(this.self.select(indices), this.cross, this.encoderMask, sources);
+    if (sameSources) return new EncoderDecoderCache(self, this.cross, this.encoderMask, sources);
     return new EncoderDecoderCache(
-      this.self.select(indices),
+      self,
       this.cross.map((kv) => ({ key: gather(kv.key, 0, indices), value: gather(kv.value, 0, indices) })),
       gather(this.encoderMask, 0, indices),
       sources,
@@ -119,7 +138,7 @@ export class EncoderDecoderSession implements DecodingSession {
   }
 
   reorder(indices: readonly number[]): void {
-    this.cache = this.cache.select(indices);
+    this.cache = this.cache.reorder(indices);
   }
 }
 

@@ -1,4 +1,6 @@
-import { concat, type Tensor } from '../tensor/tensor.js';
+import { ShapeError } from '../errors.js';
+import { needsGrad } from '../tensor/autograd.js';
+import { concat, gather, Tensor } from '../tensor/tensor.js';
 
 /** Keys and values of one attention layer: [batch, kvHeads, seq, dHead] each. */
 export interface LayerKV {
@@ -6,43 +8,215 @@ export interface LayerKV {
   value: Tensor;
 }
 
+/** Positions a layer's buffers hold before the first growth. */
+const INITIAL_CAPACITY = 64;
+
+/**
+ * One layer's cached keys and values, written in place: two buffers
+ * [batch, kvHeads, capacity, dHead] whose first `length` positions are filled.
+ * A step appends its rows after them (growing the buffers by doubling when
+ * full), so a decoded token copies only its own keys and values, and the fused
+ * attention reads the history where it lies (rows `capacity` apart).
+ */
+export class CachedKV implements LayerKV {
+  private compact?: LayerKV;
+
+  constructor(
+    public keys: Float32Array,
+    public values: Float32Array,
+    readonly batch: number,
+    readonly heads: number,
+    readonly dHead: number,
+    public capacity: number,
+    public length: number,
+  ) {}
+
+  static empty(batch: number, heads: number, dHead: number, capacity: number): CachedKV {
+    const size = batch * heads * capacity * dHead;
+    return new CachedKV(new Float32Array(size), new Float32Array(size), batch, heads, dHead, capacity, 0);
+  }
+
+  /** The filled keys as a tensor [batch, kvHeads, length, dHead] (a copy, kept until the cache changes). */
+  get key(): Tensor {
+    return this.packed().key;
+  }
+
+  /** The filled values as a tensor [batch, kvHeads, length, dHead] (a copy, kept until the cache changes). */
+  get value(): Tensor {
+    return this.packed().value;
+  }
+
+  /** Write key and value [batch, kvHeads, n, dHead] after the filled positions. */
+  append(key: Tensor, value: Tensor): void {
+    const [batch, heads, n, dHead] = key.shape;
+    if (batch !== this.batch || heads !== this.heads || dHead !== this.dHead || value.shape.some((d, i) => d !== key.shape[i])) {
+      throw new ShapeError(`KVCache.append: keys ${key} and values ${value} do not match the cache's [${this.batch}, ${this.heads}, ·, ${this.dHead}]`);
+    }
+    if (this.length + n > this.capacity) this.grow(Math.max(this.length + n, 2 * this.capacity));
+    copyRows(key.f32(), n, this.keys, this.capacity, this.length, batch * heads, dHead);
+    copyRows(value.f32(), n, this.values, this.capacity, this.length, batch * heads, dHead);
+    this.length += n;
+    this.compact = undefined;
+  }
+
+  /** Keep the first `length` positions. */
+  truncate(length: number): void {
+    this.length = length;
+    this.compact = undefined;
+  }
+
+  /** Batch rows `indices` of this cache, as a new cache (the rows copied). */
+  gather(indices: readonly number[]): CachedKV {
+    const out = CachedKV.empty(indices.length, this.heads, this.dHead, this.capacity);
+    gatherRows(this, indices, out);
+    out.length = this.length;
+    return out;
+  }
+
+  /**
+   * Reorder the batch rows in place (beam search): gathered into `spare`
+   * buffers of the same size (allocated on first use), which then swap with
+   * the live ones, so a reorder per step allocates nothing after the first.
+   */
+  reorder(indices: readonly number[], spare: { keys?: Float32Array; values?: Float32Array }): void {
+    if (indices.length !== this.batch) throw new ShapeError(`KVCache.reorder: ${indices.length} rows given, the cache holds ${this.batch}`);
+    if (indices.every((r, i) => r === i)) return;
+    const size = this.keys.length;
+    const target = new CachedKV(
+      spare.keys?.length === size ? spare.keys : new Float32Array(size),
+      spare.values?.length === size ? spare.values : new Float32Array(size),
+      this.batch,
+      this.heads,
+      this.dHead,
+      this.capacity,
+      this.length,
+    );
+    gatherRows(this, indices, target);
+    spare.keys = this.keys;
+    spare.values = this.values;
+    this.keys = target.keys;
+    this.values = target.values;
+    this.compact = undefined;
+  }
+
+  private grow(capacity: number): void {
+    const rows = this.batch * this.heads;
+    const keys = new Float32Array(rows * capacity * this.dHead);
+    const values = new Float32Array(keys.length);
+    copyRows(this.keys, this.capacity, keys, capacity, 0, rows, this.dHead, this.length);
+    copyRows(this.values, this.capacity, values, capacity, 0, rows, this.dHead, this.length);
+    this.keys = keys;
+    this.values = values;
+    this.capacity = capacity;
+  }
+
+  private packed(): LayerKV {
+    if (!this.compact) {
+      const shape = [this.batch, this.heads, this.length, this.dHead];
+      const rows = this.batch * this.heads;
+      const key = new Float32Array(rows * this.length * this.dHead);
+      const value = new Float32Array(key.length);
+      copyRows(this.keys, this.capacity, key, this.length, 0, rows, this.dHead, this.length);
+      copyRows(this.values, this.capacity, value, this.length, 0, rows, this.dHead, this.length);
+      this.compact = { key: new Tensor('f32', shape, key), value: new Tensor('f32', shape, value) };
+    }
+    return this.compact;
+  }
+}
+
+/**
+ * For each of `rows` (batch, head) pairs, copy `count` positions of dHead
+ * floats from `from` (positions `fromCapacity` apart per pair) into `to`
+ * (positions `toCapacity` apart) starting at position `at`.
+ */
+function copyRows(from: Float32Array, fromCapacity: number, to: Float32Array, toCapacity: number, at: number, rows: number, dHead: number, count = fromCapacity): void {
+  for (let r = 0; r < rows; r++) {
+    const start = r * fromCapacity * dHead;
+    to.set(from.subarray(start, start + count * dHead), (r * toCapacity + at) * dHead);
+  }
+}
+
+/** out's batch row i ← kv's batch row indices[i], the filled positions of every head. */
+function gatherRows(kv: CachedKV, indices: readonly number[], out: CachedKV): void {
+  const block = kv.heads * kv.capacity * kv.dHead; // one batch row of a buffer
+  const filled = (kv.heads - 1) * kv.capacity * kv.dHead + kv.length * kv.dHead;
+  indices.forEach((r, i) => {
+    if (!Number.isInteger(r) || r < 0 || r >= kv.batch) throw new ShapeError(`KVCache: row ${r} does not exist (the cache holds ${kv.batch} rows)`);
+    out.keys.set(kv.keys.subarray(r * block, r * block + filled), i * block);
+    out.values.set(kv.values.subarray(r * block, r * block + filled), i * block);
+  });
+}
+
+/** Positions held by a layer's keys and values. */
+function lengthOf(kv: LayerKV): number {
+  return kv instanceof CachedKV ? kv.length : kv.key.shape[2];
+}
+
 /**
  * The KV cache of a decoder: each layer's keys and values for every position
  * seen so far, so a new token attends to the past without recomputing it.
+ * At inference each layer is a `CachedKV` written in place; keys that require
+ * gradients (teacher-forced training through the decoder) are kept as tensors
+ * joined by `concat` instead, so the gradients flow back through them.
  */
 export class KVCache {
   readonly layers: (LayerKV | undefined)[];
+  /** The buffers each layer's last reorder swapped out, reused by the next. */
+  private readonly spares: { keys?: Float32Array; values?: Float32Array }[];
 
   constructor(numLayers: number) {
     this.layers = new Array<LayerKV | undefined>(numLayers).fill(undefined);
+    this.spares = Array.from({ length: numLayers }, () => ({}));
   }
 
   /** Positions cached so far. */
   get length(): number {
-    return this.layers[0]?.key.shape[2] ?? 0;
+    const first = this.layers[0];
+    return first ? lengthOf(first) : 0;
   }
 
-  /** Append this step's keys and values to layer `i`; returns the whole history. */
+  /** Append this step's keys and values [batch, kvHeads, n, dHead] to layer `i`; returns the whole history. */
   append(i: number, key: Tensor, value: Tensor): LayerKV {
     const past = this.layers[i];
-    const next = past ? { key: concat([past.key, key], 2), value: concat([past.value, value], 2) } : { key, value };
-    this.layers[i] = next;
-    return next;
+    if (needsGrad(key, value) || (past && !(past instanceof CachedKV))) {
+      const next = past ? { key: concat([past.key, key], 2), value: concat([past.value, value], 2) } : { key, value };
+      this.layers[i] = next;
+      return next;
+    }
+    let layer = past;
+    if (!layer) {
+      const [batch, heads, n, dHead] = key.shape;
+      layer = CachedKV.empty(batch, heads, dHead, Math.max(INITIAL_CAPACITY, n));
+      this.layers[i] = layer;
+    }
+    layer.append(key, value);
+    return layer;
   }
 
-  /** Keep only the batch rows `indices` (beam search reorders hypotheses). */
+  /** Keep only the batch rows `indices`, as a new cache (this one is unchanged). */
   select(indices: readonly number[]): KVCache {
     const out = new KVCache(this.layers.length);
     this.layers.forEach((kv, i) => {
-      if (kv) out.layers[i] = { key: selectRows(kv.key, indices), value: selectRows(kv.value, indices) };
+      if (kv) out.layers[i] = kv instanceof CachedKV ? kv.gather(indices) : { key: gather(kv.key, 0, indices), value: gather(kv.value, 0, indices) };
     });
     return out;
   }
-}
 
-function selectRows(t: Tensor, indices: readonly number[]): Tensor {
-  return concat(
-    indices.map((r) => t.slice(0, r, r + 1)),
-    0,
-  );
+  /** Keep only the batch rows `indices`, in place: the same number of rows (beam search) reuses the buffers. */
+  reorder(indices: readonly number[]): void {
+    this.layers.forEach((kv, i) => {
+      if (kv instanceof CachedKV && indices.length === kv.batch) kv.reorder(indices, this.spares[i]);
+      else if (kv instanceof CachedKV) this.layers[i] = kv.gather(indices);
+      else if (kv) this.layers[i] = { key: gather(kv.key, 0, indices), value: gather(kv.value, 0, indices) };
+    });
+  }
+
+  /** Forget every position from `length` on. */
+  truncate(length: number): void {
+    if (length > this.length) throw new ShapeError(`KVCache.truncate: ${length} positions asked, ${this.length} cached`);
+    this.layers.forEach((kv, i) => {
+      if (kv instanceof CachedKV) kv.truncate(length);
+      else if (kv) this.layers[i] = { key: kv.key.slice(2, 0, length), value: kv.value.slice(2, 0, length) };
+    });
+  }
 }

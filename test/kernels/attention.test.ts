@@ -1,93 +1,202 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { attentionKernel, setAttentionKernel, useFastestKernel } from '../../src/kernels/index.js';
-import { loadNativeKernel } from '../../src/kernels/native.js';
-import { attend } from '../../src/nn/attention.js';
-import { Hooks } from '../../src/nn/hooks.js';
+import { fusedAttentionKernel, setFusedAttentionKernel, type FusedAttentionKernel } from '../../src/kernels/attention.js';
+import { useFastestKernel } from '../../src/kernels/index.js';
+import { loadAddon, loadNativeKernel } from '../../src/kernels/native.js';
+import { attend, attendKV } from '../../src/nn/attention.js';
+import { groupedQueryAttend } from '../../src/nn/causal-lm.js';
+import { Hooks, noHooks } from '../../src/nn/hooks.js';
+import { KVCache } from '../../src/nn/kv-cache.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 
+const F32_MIN = -3.4028234663852886e38;
+
 /** Deterministic values in [-1, 1) (an LCG), so a failure reproduces. */
-function random(shape: number[], seed: number): Tensor {
+function random(shape: number[], seed: number, amplitude = 1): Tensor {
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
   let state = seed >>> 0;
   for (let i = 0; i < data.length; i++) {
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    data[i] = state / 2 ** 31 - 1;
+    data[i] = amplitude * (state / 2 ** 31 - 1);
   }
   return new Tensor('f32', shape, data);
 }
 
-/** A causal-and-padding style mask [batch, 1, queries, keys]: 0 visible, F32 min hidden. */
-function mask(batch: number, queries: number, keys: number): Tensor {
+/**
+ * A causal-and-padding mask [batch, 1, queries, keys] as GPT-2 builds it: the
+ * queries are the last `queries` positions (a KV offset of keys − queries),
+ * row b has b padded keys at the front; 0 visible, F32 min hidden.
+ */
+function causalMask(batch: number, queries: number, keys: number): Tensor {
   const data = new Float32Array(batch * queries * keys);
   for (let b = 0; b < batch; b++) {
     for (let i = 0; i < queries; i++) {
       for (let j = 0; j < keys; j++) {
-        const padded = j < b; // row b has b padded keys at the front
+        const padded = j < b;
         const future = j > keys - queries + i;
-        data[(b * queries + i) * keys + j] = padded || future ? -3.4028234663852886e38 : 0;
+        data[(b * queries + i) * keys + j] = padded || future ? F32_MIN : 0;
       }
     }
   }
   return new Tensor('f32', [batch, 1, queries, keys], data);
 }
 
+/** A padding mask [batch, 1, 1, keys] (encoders, cross-attention): row b hides its last b keys with −∞. */
+function paddingMask(batch: number, keys: number): Tensor {
+  const data = new Float32Array(batch * keys);
+  for (let b = 0; b < batch; b++) for (let j = keys - b; j < keys; j++) if (j >= 0) data[b * keys + j] = -Infinity;
+  return new Tensor('f32', [batch, 1, 1, keys], data);
+}
+
 function unfused<T>(fn: () => T): T {
-  const previous = setAttentionKernel(undefined);
+  const previous = setFusedAttentionKernel(undefined);
   try {
     return fn();
   } finally {
-    setAttentionKernel(previous);
+    setFusedAttentionKernel(previous);
   }
 }
 
-function assertClose(actual: Tensor, expected: Tensor, what: string): void {
+function assertClose(actual: Tensor, expected: Tensor, what: string, tolerance = 2e-6): void {
   assert.deepEqual(actual.shape, expected.shape, what);
   const a = actual.f32();
   const e = expected.f32();
-  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - e[i]) <= 2e-6, `${what}[${i}]: ${a[i]} vs ${e[i]}`);
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - e[i]) <= tolerance, `${what}[${i}]: ${a[i]} vs ${e[i]}`);
 }
 
-describe('fused decode attention', () => {
+/** The native kernel, or a skip reason when the addon is off. */
+async function native(): Promise<FusedAttentionKernel | undefined> {
+  await useFastestKernel();
+  return fusedAttentionKernel();
+}
+
+/** Each instruction set the addon can run here, made active in turn (the kernel follows setIsa). */
+function forEachIsa(fn: (isa: string) => void): void {
+  const loaded = loadAddon();
+  if (!('addon' in loaded)) return;
+  const addon = loaded.addon as { isa(): string; supportedIsas(): string[]; setIsa(name: string): void };
+  const before = addon.isa();
+  try {
+    for (const isa of addon.supportedIsas()) {
+      addon.setIsa(isa);
+      fn(isa);
+    }
+  } finally {
+    addon.setIsa(before);
+  }
+}
+
+describe('fused attention', () => {
   test('the native addon provides it once the fastest kernel is chosen (unless GLASSFORMER_NATIVE=0)', async () => {
     await useFastestKernel();
     if (process.env.GLASSFORMER_NATIVE === '0') {
-      assert.equal(attentionKernel(), undefined);
+      assert.equal(fusedAttentionKernel(), undefined);
       return;
     }
     assert.ok(loadNativeKernel().kernel, 'the native addon did not load: npm install builds it (node scripts/build-native.mjs)');
-    assert.ok(attentionKernel());
+    assert.ok(fusedAttentionKernel());
   });
 
-  for (const { batch, heads, queries, keys, dHead } of [
+  // Decode steps (1–4 queries) and prompts (more queries than one 32-query
+  // block, more keys than one 128-key tile), odd sizes throughout.
+  const shapes = [
     { batch: 1, heads: 12, queries: 1, keys: 48, dHead: 64 },
     { batch: 3, heads: 2, queries: 4, keys: 37, dHead: 13 },
     { batch: 2, heads: 3, queries: 2, keys: 1, dHead: 8 },
-  ]) {
-    test(`equals the unfused ops: ${batch}×${heads} heads, ${queries} queries, ${keys} keys, dHead ${dHead}`, async () => {
-      await useFastestKernel();
+    { batch: 2, heads: 2, queries: 1, keys: 513, dHead: 80 },
+    { batch: 2, heads: 3, queries: 17, keys: 17, dHead: 8 },
+    { batch: 1, heads: 2, queries: 65, keys: 65, dHead: 64 },
+    { batch: 2, heads: 1, queries: 33, keys: 513, dHead: 80 },
+    { batch: 3, heads: 2, queries: 40, keys: 300, dHead: 64 },
+  ];
+  for (const { batch, heads, queries, keys, dHead } of shapes) {
+    test(`equals the unfused ops on every ISA: ${batch}×${heads} heads, ${queries} queries, ${keys} keys, dHead ${dHead}`, async () => {
+      if (!(await native())) return;
       const q = random([batch, heads, queries, dHead], 1);
       const k = random([batch, heads, keys, dHead], 2);
       const v = random([batch, heads, keys, dHead], 3);
-      for (const m of [undefined, mask(batch, queries, keys), random([keys], 4)]) {
-        const options = { scale: 1 / Math.sqrt(dHead), mask: m };
-        const fused = attend(q, k, v, options);
-        const reference = unfused(() => attend(q, k, v, options));
-        assertClose(fused.z, reference.z, 'z');
-        assertClose(fused.pattern, reference.pattern, 'pattern');
-      }
+      const masks = [undefined, causalMask(batch, queries, keys), random([keys], 4), paddingMask(batch, keys), random([batch, heads, queries, keys], 5)];
+      forEachIsa((isa) => {
+        for (const [m, mask] of masks.entries()) {
+          const options = { scale: 1 / Math.sqrt(dHead), mask };
+          const fused = attend(q, k, v, options);
+          const reference = unfused(() => attend(q, k, v, options));
+          assertClose(fused.z, reference.z, `${isa} mask ${m} z`);
+          assertClose(fused.pattern, reference.pattern, `${isa} mask ${m} pattern`);
+        }
+      });
     });
   }
 
+  test("T5's additive position bias (one row for the batch) and a padding mask together", async () => {
+    if (!(await native())) return;
+    const [batch, heads, queries, keys, dHead] = [3, 4, 19, 19, 16];
+    const q = random([batch, heads, queries, dHead], 6, 3);
+    const k = random([batch, heads, keys, dHead], 7, 3);
+    const v = random([batch, heads, keys, dHead], 8);
+    const options = { mask: paddingMask(batch, keys), positionBias: random([1, heads, queries, keys], 9, 4) };
+    const fused = attend(q, k, v, options);
+    const reference = unfused(() => attend(q, k, v, options));
+    assertClose(fused.z, reference.z, 'z', 1e-5);
+    assertClose(fused.pattern, reference.pattern, 'pattern', 1e-5);
+  });
+
+  test('large scores (a sharp softmax) stay stable across key tiles', async () => {
+    if (!(await native())) return;
+    const q = random([1, 2, 5, 8], 10, 30);
+    const k = random([1, 2, 300, 8], 11, 30);
+    const v = random([1, 2, 300, 8], 12);
+    const fused = attend(q, k, v);
+    const reference = unfused(() => attend(q, k, v));
+    assertClose(fused.z, reference.z, 'z', 1e-5);
+    assertClose(fused.pattern, reference.pattern, 'pattern', 1e-5);
+  });
+
   test('a row whose keys are all masked attends to nothing, as the unfused softmax', async () => {
-    await useFastestKernel();
-    const q = random([1, 1, 1, 4], 5);
-    const k = random([1, 1, 3, 4], 6);
-    const hidden = new Tensor('f32', [1, 1, 1, 3], new Float32Array(3).fill(-Infinity));
-    const fused = attend(q, k, k, { mask: hidden });
-    assert.deepEqual([...fused.pattern.f32()], [0, 0, 0]);
-    assert.deepEqual([...fused.z.f32()], [0, 0, 0, 0]);
-    assertClose(fused.pattern, unfused(() => attend(q, k, k, { mask: hidden })).pattern, 'pattern');
+    if (!(await native())) return;
+    const q = random([1, 1, 2, 4], 5);
+    const k = random([1, 1, 130, 4], 6);
+    const hidden = new Float32Array(2 * 130).fill(-Infinity);
+    hidden.fill(0, 130 + 129); // the second query sees only the last key, in the second tile
+    const mask = new Tensor('f32', [1, 1, 2, 130], hidden);
+    const fused = attend(q, k, k, { mask });
+    assert.ok(fused.pattern.f32().subarray(0, 130).every((p) => p === 0));
+    assert.ok(fused.z.f32().subarray(0, 4).every((x) => x === 0));
+    assert.equal(fused.pattern.get(0, 0, 1, 129), 1);
+    assertClose(fused.z, unfused(() => attend(q, k, k, { mask })).z, 'z');
+  });
+
+  test('grouped-query attention: each KV head serves its group of query heads, as the unfused grouped path', async () => {
+    if (!(await native())) return;
+    const [batch, heads, kvHeads, queries, keys, dHead] = [2, 6, 2, 3, 21, 8];
+    const q = random([batch, heads, queries, dHead], 13);
+    const k = random([batch, kvHeads, keys, dHead], 14);
+    const v = random([batch, kvHeads, keys, dHead], 15);
+    const mask = causalMask(batch, queries, keys);
+    const fused = attendKV(q, { key: k, value: v }, { scale: 0.3, mask });
+    const reference = groupedQueryAttend(q, k, v, { scale: 0.3, mask, hooks: noHooks });
+    assertClose(fused.z, reference.z, 'z');
+    assertClose(fused.pattern, reference.pattern, 'pattern');
+  });
+
+  test('keys read in place from a KV cache with spare capacity equal the packed keys, step after step', async () => {
+    if (!(await native())) return;
+    const [batch, heads, dHead] = [2, 3, 8];
+    const cache = new KVCache(1);
+    const prompt = 5;
+    let kv = cache.append(0, random([batch, heads, prompt, dHead], 16), random([batch, heads, prompt, dHead], 17));
+    for (let step = 0; step < 70; step++) {
+      const keys = prompt + step + 1;
+      kv = cache.append(0, random([batch, heads, 1, dHead], 100 + step), random([batch, heads, 1, dHead], 200 + step));
+      if (step % 23 !== 0 && step !== 69) continue;
+      const q = random([batch, heads, 1, dHead], 300 + step);
+      const mask = causalMask(batch, 1, keys);
+      const fused = attendKV(q, kv, { scale: 0.35, mask });
+      const reference = unfused(() => attend(q, kv.key, kv.value, { scale: 0.35, mask }));
+      assert.deepEqual(kv.key.shape, [batch, heads, keys, dHead]);
+      assertClose(fused.z, reference.z, `step ${step} z`);
+      assertClose(fused.pattern, reference.pattern, `step ${step} pattern`);
+    }
   });
 
   test('with a hook attached the unfused path runs, so the hook sees and changes the pattern', async () => {
@@ -105,11 +214,43 @@ describe('fused decode attention', () => {
     assert.ok([...out.z.f32()].every((x) => x === 0));
   });
 
-  test('the native kernel rejects a mask its strides overrun, with a RangeError', () => {
-    const native = loadNativeKernel().kernel;
-    if (!native) return;
+  test('inputs that require gradients take the unfused ops, and the gradient reaches q', async () => {
+    await useFastestKernel();
+    const q = random([1, 2, 6, 4], 18).requireGrad();
+    const k = random([1, 2, 6, 4], 19);
+    const { z } = attend(q, k, k, { mask: causalMask(1, 6, 6) });
+    assert.ok(z.requiresGrad);
+  });
+
+  test('the native kernel checks every extent: short arrays, overrunning strides, bad head counts', async () => {
+    const kernel = await native();
+    if (!kernel) return;
     const f = (n: number) => new Float32Array(n);
-    assert.throws(() => native.attend(f(4), f(12), f(12), f(2), Float32Array.from([0, 0, 0, 1]), 1, f(3), f(4), 1, 1, 1, 3, 4), RangeError);
-    assert.throws(() => native.attend(f(4), f(8), f(12), null, f(4), 1, f(3), f(4), 1, 1, 1, 3, 4), RangeError);
+    const strides = new Float64Array(8);
+    // q, k, v, z, pattern, mask, bias, strides, scale, batch, heads, kvHeads, queries, keys, capacity, dim
+    assert.doesNotThrow(() => kernel.attention(f(8), f(24), f(24), f(8), f(6), null, null, strides, 1, 1, 2, 1, 1, 3, 6, 4));
+    assert.throws(() => kernel.attention(f(8), f(23), f(24), f(8), f(6), null, null, strides, 1, 1, 2, 1, 1, 3, 6, 4), /attention: k needs 24/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), f(5), null, null, strides, 1, 1, 2, 1, 1, 3, 6, 4), /pattern needs 6/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides, 1, 1, 2, 1, 1, 7, 6, 4), /keys \(7\) exceed capacity \(6\)/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides, 1, 1, 2, 3, 1, 3, 6, 4), /multiple of kvHeads/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, f(2), null, Float64Array.from([0, 0, 0, 1, 0, 0, 0, 0]), 1, 1, 2, 1, 1, 3, 6, 4), /mask's strides reach element 2/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, f(3), Float64Array.from([0, 0, 0, 0, 0, 3, 0, 1]), 1, 1, 2, 1, 1, 3, 6, 4), /bias's strides reach element 5/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, new Float64Array(4), 1, 1, 2, 1, 1, 3, 6, 4), /strides needs 8/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides, 1, 1, 2, 1, 1.5, 3, 6, 4), /queries must be a non-negative integer/);
+    assert.throws(() => kernel.attention(f(8), new Int8Array(24) as unknown as Float32Array, f(24), f(8), null, null, null, strides, 1, 1, 2, 1, 1, 3, 6, 4), TypeError);
+  });
+
+  test("kernels/native.ts's decode seam (attend) runs the same kernel and still checks its arguments", () => {
+    const seam = loadNativeKernel().kernel;
+    if (!seam) return;
+    const f = (n: number) => new Float32Array(n);
+    const q = random([1, 1, 1, 4], 20);
+    const k = random([1, 1, 3, 4], 21);
+    const pattern = f(3);
+    const z = f(4);
+    seam.attend(q.f32(), k.f32(), k.f32(), null, f(4), 0.5, pattern, z, 1, 1, 1, 3, 4);
+    assertClose(new Tensor('f32', [1, 1, 1, 3], pattern), unfused(() => attend(q, k, k, { scale: 0.5 })).pattern, 'pattern');
+    assert.throws(() => seam.attend(f(4), f(12), f(12), f(2), Float32Array.from([0, 0, 0, 1]), 1, f(3), f(4), 1, 1, 1, 3, 4), RangeError);
+    assert.throws(() => seam.attend(f(4), f(8), f(12), null, f(4), 1, f(3), f(4), 1, 1, 1, 3, 4), RangeError);
   });
 });

@@ -1,0 +1,60 @@
+/**
+ * The native fused attention (native/ops.cc `attention`): scores, mask,
+ * position bias, softmax and the weighted sum of values in one tiled pass per
+ * (batch row, head, block of queries), for decode steps against a KV cache
+ * read in place and for whole prompts. Without the addon there is none, and
+ * nn/attention.ts runs its unfused ops, which are the reference.
+ */
+import { onNativeAddon } from './index.js';
+
+export interface FusedAttentionKernel {
+  /**
+   * z = softmax(q·kᵀ·scale + bias + mask) · v. q, z [batch, heads, queries, dim];
+   * k, v [batch, kvHeads, capacity, dim] of which the first `keys` positions are
+   * read; query head h uses KV head h / (heads / kvHeads). pattern [batch,
+   * heads, queries, keys] receives the softmax, or null to skip it. mask and
+   * bias are read through `strides` (the mask's four, then the bias's four;
+   * 0 on an axis they repeat), or null.
+   */
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    z: Float32Array,
+    pattern: Float32Array | null,
+    mask: Float32Array | null,
+    bias: Float32Array | null,
+    strides: Float64Array,
+    scale: number,
+    batch: number,
+    heads: number,
+    kvHeads: number,
+    queries: number,
+    keys: number,
+    capacity: number,
+    dim: number,
+  ): void;
+}
+
+let loaded: FusedAttentionKernel | undefined;
+let active: FusedAttentionKernel | undefined;
+let overridden = false;
+
+onNativeAddon((addon) => {
+  if (typeof addon.attention !== 'function') return;
+  loaded = { attention: addon.attention as FusedAttentionKernel['attention'] };
+  if (!overridden) active = loaded;
+});
+
+/** The fused attention kernel once `useFastestKernel()` has loaded the addon; undefined without it. */
+export function fusedAttentionKernel(): FusedAttentionKernel | undefined {
+  return active;
+}
+
+/** Swap the kernel (undefined turns the fused path off, to compare with the unfused ops); returns the previous one. */
+export function setFusedAttentionKernel(kernel: FusedAttentionKernel | undefined): FusedAttentionKernel | undefined {
+  const previous = active;
+  active = kernel;
+  overridden = true;
+  return previous;
+}
