@@ -12,7 +12,8 @@
         "native/elementwise.cc",
         "native/gemm_scalar.cc",
         "native/gemm_avx2.cc",
-        "native/gemm_avx512.cc"
+        "native/gemm_avx512.cc",
+        "native/gemm_avx512_dot.cc"
       ],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-O3", "-fno-exceptions"],
@@ -31,7 +32,7 @@
       "conditions": [
         # Elsewhere (arm64) only the portable variant is built.
         ["target_arch not in ('x64', 'ia32')", {
-          "sources!": ["native/gemm_avx2.cc", "native/gemm_avx512.cc"]
+          "sources!": ["native/gemm_avx2.cc", "native/gemm_avx512.cc", "native/gemm_avx512_dot.cc"]
         }]
       ]
     }

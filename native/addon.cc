@@ -3,10 +3,11 @@
 //   gemm(a, aOffset, b, bOffset, c, cOffset, m, n, k, transB)  C = A · op(B)
 //   gemmBf16(a, aOffset, b, bOffset, c, cOffset, m, n, k)  C = A · Bᵀ, B [n, k] bf16 bits
 //   gemmInt8(a, aOffset, q, qOffset, scales, c, cOffset, m, n, k)  C = A · (scales ⊙ Q)ᵀ, Q [n, k] int8
+//   gemmInt8Quantized(same arguments)  the same with A quantized per row to int8 (VNNI)
 //   and the fused ops of ops.cc (attend, ...) and elementwise.cc, registered by
 //   register_ops and register_elementwise
 //   setThreads(n) -> threads in use     threads() -> threads in use
-//   isa() -> "avx512" | "avx2" | "scalar"   supportedIsas() -> string[]
+//   isa() -> "avx512vnni" | "avx512" | "avx2" | "scalar"   supportedIsas() -> string[]
 //   setIsa(name)   (tests use it to check every variant on one machine)
 //   fmaPeak(seconds) -> GFLOP/s of one core in a register-only FMA loop
 //   streamRead(buffer, threads, prefetch) -> GB/s of one pass reading a
@@ -55,12 +56,27 @@ constexpr int64_t kMaxSharedPackFloats = int64_t{1} << 24;
 // only misses a few.
 constexpr int64_t kStreamChunks = 32;
 
+#if defined(__x86_64__) || defined(__i386__)
+// AVX-512 plus VNNI's int8 dot products: the same table with the quantized
+// int8 product swapped for vpdpbusd.
+const IsaKernels* avx512_vnni() {
+  static const IsaKernels vnni = [] {
+    IsaKernels k = kAvx512Kernels;
+    k.name = "avx512vnni";
+    k.gemm_int8_q = gemm_int8_q_vnni;
+    return k;
+  }();
+  return &vnni;
+}
+#endif
+
 std::vector<const IsaKernels*> supported_isas() {
   std::vector<const IsaKernels*> isas;
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512dq")) {
+    if (__builtin_cpu_supports("avx512vnni")) isas.push_back(avx512_vnni());
     isas.push_back(&kAvx512Kernels);
   }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isas.push_back(&kAvx2Kernels);
@@ -228,6 +244,61 @@ void run_gemm_int8(const float* a, const int8_t* q, const float* scales, float* 
   run_gemm(Gemm{a, wide, c, m, n, k, true});
 }
 
+// Activations quantized per row for the int8 dot products: scale_i =
+// max_p |a_ip| / 127 and a_ip / scale_i rounded to the nearest integer (ties to
+// even), stored plus 128 as an unsigned byte. src/kernels/int8.ts mirrors this
+// rounding exactly. A zero row keeps scale 0.
+void quantize_rows(const float* a, int64_t m, int64_t k, uint8_t* out, float* scales) {
+  for (int64_t i = 0; i < m; ++i) {
+    const float* row = a + i * k;
+    float largest = 0.0f;
+    for (int64_t p = 0; p < k; ++p) largest = std::max(largest, std::fabs(row[p]));
+    const float scale = largest / 127.0f;
+    scales[i] = scale;
+    for (int64_t p = 0; p < k; ++p) {
+      const float level = scale > 0.0f ? std::nearbyint(row[p] / scale) : 0.0f;
+      out[i * k + p] = static_cast<uint8_t>(static_cast<int32_t>(std::min(127.0f, std::max(-127.0f, level))) + 128);
+    }
+  }
+}
+
+struct Int8QJob {
+  const IsaKernels* isa;
+  const uint8_t* a;
+  const float* a_scales;
+  const int8_t* q;
+  const float* scales;
+  float* c;
+  int64_t m, n, k, chunks;
+};
+
+void run_int8_q_chunk(const void* context, int64_t chunk) {
+  const Int8QJob& job = *static_cast<const Int8QJob*>(context);
+  const int64_t n0 = job.n * chunk / job.chunks;
+  const int64_t n1 = job.n * (chunk + 1) / job.chunks;
+  job.isa->gemm_int8_q(job.a, job.a_scales, job.q, job.scales, job.c, job.m, job.n, job.k, n0, n1);
+}
+
+// C = (sa ⊙ A8) · (s ⊙ Q)ᵀ with A quantized per row to int8. Decode (a few
+// rows) streams Q once on this thread, as the f32 GEMV; more rows are
+// compute-bound and split the weight rows between the pool's threads.
+void run_gemm_int8_q(const float* a, const int8_t* q, const float* scales, float* c, int64_t m, int64_t n,
+                     int64_t k) {
+  State& s = state();
+  static thread_local std::vector<uint8_t> quantized;
+  static thread_local std::vector<float> row_scales;
+  quantized.resize(static_cast<size_t>(m * k));
+  row_scales.resize(static_cast<size_t>(m));
+  quantize_rows(a, m, k, quantized.data(), row_scales.data());
+  const int64_t threads = m <= kGemvMaxRows || m * n * k < kParallelMinMacs ? 1 : s.pool.threads();
+  Int8QJob job{s.active, quantized.data(), row_scales.data(), q, scales, c, m, n, k,
+               std::min<int64_t>(n, threads * kGemmChunksPerThread)};
+  if (threads == 1) {
+    s.active->gemm_int8_q(job.a, job.a_scales, q, scales, c, m, n, k, 0, n);
+    return;
+  }
+  s.pool.run(job.chunks, run_int8_q_chunk, &job);
+}
 
 napi_value Gemm_(napi_env env, napi_callback_info info) {
   napi_value argv[10];
@@ -312,6 +383,41 @@ napi_value GemmInt8(napi_env env, napi_callback_info info) {
     return undefined(env);
   }
   run_gemm_int8(a + a_off, q + q_off, scales, c + c_off, m, n, k);
+  return undefined(env);
+}
+
+napi_value GemmInt8Quantized(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  if (!get_args(env, info, 10, argv,
+                "gemmInt8Quantized: expected (a, aOffset, q, qOffset, scales, c, cOffset, m, n, k)")) {
+    return nullptr;
+  }
+  float *a, *scales, *c;
+  int8_t* q;
+  int64_t a_len, q_len, s_len, c_len, a_off, q_off, c_off, m, n, k;
+  if (!get_float32_array(env, argv[0], "a", &a, &a_len) || !get_count(env, argv[1], "aOffset", &a_off) ||
+      !get_typed_array(env, argv[2], "gemmInt8Quantized", "q", napi_int8_array, "an Int8Array", &q, &q_len) ||
+      !get_count(env, argv[3], "qOffset", &q_off) || !get_float32_array(env, argv[4], "scales", &scales, &s_len) ||
+      !get_float32_array(env, argv[5], "c", &c, &c_len) || !get_count(env, argv[6], "cOffset", &c_off) ||
+      !get_count(env, argv[7], "m", &m) || !get_count(env, argv[8], "n", &n) || !get_count(env, argv[9], "k", &k)) {
+    return nullptr;
+  }
+  if (!check_extent(env, "a", a_len, a_off, m, k) || !check_extent(env, "q", q_len, q_off, n, k) ||
+      !check_extent(env, "scales", s_len, 0, n, 1) || !check_extent(env, "c", c_len, c_off, m, n)) {
+    return nullptr;
+  }
+  if (k > kInt8MaxK) {
+    napi_throw_range_error(env, nullptr,
+                           ("gemmInt8Quantized: k must be at most " + std::to_string(kInt8MaxK) +
+                            " (int32 dot products), got " + std::to_string(k)).c_str());
+    return nullptr;
+  }
+  if (m == 0 || n == 0) return undefined(env);
+  if (k == 0) {
+    std::fill(c + c_off, c + c_off + m * n, 0.0f);
+    return undefined(env);
+  }
+  run_gemm_int8_q(a + a_off, q + q_off, scales, c + c_off, m, n, k);
   return undefined(env);
 }
 
@@ -426,6 +532,7 @@ NAPI_MODULE_INIT() {
       {"gemm", nullptr, Gemm_, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmBf16", nullptr, GemmBf16, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmInt8", nullptr, GemmInt8, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"gemmInt8Quantized", nullptr, GemmInt8Quantized, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -192,9 +192,10 @@ template <class K>
 constexpr glassformer::IsaKernels isa_kernels(const char* name, decltype(glassformer::IsaKernels::gemv) gemv,
                                               decltype(glassformer::IsaKernels::gemv_bf16) gemv_bf16,
                                               decltype(glassformer::IsaKernels::gemv_int8) gemv_int8,
+                                              decltype(glassformer::IsaKernels::gemm_int8_q) gemm_int8_q,
                                               decltype(glassformer::IsaKernels::fma_peak) fma_peak,
                                               decltype(glassformer::IsaKernels::stream_read) stream_read) {
-  return {name, gemm_block_impl<K>, pack_a_rows<K>, pack_b_cols<K>, gemv, gemv_bf16, gemv_int8,
+  return {name, gemm_block_impl<K>, pack_a_rows<K>, pack_b_cols<K>, gemv, gemv_bf16, gemv_int8, gemm_int8_q,
           K::MR, K::NR, fma_peak, stream_read};
 }
 

@@ -49,6 +49,14 @@ struct IsaKernels {
   // in f32, each scaled once at the end.
   void (*gemv_int8)(const float* a, const int8_t* q, const float* scales, float* c, int64_t m, int64_t n, int64_t k,
                     int64_t n0, int64_t n1);
+  // C[:, n0:n1] = (sa ⊙ A8) · (s ⊙ Q)ᵀ, int8 weights times activations
+  // quantized per row (any m): `a` holds each row's int8 values plus 128 as
+  // unsigned bytes [m, k] (VNNI multiplies unsigned by signed bytes; the 128
+  // comes back out through each weight row's sum), `a_scales` one scale per
+  // row. Dot products are exact int32 sums (k <= kInt8MaxK), each scaled once:
+  // float(dot) * a_scales[i] * scales[j], so every variant gives the same bits.
+  void (*gemm_int8_q)(const uint8_t* a, const float* a_scales, const int8_t* q, const float* scales, float* c,
+                      int64_t m, int64_t n, int64_t k, int64_t n0, int64_t n1);
   // Register tile of gemm_block: work is split between threads in whole tiles.
   int64_t mr;
   int64_t nr;
@@ -69,6 +77,18 @@ void gemv_bf16_portable(const float* a, const uint16_t* b, float* c, int64_t m, 
 // The portable int8 GEMV (gemm_scalar.cc), also used by the AVX2 variant.
 void gemv_int8_portable(const float* a, const int8_t* q, const float* scales, float* c, int64_t m, int64_t n,
                         int64_t k, int64_t n0, int64_t n1);
+
+// Longest k whose int8 dot products cannot overflow an int32 (255 · 127 · k).
+constexpr int64_t kInt8MaxK = 65536;
+
+// The portable quantized int8 product (gemm_scalar.cc), used by the variants
+// without VNNI.
+void gemm_int8_q_portable(const uint8_t* a, const float* a_scales, const int8_t* q, const float* scales, float* c,
+                          int64_t m, int64_t n, int64_t k, int64_t n0, int64_t n1);
+
+// The AVX-512 VNNI one (gemm_avx512_dot.cc; x86 only).
+void gemm_int8_q_vnni(const uint8_t* a, const float* a_scales, const int8_t* q, const float* scales, float* c,
+                      int64_t m, int64_t n, int64_t k, int64_t n0, int64_t n1);
 
 // The portable streaming read (gemm_scalar.cc), also used by the AVX2 variant.
 double stream_read_portable(const float* data, int64_t count, bool prefetch);

@@ -151,7 +151,8 @@ double fma_peak(double seconds) {
 }  // namespace
 
 const glassformer::IsaKernels glassformer::kAvx2Kernels =
-    isa_kernels<Avx2>("avx2", gemv, glassformer::gemv_bf16_portable, glassformer::gemv_int8_portable, fma_peak,
+    isa_kernels<Avx2>("avx2", gemv, glassformer::gemv_bf16_portable, glassformer::gemv_int8_portable,
+                    glassformer::gemm_int8_q_portable, fma_peak,
                     glassformer::stream_read_portable);
 
 #if defined(__clang__)

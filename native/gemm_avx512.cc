@@ -345,7 +345,8 @@ double fma_peak(double seconds) {
 }  // namespace
 
 const glassformer::IsaKernels glassformer::kAvx512Kernels =
-    isa_kernels<Avx512>("avx512", gemv, gemv_bf16, gemv_int8, fma_peak, stream_read);
+    isa_kernels<Avx512>("avx512", gemv, gemv_bf16, gemv_int8, glassformer::gemm_int8_q_portable, fma_peak,
+                        stream_read);
 
 #if defined(__clang__)
 #pragma clang attribute pop

@@ -117,6 +117,19 @@ void glassformer::gemv_int8_portable(const float* a, const int8_t* q, const floa
   }
 }
 
+void glassformer::gemm_int8_q_portable(const uint8_t* a, const float* a_scales, const int8_t* q, const float* scales,
+                                       float* c, int64_t m, int64_t n, int64_t k, int64_t n0, int64_t n1) {
+  for (int64_t j = n0; j < n1; ++j) {
+    const int8_t* w = q + j * k;
+    for (int64_t i = 0; i < m; ++i) {
+      const uint8_t* x = a + i * k;
+      int32_t dot = 0;
+      for (int64_t p = 0; p < k; ++p) dot += (static_cast<int32_t>(x[p]) - 128) * w[p];
+      c[i * n + j] = static_cast<float>(dot) * a_scales[i] * scales[j];
+    }
+  }
+}
+
 double glassformer::stream_read_portable(const float* data, int64_t count, bool prefetch) {
   // Eight partial sums, as dot_widened: the compiler keeps them in one vector.
   float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -136,5 +149,6 @@ double glassformer::stream_read_portable(const float* data, int64_t count, bool 
 }
 
 const glassformer::IsaKernels glassformer::kScalarKernels =
-    isa_kernels<Scalar>("scalar", gemv, glassformer::gemv_bf16_portable, glassformer::gemv_int8_portable, fma_peak,
+    isa_kernels<Scalar>("scalar", gemv, glassformer::gemv_bf16_portable, glassformer::gemv_int8_portable,
+                        glassformer::gemm_int8_q_portable, fma_peak,
                         glassformer::stream_read_portable);

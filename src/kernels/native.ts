@@ -10,8 +10,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AttentionKernel, Bf16MatmulKernel, Int8MatmulKernel, ThreadedMatmulKernel } from './types.js';
 
-/** The instruction-set variants the addon carries; it picks the widest the CPU has. */
-export type NativeIsa = 'avx512' | 'avx2' | 'scalar';
+/**
+ * The instruction-set variants the addon carries; it picks the widest the CPU
+ * has. `avx512vnni` is `avx512` plus VNNI's int8 dot products.
+ */
+export type NativeIsa = 'avx512vnni' | 'avx512' | 'avx2' | 'scalar';
 
 /** What build/Release/glassformer_native.node exports (see native/addon.cc). */
 interface NativeAddon {
@@ -24,6 +27,10 @@ interface NativeAddon {
     m: number, n: number, k: number,
   ): void;
   gemmInt8(
+    a: Float32Array, aOffset: number, q: Int8Array, qOffset: number, scales: Float32Array, c: Float32Array, cOffset: number,
+    m: number, n: number, k: number,
+  ): void;
+  gemmInt8Quantized(
     a: Float32Array, aOffset: number, q: Int8Array, qOffset: number, scales: Float32Array, c: Float32Array, cOffset: number,
     m: number, n: number, k: number,
   ): void;
@@ -119,6 +126,7 @@ function wrap(addon: NativeAddon): NativeMatmulKernel {
     gemm: addon.gemm,
     gemmBf16: addon.gemmBf16,
     gemmInt8: addon.gemmInt8,
+    gemmInt8Quantized: addon.gemmInt8Quantized,
     attend: addon.attend,
     threads: () => addon.threads(),
     setThreads: (threads) => addon.setThreads(threads),

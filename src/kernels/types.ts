@@ -81,6 +81,26 @@ export interface Int8MatmulKernel {
     n: number,
     k: number,
   ): void;
+  /**
+   * The same product with A quantized too, per row and at run time
+   * (dynamic, symmetric): sa_i = max|a_i| / 127 (f32), a8 = a / sa_i rounded
+   * to the nearest integer, ties to even. Then C[i, j] = f32(Σ a8·q) · sa_i ·
+   * s_j with the dot product an exact integer, so every kernel gives the same
+   * bits (k ≤ 65536). Integer dot products are what VNNI (vpdpbusd) runs at
+   * four times the f32 FMA rate; rounding the activations is the price.
+   */
+  gemmInt8Quantized(
+    a: Float32Array,
+    aOffset: number,
+    q: Int8Array,
+    qOffset: number,
+    scales: Float32Array,
+    c: Float32Array,
+    cOffset: number,
+    m: number,
+    n: number,
+    k: number,
+  ): void;
 }
 
 /**

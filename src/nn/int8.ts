@@ -2,9 +2,12 @@
  * Linear weights quantized to int8, one scale per output channel (row of W):
  * w ≈ scale_j · q_jp with q in [−127, 127] and scale_j = max_p |w_jp| / 127,
  * the symmetric per-channel scheme of LLM.int8()'s vector-wise quantization
- * (Dettmers et al. 2022) without its outlier split. Activations stay f32: the
- * kernel widens each weight as it reads it, so memory carries 1 byte a weight
- * (decode's limit) and the only error is the weights' rounding. Inference only.
+ * (Dettmers et al. 2022) without its outlier split. By default each input row
+ * is quantized too, at run time (dynamic, symmetric, one scale per row), so
+ * the products are integer dot products (VNNI's vpdpbusd where the CPU has it)
+ * and memory carries 1 byte a weight (decode's limit). `setInt8Activations('f32')`
+ * keeps the inputs f32 instead: the weights' rounding is then the only error.
+ * Inference only.
  */
 import { ShapeError, UnsupportedError } from '../errors.js';
 import { int8MatmulKernel } from '../kernels/index.js';
@@ -48,6 +51,23 @@ export class Int8Matrix {
   }
 }
 
+/**
+ * What int8 linear layers do with their input: `'int8'` (the default) rounds
+ * each row to int8 against its own largest magnitude before the integer dot
+ * products; `'f32'` multiplies the f32 input by the widened weights. The
+ * accuracy of each is measured in docs/performance.md.
+ */
+export type Int8Activations = 'int8' | 'f32';
+
+let activations: Int8Activations = 'int8';
+
+/** Sets how int8 linear layers treat their input; returns the previous setting. */
+export function setInt8Activations(mode: Int8Activations): Int8Activations {
+  const previous = activations;
+  activations = mode;
+  return previous;
+}
+
 /** y = x·Wᵀ + b with W an Int8Matrix [out, in]. x [..., in] → [..., out]. */
 export function linearInt8(x: Tensor, weight: Int8Matrix, bias?: Tensor): Tensor {
   const [out, inFeatures] = weight.shape;
@@ -55,7 +75,9 @@ export function linearInt8(x: Tensor, weight: Int8Matrix, bias?: Tensor): Tensor
   if (x.requiresGrad) throw new UnsupportedError('linear: int8 weights are for inference; load the weights with linearDtype f32 to train');
   const rows = x.size / inFeatures;
   const y = new Float32Array(rows * out);
-  int8MatmulKernel().gemmInt8(x.f32(), 0, weight.q, 0, weight.scales, y, 0, rows, out, inFeatures);
+  const kernel = int8MatmulKernel();
+  if (activations === 'int8') kernel.gemmInt8Quantized(x.f32(), 0, weight.q, 0, weight.scales, y, 0, rows, out, inFeatures);
+  else kernel.gemmInt8(x.f32(), 0, weight.q, 0, weight.scales, y, 0, rows, out, inFeatures);
   if (bias) {
     const b = bias.f32();
     for (let r = 0; r < rows; r++) for (let j = 0; j < out; j++) y[r * out + j] += b[j];
