@@ -3,7 +3,7 @@
  * Builds the native matmul addon (native/, binding.gyp) with node-gyp; run by
  * npm on install. The addon is an accelerator, never a requirement: if the
  * build fails (no compiler, no headers, an unsupported platform) this prints
- * one line and exits 0, and glassformer runs on its JavaScript kernels.
+ * one line and exits 0, and glassformer runs on its WebAssembly SIMD kernel.
  *
  * GLASSFORMER_NATIVE=0 skips the build. GLASSFORMER_NATIVE_VERBOSE=1 shows the
  * compiler output.
@@ -21,7 +21,7 @@ const addon = join(root, 'build', 'Release', 'glassformer_native.node');
 const verbose = process.env.GLASSFORMER_NATIVE_VERBOSE === '1';
 
 function unavailable(reason) {
-  console.log(`glassformer: native kernels unavailable (${reason}); using the JavaScript kernels`);
+  console.log(`glassformer: native kernels unavailable (${reason}); using the WebAssembly SIMD kernel`);
   process.exit(0);
 }
 

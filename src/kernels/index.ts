@@ -5,13 +5,16 @@
  * - `referenceMatmul`: the formula as three loops, the yardstick in tests;
  * - `blockedMatmul`: cache-blocked TypeScript, the default, runs anywhere;
  * - the native addon (native.ts): AVX-512/AVX2 SIMD on all cores, Node only,
- *   switched on by `useFastestKernel()`.
+ *   switched on by `useFastestKernel()`;
+ * - WebAssembly SIMD (wasm/): browsers, and Node when the addon cannot load,
+ *   also switched on by `useFastestKernel()`.
  *
  * This file imports no `node:` module, so a browser build can include it.
  */
 import { blockedMatmul } from './blocked.js';
 import { referenceBf16Matmul } from './bf16.js';
 import { referenceInt8Matmul } from './int8.js';
+import { createWasmKernel, type WasmMatmulKernel } from './wasm/kernel.js';
 import type { AttentionKernel, Bf16MatmulKernel, Int8MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
 
 export type { AttentionKernel, Bf16MatmulKernel, Int8MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
@@ -19,6 +22,7 @@ export { referenceInt8Matmul } from './int8.js';
 export { referenceMatmul } from './reference.js';
 export { blockedMatmul } from './blocked.js';
 export { referenceBf16Matmul } from './bf16.js';
+export { createWasmKernel, type WasmMatmulKernel } from './wasm/kernel.js';
 
 let active: MatmulKernel = blockedMatmul;
 let activeBf16: Bf16MatmulKernel = referenceBf16Matmul;
@@ -105,22 +109,34 @@ export function kernelInfo(): KernelInfo {
 }
 
 /**
- * Makes the native kernel active when this is Node and the addon is built;
- * otherwise keeps the blocked TypeScript kernel and records why in
- * `kernelInfo().nativeUnavailable`. A Node program calls it once at start-up;
- * later calls return the same result.
+ * Makes the fastest kernel this platform has active: the native addon when
+ * this is Node and it is built, else WebAssembly SIMD (browsers, or Node
+ * without the addon, with a one-line notice on stderr), else the blocked
+ * TypeScript kernel. `kernelInfo().name` says which runs and
+ * `nativeUnavailable` why the addon does not. GLASSFORMER_NATIVE=0 rules out
+ * the addon and GLASSFORMER_WASM=0 WebAssembly. A program calls it once at
+ * start-up; later calls return the same result.
  */
 export function useFastestKernel(): Promise<KernelInfo> {
   fastest ??= loadFastest();
   return fastest;
 }
 
+const isNode = typeof globalThis.process?.versions?.node === 'string';
+
 async function loadFastest(): Promise<KernelInfo> {
-  const isNode = typeof globalThis.process?.versions?.node === 'string';
-  if (!isNode) {
-    nativeUnavailable = 'not running in Node';
-    return kernelInfo();
+  nativeUnavailable = isNode ? await loadNative() : 'not running in Node';
+  if (nativeUnavailable === undefined) return kernelInfo();
+  const wasm = await loadWasm();
+  if (isNode && nativeUnavailable !== 'GLASSFORMER_NATIVE=0') {
+    const using = typeof wasm === 'string' ? `the TypeScript kernel (WebAssembly: ${wasm})` : `WebAssembly SIMD (${active.name})`;
+    console.warn(`glassformer: native kernels unavailable (${nativeUnavailable}); using ${using}`);
   }
+  return kernelInfo();
+}
+
+/** Activates the native addon's kernels; the reason when it cannot. */
+async function loadNative(): Promise<string | undefined> {
   // A computed specifier keeps bundlers from pulling the Node-only loader
   // into a browser build.
   const loader = './native' + '.js';
@@ -130,23 +146,31 @@ async function loadFastest(): Promise<KernelInfo> {
     ({ loadNativeKernel, loadAddon } = (await import(/* @vite-ignore */ /* webpackIgnore: true */ loader)) as
       typeof import('./native.js'));
   } catch (error) {
-    // A bundle that left the loader behind: keep the TypeScript kernel.
-    nativeUnavailable = `native loader not found: ${(error as Error).message}`;
-    return kernelInfo();
+    // A bundle that left the loader behind.
+    return `native loader not found: ${(error as Error).message}`;
   }
   const loaded = loadNativeKernel();
-  if (loaded.kernel === undefined) {
-    nativeUnavailable = loaded.reason;
-  } else {
-    active = loaded.kernel;
-    activeBf16 = loaded.kernel;
-    activeInt8 = loaded.kernel;
-    fusedAttention = loaded.kernel;
-    const raw = loadAddon();
-    if ('addon' in raw) {
-      nativeAddon = raw.addon;
-      for (const listener of nativeListeners) listener(raw.addon);
-    }
+  if (loaded.kernel === undefined) return loaded.reason;
+  active = loaded.kernel;
+  activeBf16 = loaded.kernel;
+  activeInt8 = loaded.kernel;
+  fusedAttention = loaded.kernel;
+  const raw = loadAddon();
+  if ('addon' in raw) {
+    nativeAddon = raw.addon;
+    for (const listener of nativeListeners) listener(raw.addon);
   }
-  return kernelInfo();
+  return undefined;
+}
+
+/** Activates the WebAssembly SIMD kernel; the reason when it cannot. */
+async function loadWasm(): Promise<WasmMatmulKernel | string> {
+  if (isNode && globalThis.process.env.GLASSFORMER_WASM === '0') return 'GLASSFORMER_WASM=0';
+  try {
+    const kernel = await createWasmKernel();
+    active = kernel;
+    return kernel;
+  } catch (error) {
+    return (error as Error).message;
+  }
 }
