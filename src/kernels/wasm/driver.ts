@@ -49,6 +49,8 @@ export const CTL = {
   parts: 12,
   splitN: 13,
   partSize: 14,
+  /** Parts the workers have finished since the pool started (tests and benchmarks check that threads took part). */
+  workerParts: 15,
 } as const;
 export const CTL_BYTES = 4096;
 export const PART_BITS = 12;

@@ -26,6 +26,10 @@ export interface WasmMatmulKernel extends ThreadedMatmulKernel {
   readonly maxThreads: number;
   /** GFLOP/s of one thread running independent multiply-adds on registers: the ceiling for this module here. */
   fmaPeak(seconds?: number): number;
+  /** Workers that have instantiated the module and serve jobs (they start in the background). */
+  readyWorkers(): number;
+  /** Parts of products the workers (not the calling thread) have computed so far. */
+  workerParts(): number;
 }
 
 export interface WasmKernelOptions {
@@ -159,9 +163,12 @@ class WasmKernel implements WasmMatmulKernel {
     return this.activeThreads;
   }
 
-  /** Workers that have started serving jobs. */
   readyWorkers(): number {
     return Atomics.load(this.ctl, CTL.ready);
+  }
+
+  workerParts(): number {
+    return Atomics.load(this.ctl, CTL.workerParts);
   }
 
   fmaPeak(seconds = 0.2): number {

@@ -21,7 +21,7 @@ const SPIN_MS = 1;
 
 function serve({ module, memory, index }: WorkerInit): void {
   const e = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as GemmExports;
-  const ctl = new Int32Array(memory.buffer, 0, CTL.partSize + 1);
+  const ctl = new Int32Array(memory.buffer, 0, CTL.workerParts + 1);
   const scratch = scratchAddress(index);
   Atomics.add(ctl, CTL.ready, 1);
   for (;;) {
@@ -29,6 +29,7 @@ function serve({ module, memory, index }: WorkerInit): void {
     const part = index < Atomics.load(ctl, CTL.active) ? claim(ctl) : -1;
     if (part >= 0) {
       runPart(e, readJob(ctl), part, scratch);
+      Atomics.add(ctl, CTL.workerParts, 1);
       finish(ctl);
       continue;
     }
