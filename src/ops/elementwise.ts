@@ -1,4 +1,5 @@
 import { ShapeError, UnsupportedError } from '../errors.js';
+import { BINARY_OPS, UNARY_KINDS, binaryLayout, elementwiseKernel, type BinaryOp, type UnaryKind } from '../kernels/elementwise.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor, shapeString, sizeOf, stridesOf, type Shape } from '../tensor/tensor.js';
 
@@ -101,7 +102,24 @@ function expand(t: Tensor, outShape: Shape): Float32Array {
 
 type BinaryGrad = (g: Float32Array, a: Tensor, b: Tensor, shape: Shape) => [Float32Array | undefined, Float32Array | undefined];
 
-function binary(op: string, a: Tensor, b: Tensor, f: Binary, grad: BinaryGrad): Tensor {
+/**
+ * a ∘ b through the native kernel: inference on f32 tensors whose broadcast
+ * fits its four axes; undefined sends the caller to the TypeScript loop.
+ */
+function fusedBinary(op: BinaryOp, a: Tensor, b: Tensor): Tensor | undefined {
+  const kernel = elementwiseKernel();
+  if (!kernel || a.dtype !== 'f32' || b.dtype !== 'f32' || needsGrad(a, b)) return undefined;
+  const shape = broadcastShapes(a.shape, b.shape);
+  const layout = binaryLayout(a.shape, b.shape, shape);
+  if (!layout) return undefined;
+  const out = new Float32Array(sizeOf(shape));
+  kernel.binary(BINARY_OPS[op], a.f32(), b.f32(), out, layout);
+  return new Tensor('f32', shape, out);
+}
+
+function binary(op: BinaryOp, a: Tensor, b: Tensor, f: Binary, grad: BinaryGrad): Tensor {
+  const fused = fusedBinary(op, a, b);
+  if (fused) return fused;
   const out = binaryValues(a, b, f);
   if (!needsGrad(a, b)) return out;
   return record(out, op, [a, b], (g) => {
@@ -170,7 +188,20 @@ function unary(op: string, t: Tensor, out: Tensor, derivative: (x: number, y: nu
   });
 }
 
-export const scale = (t: Tensor, s: number): Tensor => unary('scale', t, mapValues(t, (x) => x * s), () => s);
+/**
+ * f(t) through the native kernel (inference, f32): the same values as the
+ * TypeScript formulas to f32 rounding; undefined runs those formulas.
+ */
+function fusedUnary(kind: UnaryKind, t: Tensor, param = 0): Tensor | undefined {
+  const kernel = elementwiseKernel();
+  if (!kernel || t.dtype !== 'f32' || needsGrad(t)) return undefined;
+  const out = new Float32Array(t.size);
+  kernel.unary(UNARY_KINDS[kind], t.f32(), null, out, t.size, param);
+  return new Tensor('f32', t.shape, out);
+}
+
+export const scale = (t: Tensor, s: number): Tensor =>
+  fusedUnary('scale', t, s) ?? unary('scale', t, mapValues(t, (x) => x * s), () => s);
 
 /**
  * erf(x) within 1.5e-7 absolute (Abramowitz & Stegun 7.1.26): a fifth-degree
@@ -185,10 +216,13 @@ export function erf(x: number): number {
   return x < 0 ? -y : y;
 }
 
-export const relu = (t: Tensor): Tensor => unary('relu', t, mapValues(t, (x) => (x > 0 ? x : 0)), (x) => (x > 0 ? 1 : 0));
+export const relu = (t: Tensor): Tensor =>
+  fusedUnary('relu', t) ?? unary('relu', t, mapValues(t, (x) => (x > 0 ? x : 0)), (x) => (x > 0 ? 1 : 0));
 
 /** GELU, exact form x·Φ(x) (BERT, BART: `gelu`); d/dx = Φ(x) + x·φ(x). */
 export function gelu(t: Tensor): Tensor {
+  const fused = fusedUnary('gelu', t);
+  if (fused) return fused;
   const x = t.f32();
   const out = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) out[i] = 0.5 * x[i] * (1 + erf(x[i] * Math.SQRT1_2));
@@ -200,6 +234,7 @@ const GELU_C = Math.sqrt(2 / Math.PI);
 
 /** GELU, tanh approximation (GPT-2 `gelu_new`, T5 gated-gelu), Hendrycks & Gimpel 2016. */
 export const geluTanh = (t: Tensor): Tensor =>
+  fusedUnary('geluTanh', t) ??
   unary(
     'geluTanh',
     t,
@@ -212,6 +247,7 @@ export const geluTanh = (t: Tensor): Tensor =>
 
 /** SiLU / swish, x·σ(x) (Llama, Marian); d/dx = σ(x)·(1 + x·(1 − σ(x))). */
 export const silu = (t: Tensor): Tensor =>
+  fusedUnary('silu', t) ??
   unary('silu', t, mapValues(t, (x) => x / (1 + Math.exp(-x))), (x) => {
     const sig = 1 / (1 + Math.exp(-x));
     return sig * (1 + x * (1 - sig));

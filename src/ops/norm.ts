@@ -1,16 +1,29 @@
 import { ShapeError } from '../errors.js';
+import { elementwiseKernel } from '../kernels/elementwise.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 
-function checkGain(x: Tensor, gain: Tensor, what: string): number {
+function checkGain(x: Tensor, gain: Tensor, what: string, name = 'weight'): number {
   const d = x.shape[x.rank - 1];
-  if (gain.size !== d) throw new ShapeError(`${what}: weight ${gain} does not match the last axis of ${x}`);
+  if (gain.size !== d) throw new ShapeError(`${what}: ${name} ${gain} does not match the last axis of ${x}`);
   return d;
+}
+
+/** Inference on f32 tensors goes to the native kernel when it is loaded. */
+function fusable(x: Tensor, weight: Tensor, bias?: Tensor): boolean {
+  return x.dtype === 'f32' && weight.dtype === 'f32' && (bias?.dtype ?? 'f32') === 'f32' && !needsGrad(x, weight, bias);
 }
 
 /** Layer normalisation (Ba et al. 2016): (x − mean) / √(var + ε) · γ + β over the last axis, biased variance. */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | undefined, eps: number): Tensor {
   const d = checkGain(x, weight, 'layerNorm');
+  if (bias) checkGain(x, bias, 'layerNorm', 'bias');
+  const kernel = elementwiseKernel();
+  if (kernel && fusable(x, weight, bias)) {
+    const out = new Float32Array(x.size);
+    kernel.layerNorm(x.f32(), null, null, weight.f32(), bias ? bias.f32() : null, out, x.size / d, d, eps);
+    return new Tensor('f32', x.shape, out);
+  }
   const src = x.f32();
   const g = weight.f32();
   const b = bias?.f32();
@@ -67,6 +80,12 @@ function layerNormBackward(dy: Float32Array, src: Float32Array, g: Float32Array,
 /** RMS normalisation (Zhang & Sennrich 2019): x / √(mean(x²) + ε) · γ, as Llama's RMSNorm and T5's LayerNorm. */
 export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   const d = checkGain(x, weight, 'rmsNorm');
+  const kernel = elementwiseKernel();
+  if (kernel && fusable(x, weight)) {
+    const out = new Float32Array(x.size);
+    kernel.rmsNorm(x.f32(), weight.f32(), out, x.size / d, d, eps);
+    return new Tensor('f32', x.shape, out);
+  }
   const src = x.f32();
   const g = weight.f32();
   const out = new Float32Array(src.length);

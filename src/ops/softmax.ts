@@ -1,3 +1,4 @@
+import { elementwiseKernel } from '../kernels/elementwise.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -8,10 +9,18 @@ function rowMax(x: Float32Array, row: number, n: number): number {
   return max;
 }
 
+const NO_MASK = new Float64Array(3);
+
 /** Softmax over the last axis, stable: exp(x − max) / Σ exp(x − max). A row of all −∞ stays all 0. */
 export function softmax(t: Tensor): Tensor {
   const x = t.f32();
   const n = t.shape[t.rank - 1];
+  const kernel = elementwiseKernel();
+  if (kernel && t.rank > 0 && t.dtype === 'f32' && !needsGrad(t)) {
+    const out = new Float32Array(x.length);
+    kernel.softmax(x, out, n === 0 ? 0 : x.length / n, n, 1, null, NO_MASK, NO_MASK);
+    return new Tensor('f32', t.shape, out);
+  }
   const out = new Float32Array(x.length);
   for (let row = 0; row < x.length; row += n) {
     const max = rowMax(x, row, n);

@@ -1,0 +1,136 @@
+/**
+ * The seam for the fused elementwise ops between the matrix products (norms,
+ * activations, softmax, broadcast arithmetic): native/elementwise.cc when the
+ * addon is loaded, nothing otherwise. ops/ call these for inference on f32
+ * tensors and run their own TypeScript loops, the reference and the browser
+ * path, when `elementwiseKernel()` is undefined or an input requires gradients.
+ *
+ * This file imports no `node:` module, so a browser build can include it.
+ */
+import { onNativeAddon } from './index.js';
+
+/** The activations `unary` computes, by the addon's numbering. */
+export const UNARY_KINDS = { relu: 0, gelu: 1, geluTanh: 2, silu: 3, scale: 4 } as const;
+export type UnaryKind = keyof typeof UNARY_KINDS;
+
+/** The broadcast binary ops `binary` computes, by the addon's numbering. */
+export const BINARY_OPS = { add: 0, sub: 1, mul: 2, div: 3 } as const;
+export type BinaryOp = keyof typeof BINARY_OPS;
+
+/**
+ * What native/elementwise.cc exports. Every array is row-major and contiguous;
+ * outputs are overwritten and may be the first input (in place).
+ */
+export interface ElementwiseKernel {
+  /**
+   * out = layerNorm(x + residual) · gamma + beta over rows of d; with a
+   * residual, x + residual (rounded to f32) is also written to `sum` if given.
+   */
+  layerNorm(
+    x: Float32Array,
+    residual: Float32Array | null,
+    sum: Float32Array | null,
+    gamma: Float32Array,
+    beta: Float32Array | null,
+    out: Float32Array,
+    rows: number,
+    d: number,
+    eps: number,
+  ): void;
+  /** out = gamma · f32(x / √(mean(x²) + eps)) over rows of d. */
+  rmsNorm(x: Float32Array, gamma: Float32Array, out: Float32Array, rows: number, d: number, eps: number): void;
+  /** out[i] = f(x[i]) (· gate[i]); `param` is the factor of `scale`. */
+  unary(kind: number, x: Float32Array, gate: Float32Array | null, out: Float32Array, n: number, param: number): void;
+  /**
+   * Softmax over rows of n of f32(f32(x · scale) + mask). Rows are [B, H, Q]
+   * flattened; the mask row of (b, h, q) starts at b·s0 + h·s1 + q·s2 for
+   * maskStrides [s0, s1, s2], with dims [H, Q].
+   */
+  softmax(
+    x: Float32Array,
+    out: Float32Array,
+    rows: number,
+    n: number,
+    scale: number,
+    mask: Float32Array | null,
+    maskStrides: Float64Array,
+    dims: Float64Array,
+  ): void;
+  /** out = a ∘ b over layout [shape ×4, a strides ×4, b strides ×4] (see `binaryLayout`). */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, layout: Float64Array): void;
+}
+
+const FUNCTIONS = ['layerNorm', 'rmsNorm', 'unary', 'softmax', 'binary'] as const;
+
+let active: ElementwiseKernel | undefined;
+
+onNativeAddon((addon) => {
+  if (FUNCTIONS.every((name) => typeof addon[name] === 'function')) active = addon as unknown as ElementwiseKernel;
+});
+
+/** The fused elementwise kernel, when the native addon is loaded; undefined runs the TypeScript ops. */
+export function elementwiseKernel(): ElementwiseKernel | undefined {
+  return active;
+}
+
+/** Swap the kernel (undefined turns the fused paths off, to compare); returns the previous one. */
+export function setElementwiseKernel(kernel: ElementwiseKernel | undefined): ElementwiseKernel | undefined {
+  const previous = active;
+  active = kernel;
+  return previous;
+}
+
+/** Axes the native `binary` walks; a broadcast that does not fit in this many runs the TypeScript loop. */
+const BINARY_AXES = 4;
+
+/**
+ * The native `binary` layout of a ∘ b broadcast to `out`: NumPy broadcasting
+ * as element strides (0 on a repeated axis), with neighbouring axes merged
+ * while both operands walk them as one, padded to four axes. Undefined when
+ * more than four axes remain or an operand repeats along a run of the last
+ * axis that is not the whole axis (the kernel needs stride 0 or 1 there).
+ */
+export function binaryLayout(a: readonly number[], b: readonly number[], out: readonly number[]): Float64Array | undefined {
+  const sa = broadcastStrides(a, out);
+  const sb = broadcastStrides(b, out);
+  const shape: number[] = [];
+  const aStrides: number[] = [];
+  const bStrides: number[] = [];
+  for (let axis = 0; axis < out.length; axis++) {
+    if (out[axis] === 1) continue;
+    const last = shape.length - 1;
+    // Merge with the previous axis when each operand steps over both as one run.
+    if (last >= 0 && aStrides[last] === sa[axis] * out[axis] && bStrides[last] === sb[axis] * out[axis]) {
+      shape[last] *= out[axis];
+      aStrides[last] = sa[axis];
+      bStrides[last] = sb[axis];
+    } else {
+      shape.push(out[axis]);
+      aStrides.push(sa[axis]);
+      bStrides.push(sb[axis]);
+    }
+  }
+  if (shape.length > BINARY_AXES) return undefined;
+  const n = shape.length;
+  if (n > 0 && (aStrides[n - 1] > 1 || bStrides[n - 1] > 1)) return undefined;
+  const pad = BINARY_AXES - n;
+  const layout = new Float64Array(3 * BINARY_AXES);
+  for (let i = 0; i < BINARY_AXES; i++) {
+    layout[i] = i < pad ? 1 : shape[i - pad];
+    layout[BINARY_AXES + i] = i < pad ? 0 : aStrides[i - pad];
+    layout[2 * BINARY_AXES + i] = i < pad ? 0 : bStrides[i - pad];
+  }
+  return layout;
+}
+
+/** Element strides that read `shape` as `target` (right-aligned; 0 on every axis it repeats). */
+function broadcastStrides(shape: readonly number[], target: readonly number[]): number[] {
+  const strides = new Array<number>(target.length).fill(0);
+  let stride = 1;
+  for (let i = target.length - 1, j = shape.length - 1; i >= 0; i--, j--) {
+    if (j < 0) break;
+    strides[i] = shape[j] === 1 ? 0 : stride;
+    stride *= shape[j];
+  }
+  return strides;
+}
