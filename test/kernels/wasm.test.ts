@@ -210,6 +210,12 @@ describe('WebAssembly kernel arguments', () => {
     assert.throws(() => kernel.gemm(notF32, 0, b, 0, c, 0, 2, 2, 3, false), /A must be a Float32Array/);
   });
 
+  test('without shared memory (a one-thread pool) the memory grows between products and the kernel keeps agreeing', () => {
+    for (const c of [MODEL_CASES[0], MODEL_CASES[7], MODEL_CASES[9], MODEL_CASES[3]]) assertAgrees(kernel, c);
+    assert.equal(kernel.workerParts(), 0);
+    assert.equal(kernel.readyWorkers(), 0);
+  });
+
   test('setThreads refuses a count below 1 and caps at the pool size', () => {
     assert.throws(() => kernel.setThreads(0), ShapeError);
     assert.equal(kernel.setThreads(8), 1);

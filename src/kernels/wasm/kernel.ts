@@ -128,7 +128,7 @@ class WasmKernel implements WasmMatmulKernel {
   private activeThreads = 1;
   private workers = 0;
   private heap: Float32Array;
-  private readonly ctl: Int32Array;
+  private ctl: Int32Array;
   private readonly canBlock: boolean;
 
   constructor(
@@ -281,7 +281,7 @@ class WasmKernel implements WasmMatmulKernel {
     for (let r = 0; r < rows; r++) c.set(this.heap.subarray(at + r * stride, at + r * stride + cols), cOffset + r * cols);
   }
 
-  /** Grows the memory to at least `bytes` (never shrinks it) and renews the view on it. */
+  /** Grows the memory to at least `bytes` (never shrinks it) and renews the views on it. */
   private reserve(bytes: number): void {
     const have = this.memory.buffer.byteLength;
     if (bytes > have) {
@@ -290,7 +290,12 @@ class WasmKernel implements WasmMatmulKernel {
       }
       this.memory.grow(Math.ceil((bytes - have) / PAGE));
     }
-    if (this.heap.buffer.byteLength !== this.memory.buffer.byteLength) this.heap = new Float32Array(this.memory.buffer);
+    // Growing a memory that is not shared detaches its old buffer, and a
+    // shared one's old buffer keeps its old length: either way, new views.
+    if (this.heap.buffer.byteLength !== this.memory.buffer.byteLength) {
+      this.heap = new Float32Array(this.memory.buffer);
+      this.ctl = new Int32Array(this.memory.buffer, 0, CTL_BYTES / 4);
+    }
   }
 }
 
