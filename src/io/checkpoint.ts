@@ -108,6 +108,10 @@ export class Checkpoint implements TensorReader {
     return file.getSync(name);
   }
 
+  readF32Sync(name: string, begin: number, end: number, into: Float32Array): Float32Array {
+    return this.fileOf(name).readF32Sync(name, begin, end, into);
+  }
+
   async readRaw(name: string): Promise<Uint8Array> {
     return this.fileOf(name).readRaw(name);
   }

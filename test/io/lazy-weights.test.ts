@@ -3,7 +3,7 @@ import { copyFile, mkdir, mkdtemp, readFile, truncate, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ConfigError, FormatError, WeightError } from '../../src/errors.js';
+import { ConfigError, FormatError, UnsupportedError, WeightError } from '../../src/errors.js';
 import { Checkpoint } from '../../src/io/checkpoint.js';
 import { openModelFolder } from '../../src/io/model-folder.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
@@ -18,9 +18,10 @@ import { HF_TINY } from './shared.js';
 const FIXTURES = ['bert', 'bert/classification', 'gpt2', 'llama', 't5', 't5/gated-gelu', 'bart', 'marian', 'vanilla'];
 const DTYPES: readonly LinearDtype[] = ['f32', 'bf16', 'int8'];
 
-/** A TensorReader that counts the reads of each tensor. */
+/** A TensorReader that counts the reads of each tensor (a pass of block reads counts once, at its first element). */
 function counting(reader: TensorReader): TensorReader & { reads: Map<string, number> } {
   const reads = new Map<string, number>();
+  const count = (name: string): void => void reads.set(name, (reads.get(name) ?? 0) + 1);
   return {
     reads,
     name: reader.name,
@@ -29,8 +30,12 @@ function counting(reader: TensorReader): TensorReader & { reads: Map<string, num
     has: (name) => reader.has(name),
     tensorInfo: (name) => reader.tensorInfo(name),
     getSync: (name: string, options?: GetOptions) => {
-      reads.set(name, (reads.get(name) ?? 0) + 1);
+      count(name);
       return reader.getSync(name, options);
+    },
+    readF32Sync: (name, begin, end, into) => {
+      if (begin === 0) count(name);
+      return reader.readF32Sync(name, begin, end, into);
     },
   };
 }
@@ -173,4 +178,59 @@ test('weights that can only be read asynchronously are refused lazily and loaded
   assert.equal(checkpoint.canReadSync, false);
   assert.throws(() => Weights.from(checkpoint, '/m/model.safetensors'), (e: unknown) => e instanceof ConfigError && /not local/.test(e.message));
   assert.deepEqual(await gpt2Logits(asyncOnly, '/m', 'bf16'), await gpt2Logits(nodeFileSystem, dir, 'bf16'));
+});
+
+/** A [rows, cols] matrix of ordinary values with a few exact ties and large magnitudes, stored as `dtype`. */
+function matrixOf(rows: number, cols: number, dtype: 'f32' | 'bf16' | 'f16'): Tensor {
+  const data = new Float32Array(rows * cols);
+  for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37) * (1 + (i % 7)) + (i % 97 === 0 ? 0.5 : 0);
+  return new Tensor('f32', [rows, cols], data).to(dtype);
+}
+
+test('block-by-block conversions equal whole-tensor conversions bit for bit, across block boundaries, for f32, f16 and bf16 files', async () => {
+  // 300 × 1000 = 300,000 elements: more than one 262,144-element block, with a partial last block of rows.
+  for (const stored of ['f32', 'bf16', 'f16'] as const) {
+    const tensors = new Map([
+      ['lin.weight', matrixOf(300, 1000, stored)],
+      ['conv.weight', matrixOf(1000, 300, stored)],
+      ['row.weight', matrixOf(2, 300_000, stored)],
+    ]);
+    const file = await openSafetensorsBytes(serializeSafetensors(tensors), `${stored}.safetensors`);
+    for (const linearDtype of DTYPES) {
+      const eager = Weights.from(tensors, 'mem', { linearDtype });
+      const lazy = Weights.from(file, 'mem', { linearDtype });
+      const same = (a: unknown, b: unknown, what: string): void => {
+        if (a instanceof Int8Matrix && b instanceof Int8Matrix) {
+          assert.deepEqual(a.shape, b.shape, what);
+          assert.deepEqual(a.q, b.q, what);
+          assert.deepEqual(a.scales, b.scales, what);
+        } else {
+          assert.ok(a instanceof Tensor && b instanceof Tensor, what);
+          assert.equal(a.dtype, b.dtype, what);
+          assert.deepEqual(a.shape, b.shape, what);
+          assert.deepEqual(a.data, b.data, what);
+        }
+      };
+      const what = `${stored} file, ${linearDtype}`;
+      same(lazy.matrix('lin.weight', [300, 1000]), eager.matrix('lin.weight', [300, 1000]), `${what}: matrix`);
+      same(lazy.matrix('row.weight', [2, 300_000]), eager.matrix('row.weight', [2, 300_000]), `${what}: rows longer than a block`);
+      same(lazy.get('lin.weight'), eager.get('lin.weight'), `${what}: get`);
+      same(lazy.transposedMatrix('conv.weight', [1000, 300]), eager.transposedMatrix('conv.weight', [1000, 300]), `${what}: transposed`);
+      // The transposing buffer is reused: a second, smaller matrix must not see the first one's values.
+      same(lazy.transposedMatrix('lin.weight', [300, 1000]), eager.transposedMatrix('lin.weight', [300, 1000]), `${what}: transposed again`);
+    }
+  }
+});
+
+test('readF32Sync reads any element range of F32, F16 and BF16, and refuses other dtypes and ranges past the end', async () => {
+  const bytes = serializeSafetensors({ a: matrixOf(3, 5, 'f32'), b: matrixOf(3, 5, 'f16'), c: matrixOf(3, 5, 'bf16'), i: Tensor.i32([1, 2], [2]) });
+  const file = await openSafetensorsBytes(bytes, 'r.safetensors');
+  for (const name of ['a', 'b', 'c']) {
+    const whole = file.getSync(name).f32();
+    const part = new Float32Array(7);
+    assert.deepEqual(file.readF32Sync(name, 4, 11, part), whole.slice(4, 11), name);
+  }
+  assert.throws(() => file.readF32Sync('i', 0, 2, new Float32Array(2)), (e: unknown) => e instanceof UnsupportedError && /"i" is I32/.test(e.message));
+  assert.throws(() => file.readF32Sync('a', 10, 16, new Float32Array(6)), (e: unknown) => e instanceof WeightError && /r\.safetensors.*"a" has 15 elements/.test(e.message));
+  assert.throws(() => file.readF32Sync('a', 0, 4, new Float32Array(3)), (e: unknown) => e instanceof WeightError);
 });
