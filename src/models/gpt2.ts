@@ -54,10 +54,8 @@ export class Conv1D {
   static load(w: Weights, name: string, inFeatures: number, outFeatures: number): Conv1D {
     const scoped = w.scope(name);
     const bias = scoped.get('bias', [outFeatures]);
-    const weight = scoped.get('weight', [inFeatures, outFeatures]);
-    if (w.linearDtype === 'bf16') return new Conv1D(weight.transpose(0, 1).to('bf16'), bias); // [out, in]
-    if (w.linearDtype === 'int8') return new Conv1D(Int8Matrix.quantize(weight.transpose(0, 1)), bias); // [out, in]
-    return new Conv1D(weight, bias);
+    if (w.linearDtype !== 'f32') return new Conv1D(scoped.transposedMatrix('weight', [inFeatures, outFeatures]), bias); // [out, in]
+    return new Conv1D(scoped.get('weight', [inFeatures, outFeatures]), bias);
   }
 
   forward(x: Tensor): Tensor {
