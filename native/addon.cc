@@ -6,6 +6,8 @@
 //   gemmInt8Quantized(same arguments)  the same with A quantized per row to int8 (VNNI)
 //   and the fused ops of ops.cc (attend, ...) and elementwise.cc, registered by
 //   register_ops and register_elementwise
+//   prepack(b, bOffset, n, k, transB) -> ArrayBuffer   op(B) packed once, for
+//   gemmPacked(a, aOffset, packed, c, cOffset, m, n, k)  C = A · op(B) without packing B
 //   setThreads(n) -> threads in use     threads() -> threads in use
 //   isa() -> "avx512vnni" | "avx512" | "avx2" | "scalar"   supportedIsas() -> string[]
 //   setIsa(name)   (tests use it to check every variant on one machine)
@@ -20,6 +22,7 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <new>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -142,6 +145,7 @@ struct Job {
   int64_t chunks;
   float* shared;   // the other operand packed once for all threads, or null
   int64_t pack_chunks;
+  const float* packed_b;  // B packed ahead of the call (gemmPacked), or null
 };
 
 // Packs a share of the operand that is not split: A's row panels when the
@@ -168,28 +172,30 @@ void run_gemm_chunk(const void* context, int64_t chunk) {
   const int64_t first = job.tiles * chunk / job.chunks;
   const int64_t last = job.tiles * (chunk + 1) / job.chunks;
   if (job.split_n) {
-    isa.gemm_block(g, 0, g.m, first * isa.nr, std::min(g.n, last * isa.nr), job.shared, nullptr);
+    isa.gemm_block(g, 0, g.m, first * isa.nr, std::min(g.n, last * isa.nr), job.shared, job.packed_b);
   } else {
-    isa.gemm_block(g, first * isa.mr, std::min(g.m, last * isa.mr), 0, g.n, nullptr, job.shared);
+    isa.gemm_block(g, first * isa.mr, std::min(g.m, last * isa.mr), 0, g.n, nullptr,
+                   job.packed_b ? job.packed_b : job.shared);
   }
 }
 
-void run_gemm(const Gemm& g) {
+// C = A · op(B), with B already packed (packed_b, from prepack) or not (null).
+void run_gemm(const Gemm& g, const float* packed_b = nullptr) {
   State& s = state();
   if (g.k == 0) {
     std::fill(g.c, g.c + g.m * g.n, 0.0f);
     return;
   }
   const int64_t threads = g.m * g.n * g.k < kParallelMinMacs ? 1 : s.pool.threads();
-  Job job{&g, s.active, true, 0, 0, nullptr, 0};
-  if (g.m <= kGemvMaxRows) {
+  Job job{&g, s.active, true, 0, 0, nullptr, 0, packed_b};
+  if (g.m <= kGemvMaxRows && !packed_b) {
     // Stream each weight once, on this thread (see the note at the top).
     job.isa->gemv(g, 0, g.n);
     return;
   }
   if (threads == 1) {
     // One thread packs block by block, each panel just before it is used.
-    job.isa->gemm_block(g, 0, g.m, 0, g.n, nullptr, nullptr);
+    job.isa->gemm_block(g, 0, g.m, 0, g.n, nullptr, packed_b);
     return;
   }
   const int64_t m_tiles = (g.m + job.isa->mr - 1) / job.isa->mr;
@@ -197,12 +203,15 @@ void run_gemm(const Gemm& g) {
   job.split_n = n_tiles >= threads * kGemmChunksPerThread || n_tiles >= m_tiles;
   job.tiles = job.split_n ? n_tiles : m_tiles;
   job.chunks = std::min(job.tiles, threads * kGemmChunksPerThread);
-  static thread_local SharedPack shared;
-  const int64_t shared_size = job.split_n ? job.isa->packed_a_size(g) : job.isa->packed_b_size(g);
-  job.shared = shared_size <= kMaxSharedPackFloats ? shared.get(shared_size) : nullptr;
-  if (job.shared) {
-    job.pack_chunks = std::min(threads, job.split_n ? m_tiles : n_tiles);
-    s.pool.run(job.pack_chunks, run_pack_chunk, &job);
+  // With B packed ahead, splitting the rows of C needs nothing packed here.
+  if (!(packed_b && !job.split_n)) {
+    static thread_local SharedPack shared;
+    const int64_t shared_size = job.split_n ? job.isa->packed_a_size(g) : job.isa->packed_b_size(g);
+    job.shared = shared_size <= kMaxSharedPackFloats ? shared.get(shared_size) : nullptr;
+    if (job.shared) {
+      job.pack_chunks = std::min(threads, job.split_n ? m_tiles : n_tiles);
+      s.pool.run(job.pack_chunks, run_pack_chunk, &job);
+    }
   }
   s.pool.run(job.chunks, run_gemm_chunk, &job);
 }
@@ -386,6 +395,109 @@ napi_value GemmInt8(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// A weight packed ahead of its products (prepack): a header, then at byte 64
+// the panels pack_b_cols lays out for the variant that packed it.
+struct PackedHeader {
+  uint64_t magic;
+  const IsaKernels* isa;
+  int64_t n;
+  int64_t k;
+  bool trans_b;
+};
+constexpr uint64_t kPackedMagic = 0x676c617373504b31;  // "glassPK1"
+constexpr size_t kPackedDataOffset = 64;
+static_assert(sizeof(PackedHeader) <= kPackedDataOffset, "header fits before the panels");
+
+struct PackBJob {
+  const Gemm* g;
+  const IsaKernels* isa;
+  float* dst;
+  int64_t chunks;
+};
+
+void run_prepack_chunk(const void* context, int64_t chunk) {
+  const PackBJob& job = *static_cast<const PackBJob*>(context);
+  const int64_t panels = (job.g->n + job.isa->nr - 1) / job.isa->nr;
+  job.isa->pack_b_cols(*job.g, panels * chunk / job.chunks * job.isa->nr,
+                       std::min(job.g->n, panels * (chunk + 1) / job.chunks * job.isa->nr), job.dst);
+}
+
+// prepack(b, bOffset, n, k, transB) -> ArrayBuffer: op(B) [k, n] packed into the
+// active variant's panels once, for gemmPacked to multiply by without packing.
+napi_value Prepack(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv, "prepack: expected (b, bOffset, n, k, transB)")) return nullptr;
+  float* b;
+  int64_t b_len, b_off, n, k;
+  bool trans_b = false;
+  if (!get_float32_array(env, argv[0], "b", &b, &b_len) || !get_count(env, argv[1], "bOffset", &b_off) ||
+      !get_count(env, argv[2], "n", &n) || !get_count(env, argv[3], "k", &k)) {
+    return nullptr;
+  }
+  if (napi_get_value_bool(env, argv[4], &trans_b) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "prepack: transB must be a boolean");
+    return nullptr;
+  }
+  if (!check_extent(env, "b", b_len, b_off, trans_b ? n : k, trans_b ? k : n)) return nullptr;
+  const IsaKernels& isa = *state().active;
+  const Gemm g{nullptr, b + b_off, nullptr, 0, n, k, trans_b};
+  const size_t bytes = kPackedDataOffset + static_cast<size_t>(isa.packed_b_size(g)) * 4;
+  void* memory = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!memory) {
+    napi_throw_error(env, nullptr, "prepack: out of memory for the packed weight");
+    return nullptr;
+  }
+  new (memory) PackedHeader{kPackedMagic, &isa, n, k, trans_b};
+  PackBJob job{&g, &isa, reinterpret_cast<float*>(static_cast<char*>(memory) + kPackedDataOffset), 0};
+  const int64_t panels = (n + isa.nr - 1) / isa.nr;
+  job.chunks = std::min<int64_t>(panels, n * k < kParallelMinMacs ? 1 : state().pool.threads());
+  if (job.chunks > 0 && k > 0) state().pool.run(job.chunks, run_prepack_chunk, &job);
+  napi_value out;
+  if (!check(env, napi_create_external_arraybuffer(
+                      env, memory, bytes, [](napi_env, void* data, void*) { std::free(data); }, nullptr, &out))) {
+    std::free(memory);
+    return nullptr;
+  }
+  return out;
+}
+
+// gemmPacked(a, aOffset, packed, c, cOffset, m, n, k): C = A · op(B) for a B
+// that prepack packed with the variant now active and this n, k.
+napi_value GemmPacked(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!get_args(env, info, 8, argv, "gemmPacked: expected (a, aOffset, packed, c, cOffset, m, n, k)")) return nullptr;
+  float *a, *c;
+  int64_t a_len, c_len, a_off, c_off, m, n, k;
+  if (!get_float32_array(env, argv[0], "a", &a, &a_len) || !get_count(env, argv[1], "aOffset", &a_off) ||
+      !get_float32_array(env, argv[3], "c", &c, &c_len) || !get_count(env, argv[4], "cOffset", &c_off) ||
+      !get_count(env, argv[5], "m", &m) || !get_count(env, argv[6], "n", &n) || !get_count(env, argv[7], "k", &k)) {
+    return nullptr;
+  }
+  bool is_buffer = false;
+  void* data = nullptr;
+  size_t bytes = 0;
+  if (!check(env, napi_is_arraybuffer(env, argv[2], &is_buffer))) return nullptr;
+  if (is_buffer && !check(env, napi_get_arraybuffer_info(env, argv[2], &data, &bytes))) return nullptr;
+  const auto* header = static_cast<const PackedHeader*>(data);
+  if (!is_buffer || bytes < kPackedDataOffset || header->magic != kPackedMagic) {
+    napi_throw_type_error(env, nullptr, "gemmPacked: packed must be an ArrayBuffer returned by prepack");
+    return nullptr;
+  }
+  if (header->isa != state().active || header->n != n || header->k != k) {
+    napi_throw_range_error(env, nullptr,
+                           ("gemmPacked: packed holds a " + std::to_string(header->k) + "x" +
+                            std::to_string(header->n) + " weight for " + header->isa->name + ", asked for " +
+                            std::to_string(k) + "x" + std::to_string(n) + " on " + state().active->name +
+                            " (prepack it again)").c_str());
+    return nullptr;
+  }
+  if (!check_extent(env, "a", a_len, a_off, m, k) || !check_extent(env, "c", c_len, c_off, m, n)) return nullptr;
+  if (m == 0 || n == 0) return undefined(env);
+  const float* panels = reinterpret_cast<const float*>(static_cast<const char*>(data) + kPackedDataOffset);
+  run_gemm(Gemm{a + a_off, nullptr, c + c_off, m, n, k, header->trans_b}, panels);
+  return undefined(env);
+}
+
 napi_value GemmInt8Quantized(napi_env env, napi_callback_info info) {
   napi_value argv[10];
   if (!get_args(env, info, 10, argv,
@@ -532,6 +644,8 @@ NAPI_MODULE_INIT() {
       {"gemm", nullptr, Gemm_, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmBf16", nullptr, GemmBf16, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmInt8", nullptr, GemmInt8, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"prepack", nullptr, Prepack, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"gemmPacked", nullptr, GemmPacked, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmInt8Quantized", nullptr, GemmInt8Quantized, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -8,7 +8,15 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AttentionKernel, Bf16MatmulKernel, Int8MatmulKernel, ThreadedMatmulKernel } from './types.js';
+import { UnsupportedError } from '../errors.js';
+import type {
+  AttentionKernel,
+  Bf16MatmulKernel,
+  Int8MatmulKernel,
+  PackedMatrix,
+  PrepackingMatmulKernel,
+  ThreadedMatmulKernel,
+} from './types.js';
 
 /**
  * The instruction-set variants the addon carries; it picks the widest the CPU
@@ -34,6 +42,8 @@ interface NativeAddon {
     a: Float32Array, aOffset: number, q: Int8Array, qOffset: number, scales: Float32Array, c: Float32Array, cOffset: number,
     m: number, n: number, k: number,
   ): void;
+  prepack(b: Float32Array, bOffset: number, n: number, k: number, transB: boolean): ArrayBuffer;
+  gemmPacked(a: Float32Array, aOffset: number, packed: ArrayBuffer, c: Float32Array, cOffset: number, m: number, n: number, k: number): void;
   attend: AttentionKernel['attend'];
   setThreads(threads: number): number;
   threads(): number;
@@ -44,7 +54,13 @@ interface NativeAddon {
   streamRead(buffer: Float32Array, threads: number, prefetch: boolean): number;
 }
 
-export interface NativeMatmulKernel extends ThreadedMatmulKernel, Bf16MatmulKernel, Int8MatmulKernel, AttentionKernel {
+/** A weight the addon packed: its panels live in an ArrayBuffer the addon allocated (64-byte aligned). */
+interface NativePacked extends PackedMatrix {
+  readonly buffer: ArrayBuffer;
+}
+
+export interface NativeMatmulKernel
+  extends ThreadedMatmulKernel, PrepackingMatmulKernel, Bf16MatmulKernel, Int8MatmulKernel, AttentionKernel {
   /** The instruction-set variant in use. */
   isa(): NativeIsa;
   /** Every variant this CPU can run, widest first. */
@@ -125,6 +141,15 @@ function wrap(addon: NativeAddon): NativeMatmulKernel {
     // every matrix inside its array from its offset (a RangeError otherwise).
     gemm: addon.gemm,
     gemmBf16: addon.gemmBf16,
+    prepack(b, bOffset, n, k, transB): NativePacked {
+      return { n, k, kernel: this.name, buffer: addon.prepack(b, bOffset, n, k, transB) };
+    },
+    gemmPacked(a, aOffset, packed, c, cOffset, m) {
+      if (!('buffer' in packed) || !((packed as NativePacked).buffer instanceof ArrayBuffer)) {
+        throw new UnsupportedError(`gemmPacked: the weight was packed by ${packed.kernel}, not by the native kernel`);
+      }
+      addon.gemmPacked(a, aOffset, (packed as NativePacked).buffer, c, cOffset, m, packed.n, packed.k);
+    },
     gemmInt8: addon.gemmInt8,
     gemmInt8Quantized: addon.gemmInt8Quantized,
     attend: addon.attend,

@@ -33,6 +33,35 @@ export interface ThreadedMatmulKernel extends MatmulKernel {
   setThreads(threads: number): number;
 }
 
+/**
+ * A weight packed ahead of its products by `PrepackingMatmulKernel.prepack`:
+ * op(B) [k, n] laid out in the panels the kernel's inner loop reads, so each
+ * product skips packing (and transposing) it. It is a copy: it does not follow
+ * later writes to the array it was packed from.
+ */
+export interface PackedMatrix {
+  readonly n: number;
+  readonly k: number;
+  /** The kernel (and instruction-set variant) that packed it; only that kernel can use it. */
+  readonly kernel: string;
+}
+
+/**
+ * A kernel that can keep a weight packed between products: for inference
+ * with weights that do not change (onnxruntime packs its initializers the
+ * same way when a session is created).
+ */
+export interface PrepackingMatmulKernel extends MatmulKernel {
+  /** op(B) [k, n] packed once; B is [k, n], or [n, k] when `transB`. */
+  prepack(b: Float32Array, bOffset: number, n: number, k: number, transB: boolean): PackedMatrix;
+  /**
+   * C = A · op(B) for A [m, k] and B packed by this kernel: the same bits as
+   * `gemm` for more than 4 rows (with fewer, `gemm` streams B unpacked and sums
+   * in another order).
+   */
+  gemmPacked(a: Float32Array, aOffset: number, packed: PackedMatrix, c: Float32Array, cOffset: number, m: number): void;
+}
+
 /** Which kernel ops/matmul is using, for logs, benchmarks and bug reports. */
 export interface KernelInfo {
   /** The active kernel's name, e.g. `native-avx512`, `blocked`, `reference`. */

@@ -4,6 +4,7 @@
  * state saves beside the model under the same names.
  */
 import { ShapeError } from '../errors.js';
+import { forgetPackedWeights } from '../nn/linear.js';
 import { Tensor } from '../tensor/tensor.js';
 
 export type Parameters = ReadonlyMap<string, Tensor>;
@@ -91,6 +92,8 @@ export class AdamW implements Optimizer {
         w[i] = w[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / bc2Sqrt + this.eps);
       }
     }
+    // The weights changed in place: no linear layer may use a copy packed before.
+    forgetPackedWeights();
   }
 
   zeroGrad(): void {
@@ -131,6 +134,7 @@ export class SGD implements Optimizer {
         w[i] -= lr * d;
       }
     }
+    forgetPackedWeights();
   }
 
   zeroGrad(): void {
