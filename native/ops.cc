@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -58,11 +59,12 @@ struct Attention {
 constexpr int64_t kKeyBlock = 128;
 // Queries per task: enough to reuse each key tile, small enough that a prompt
 // still splits into many tasks for the pool.
-constexpr int64_t kQueryBlock = 32;
+constexpr int64_t kQueryBlock = 64;
 
 // Per-thread scratch, grown once and kept, so steady-state calls never allocate.
 struct Scratch {
   std::vector<float> scores;  // [query block, kKeyBlock]
+  std::vector<float> keys_t;  // the key tile transposed, [dim, kKeyBlock]
   std::vector<float> acc;     // [query block, dim]: unnormalised weighted sum of values
   std::vector<float> max;     // running max of each query's scores
   std::vector<double> sum;    // running Σ exp(score − max)
@@ -71,6 +73,7 @@ struct Scratch {
 Scratch& scratch(int64_t rows, int64_t dim) {
   static thread_local Scratch s;
   s.scores.resize(static_cast<size_t>(rows * kKeyBlock));
+  s.keys_t.resize(static_cast<size_t>(dim * kKeyBlock));
   s.acc.resize(static_cast<size_t>(rows * dim));
   s.max.resize(static_cast<size_t>(rows));
   s.sum.resize(static_cast<size_t>(rows));
@@ -85,10 +88,178 @@ GF_INLINE float dot(const float* a, const float* b, int64_t n) {
   for (; d + W <= n; d += W) {
     for (int t = 0; t < W; ++t) part[t] += a[d + t] * b[d + t];
   }
-  float total = 0;
+  // Halve the partial sums pairwise (log2 W vector adds) rather than adding
+  // them one by one into a scalar: a chain of W dependent adds per key.
+  for (int w = W / 2; w >= 1; w /= 2) {
+    for (int t = 0; t < w; ++t) part[t] += part[t + w];
+  }
+  float total = part[0];
   for (; d < n; ++d) total += a[d] * b[d];
+  return total;
+}
+
+template <int W>
+GF_INLINE float sum(const float* x, int64_t n) {
+  float part[W] = {};
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    for (int t = 0; t < W; ++t) part[t] += x[i + t];
+  }
+  float total = 0;
+  for (; i < n; ++i) total += x[i];
   for (int t = 0; t < W; ++t) total += part[t];
   return total;
+}
+
+GF_INLINE float bits_to_float(int32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+GF_INLINE int32_t float_to_bits(float f) {
+  int32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return bits;
+}
+
+// e^x for x ≤ 0 (a score minus its row's max), in straight-line arithmetic the
+// compiler vectorizes, where a call to expf would not be: x = n·ln 2 + r with
+// |r| ≤ ln 2 / 2 (ln 2 split in two constants for an exact product), e^r by
+// Cephes' degree-6 polynomial for expf (within 2 ulp), 2^n built in the
+// exponent bits. Below −87.3 (2^n would leave the normal range) it returns 0,
+// far under any softmax term that matters next to the row's max (e^0 = 1).
+GF_INLINE float exp_nonpositive(float x) {
+  const bool underflow = !(x >= -87.3f);  // also −∞ and NaN-free −∞ − (−∞) guards upstream
+  x = underflow ? 0.0f : x;
+  const float shifted = x * 1.44269504088896341f + 12582912.0f;  // 1.5·2^23: adding it rounds to an integer
+  const float n = shifted - 12582912.0f;
+  const int32_t exponent = float_to_bits(shifted) - float_to_bits(12582912.0f);
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  const float r2 = r * r;
+  float poly = 1.9875691500e-4f;
+  poly = poly * r + 1.3981999507e-3f;
+  poly = poly * r + 8.3334519073e-3f;
+  poly = poly * r + 4.1665795894e-2f;
+  poly = poly * r + 1.6666665459e-1f;
+  poly = poly * r + 5.0000001201e-1f;
+  const float er = poly * r2 + r + 1.0f;
+  const float result = er * bits_to_float((exponent + 127) << 23);
+  return underflow ? 0.0f : result;
+}
+
+// W floats as one value (GCC/Clang vector extension): a zmm register under the
+// AVX-512 target (W = 16), a ymm under AVX2 (8), an xmm in the portable build
+// (4). Loads and stores go through memcpy, so no alignment is assumed.
+// Lanes' functions are always inlined into the per-ISA tasks below, so the
+// vector-return ABI GCC warns about for the baseline target never applies.
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <int W>
+struct Lanes {
+  typedef float vec __attribute__((vector_size(4 * W)));
+  static GF_INLINE vec load(const float* p) {
+    vec v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static GF_INLINE void store(float* p, const vec& v) { std::memcpy(p, &v, sizeof v); }
+};
+
+// scores[r, t] = q_r · k_t · scale for the rows of a query block against one key
+// tile. Few rows (decoding) take one dot product per key; more rows transpose
+// the tile once into [dim, kKeyBlock] (zero past the tile's end) so each row's
+// scores are sums of broadcast products over contiguous keys, held in eight
+// registers for the whole tile: no horizontal sums, no stores until the end.
+template <int W>
+GF_INLINE void tile_scores(const float* q, const float* k, int64_t rows, int64_t tile, int64_t dim, float scale,
+                           float* scores, float* keys_t) {
+  if (rows < 4) {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t t = 0; t < tile; ++t) scores[r * kKeyBlock + t] = dot<W>(q + r * dim, k + t * dim, dim) * scale;
+    }
+    return;
+  }
+  for (int64_t t = 0; t < tile; ++t) {
+    for (int64_t d = 0; d < dim; ++d) keys_t[d * kKeyBlock + t] = k[t * dim + d];
+  }
+  if (tile < kKeyBlock) {
+    for (int64_t d = 0; d < dim; ++d) std::fill(keys_t + d * kKeyBlock + tile, keys_t + (d + 1) * kKeyBlock, 0.0f);
+  }
+  using L = Lanes<W>;
+  constexpr int kRegs = kKeyBlock / W;
+  // Two rows at a time: each load of the transposed keys feeds two FMAs.
+  int64_t r = 0;
+  for (; r + 2 <= rows; r += 2) {
+    const float* q0 = q + r * dim;
+    const float* q1 = q0 + dim;
+    typename L::vec s0[kRegs] = {};
+    typename L::vec s1[kRegs] = {};
+    for (int64_t d = 0; d < dim; ++d) {
+      const float a0 = q0[d];
+      const float a1 = q1[d];
+      const float* kd = keys_t + d * kKeyBlock;
+#pragma GCC unroll 32
+      for (int u = 0; u < kRegs; ++u) {
+        const typename L::vec kv = L::load(kd + u * W);
+        s0[u] += a0 * kv;
+        s1[u] += a1 * kv;
+      }
+    }
+    float* sr = scores + r * kKeyBlock;
+#pragma GCC unroll 32
+    for (int u = 0; u < kRegs; ++u) {
+      L::store(sr + u * W, s0[u] * scale);
+      L::store(sr + kKeyBlock + u * W, s1[u] * scale);
+    }
+  }
+  for (; r < rows; ++r) {
+    const float* qr = q + r * dim;
+    typename L::vec acc[kRegs] = {};
+    for (int64_t d = 0; d < dim; ++d) {
+      const float qd = qr[d];
+      const float* kd = keys_t + d * kKeyBlock;
+#pragma GCC unroll 32
+      for (int u = 0; u < kRegs; ++u) acc[u] += qd * L::load(kd + u * W);
+    }
+    float* sr = scores + r * kKeyBlock;
+#pragma GCC unroll 32
+    for (int u = 0; u < kRegs; ++u) L::store(sr + u * W, acc[u] * scale);
+  }
+}
+
+// acc += Σ_t p[t] · v_t over one tile: 4·W columns of acc at a time stay in
+// four registers across the whole tile (updating acc in memory per key would
+// chain every step through a store and a reload).
+template <int W>
+GF_INLINE void accumulate_values(const float* p, const float* v, int64_t tile, int64_t dim, float* acc) {
+  using L = Lanes<W>;
+  int64_t d = 0;
+  for (; d + 4 * W <= dim; d += 4 * W) {
+    typename L::vec a0 = L::load(acc + d), a1 = L::load(acc + d + W), a2 = L::load(acc + d + 2 * W),
+                    a3 = L::load(acc + d + 3 * W);
+    for (int64_t t = 0; t < tile; ++t) {
+      const float* vt = v + t * dim + d;
+      const float pt = p[t];
+      a0 += pt * L::load(vt);
+      a1 += pt * L::load(vt + W);
+      a2 += pt * L::load(vt + 2 * W);
+      a3 += pt * L::load(vt + 3 * W);
+    }
+    L::store(acc + d, a0);
+    L::store(acc + d + W, a1);
+    L::store(acc + d + 2 * W, a2);
+    L::store(acc + d + 3 * W, a3);
+  }
+  for (; d + W <= dim; d += W) {
+    typename L::vec a0 = L::load(acc + d);
+    for (int64_t t = 0; t < tile; ++t) a0 += p[t] * L::load(v + t * dim + d);
+    L::store(acc + d, a0);
+  }
+  for (; d < dim; ++d) {
+    float a0 = acc[d];
+    for (int64_t t = 0; t < tile; ++t) a0 += p[t] * v[t * dim + d];
+    acc[d] = a0;
+  }
 }
 
 // One task: the queries [i0, i0 + rows) of one (batch row, head) against all
@@ -108,47 +279,42 @@ GF_INLINE void attend_task(const Attention& a, int64_t task) {
   const int64_t dim = a.dim;
   const float* kh = a.k + kv_head * a.capacity * dim;
   const float* vh = a.v + kv_head * a.capacity * dim;
+  const float* qb = a.q + (bh * a.queries + i0) * dim;
   Scratch& s = scratch(rows, dim);
   std::fill(s.acc.begin(), s.acc.begin() + rows * dim, 0.0f);
   std::fill(s.max.begin(), s.max.begin() + rows, kMinusInf);
   std::fill(s.sum.begin(), s.sum.begin() + rows, 0.0);
   for (int64_t j0 = 0; j0 < a.keys; j0 += kKeyBlock) {
     const int64_t tile = std::min(kKeyBlock, a.keys - j0);
+    tile_scores<W>(qb, kh + j0 * dim, rows, tile, dim, a.scale, s.scores.data(), s.keys_t.data());
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
-      const float* qi = a.q + (bh * a.queries + i) * dim;
       float* sr = s.scores.data() + r * kKeyBlock;
-      const float* mask = a.mask ? a.mask + b * a.mask_strides[0] + h * a.mask_strides[1] + i * a.mask_strides[2] : nullptr;
-      const float* bias = a.bias ? a.bias + b * a.bias_strides[0] + h * a.bias_strides[1] + i * a.bias_strides[2] : nullptr;
-      float tile_max = kMinusInf;
-      for (int64_t t = 0; t < tile; ++t) {
-        const int64_t j = j0 + t;
-        // The unfused order: q·k·scale, + position bias, + mask.
-        float score = dot<W>(qi, kh + j * dim, dim) * a.scale;
-        if (bias) score += bias[j * a.bias_strides[3]];
-        if (mask) score += mask[j * a.mask_strides[3]];
-        sr[t] = score;
-        tile_max = std::max(tile_max, score);
+      // The unfused order: q·k·scale, + position bias, + mask.
+      if (a.bias) {
+        const float* bias = a.bias + b * a.bias_strides[0] + h * a.bias_strides[1] + i * a.bias_strides[2];
+        for (int64_t t = 0; t < tile; ++t) sr[t] += bias[(j0 + t) * a.bias_strides[3]];
       }
+      if (a.mask) {
+        const float* mask = a.mask + b * a.mask_strides[0] + h * a.mask_strides[1] + i * a.mask_strides[2];
+        for (int64_t t = 0; t < tile; ++t) sr[t] += mask[(j0 + t) * a.mask_strides[3]];
+      }
+      float tile_max = kMinusInf;
+      for (int64_t t = 0; t < tile; ++t) tile_max = std::max(tile_max, sr[t]);
       if (a.pattern) std::copy(sr, sr + tile, a.pattern + (bh * a.queries + i) * a.keys + j0);
       if (tile_max == kMinusInf) continue;  // every key of the tile masked out: adds nothing
       float* acc = s.acc.data() + r * dim;
       if (tile_max > s.max[r]) {
         // exp(−∞) = 0 clears the first tile's zeros harmlessly.
-        const float rescale = std::exp(s.max[r] - tile_max);
+        const float rescale = s.max[r] == kMinusInf ? 0.0f : exp_nonpositive(s.max[r] - tile_max);
         s.sum[r] *= rescale;
         for (int64_t d = 0; d < dim; ++d) acc[d] *= rescale;
         s.max[r] = tile_max;
       }
       const float max = s.max[r];
-      float total = 0;
-      for (int64_t t = 0; t < tile; ++t) {
-        const float p = std::exp(sr[t] - max);
-        total += p;
-        const float* vj = vh + (j0 + t) * dim;
-        for (int64_t d = 0; d < dim; ++d) acc[d] += p * vj[d];
-      }
-      s.sum[r] += total;
+      for (int64_t t = 0; t < tile; ++t) sr[t] = exp_nonpositive(sr[t] - max);
+      s.sum[r] += sum<W>(sr, tile);
+      accumulate_values<W>(sr, vh + j0 * dim, tile, dim, acc);
     }
   }
   for (int64_t r = 0; r < rows; ++r) {
@@ -166,7 +332,7 @@ GF_INLINE void attend_task(const Attention& a, int64_t task) {
     for (int64_t d = 0; d < dim; ++d) zi[d] = acc[d] * inv;
     if (pi) {
       const float max = s.max[r];
-      for (int64_t j = 0; j < a.keys; ++j) pi[j] = std::exp(pi[j] - max) * inv;
+      for (int64_t j = 0; j < a.keys; ++j) pi[j] = exp_nonpositive(pi[j] - max) * inv;
     }
   }
 }
@@ -180,14 +346,15 @@ __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))) void atte
 }
 __attribute__((target("avx2,fma"))) void attend_task_avx2(const Attention& a, int64_t task) { attend_task<8>(a, task); }
 #endif
-void attend_task_portable(const Attention& a, int64_t task) { attend_task<8>(a, task); }
+void attend_task_portable(const Attention& a, int64_t task) { attend_task<4>(a, task); }
 
 // The variant of the instruction set the matmul uses (setIsa switches both).
 void (*task_for_isa())(const Attention&, int64_t) {
 #if defined(__x86_64__) || defined(__i386__)
-  const std::string isa = active_isa().name;
-  if (isa == "avx512") return attend_task_avx512;
-  if (isa == "avx2") return attend_task_avx2;
+  // Every AVX-512 variant ("avx512", "avx512vnni") starts with the name.
+  const char* isa = active_isa().name;
+  if (std::strncmp(isa, "avx512", 6) == 0) return attend_task_avx512;
+  if (std::strcmp(isa, "avx2") == 0) return attend_task_avx2;
 #endif
   return attend_task_portable;
 }
