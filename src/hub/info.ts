@@ -6,6 +6,7 @@
  * shapes; bytes on disk follow from it and the dtype.
  */
 import { EntryNotFoundError, FormatError } from '../errors.js';
+import { LOAD_DTYPES, predictLoadMemory, type LoadDtype, type LoadMemory } from '../io/load-memory.js';
 import { SafetensorsFile, type TensorInfo } from '../io/safetensors.js';
 import type { FileSystem } from '../io/source.js';
 import { pickleError, SAFETENSORS_INDEX, SAFETENSORS_WEIGHTS, shardsOfIndex } from './files.js';
@@ -30,6 +31,12 @@ export interface MemoryEstimate {
   /** Keys and values cached for `contextLength` tokens at batch 1 (f32); null when the context is unbounded. */
   readonly kvCache: number | null;
   readonly total: number | null;
+  /**
+   * Loading, per linearDtype: the weights as held once loaded, and the peak
+   * while loading (held + the largest tensor being converted), from the
+   * headers alone (io/load-memory.ts).
+   */
+  readonly load: Readonly<Record<LoadDtype, LoadMemory>>;
 }
 
 export interface TokenizerInfo {
@@ -155,7 +162,7 @@ function tokenIdsOf(config: Json): Record<string, number | readonly number[]> {
   return out;
 }
 
-async function openWeights(fs: FileSystem, dir: string, names: ReadonlySet<string>): Promise<{ files: string[]; headers: TensorInfo[] } | null> {
+async function openWeights(fs: FileSystem, dir: string, names: ReadonlySet<string>): Promise<{ files: string[]; headers: TensorInfo[]; perFile: TensorInfo[][] } | null> {
   let files: string[];
   if (names.has(SAFETENSORS_WEIGHTS)) files = [SAFETENSORS_WEIGHTS];
   else if (names.has(SAFETENSORS_INDEX)) {
@@ -167,12 +174,12 @@ async function openWeights(fs: FileSystem, dir: string, names: ReadonlySet<strin
       }
     }
   } else return null;
-  const headers: TensorInfo[] = [];
+  const perFile: TensorInfo[][] = [];
   for (const file of files) {
     const opened = await SafetensorsFile.open(fs.source(fs.join(dir, file)));
-    headers.push(...opened.header.tensors.values());
+    perFile.push([...opened.header.tensors.values()]);
   }
-  return { files, headers };
+  return { files, headers: perFile.flat(), perFile };
 }
 
 function isFloat(dtype: string): boolean {
@@ -314,7 +321,7 @@ export async function modelInfo(dir: string, fs?: FileSystem): Promise<ModelInfo
   if (weights) {
     const weightsF32 = weights.parameters * 4;
     const kvCache = kvCacheBytes(shape);
-    memory = { weightsF32, kvCache, total: kvCache === null ? null : weightsF32 + kvCache };
+    memory = { weightsF32, kvCache, total: kvCache === null ? null : weightsF32 + kvCache, load: predictLoadMemory(opened?.perFile ?? [], modelType) };
   }
   return {
     dir,
@@ -352,6 +359,12 @@ export function formatBytes(n: number): string {
   return unit === 0 ? `${n} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
+/** What the peak adds to the loaded weights, per linearDtype that converts at all, with the tensor that sizes it. */
+function conversionBuffers(load: Readonly<Record<LoadDtype, LoadMemory>>): string {
+  const parts = LOAD_DTYPES.filter((d) => load[d].transientTensor !== null).map((d) => `${formatBytes(load[d].transient)} (${d}, sized by ${load[d].transientTensor})`);
+  return parts.length === 0 ? 'none: every tensor is read straight into the memory it is kept in' : parts.join(', ');
+}
+
 /** The report `glassformer info` prints. */
 export function formatModelInfo(info: ModelInfo): string {
   const lines: [string, string][] = [];
@@ -385,6 +398,9 @@ export function formatModelInfo(info: ModelInfo): string {
           ? 'grows with the input: no fixed context'
           : `${formatBytes(m.kvCache)} for ${info.contextLength} tokens at batch 1`,
     );
+    add('memory to load', LOAD_DTYPES.map((d) => `≈ ${formatBytes(m.load[d].resident)} (${d})`).join(', '));
+    add('  peak while loading', LOAD_DTYPES.map((d) => `≈ ${formatBytes(m.load[d].peak)} (${d})`).join(', '));
+    add('  conversion buffers', conversionBuffers(m.load));
   }
   const t = info.tokenizer;
   add('tokenizer', t ? `${t.kind} (${t.file}${t.vocabSize === null ? '' : `, ${t.vocabSize} tokens`})` : 'none in this folder');

@@ -6,9 +6,10 @@
  * tensor stored as it will be held (f32 into f32, bf16 into bf16) is read
  * straight into its final storage; one that is converted is read a block at
  * a time into its converted storage. So loading holds the model as it will
- * be kept plus one block (≈ 1.5 MB) and, for GPT-2's transposed Conv1D
- * weights, one f32 buffer as large as the largest of them: the peak is the
- * resident total plus that transient.
+ * be kept plus one block (1 MiB of f32), a 0.5 MiB widening buffer per file
+ * read from 16 bits and, for GPT-2's transposed Conv1D weights, one f32
+ * buffer as large as the largest of them: the peak is the resident total
+ * plus those buffers.
  *
  * How a tensor is held mirrors the model code: the weight matrices of linear
  * layers (`Weights.matrix`, GPT-2's Conv1D and its token table) follow
@@ -26,9 +27,9 @@ export const LOAD_DTYPES: readonly LoadDtype[] = ['f32', 'bf16', 'int8'];
 export interface LoadMemory {
   /** Bytes of the loaded model's tensors as held under this linearDtype. */
   readonly resident: number;
-  /** The largest extra memory while one tensor is converted (0 when every tensor is read into its final storage). */
+  /** Conversion buffers that last the load (a 1 MiB block, 0.5 MiB per 16-bit file, GPT-2's transposing buffer); 0 when every tensor is read into its final storage. */
   readonly transient: number;
-  /** The tensor whose conversion needs `transient`; null when nothing is converted. */
+  /** The tensor that sizes the largest buffer (GPT-2's largest Conv1D weight when transposed), else the first converted; null when nothing is converted. */
   readonly transientTensor: string | null;
   /** resident + transient: the weights' share of the process's peak while loading. */
   readonly peak: number;
@@ -51,6 +52,8 @@ const NEVER_READ = /(^|\.)(attn\.bias|attn\.masked_bias|position_ids)$/;
 
 const isFloat = (dtype: string): boolean => dtype.startsWith('F') || dtype === 'BF16';
 
+const sizeOf = (info: TensorInfo): number => info.shape.reduce((a, b) => a * b, 1);
+
 /** How a tensor is kept: a linear matrix (in linearDtype), f32, i32, or not at all. */
 type Held = 'matrix' | 'f32' | 'i32' | 'unread';
 
@@ -64,7 +67,7 @@ function heldAs(info: TensorInfo, modelType: string | null): Held {
 }
 
 function heldBytes(info: TensorInfo, held: Held, dtype: LoadDtype, modelType: string | null): number {
-  const count = info.shape.reduce((a, b) => a * b, 1);
+  const count = sizeOf(info);
   if (held === 'unread') return 0;
   if (held !== 'matrix' || dtype === 'f32') return 4 * count;
   if (dtype === 'bf16') return 2 * count;
@@ -76,50 +79,71 @@ function heldBytes(info: TensorInfo, held: Held, dtype: LoadDtype, modelType: st
 /** A converted tensor is read this many f32 elements at a time (1 MiB) into one buffer (nn/weights.ts). */
 export const BLOCK_ELEMENTS = 1 << 18;
 
-/** Memory of one block conversion: the f32 block and the 16-bit buffer widening reads through (WIDEN_CHUNK). */
-const BLOCK_BYTES = 4 * BLOCK_ELEMENTS + 2 * WIDEN_CHUNK;
+/** What loading one tensor needs besides its kept storage (see `Weights`' readerStore). */
+interface Conversion {
+  /** Elements of the reused f32 block buffer: a flat block, or whole rows for int8 and transposes. */
+  readonly block: number;
+  /** Read through the file's 16-bit widening buffer. */
+  readonly widens: boolean;
+  /** Elements of the reused f32 buffer GPT-2's Conv1D is transposed through. */
+  readonly transpose: number;
+  /** Bytes read whole and decoded (file dtypes other than F32, F16, BF16): garbage once converted. */
+  readonly whole: number;
+}
 
-/**
- * What is alive besides the loaded tensors while one is converted: nothing
- * when it is read straight into its storage; one block when F32, F16 or BF16
- * is converted; the whole read and its f32 decoding for the other file
- * dtypes (F64, F8, integers), which `getSync` reads whole.
- */
-function blockBytes(info: TensorInfo, held: Held, dtype: LoadDtype): number {
-  if (held === 'unread') return 0;
-  const count = info.shape.reduce((a, b) => a * b, 1);
+const NONE: Conversion = { block: 0, widens: false, transpose: 0, whole: 0 };
+
+function rowBlock(rows: number, cols: number): number {
+  return Math.min(rows, Math.max(1, Math.floor(BLOCK_ELEMENTS / Math.max(1, cols)))) * cols;
+}
+
+function conversionOf(info: TensorInfo, held: Held, dtype: LoadDtype, modelType: string | null): Conversion {
+  if (held === 'unread') return NONE;
+  const n = sizeOf(info);
   const target = held === 'matrix' ? dtype : held;
   const stored = info.dtype === 'F32' ? 'f32' : info.dtype === 'BF16' ? 'bf16' : info.dtype === 'I32' ? 'i32' : null;
-  if (stored === target) return 0;
-  if (info.dtype === 'F32' || info.dtype === 'F16' || info.dtype === 'BF16') return Math.min(BLOCK_BYTES, 4 * count + 2 * count);
-  return count * SAFETENSORS_DTYPE_BYTES[info.dtype] + 4 * count;
+  const blockwise = info.dtype === 'F32' || info.dtype === 'F16' || info.dtype === 'BF16';
+  const widens = info.dtype === 'F16' || info.dtype === 'BF16';
+  const conv1d = held === 'matrix' && dtype !== 'f32' && modelType === 'gpt2' && CONV1D.test(info.name);
+  if (conv1d && blockwise) return { block: rowBlock(info.shape[0], info.shape[1]), widens, transpose: n, whole: 0 };
+  if (stored === target) return NONE;
+  if (!blockwise) return { ...NONE, whole: n * SAFETENSORS_DTYPE_BYTES[info.dtype] + 4 * n };
+  if (target === 'f32') return { ...NONE, widens };
+  if (target === 'bf16') return { ...NONE, block: Math.min(n, BLOCK_ELEMENTS), widens };
+  return { ...NONE, block: info.shape.length === 2 ? rowBlock(info.shape[0], info.shape[1]) : Math.min(n, BLOCK_ELEMENTS), widens };
 }
 
-/** GPT-2's Conv1D weights converted to bf16 or int8 go through one f32 transposing buffer, as large as the largest of them; it lasts the load. */
-function transposeBytes(info: TensorInfo, held: Held, dtype: LoadDtype, modelType: string | null): number {
-  if (held !== 'matrix' || dtype === 'f32' || modelType !== 'gpt2' || !CONV1D.test(info.name)) return 0;
-  return 4 * info.shape.reduce((a, b) => a * b, 1);
-}
-
-/** Resident and peak bytes of loading these tensors with each linearDtype. */
-export function predictLoadMemory(tensors: Iterable<TensorInfo>, modelType: string | null): Record<LoadDtype, LoadMemory> {
-  const list = [...tensors];
+/**
+ * Resident and peak bytes of loading a checkpoint with each linearDtype:
+ * `files` holds each safetensors file's tensors (one list, or one per shard;
+ * each file has its own widening buffer).
+ */
+export function predictLoadMemory(files: readonly (readonly TensorInfo[])[], modelType: string | null): Record<LoadDtype, LoadMemory> {
   const out = {} as Record<LoadDtype, LoadMemory>;
   for (const dtype of LOAD_DTYPES) {
     let resident = 0;
-    let block = { bytes: 0, tensor: null as string | null };
-    let transpose = { bytes: 0, tensor: null as string | null };
-    for (const info of list) {
-      const held = heldAs(info, modelType);
-      resident += heldBytes(info, held, dtype, modelType);
-      const b = blockBytes(info, held, dtype);
-      if (b > block.bytes) block = { bytes: b, tensor: info.name };
-      const t = transposeBytes(info, held, dtype, modelType);
-      if (t > transpose.bytes) transpose = { bytes: t, tensor: info.name };
+    let block = 0;
+    let widenBuffers = 0;
+    let whole = 0;
+    let transpose = { elements: 0, tensor: null as string | null };
+    let converted: string | null = null;
+    for (const tensors of files) {
+      let widens = false;
+      for (const info of tensors) {
+        const held = heldAs(info, modelType);
+        resident += heldBytes(info, held, dtype, modelType);
+        const c = conversionOf(info, held, dtype, modelType);
+        if (c !== NONE) converted ??= info.name;
+        block = Math.max(block, c.block);
+        whole = Math.max(whole, c.whole);
+        widens ||= c.widens;
+        if (c.transpose > transpose.elements) transpose = { elements: c.transpose, tensor: info.name };
+      }
+      if (widens) widenBuffers++;
     }
-    const transient = block.bytes + transpose.bytes;
-    out[dtype] = { resident, transient, transientTensor: transpose.tensor ?? block.tensor, peak: resident + transient };
+    // The block, widening and transposing buffers are reused and last the load; a whole read is dropped after its tensor.
+    const transient = 4 * block + 2 * WIDEN_CHUNK * widenBuffers + 4 * transpose.elements + whole;
+    out[dtype] = { resident, transient, transientTensor: transpose.tensor ?? converted, peak: resident + transient };
   }
   return out;
 }
-

@@ -38,7 +38,19 @@ test('GPT-2: parameters from the safetensors headers equal the count from the ar
   assert.equal(info.contextLength, P);
   assert.equal(info.ffnSize, ff);
   const kv = 2 * L * c.n_head * (d / c.n_head) * P * 4;
-  assert.deepEqual(info.memory, { weightsF32: expected * 4, kvCache: kv, total: expected * 4 + kv });
+  assert.deepEqual({ ...info.memory, load: undefined }, { weightsF32: expected * 4, kvCache: kv, total: expected * 4 + kv, load: undefined });
+  // Loading: the linear matrices (wte, the head, and each block's four Conv1D weights) follow linearDtype, the rest is f32.
+  const matrices = V * d + L * (d * 3 * d + d * d + d * ff + ff * d);
+  const rows = V + L * (3 * d + d + ff + d); // int8 scales: one per output row
+  // Conversions reuse a block buffer (here each matrix fits one: the largest is V·d or d·ff) and GPT-2's transposing buffer (the largest Conv1D, d·ff).
+  const buffers = 4 * Math.max(V * d, d * ff) + 4 * d * ff;
+  assert.deepEqual(info.memory?.load, {
+    f32: { resident: expected * 4, transient: 0, transientTensor: null, peak: expected * 4 },
+    bf16: { resident: expected * 4 - 2 * matrices, transient: buffers, transientTensor: 'transformer.h.0.mlp.c_fc.weight', peak: expected * 4 - 2 * matrices + buffers },
+    int8: { resident: expected * 4 - 3 * matrices + 4 * rows, transient: buffers, transientTensor: 'transformer.h.0.mlp.c_fc.weight', peak: expected * 4 - 3 * matrices + 4 * rows + buffers },
+  });
+  assert.match(formatModelInfo(info), /memory to load +≈ 123\.5 KiB \(f32\), ≈ 67\.5 KiB \(bf16\), ≈ 42\.3 KiB \(int8\)/);
+  assert.match(formatModelInfo(info), /peak while loading +≈ 123\.5 KiB \(f32\), ≈ 99\.5 KiB \(bf16\), ≈ 74\.3 KiB \(int8\)/);
 });
 
 test('Llama: grouped-query attention shrinks the parameter count and the KV cache', async () => {
@@ -123,6 +135,7 @@ test('glassformer info prints the description, as JSON with --json, and exits 3 
   const json = JSON.parse(out.text()) as ModelInfo;
   assert.equal(json.weights?.parameters, 31616);
   assert.equal(json.modelType, 'gpt2');
+  assert.equal(json.memory?.load.int8.resident, 43264, '--json carries the loading prediction');
   assert.equal(err.text(), '', 'no progress noise when stderr is not a terminal');
   const text = sink();
   assert.equal(await runInfo({ model: MINILM }, { stdout: text, stderr: sink(), env: {} }), 0);
