@@ -8,7 +8,10 @@ import { runInfo } from '../../src/cli/commands/info.js';
 import { formatModelInfo, modelInfo, type ModelInfo } from '../../src/hub/info.js';
 import { HF_TINY, SHARED } from '../helpers/shared.js';
 import { FakeHub, fixtureBytes } from './fake-hub.js';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { nodeFileSystem } from '../../src/io/node-fs.js';
+import { readSafetensors, WIDEN_CHUNK, writeSafetensors } from '../../src/io/safetensors.js';
+import { Tensor } from '../../src/tensor/tensor.js';
 import { tmpdir } from 'node:os';
 
 const MINILM = join(SHARED, 'models', 'tokenizer-only', 'all-MiniLM-L6-v2');
@@ -160,6 +163,8 @@ test('glassformer info on a Hub id reads the safetensors headers with range requ
   const json = JSON.parse(out.text()) as ModelInfo & { remoteWeights: string[] };
   const local = await modelInfo(join(HF_TINY, 'llama'));
   assert.deepEqual(json.weights, local.weights);
+  assert.deepEqual(json.memory?.load, local.memory?.load, 'the loading prediction comes from the remote header alone');
+  assert.ok((local.memory?.load.int8.resident ?? 0) > 0);
   assert.deepEqual(json.remoteWeights, ['model.safetensors']);
   const headerLength = Number(weights.readBigUInt64LE(0));
   assert.deepEqual(
@@ -194,4 +199,38 @@ test('glassformer download prints the snapshot folder (JSON with --json) and dra
   const err = sink();
   assert.equal(await runDownload({ model: 'tiny-org/absent', cacheDir }, { stdout: sink(), stderr: err, env: { HF_ENDPOINT: hub.endpoint } }), 3);
   assert.match(err.text(), /tiny-org\/absent: no such model/);
+});
+
+test('a sharded checkpoint is described from every shard header: the same parameters and loading memory, one widening buffer per bf16 shard', async () => {
+  const tensors = await readSafetensors(nodeFileSystem, join(HF_TINY, 'gpt2', 'model.safetensors'));
+  const names = [...tensors.keys()];
+  const half = Math.ceil(names.length / 2);
+  const single = await modelInfo(join(HF_TINY, 'gpt2'));
+  for (const dtype of ['f32', 'bf16'] as const) {
+    const dir = await mkdtemp(join(tmpdir(), 'glassformer-info-shards-'));
+    try {
+      await writeFile(join(dir, 'config.json'), await readFile(join(HF_TINY, 'gpt2', 'config.json')));
+      const weightMap: Record<string, string> = {};
+      for (const [i, members] of [names.slice(0, half), names.slice(half)].entries()) {
+        const file = `model-0000${i + 1}-of-00002.safetensors`;
+        await writeSafetensors(nodeFileSystem, join(dir, file), new Map(members.map((n) => [n, (tensors.get(n) as Tensor).to(dtype)])));
+        for (const n of members) weightMap[n] = file;
+      }
+      await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+      const info = await modelInfo(dir);
+      assert.equal(info.weights?.files.length, 2);
+      assert.equal(info.weights?.parameters, single.weights?.parameters);
+      const load = info.memory?.load;
+      assert.ok(load && single.memory);
+      if (dtype === 'f32') assert.deepEqual(load, single.memory.load);
+      else {
+        // Read from bf16: the f32 mode widens everything through one buffer per shard; bf16 matrices are kept as stored.
+        assert.equal(load.f32.resident, single.memory.load.f32.resident);
+        assert.equal(load.f32.transient, 2 * 2 * WIDEN_CHUNK);
+        assert.equal(load.bf16.resident, single.memory.load.bf16.resident);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
 });
