@@ -6,6 +6,7 @@
 //   unary(kind, x, gate | null, out, n, param)   kind: see UnaryKind
 //   softmax(x, out, rows, n, scale, mask | null, maskStrides[3], dims[2])
 //   binary(op, a, b, out, layout[12])            op: 0 add, 1 sub, 2 mul, 3 div
+//   permute(x, out, layout[8])                   a strided copy (splitting and merging heads)
 //
 // Every value is computed as the TypeScript reference does, in double
 // precision from the f32 inputs and rounded once to f32 (or at the same points
@@ -447,6 +448,12 @@ void binary_run_in_place(float* __restrict a, const float* __restrict b, int64_t
   for (int64_t j = 0; j < n; ++j) a[j] = apply<Op>(a[j], b[j * BStep]);
 }
 
+// The same with out == b.
+template <int64_t Op, int AStep>
+void binary_run_in_place_second(const float* __restrict a, float* __restrict b, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) b[j] = apply<Op>(a[j * AStep], b[j]);
+}
+
 struct BinaryLayout {
   int64_t shape[4];
   int64_t a_strides[4];
@@ -465,6 +472,9 @@ void binary_rows(const float* a, const float* b, float* out, const BinaryLayout&
     if (ar == yr && sa == 1) {
       if (sb == 1) binary_run_in_place<Op, 1>(yr, br, n);
       else binary_run_in_place<Op, 0>(yr, br, n);
+    } else if (br == yr && sb == 1) {
+      if (sa == 1) binary_run_in_place_second<Op, 1>(ar, yr, n);
+      else binary_run_in_place_second<Op, 0>(ar, yr, n);
     } else if (sa == 1 && sb == 1) {
       binary_run<Op, 1, 1>(ar, br, yr, n);
     } else if (sa == 1) {
@@ -491,6 +501,30 @@ void run_binary(int64_t op, const float* a, const float* b, float* out, const Bi
         return binary_rows<kDiv>(a, b, out, l, r0, r1);
     }
   });
+}
+
+// ---------------------------------------------------------------------------
+// Permutes: out (contiguous, up to four axes) = x read through element
+// strides. Splitting heads, [B, T, H, D] → [B, H, T, D], is rows of D
+// contiguous floats, copied as runs.
+
+struct PermuteLayout {
+  int64_t shape[4];
+  int64_t strides[4];
+};
+
+void permute_rows(const float* x, float* out, const PermuteLayout& l, int64_t r0, int64_t r1) {
+  const int64_t n = l.shape[3], step = l.strides[3];
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t i2 = r % l.shape[2], i1 = (r / l.shape[2]) % l.shape[1], i0 = r / (l.shape[2] * l.shape[1]);
+    const float* xr = x + i0 * l.strides[0] + i1 * l.strides[1] + i2 * l.strides[2];
+    float* yr = out + r * n;
+    if (step == 1) {
+      std::memcpy(yr, xr, static_cast<size_t>(n) * sizeof(float));
+    } else {
+      for (int64_t j = 0; j < n; ++j) yr[j] = xr[j * step];
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -764,6 +798,50 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// permute(x, out, layout): layout (Float64Array of 8) is the output shape over
+// four axes, then x's element strides on them; out is contiguous and must not
+// overlap x.
+napi_value Permute(napi_env env, napi_callback_info info) {
+  constexpr const char* fn = "permute";
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv, "permute: expected (x, out, layout)")) return nullptr;
+  float *x, *out;
+  double* raw;
+  int64_t x_len, o_len, l_len;
+  if (!f32_arg(env, argv[0], fn, "x", false, &x, &x_len) || !f32_arg(env, argv[1], fn, "out", false, &out, &o_len) ||
+      !get_typed_array(env, argv[2], fn, "layout", napi_float64_array, "a Float64Array", &raw, &l_len)) {
+    return nullptr;
+  }
+  if (l_len < 8) {
+    napi_throw_range_error(env, nullptr, "permute: layout needs 8 numbers");
+    return nullptr;
+  }
+  PermuteLayout l;
+  for (int t = 0; t < 4; ++t) {
+    if (!(raw[t] >= 0) || !(raw[4 + t] >= 0) || raw[t] > 9007199254740991.0 || raw[4 + t] > 9007199254740991.0) {
+      napi_throw_range_error(env, nullptr, "permute: layout entries must be non-negative");
+      return nullptr;
+    }
+    l.shape[t] = static_cast<int64_t>(raw[t]);
+    l.strides[t] = static_cast<int64_t>(raw[4 + t]);
+  }
+  const int64_t total = product(l.shape, 4);
+  if (total < 0 || !holds(env, fn, "out", o_len, 1, total)) {
+    if (!pending(env)) napi_throw_range_error(env, nullptr, "permute: the shape is too large");
+    return nullptr;
+  }
+  if (total == 0) return undefined(env);
+  int64_t last = 0;
+  for (int t = 0; t < 4; ++t) last += (l.shape[t] - 1) * l.strides[t];
+  if (last >= x_len) {
+    napi_throw_range_error(env, nullptr, "permute: the strides of x reach past its end");
+    return nullptr;
+  }
+  const int64_t rows = l.shape[0] * l.shape[1] * l.shape[2];
+  parallel_rows(rows, l.shape[3], [&](int64_t r0, int64_t r1) { permute_rows(x, out, l, r0, r1); });
+  return undefined(env);
+}
+
 }  // namespace
 
 void register_elementwise(napi_env env, napi_value exports) {
@@ -773,6 +851,7 @@ void register_elementwise(napi_env env, napi_value exports) {
       {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"permute", nullptr, Permute, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

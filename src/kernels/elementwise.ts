@@ -58,9 +58,11 @@ export interface ElementwiseKernel {
   ): void;
   /** out = a ∘ b over layout [shape ×4, a strides ×4, b strides ×4] (see `binaryLayout`). */
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, layout: Float64Array): void;
+  /** out (contiguous, not overlapping x) = x read through layout [shape ×4, x strides ×4] (see `permuteLayout`). */
+  permute(x: Float32Array, out: Float32Array, layout: Float64Array): void;
 }
 
-const FUNCTIONS = ['layerNorm', 'rmsNorm', 'unary', 'softmax', 'binary'] as const;
+const FUNCTIONS = ['layerNorm', 'rmsNorm', 'unary', 'softmax', 'binary', 'permute'] as const;
 
 let active: ElementwiseKernel | undefined;
 
@@ -80,7 +82,7 @@ export function setElementwiseKernel(kernel: ElementwiseKernel | undefined): Ele
   return previous;
 }
 
-/** Axes the native `binary` walks; a broadcast that does not fit in this many runs the TypeScript loop. */
+/** Axes the native `binary` and `permute` walk; a layout that does not fit in this many runs the TypeScript loop. */
 const BINARY_AXES = 4;
 
 /**
@@ -133,4 +135,41 @@ function broadcastStrides(shape: readonly number[], target: readonly number[]): 
     stride *= shape[j];
   }
   return strides;
+}
+
+/**
+ * The native `permute` layout of a contiguous tensor of `shape` with its axes
+ * reordered by `axes` (output axis i is input axis axes[i]): the output shape
+ * and the input's strides along it, with neighbouring output axes merged
+ * where the input walks them as one, padded to four axes. Undefined when more
+ * than four axes remain.
+ */
+export function permuteLayout(shape: readonly number[], axes: readonly number[]): Float64Array | undefined {
+  const inStrides = new Array<number>(shape.length);
+  for (let i = shape.length - 1, stride = 1; i >= 0; i--) {
+    inStrides[i] = stride;
+    stride *= shape[i];
+  }
+  const outShape: number[] = [];
+  const strides: number[] = [];
+  for (const axis of axes) {
+    const size = shape[axis];
+    if (size === 1) continue;
+    const last = outShape.length - 1;
+    if (last >= 0 && strides[last] === inStrides[axis] * size) {
+      outShape[last] *= size;
+      strides[last] = inStrides[axis];
+    } else {
+      outShape.push(size);
+      strides.push(inStrides[axis]);
+    }
+  }
+  if (outShape.length > BINARY_AXES) return undefined;
+  const pad = BINARY_AXES - outShape.length;
+  const layout = new Float64Array(2 * BINARY_AXES);
+  for (let i = 0; i < BINARY_AXES; i++) {
+    layout[i] = i < pad ? 1 : outShape[i - pad];
+    layout[BINARY_AXES + i] = i < pad ? 0 : strides[i - pad];
+  }
+  return layout;
 }

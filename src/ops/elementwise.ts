@@ -2,6 +2,7 @@ import { ShapeError, UnsupportedError } from '../errors.js';
 import { BINARY_OPS, UNARY_KINDS, binaryLayout, elementwiseKernel, type BinaryOp, type UnaryKind } from '../kernels/elementwise.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor, shapeString, sizeOf, stridesOf, type Shape } from '../tensor/tensor.js';
+import { checkOut, deliver, target } from './out.js';
 
 /** NumPy broadcasting: align from the right; each pair of sizes must match or be 1. */
 export function broadcastShapes(a: Shape, b: Shape): number[] {
@@ -106,27 +107,28 @@ type BinaryGrad = (g: Float32Array, a: Tensor, b: Tensor, shape: Shape) => [Floa
  * a ∘ b through the native kernel: inference on f32 tensors whose broadcast
  * fits its four axes; undefined sends the caller to the TypeScript loop.
  */
-function fusedBinary(op: BinaryOp, a: Tensor, b: Tensor): Tensor | undefined {
+function fusedBinary(op: BinaryOp, a: Tensor, b: Tensor, shape: Shape, out: Tensor | undefined): Tensor | undefined {
   const kernel = elementwiseKernel();
   if (!kernel || a.dtype !== 'f32' || b.dtype !== 'f32' || needsGrad(a, b)) return undefined;
-  const shape = broadcastShapes(a.shape, b.shape);
   const layout = binaryLayout(a.shape, b.shape, shape);
   if (!layout) return undefined;
-  const out = new Float32Array(sizeOf(shape));
-  kernel.binary(BINARY_OPS[op], a.f32(), b.f32(), out, layout);
-  return new Tensor('f32', shape, out);
+  const result = target(op, out, shape, [a, b]);
+  kernel.binary(BINARY_OPS[op], a.f32(), b.f32(), result.data as Float32Array, layout);
+  return result;
 }
 
-function binary(op: BinaryOp, a: Tensor, b: Tensor, f: Binary, grad: BinaryGrad): Tensor {
-  const fused = fusedBinary(op, a, b);
+function binary(op: BinaryOp, a: Tensor, b: Tensor, f: Binary, grad: BinaryGrad, out?: Tensor): Tensor {
+  const shape = broadcastShapes(a.shape, b.shape);
+  if (out) checkOut(op, out, shape, [a, b]);
+  const fused = fusedBinary(op, a, b, shape, out);
   if (fused) return fused;
-  const out = binaryValues(a, b, f);
-  if (!needsGrad(a, b)) return out;
-  return record(out, op, [a, b], (g) => {
-    const [ga, gb] = grad(g, a, b, out.shape);
+  const result = binaryValues(a, b, f);
+  if (!needsGrad(a, b)) return deliver(result, out);
+  return record(result, op, [a, b], (g) => {
+    const [ga, gb] = grad(g, a, b, result.shape);
     return [
-      ga && a.requiresGrad ? reduceToShape(ga, out.shape, a.shape) : undefined,
-      gb && b.requiresGrad ? reduceToShape(gb, out.shape, b.shape) : undefined,
+      ga && a.requiresGrad ? reduceToShape(ga, result.shape, a.shape) : undefined,
+      gb && b.requiresGrad ? reduceToShape(gb, result.shape, b.shape) : undefined,
     ];
   });
 }
@@ -137,14 +139,20 @@ function times(g: Float32Array, x: Float32Array, f: (gi: number, xi: number) => 
   return out;
 }
 
-export const add = (a: Tensor, b: Tensor): Tensor => binary('add', a, b, (x, y) => x + y, (g) => [g, g]);
-export const sub = (a: Tensor, b: Tensor): Tensor =>
-  binary('sub', a, b, (x, y) => x - y, (g) => [g, times(g, g, (gi) => -gi)]);
-export const mul = (a: Tensor, b: Tensor): Tensor =>
-  binary('mul', a, b, (x, y) => x * y, (g, x, y, shape) => [
-    x.requiresGrad ? times(g, expand(y, shape)) : undefined,
-    y.requiresGrad ? times(g, expand(x, shape)) : undefined,
-  ]);
+const addOp = (a: Tensor, b: Tensor, out?: Tensor): Tensor => binary('add', a, b, (x, y) => x + y, (g) => [g, g], out);
+const mulOp = (a: Tensor, b: Tensor, out?: Tensor): Tensor =>
+  binary(
+    'mul',
+    a,
+    b,
+    (x, y) => x * y,
+    (g, x, y, shape) => [x.requiresGrad ? times(g, expand(y, shape)) : undefined, y.requiresGrad ? times(g, expand(x, shape)) : undefined],
+    out,
+  );
+
+export const add = (a: Tensor, b: Tensor): Tensor => addOp(a, b);
+export const sub = (a: Tensor, b: Tensor): Tensor => binary('sub', a, b, (x, y) => x - y, (g) => [g, times(g, g, (gi) => -gi)]);
+export const mul = (a: Tensor, b: Tensor): Tensor => mulOp(a, b);
 // d(x/y)/dx = 1/y, d(x/y)/dy = −x/y².
 export const div = (a: Tensor, b: Tensor): Tensor =>
   binary('div', a, b, (x, y) => x / y, (g, x, y, shape) => {
@@ -156,6 +164,11 @@ export const div = (a: Tensor, b: Tensor): Tensor =>
     for (let i = 0; i < g.length; i++) gb[i] = (-g[i] * xs[i]) / (ys[i] * ys[i]);
     return [ga, gb];
   });
+
+/** add(a, b) written into `out` (inference only; `out` may be `a` or `b` when it has the result's shape: see ops/out.ts). */
+export const addInto = (a: Tensor, b: Tensor, out: Tensor): Tensor => addOp(a, b, out);
+/** mul(a, b) written into `out` (inference only; `out` may be `a` or `b` when it has the result's shape: see ops/out.ts). */
+export const mulInto = (a: Tensor, b: Tensor, out: Tensor): Tensor => mulOp(a, b, out);
 
 /**
  * An elementwise function without a gradient rule: the values only. A tensor
@@ -192,16 +205,27 @@ function unary(op: string, t: Tensor, out: Tensor, derivative: (x: number, y: nu
  * f(t) through the native kernel (inference, f32): the same values as the
  * TypeScript formulas to f32 rounding; undefined runs those formulas.
  */
-function fusedUnary(kind: UnaryKind, t: Tensor, param = 0): Tensor | undefined {
+function fusedUnary(kind: UnaryKind, t: Tensor, param: number, out: Tensor | undefined): Tensor | undefined {
   const kernel = elementwiseKernel();
   if (!kernel || t.dtype !== 'f32' || needsGrad(t)) return undefined;
-  const out = new Float32Array(t.size);
-  kernel.unary(UNARY_KINDS[kind], t.f32(), null, out, t.size, param);
-  return new Tensor('f32', t.shape, out);
+  const result = target(kind, out, t.shape, [t]);
+  kernel.unary(UNARY_KINDS[kind], t.f32(), null, result.data as Float32Array, t.size, param);
+  return result;
 }
 
-export const scale = (t: Tensor, s: number): Tensor =>
-  fusedUnary('scale', t, s) ?? unary('scale', t, mapValues(t, (x) => x * s), () => s);
+/**
+ * An activation the native kernel also computes: there for inference on f32,
+ * else `values()` (the TypeScript formula) with `derivative` on the tape.
+ */
+function activationOp(kind: UnaryKind, t: Tensor, out: Tensor | undefined, param: number, values: () => Tensor, derivative: (x: number, y: number) => number): Tensor {
+  if (out) checkOut(kind, out, t.shape, [t]);
+  return fusedUnary(kind, t, param, out) ?? unary(kind, t, deliver(values(), out), derivative);
+}
+
+const scaleOp = (t: Tensor, s: number, out?: Tensor): Tensor => activationOp('scale', t, out, s, () => mapValues(t, (x) => x * s), () => s);
+export const scale = (t: Tensor, s: number): Tensor => scaleOp(t, s);
+/** scale(t, s) written into `out` (inference only; `out` may be `t`: see ops/out.ts). */
+export const scaleInto = (t: Tensor, s: number, out: Tensor): Tensor => scaleOp(t, s, out);
 
 /**
  * erf(x) within 1.5e-7 absolute (Abramowitz & Stegun 7.1.26): a fifth-degree
@@ -216,60 +240,95 @@ export function erf(x: number): number {
   return x < 0 ? -y : y;
 }
 
-export const relu = (t: Tensor): Tensor =>
-  fusedUnary('relu', t) ?? unary('relu', t, mapValues(t, (x) => (x > 0 ? x : 0)), (x) => (x > 0 ? 1 : 0));
+type UnaryOp = (t: Tensor, out?: Tensor) => Tensor;
 
-/** GELU, exact form x·Φ(x) (BERT, BART: `gelu`); d/dx = Φ(x) + x·φ(x). */
-export function gelu(t: Tensor): Tensor {
-  const fused = fusedUnary('gelu', t);
-  if (fused) return fused;
-  const x = t.f32();
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = 0.5 * x[i] * (1 + erf(x[i] * Math.SQRT1_2));
-  const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
-  return unary('gelu', t, new Tensor('f32', t.shape, out), (v) => 0.5 * (1 + erf(v * Math.SQRT1_2)) + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v));
-}
+const reluOp: UnaryOp = (t, out) => activationOp('relu', t, out, 0, () => mapValues(t, (x) => (x > 0 ? x : 0)), (x) => (x > 0 ? 1 : 0));
+
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+// d/dx x·Φ(x) = Φ(x) + x·φ(x).
+const geluOp: UnaryOp = (t, out) =>
+  activationOp(
+    'gelu',
+    t,
+    out,
+    0,
+    () => mapValues(t, (x) => 0.5 * x * (1 + erf(x * Math.SQRT1_2))),
+    (v) => 0.5 * (1 + erf(v * Math.SQRT1_2)) + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v),
+  );
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 
-/** GELU, tanh approximation (GPT-2 `gelu_new`, T5 gated-gelu), Hendrycks & Gimpel 2016. */
-export const geluTanh = (t: Tensor): Tensor =>
-  fusedUnary('geluTanh', t) ??
-  unary(
+const geluTanhOp: UnaryOp = (t, out) =>
+  activationOp(
     'geluTanh',
     t,
-    mapValues(t, (x) => 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x)))),
+    out,
+    0,
+    () => mapValues(t, (x) => 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x)))),
     (x) => {
       const th = Math.tanh(GELU_C * (x + 0.044715 * x * x * x));
       return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * GELU_C * (1 + 3 * 0.044715 * x * x);
     },
   );
 
-/** SiLU / swish, x·σ(x) (Llama, Marian); d/dx = σ(x)·(1 + x·(1 − σ(x))). */
-export const silu = (t: Tensor): Tensor =>
-  fusedUnary('silu', t) ??
-  unary('silu', t, mapValues(t, (x) => x / (1 + Math.exp(-x))), (x) => {
-    const sig = 1 / (1 + Math.exp(-x));
-    return sig * (1 + x * (1 - sig));
-  });
+// d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))).
+const siluOp: UnaryOp = (t, out) =>
+  activationOp(
+    'silu',
+    t,
+    out,
+    0,
+    () => mapValues(t, (x) => x / (1 + Math.exp(-x))),
+    (x) => {
+      const sig = 1 / (1 + Math.exp(-x));
+      return sig * (1 + x * (1 - sig));
+    },
+  );
 
-export const tanh = (t: Tensor): Tensor => unary('tanh', t, mapValues(t, Math.tanh), (_x, y) => 1 - y * y);
+const tanhOp: UnaryOp = (t, out) => {
+  if (out) checkOut('tanh', out, t.shape, [t]);
+  return unary('tanh', t, deliver(mapValues(t, Math.tanh), out), (_x, y) => 1 - y * y);
+};
+
+export const relu = (t: Tensor): Tensor => reluOp(t);
+/** GELU, exact form x·Φ(x) (BERT, BART: `gelu`). */
+export const gelu = (t: Tensor): Tensor => geluOp(t);
+/** GELU, tanh approximation (GPT-2 `gelu_new`, T5 gated-gelu), Hendrycks & Gimpel 2016. */
+export const geluTanh = (t: Tensor): Tensor => geluTanhOp(t);
+/** SiLU / swish, x·σ(x) (Llama, Marian). */
+export const silu = (t: Tensor): Tensor => siluOp(t);
+export const tanh = (t: Tensor): Tensor => tanhOp(t);
 
 export type Activation = 'relu' | 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'silu' | 'swish' | 'tanh';
 
-const ACTIVATIONS: Record<Activation, (t: Tensor) => Tensor> = {
-  relu,
-  gelu,
-  gelu_new: geluTanh,
-  gelu_pytorch_tanh: geluTanh,
-  silu,
-  swish: silu,
-  tanh,
+const ACTIVATIONS: Record<Activation, UnaryOp> = {
+  relu: reluOp,
+  gelu: geluOp,
+  gelu_new: geluTanhOp,
+  gelu_pytorch_tanh: geluTanhOp,
+  silu: siluOp,
+  swish: siluOp,
+  tanh: tanhOp,
 };
 
-/** An activation by its Hugging Face `hidden_act` / `activation_function` name. */
-export function activation(name: string): (t: Tensor) => Tensor {
+function lookUp(name: string): UnaryOp {
   const f = ACTIVATIONS[name as Activation];
   if (!f) throw new UnsupportedError(`unknown activation "${name}"; supported: ${Object.keys(ACTIVATIONS).join(', ')}`);
   return f;
+}
+
+/** An activation by its Hugging Face `hidden_act` / `activation_function` name. */
+export function activation(name: string): (t: Tensor) => Tensor {
+  const f = lookUp(name);
+  return (t) => f(t);
+}
+
+/**
+ * The same activation writing into `out` (inference only; `out` may be the
+ * input itself, e.g. a feed-forward's fresh up-projection: see ops/out.ts).
+ */
+export function activationInto(name: string): (t: Tensor, out: Tensor) => Tensor {
+  const f = lookUp(name);
+  return (t, out) => f(t, out);
 }

@@ -1,12 +1,15 @@
 export { matmul, linear, type MatmulOptions } from './matmul.js';
 export {
   add,
+  addInto,
   sub,
   mul,
+  mulInto,
   div,
   map,
   reduceToShape,
   scale,
+  scaleInto,
   erf,
   relu,
   gelu,
@@ -14,11 +17,12 @@ export {
   silu,
   tanh,
   activation,
+  activationInto,
   broadcastShapes,
   type Activation,
 } from './elementwise.js';
-export { softmax, logSoftmax } from './softmax.js';
-export { layerNorm, rmsNorm } from './norm.js';
+export { softmax, softmaxInto, logSoftmax } from './softmax.js';
+export { layerNorm, layerNormInto, rmsNorm, rmsNormInto } from './norm.js';
 export { embedding } from './embedding.js';
 export { F32_MIN, paddingMask, causalMask } from './mask.js';
 export { rotary } from './rotary.js';

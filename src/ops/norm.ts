@@ -2,6 +2,7 @@ import { ShapeError } from '../errors.js';
 import { elementwiseKernel } from '../kernels/elementwise.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
+import { checkOut, deliver, target } from './out.js';
 
 function checkGain(x: Tensor, gain: Tensor, what: string, name = 'weight'): number {
   const d = x.shape[x.rank - 1];
@@ -16,13 +17,23 @@ function fusable(x: Tensor, weight: Tensor, bias?: Tensor): boolean {
 
 /** Layer normalisation (Ba et al. 2016): (x − mean) / √(var + ε) · γ + β over the last axis, biased variance. */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | undefined, eps: number): Tensor {
+  return layerNormOp(x, weight, bias, eps);
+}
+
+/** layerNorm written into `out` (inference only; `out` may be `x`: see ops/out.ts). */
+export function layerNormInto(x: Tensor, weight: Tensor, bias: Tensor | undefined, eps: number, out: Tensor): Tensor {
+  return layerNormOp(x, weight, bias, eps, out);
+}
+
+function layerNormOp(x: Tensor, weight: Tensor, bias: Tensor | undefined, eps: number, into?: Tensor): Tensor {
   const d = checkGain(x, weight, 'layerNorm');
   if (bias) checkGain(x, bias, 'layerNorm', 'bias');
+  if (into) checkOut('layerNorm', into, x.shape, [x, weight, bias]);
   const kernel = elementwiseKernel();
   if (kernel && fusable(x, weight, bias)) {
-    const out = new Float32Array(x.size);
-    kernel.layerNorm(x.f32(), null, null, weight.f32(), bias ? bias.f32() : null, out, x.size / d, d, eps);
-    return new Tensor('f32', x.shape, out);
+    const result = target('layerNorm', into, x.shape, [x, weight, bias]);
+    kernel.layerNorm(x.f32(), null, null, weight.f32(), bias ? bias.f32() : null, result.data as Float32Array, d === 0 ? 0 : x.size / d, d, eps);
+    return result;
   }
   const src = x.f32();
   const g = weight.f32();
@@ -42,7 +53,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | undefined, e
     for (let j = 0; j < d; j++) out[row + j] = (src[row + j] - mean) * inv * g[j] + (b ? b[j] : 0);
   }
   const result = new Tensor('f32', x.shape, out);
-  if (!needsGrad(x, weight, bias)) return result;
+  if (!needsGrad(x, weight, bias)) return deliver(result, into);
   return record(result, 'layerNorm', bias ? [x, weight, bias] : [x, weight], (dy) => layerNormBackward(dy, src, g, d, eps, !!bias));
 }
 
@@ -79,12 +90,22 @@ function layerNormBackward(dy: Float32Array, src: Float32Array, g: Float32Array,
 
 /** RMS normalisation (Zhang & Sennrich 2019): x / √(mean(x²) + ε) · γ, as Llama's RMSNorm and T5's LayerNorm. */
 export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+  return rmsNormOp(x, weight, eps);
+}
+
+/** rmsNorm written into `out` (inference only; `out` may be `x`: see ops/out.ts). */
+export function rmsNormInto(x: Tensor, weight: Tensor, eps: number, out: Tensor): Tensor {
+  return rmsNormOp(x, weight, eps, out);
+}
+
+function rmsNormOp(x: Tensor, weight: Tensor, eps: number, into?: Tensor): Tensor {
   const d = checkGain(x, weight, 'rmsNorm');
+  if (into) checkOut('rmsNorm', into, x.shape, [x, weight]);
   const kernel = elementwiseKernel();
   if (kernel && fusable(x, weight)) {
-    const out = new Float32Array(x.size);
-    kernel.rmsNorm(x.f32(), weight.f32(), out, x.size / d, d, eps);
-    return new Tensor('f32', x.shape, out);
+    const result = target('rmsNorm', into, x.shape, [x, weight]);
+    kernel.rmsNorm(x.f32(), weight.f32(), result.data as Float32Array, d === 0 ? 0 : x.size / d, d, eps);
+    return result;
   }
   const src = x.f32();
   const g = weight.f32();
@@ -97,7 +118,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
     for (let j = 0; j < d; j++) out[row + j] = g[j] * Math.fround(src[row + j] * inv);
   }
   const result = new Tensor('f32', x.shape, out);
-  if (!needsGrad(x, weight)) return result;
+  if (!needsGrad(x, weight)) return deliver(result, into);
   // With r = 1/√(mean(x²) + ε): dγ = Σ dy⊙x·r, dx = r·(dx̂ − x·r²·Σ(dx̂⊙x)/d) where dx̂ = dy⊙γ.
   return record(result, 'rmsNorm', [x, weight], (dy) => {
     const dx = new Float32Array(src.length);

@@ -1,6 +1,7 @@
 import { elementwiseKernel } from '../kernels/elementwise.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
+import { checkOut, deliver, target } from './out.js';
 
 /** The largest of x[row], …, x[row + n − 1]; −∞ for a row of all −∞. */
 function rowMax(x: Float32Array, row: number, n: number): number {
@@ -13,13 +14,23 @@ const NO_MASK = new Float64Array(3);
 
 /** Softmax over the last axis, stable: exp(x − max) / Σ exp(x − max). A row of all −∞ stays all 0. */
 export function softmax(t: Tensor): Tensor {
+  return softmaxOp(t);
+}
+
+/** softmax written into `out` (inference only; `out` may be `t`: see ops/out.ts). */
+export function softmaxInto(t: Tensor, out: Tensor): Tensor {
+  return softmaxOp(t, out);
+}
+
+function softmaxOp(t: Tensor, into?: Tensor): Tensor {
   const x = t.f32();
   const n = t.shape[t.rank - 1];
+  if (into) checkOut('softmax', into, t.shape, [t]);
   const kernel = elementwiseKernel();
   if (kernel && t.rank > 0 && t.dtype === 'f32' && !needsGrad(t)) {
-    const out = new Float32Array(x.length);
-    kernel.softmax(x, out, n === 0 ? 0 : x.length / n, n, 1, null, NO_MASK, NO_MASK);
-    return new Tensor('f32', t.shape, out);
+    const result = target('softmax', into, t.shape, [t]);
+    kernel.softmax(x, result.data as Float32Array, n === 0 ? 0 : x.length / n, n, 1, null, NO_MASK, NO_MASK);
+    return result;
   }
   const out = new Float32Array(x.length);
   for (let row = 0; row < x.length; row += n) {
@@ -35,7 +46,7 @@ export function softmax(t: Tensor): Tensor {
     for (let j = 0; j < n; j++) out[row + j] *= inv;
   }
   const result = new Tensor('f32', t.shape, out);
-  if (!needsGrad(t)) return result;
+  if (!needsGrad(t)) return deliver(result, into);
   // dx = y ⊙ (g − Σ g⊙y), row by row.
   return record(result, 'softmax', [t], (g) => {
     const dx = new Float32Array(g.length);

@@ -1,9 +1,31 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BINARY_OPS, UNARY_KINDS, binaryLayout, elementwiseKernel, setElementwiseKernel, type ElementwiseKernel } from '../../src/kernels/elementwise.js';
+import { BINARY_OPS, UNARY_KINDS, binaryLayout, elementwiseKernel, permuteLayout, setElementwiseKernel, type ElementwiseKernel } from '../../src/kernels/elementwise.js';
 import { useFastestKernel } from '../../src/kernels/index.js';
 import { loadAddon, loadNativeKernel } from '../../src/kernels/native.js';
-import { F32_MIN, add, div, gelu, geluTanh, layerNorm, mul, relu, rmsNorm, scale, silu, softmax, sub } from '../../src/ops/index.js';
+import { ShapeError, UnsupportedError } from '../../src/errors.js';
+import {
+  F32_MIN,
+  activationInto,
+  add,
+  addInto,
+  div,
+  gelu,
+  geluTanh,
+  layerNorm,
+  layerNormInto,
+  mul,
+  mulInto,
+  relu,
+  rmsNorm,
+  rmsNormInto,
+  scale,
+  scaleInto,
+  silu,
+  softmax,
+  softmaxInto,
+  sub,
+} from '../../src/ops/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 
 /** Deterministic values in [-amplitude, amplitude) (an LCG), so a failure reproduces. */
@@ -346,5 +368,83 @@ describe('fused elementwise kernels', () => {
     assert.throws(() => kernel.binary(BINARY_OPS.add, x, new Float32Array(3), out, Float64Array.from([1, 1, 3, 4, 0, 0, 4, 1, 0, 0, 1, 1])), /binary: the strides of b reach past its end/);
     assert.throws(() => kernel.binary(BINARY_OPS.add, x, x, out, Float64Array.from([1, 1, 1, 12, 0, 0, 0, 2, 0, 0, 0, 1])), /binary: the last axis must have stride 0 or 1/);
     assert.throws(() => kernel.binary(7, x, x, out, new Float64Array(12)), /binary: op must be/);
+  });
+
+  test('the *Into ops write into the given tensor, in place when it is the input, natively and in TypeScript', async () => {
+    await native();
+    const x = random([6, 130], 91, 3);
+    const gamma = random([130], 92);
+    const beta = random([130], 93);
+    const cases: [string, () => Tensor, (out: Tensor) => Tensor, Tensor][] = [
+      ['addInto', () => add(x, beta), (out) => addInto(out, beta, out), x],
+      ['addInto, second operand', () => add(beta, x), (out) => addInto(beta, out, out), x],
+      ['mulInto', () => mul(x, gamma), (out) => mulInto(out, gamma, out), x],
+      ['scaleInto', () => scale(x, 0.3), (out) => scaleInto(out, 0.3, out), x],
+      ['activationInto gelu', () => gelu(x), (out) => activationInto('gelu')(out, out), x],
+      ['activationInto silu', () => silu(x), (out) => activationInto('silu')(out, out), x],
+      ['activationInto gelu_new', () => geluTanh(x), (out) => activationInto('gelu_new')(out, out), x],
+      ['activationInto tanh', () => activationInto('tanh')(x, Tensor.zeros([6, 130])), (out) => activationInto('tanh')(out, out), x],
+      ['layerNormInto', () => layerNorm(x, gamma, beta, 1e-5), (out) => layerNormInto(out, gamma, beta, 1e-5, out), x],
+      ['rmsNormInto', () => rmsNorm(x, gamma, 1e-6), (out) => rmsNormInto(out, gamma, 1e-6, out), x],
+      ['softmaxInto', () => softmax(x), (out) => softmaxInto(out, out), x],
+    ];
+    for (const path of ['native', 'TypeScript']) {
+      const run = <T>(fn: () => T): T => (path === 'native' ? fn() : reference(fn));
+      for (const [name, fresh, into, input] of cases) {
+        const expected = run(fresh);
+        const copy = new Tensor('f32', input.shape, input.f32().slice());
+        const result = run(() => into(copy));
+        assert.equal(result, copy, `${name} (${path}) returns the tensor it wrote`);
+        assert.deepEqual(copy.f32(), expected.f32(), `${name} (${path})`);
+      }
+    }
+  });
+
+  test('the *Into ops refuse an out of the wrong shape, one that overlaps an input it is not, and inputs that need gradients', async () => {
+    await native();
+    const x = random([4, 8], 95);
+    const bias = random([8], 96);
+    assert.throws(() => addInto(x, bias, Tensor.zeros([4, 9])), (e: unknown) => e instanceof ShapeError && /addInto|add: out/.test(e.message));
+    assert.throws(() => activationInto('gelu')(x, Tensor.zeros([32])), ShapeError);
+    assert.throws(() => layerNormInto(x, bias, bias, 1e-5, new Tensor('i32', [4, 8], new Int32Array(32))), /must be f32 \[4, 8\]/);
+    // A view of the same memory one element on: each write would land on a value still to be read.
+    const shifted = new Float32Array(64);
+    const a = new Tensor('f32', [4, 8], shifted.subarray(0, 32));
+    assert.throws(() => addInto(a, bias, new Tensor('f32', [4, 8], shifted.subarray(4, 36))), /shares memory with the input/);
+    assert.throws(() => scaleInto(random([3], 97).requireGrad(), 2, Tensor.zeros([3])), UnsupportedError);
+    assert.throws(() => reference(() => scaleInto(random([3], 97).requireGrad(), 2, Tensor.zeros([3]))), UnsupportedError);
+  });
+
+  for (const [shape, axes] of [
+    [[2, 5, 3, 8], [0, 2, 1, 3]], // split heads: [B, T, H, D] → [B, H, T, D]
+    [[2, 3, 5, 8], [0, 2, 1, 3]], // merge heads
+    [[4, 130, 12, 64], [0, 2, 1, 3]], // BERT-shaped, split across threads
+    [[3, 7], [1, 0]], // a transpose: stride-7 runs
+    [[2, 1, 3, 1, 4], [4, 3, 2, 1, 0]], // size-1 axes drop out
+    [[0, 4, 2], [1, 0, 2]],
+  ] as [number[], number[]][]) {
+    test(`permute copies as Tensor.permute does: [${shape.join(', ')}] by [${axes.join(', ')}]`, async () => {
+      const kernel = await native();
+      if (!kernel) return;
+      const x = random(shape, 101);
+      const expected = x.permute(axes);
+      const out = new Float32Array(x.size);
+      kernel.permute(x.f32(), out, permuteLayout(shape, axes)!);
+      assert.deepEqual(out, expected.f32());
+    });
+  }
+
+  test('permuteLayout merges the output axes the input walks as one', () => {
+    // Split heads of [B, T, H, D]: rows of D contiguous floats.
+    assert.deepEqual(Array.from(permuteLayout([32, 128, 12, 64], [0, 2, 1, 3])!), [32, 12, 128, 64, 98304, 64, 768, 1]);
+    assert.equal(permuteLayout([2, 3, 2, 3, 2], [4, 2, 0, 3, 1]), undefined); // five axes that do not merge
+    assert.deepEqual(Array.from(permuteLayout([2, 3, 4], [0, 1, 2])!), [1, 1, 1, 24, 0, 0, 0, 1]);
+  });
+
+  test('permute names the argument when the layout reaches past x', async () => {
+    const kernel = await native();
+    if (!kernel) return;
+    assert.throws(() => kernel.permute(new Float32Array(6), new Float32Array(6), Float64Array.from([1, 1, 3, 2, 0, 0, 2, 3])), /permute: the strides of x reach past its end/);
+    assert.throws(() => kernel.permute(new Float32Array(6), new Float32Array(5), Float64Array.from([1, 1, 3, 2, 0, 0, 1, 3])), /permute: out needs 1x6/);
   });
 });
