@@ -67,7 +67,7 @@ export async function runInfo(args: InfoArgs, io: InfoIo = { stdout: process.std
 
 export function infoCommand(): Command {
   return new Command('info')
-    .description('describe a model: family, sizes, parameter count (from the safetensors headers), memory to run, tokenizer')
+    .description('describe a model: family, sizes, parameter count (from the safetensors headers), memory to run, memory to load and its peak per weight dtype, tokenizer')
     .argument('<model>', 'a model folder, a models--org--name cache folder, or a Hub id (org/name)')
     .option('--revision <rev>', 'branch, tag or commit sha (Hub ids and cache folders)', 'main')
     .option('--cache-dir <dir>', 'cache folder (default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)')
