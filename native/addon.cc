@@ -218,39 +218,30 @@ void run_gemm(const Gemm& g, const float* packed_b = nullptr) {
 
 // C = A · Bᵀ with B [n, k] in bf16. A few rows stream the 16-bit weights
 // straight into the product (half the bytes of f32: decode's limit); more rows
-// are compute-bound, so B is widened once into a buffer kept for the next call
-// and the f32 GEMM runs on it.
+// run the f32 GEMM, whose packs widen B block by block.
 void run_gemm_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k) {
   State& s = state();
   if (m <= kGemvMaxRows) {
     s.active->gemv_bf16(a, b, c, m, n, k, 0, n);
     return;
   }
-  static thread_local SharedPack widened;
-  float* wide = widened.get(n * k);
-  if (!wide) std::abort();  // out of memory for one f32 copy of a weight
-  for (int64_t i = 0; i < n * k; ++i) {
-    const uint32_t bits = static_cast<uint32_t>(b[i]) << 16;
-    std::memcpy(wide + i, &bits, 4);
-  }
-  run_gemm(Gemm{a, wide, c, m, n, k, true});
+  Gemm g{a, nullptr, c, m, n, k, true};
+  g.b16 = b;
+  run_gemm(g);
 }
 
 // C = A · (s ⊙ Q)ᵀ with int8 weights Q [n, k] and per-row scales s [n]:
-// streamed for a few rows, dequantized once into a kept buffer for more.
+// streamed for a few rows; for more, the f32 GEMM dequantizes Q as it packs.
 void run_gemm_int8(const float* a, const int8_t* q, const float* scales, float* c, int64_t m, int64_t n, int64_t k) {
   State& s = state();
   if (m <= kGemvMaxRows) {
     s.active->gemv_int8(a, q, scales, c, m, n, k, 0, n);
     return;
   }
-  static thread_local SharedPack dequantized;
-  float* wide = dequantized.get(n * k);
-  if (!wide) std::abort();  // out of memory for one f32 copy of a weight
-  for (int64_t j = 0; j < n; ++j) {
-    for (int64_t p = 0; p < k; ++p) wide[j * k + p] = static_cast<float>(q[j * k + p]) * scales[j];
-  }
-  run_gemm(Gemm{a, wide, c, m, n, k, true});
+  Gemm g{a, nullptr, c, m, n, k, true};
+  g.b8 = q;
+  g.b8_scales = scales;
+  run_gemm(g);
 }
 
 // Activations quantized per row for the int8 dot products: scale_i =

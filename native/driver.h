@@ -68,9 +68,7 @@ template <int64_t NR>
 void pack_b_portable(const glassformer::Gemm& g, int64_t p0, int64_t kc, int64_t j0, int64_t cols, float* dst) {
   for (int64_t p = 0; p < kc; ++p) {
     for (int64_t j = 0; j < NR; ++j) {
-      float v = 0.0f;
-      if (j < cols) v = g.trans_b ? g.b[(j0 + j) * g.k + p0 + p] : g.b[(p0 + p) * g.n + j0 + j];
-      dst[p * NR + j] = v;
+      dst[p * NR + j] = j < cols ? glassformer::b_element(g, p0 + p, j0 + j) : 0.0f;
     }
   }
 }

@@ -11,6 +11,9 @@ namespace glassformer {
 
 // C = A · op(B), all row-major and contiguous; C is overwritten.
 // A is [m, k]; B is [k, n], or [n, k] when trans_b (an nn.Linear weight).
+// A weight kept in fewer bits is given instead of b, always [n, k] (trans_b):
+// b16 as bf16 bits, or b8 as int8 with one scale per row; the packs widen it
+// into the f32 panels block by block, so no f32 copy of the whole weight.
 struct Gemm {
   const float* a;
   const float* b;
@@ -19,7 +22,22 @@ struct Gemm {
   int64_t n;
   int64_t k;
   bool trans_b;
+  const uint16_t* b16 = nullptr;
+  const int8_t* b8 = nullptr;
+  const float* b8_scales = nullptr;
 };
+
+// op(B)[p][j] as f32, whatever B is held in.
+inline float b_element(const Gemm& g, int64_t p, int64_t j) {
+  if (g.b16) {
+    const uint32_t bits = static_cast<uint32_t>(g.b16[j * g.k + p]) << 16;
+    float wide;
+    __builtin_memcpy(&wide, &bits, 4);
+    return wide;
+  }
+  if (g.b8) return static_cast<float>(g.b8[j * g.k + p]) * g.b8_scales[j];
+  return g.trans_b ? g.b[j * g.k + p] : g.b[p * g.n + j];
+}
 
 // One instruction-set variant. The driver splits the output between threads
 // and calls these on disjoint ranges, concurrently.

@@ -30,7 +30,7 @@ struct Avx2 : PortablePacking<6, 16> {
 
   // Hides PortablePacking::pack_b: whole panels of an untransposed B are two vector copies a row.
   static void pack_b(const Gemm& g, int64_t p0, int64_t kc, int64_t j0, int64_t cols, float* dst) {
-    if (!g.trans_b && cols == NR) {
+    if (!g.trans_b && !g.b16 && !g.b8 && cols == NR) {
       const float* src = g.b + p0 * g.n + j0;
       for (int64_t p = 0; p < kc; ++p, src += g.n) {
         _mm256_store_ps(dst + p * NR, _mm256_loadu_ps(src));

@@ -76,6 +76,33 @@ inline void pack_transposed(const float* src, int64_t ld, int64_t rows, int64_t 
   }
 }
 
+inline __m512 widen_bf16(__m256i bits);
+inline __m512 widen_int8(__m128i bytes);
+
+// pack_transposed for a bf16 or int8 weight: rows [r0, r0 + rows) of B [n, k]
+// (rows <= 16), columns [p0, p0 + kc), widened to f32 (int8 times its row's
+// scale) as they are loaded, into kc rows of 16 floats, stride NR.
+template <int64_t NR>
+inline void pack_narrow_transposed(const Gemm& g, int64_t r0, int64_t rows, int64_t p0, int64_t kc, float* dst) {
+  for (int64_t p = 0; p < kc; p += 16) {
+    const int64_t width = std::min<int64_t>(16, kc - p);
+    const __mmask16 cols = first_lanes(width);
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i) {
+      const int64_t at = (r0 + i) * g.k + p0 + p;
+      if (i >= rows) {
+        r[i] = _mm512_setzero_ps();
+      } else if (g.b16) {
+        r[i] = widen_bf16(_mm256_maskz_loadu_epi16(cols, g.b16 + at));
+      } else {
+        r[i] = _mm512_mul_ps(widen_int8(_mm_maskz_loadu_epi8(cols, g.b8 + at)), _mm512_set1_ps(g.b8_scales[r0 + i]));
+      }
+    }
+    transpose16(r);
+    for (int64_t q = 0; q < width; ++q) _mm512_store_ps(dst + (p + q) * NR, r[q]);
+  }
+}
+
 struct Avx512 {
   // Measured on Zen 5 against 14x32, 12x32 and 8x48: 6x64 was fastest on the
   // GPT-2 shapes, and 64 divides every GPT-2 width but the vocabulary.
@@ -101,6 +128,8 @@ struct Avx512 {
         const int64_t rows = std::min<int64_t>(16, cols - 16 * v);
         if (rows <= 0) {
           for (int64_t p = 0; p < kc; ++p) _mm512_store_ps(dst + p * NR + 16 * v, _mm512_setzero_ps());
+        } else if (g.b16 || g.b8) {
+          pack_narrow_transposed<NR>(g, j0 + 16 * v, rows, p0, kc, dst + 16 * v);
         } else {
           pack_transposed(g.b + (j0 + 16 * v) * g.k + p0, g.k, rows, kc, dst + 16 * v, NR, 0xFFFF);
         }

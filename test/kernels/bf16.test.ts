@@ -19,7 +19,7 @@ function toBf16(values: Float32Array): Uint16Array {
   return Uint16Array.from(values, (v) => f32ToBf16(v));
 }
 
-// Decode (m ≤ 4, streamed) and prefill (m > 4, widened then the f32 GEMM), with
+// Decode (m ≤ 4, streamed) and prefill (m > 4, widened as the f32 GEMM packs), with
 // k and n off every vector width, and offset slices.
 const CASES = [
   { m: 1, n: 3072, k: 768, offsets: [0, 0, 0] },
@@ -28,6 +28,7 @@ const CASES = [
   { m: 4, n: 9, k: 47, offsets: [0, 0, 0] },
   { m: 7, n: 130, k: 65, offsets: [2, 3, 1] },
   { m: 64, n: 300, k: 200, offsets: [0, 0, 0] },
+  { m: 9, n: 70, k: 800, offsets: [1, 3, 2] }, // two k blocks of the packed GEMM
 ];
 
 describe('bf16 weight kernels', () => {

@@ -15,7 +15,7 @@ import { randomArray } from '../helpers/random.js';
 import { SHARED } from '../helpers/shared.js';
 
 
-// Decode (m ≤ 4, streamed) and prefill (m > 4, dequantized then the f32 GEMM), odd sizes and offsets.
+// Decode (m ≤ 4, streamed) and prefill (m > 4, dequantized as the f32 GEMM packs), odd sizes and offsets.
 const CASES = [
   { m: 1, n: 3072, k: 768, offsets: [0, 0, 0] },
   { m: 1, n: 37, k: 33, offsets: [3, 5, 7] },
@@ -23,6 +23,7 @@ const CASES = [
   { m: 4, n: 9, k: 47, offsets: [0, 0, 0] },
   { m: 7, n: 130, k: 65, offsets: [2, 3, 1] },
   { m: 64, n: 300, k: 200, offsets: [0, 0, 0] },
+  { m: 9, n: 70, k: 800, offsets: [1, 3, 2] }, // two k blocks of the packed GEMM
 ];
 
 describe('int8 weight kernels', () => {
