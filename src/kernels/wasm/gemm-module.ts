@@ -281,21 +281,27 @@ function gemvNK(o: GemmModuleOptions, m: number): FunctionSpec {
 }
 
 /**
- * gemvKN{m}(a, lda, b, ldb, k, nBytes, c, ldc): C[m × n] = A[m × k] · B for B
- * as [k, n] (GPT-2's Conv1D), m ≤ 4, no packing: C is made in strips of a
- * few vectors held in registers while B's rows are walked down the strip.
- * nBytes is n·4, a multiple of the strip (the caller zero-pads B's rows).
+ * gemvKN{m}(a, lda, b, ldb, k, nBytes, c, ldc, accumulate): C[m × n] (+)= A[m × k] · B
+ * for B as [k, n] (GPT-2's Conv1D), m ≤ 4, no packing: C is made in strips
+ * of a few vectors held in registers while B's rows are walked down the
+ * strip. nBytes is n·4, a multiple of the strip (the caller zero-pads B's
+ * rows); accumulate ≠ 0 starts the sums from C, so k can come in slices.
  */
 function gemvKN(o: GemmModuleOptions, m: number): FunctionSpec {
   const vectors = GEMV_KN_VECTORS[m];
-  return fn(`gemvKN${m}`, [I32, I32, I32, I32, I32, I32, I32, I32], [], true, (l) => {
-    const [a, lda, b, ldb, k, nBytes, c, ldc] = [0, 1, 2, 3, 4, 5, 6, 7];
+  return fn(`gemvKN${m}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32], [], true, (l) => {
+    const [a, lda, b, ldb, k, nBytes, c, ldc, accumulate] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
     const [j, p, bp, ap] = [l.add(I32), l.add(I32), l.add(I32), l.add(I32)];
     const acc = Array.from({ length: m * vectors }, () => l.add(V128));
     const av = Array.from({ length: m }, () => l.add(V128));
     const bv = l.add(V128);
+    const cAddress = (i: number): Code => i32.add(i32.add(local(c), i32.mul(imm(i), local(ldc))), local(j));
+    const forEachSum = (each: (x: number, address: Code, offset: number) => Code): Code => seq(...Array.from({ length: m },
+      (_, i) => seq(...Array.from({ length: vectors }, (_, v) => each(acc[i * vectors + v], cAddress(i), v * VECTOR)))));
     return forRange(j, imm(0), local(nBytes), imm(vectors * VECTOR),
-      ...acc.map((x) => set(x, v128.zero())),
+      ifThen(local(accumulate),
+        forEachSum((x, address, offset) => set(x, v128.load(address, offset))),
+        forEachSum((x) => set(x, v128.zero()))),
       set(bp, i32.add(local(b), local(j))),
       set(ap, local(a)),
       forRange(p, imm(0), local(k), imm(1),
@@ -305,8 +311,7 @@ function gemvKN(o: GemmModuleOptions, m: number): FunctionSpec {
           ...av.map((x, i) => set(acc[i * vectors + v], madd(o.relaxed, local(x), local(bv), local(acc[i * vectors + v])))),
         )),
         inc(ap, imm(FLOAT)), inc(bp, local(ldb))),
-      ...Array.from({ length: m }, (_, i) => seq(...Array.from({ length: vectors }, (_, v) => v128.store(
-        i32.add(i32.add(local(c), i32.mul(imm(i), local(ldc))), local(j)), local(acc[i * vectors + v]), v * VECTOR)))));
+      forEachSum((x, address, offset) => v128.store(address, local(x), offset)));
   });
 }
 
@@ -346,7 +351,9 @@ export interface GemmExports {
   packA(src: number, lda: number, mc: number, kc: number, dst: number): void;
   packB(src: number, rowStep: number, colStep: number, kc: number, nc: number, dst: number): void;
   fmaPeak(iterations: number): number;
-  [gemv: `gemvNK${number}` | `gemvKN${number}`]: (a: number, lda: number, b: number, ldb: number, x: number, y: number, c: number, ldc: number) => void;
+  [gemv: `gemvNK${number}`]: (a: number, lda: number, b: number, ldb: number, kBytes: number, n: number, c: number, ldc: number) => void;
+  [gemv: `gemvKN${number}`]: (a: number, lda: number, b: number, ldb: number, k: number, nBytes: number, c: number, ldc: number,
+    accumulate: number) => void;
 }
 
 /** A tiny module that validates only where the engine has relaxed SIMD. */

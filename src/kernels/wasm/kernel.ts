@@ -43,6 +43,9 @@ const PAGE = 65536;
 // 2 GiB: a shared memory's maximum is reserved up front, and 2 GiB is what
 // every engine allows.
 const MAXIMUM_PAGES = 32768;
+// A few-row product copies its weight in slices of this many bytes (256 KB,
+// measured against 32–128 KB): they stay in L2 until the product reads them back.
+const SLICE_BYTES = 1 << 18;
 // Below this many multiply-adds one thread finishes before a sleeping worker wakes.
 const THREADED_MIN_MACS = 1 << 22;
 
@@ -230,33 +233,51 @@ class WasmKernel implements WasmMatmulKernel {
     }
   }
 
-  /** C = A · Bᵀ for B as [n, k] and m ≤ 4: k padded to whole vectors and n to whole groups, with zeros. */
+  /**
+   * C = A · Bᵀ for B as [n, k] and m ≤ 4, B copied in slices of rows that
+   * stay in L2 until the product has read them (k padded to whole vectors and
+   * the last slice to whole groups, with zeros).
+   */
   private gemvNK(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number,
     m: number, n: number, k: number): void {
+    const group = GEMV_NK_GROUP[m];
     const kp = roundUp(k, 4);
-    const np = roundUp(n, GEMV_NK_GROUP[m]);
+    const np = roundUp(n, group);
+    const sliceRows = Math.max(group, Math.floor(SLICE_BYTES / (kp * 4 * group)) * group);
     const aAt = this.base;
-    const bAt = align(aAt + m * kp * 4);
-    const cAt = align(bAt + np * kp * 4);
-    this.reserve(cAt + m * np * 4);
+    const cAt = align(aAt + m * kp * 4);
+    const sliceAt = align(cAt + m * np * 4);
+    this.reserve(sliceAt + sliceRows * kp * 4);
     this.copyRows(a, aOffset, m, k, aAt / 4, kp);
-    this.copyRows(b, bOffset, n, k, bAt / 4, kp);
-    this.heap.fill(0, bAt / 4 + n * kp, bAt / 4 + np * kp);
-    this.e[`gemvNK${m}`](aAt, kp * 4, bAt, kp * 4, kp * 4, np, cAt, np * 4);
+    for (let j0 = 0; j0 < n; j0 += sliceRows) {
+      const rows = Math.min(sliceRows, n - j0);
+      const padded = roundUp(rows, group);
+      this.copyRows(b, bOffset + j0 * k, rows, k, sliceAt / 4, kp);
+      this.heap.fill(0, sliceAt / 4 + rows * kp, sliceAt / 4 + padded * kp);
+      this.e[`gemvNK${m}`](aAt, kp * 4, sliceAt, kp * 4, kp * 4, padded, cAt + j0 * 4, np * 4);
+    }
     this.copyOut(cAt / 4, np, c, cOffset, m, n);
   }
 
-  /** C = A · B for B as [k, n] and m ≤ 4: B's rows padded to whole strips with zeros. */
+  /**
+   * C = A · B for B as [k, n] and m ≤ 4, B copied in slices of rows (a slice
+   * of k) that stay in L2 until the product has read them, each slice's sums
+   * added to C; rows padded to whole strips with zeros.
+   */
   private gemvKN(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number,
     m: number, n: number, k: number): void {
     const np = roundUp(n, 4 * GEMV_KN_VECTORS[m]);
+    const sliceRows = Math.max(1, Math.floor(SLICE_BYTES / (np * 4)));
     const aAt = this.base;
-    const bAt = align(aAt + m * k * 4);
-    const cAt = align(bAt + k * np * 4);
-    this.reserve(cAt + m * np * 4);
+    const cAt = align(aAt + m * k * 4);
+    const sliceAt = align(cAt + m * np * 4);
+    this.reserve(sliceAt + sliceRows * np * 4);
     this.copyRows(a, aOffset, m, k, aAt / 4, k);
-    this.copyRows(b, bOffset, k, n, bAt / 4, np);
-    this.e[`gemvKN${m}`](aAt, k * 4, bAt, np * 4, k, np * 4, cAt, np * 4);
+    for (let p0 = 0; p0 < k; p0 += sliceRows) {
+      const rows = Math.min(sliceRows, k - p0);
+      this.copyRows(b, bOffset + p0 * n, rows, n, sliceAt / 4, np);
+      this.e[`gemvKN${m}`](aAt + p0 * 4, k * 4, sliceAt, np * 4, rows, np * 4, cAt, np * 4, p0 > 0 ? 1 : 0);
+    }
     this.copyOut(cAt / 4, np, c, cOffset, m, n);
   }
 
