@@ -90,7 +90,9 @@ GF_INLINE float dot(const float* a, const float* b, int64_t n) {
   }
   // Halve the partial sums pairwise (log2 W vector adds) rather than adding
   // them one by one into a scalar: a chain of W dependent adds per key.
+#pragma GCC unroll 8
   for (int w = W / 2; w >= 1; w /= 2) {
+#pragma GCC unroll 8
     for (int t = 0; t < w; ++t) part[t] += part[t + w];
   }
   float total = part[0];
@@ -165,6 +167,47 @@ struct Lanes {
   static GF_INLINE void store(float* p, const vec& v) { std::memcpy(p, &v, sizeof v); }
 };
 
+// The W lanes of v added pairwise (log2 W levels, not a chain of W adds).
+template <int W>
+GF_INLINE float reduce(const typename Lanes<W>::vec& v) {
+  float lanes[W];
+  std::memcpy(lanes, &v, sizeof lanes);
+#pragma GCC unroll 8
+  for (int w = W / 2; w >= 1; w /= 2) {
+#pragma GCC unroll 8
+    for (int t = 0; t < w; ++t) lanes[t] += lanes[t + w];
+  }
+  return lanes[0];
+}
+
+// out[c] = q · k_c · scale for four consecutive key rows k_0…k_3 (dim floats
+// apart): four independent sums share each load of q and hide the FMA latency
+// that a single dot product per key waits on.
+template <int W>
+GF_INLINE void dot4(const float* q, const float* k, int64_t dim, float scale, float* out) {
+  using L = Lanes<W>;
+  typename L::vec a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  int64_t d = 0;
+  for (; d + W <= dim; d += W) {
+    const typename L::vec qv = L::load(q + d);
+    a0 += qv * L::load(k + d);
+    a1 += qv * L::load(k + dim + d);
+    a2 += qv * L::load(k + 2 * dim + d);
+    a3 += qv * L::load(k + 3 * dim + d);
+  }
+  float s0 = reduce<W>(a0), s1 = reduce<W>(a1), s2 = reduce<W>(a2), s3 = reduce<W>(a3);
+  for (; d < dim; ++d) {
+    s0 += q[d] * k[d];
+    s1 += q[d] * k[dim + d];
+    s2 += q[d] * k[2 * dim + d];
+    s3 += q[d] * k[3 * dim + d];
+  }
+  out[0] = s0 * scale;
+  out[1] = s1 * scale;
+  out[2] = s2 * scale;
+  out[3] = s3 * scale;
+}
+
 // scores[r, t] = q_r · k_t · scale for the rows of a query block against one key
 // tile. Few rows (decoding) take one dot product per key; more rows transpose
 // the tile once into [dim, kKeyBlock] (zero past the tile's end) so each row's
@@ -175,7 +218,10 @@ GF_INLINE void tile_scores(const float* q, const float* k, int64_t rows, int64_t
                            float* scores, float* keys_t) {
   if (rows < 4) {
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t t = 0; t < tile; ++t) scores[r * kKeyBlock + t] = dot<W>(q + r * dim, k + t * dim, dim) * scale;
+      float* sr = scores + r * kKeyBlock;
+      int64_t t = 0;
+      for (; t + 4 <= tile; t += 4) dot4<W>(q + r * dim, k + t * dim, dim, scale, sr + t);
+      for (; t < tile; ++t) sr[t] = dot<W>(q + r * dim, k + t * dim, dim) * scale;
     }
     return;
   }
@@ -235,20 +281,35 @@ GF_INLINE void accumulate_values(const float* p, const float* v, int64_t tile, i
   using L = Lanes<W>;
   int64_t d = 0;
   for (; d + 4 * W <= dim; d += 4 * W) {
+    // Even and odd keys in separate registers: eight independent FMA chains.
     typename L::vec a0 = L::load(acc + d), a1 = L::load(acc + d + W), a2 = L::load(acc + d + 2 * W),
                     a3 = L::load(acc + d + 3 * W);
-    for (int64_t t = 0; t < tile; ++t) {
+    typename L::vec b0 = {}, b1 = {}, b2 = {}, b3 = {};
+    int64_t t = 0;
+    for (; t + 2 <= tile; t += 2) {
       const float* vt = v + t * dim + d;
       const float pt = p[t];
+      const float pu = p[t + 1];
       a0 += pt * L::load(vt);
       a1 += pt * L::load(vt + W);
       a2 += pt * L::load(vt + 2 * W);
       a3 += pt * L::load(vt + 3 * W);
+      b0 += pu * L::load(vt + dim);
+      b1 += pu * L::load(vt + dim + W);
+      b2 += pu * L::load(vt + dim + 2 * W);
+      b3 += pu * L::load(vt + dim + 3 * W);
     }
-    L::store(acc + d, a0);
-    L::store(acc + d + W, a1);
-    L::store(acc + d + 2 * W, a2);
-    L::store(acc + d + 3 * W, a3);
+    if (t < tile) {
+      const float* vt = v + t * dim + d;
+      a0 += p[t] * L::load(vt);
+      a1 += p[t] * L::load(vt + W);
+      a2 += p[t] * L::load(vt + 2 * W);
+      a3 += p[t] * L::load(vt + 3 * W);
+    }
+    L::store(acc + d, a0 + b0);
+    L::store(acc + d + W, a1 + b1);
+    L::store(acc + d + 2 * W, a2 + b2);
+    L::store(acc + d + 3 * W, a3 + b3);
   }
   for (; d + W <= dim; d += W) {
     typename L::vec a0 = L::load(acc + d);
