@@ -13,20 +13,21 @@
  *   split along n (A shared):  for jc in part by NC: for pc by KC: pack B[pc, jc] → for ic by MC: block
  *   split along m (B shared):  for ic in part by MC: for pc by KC: pack A[ic, pc] → for jc by NC: block
  */
-import { TILE, type GemmExports } from './gemm-module.js';
+import type { GemmExports } from './gemm-module.js';
 
-export const MR = TILE.mr;
-export const NR = 4 * TILE.nv;
+/** Columns of the register tile (gemm-module.ts tileFor); its rows (MR) depend on the module and travel in the job. */
+export const NR = 8;
+const MAX_MR = 6;
 // Depth of a k block: a B panel [KC][NR] (12 KB) stays in L1 while A panels
 // stream; a deeper block writes C fewer times (measured in docs/performance.md).
 export const KC = 384;
-// Rows of an A block [MC][KC] (216 KB, L2).
-export const MC = 144;
+// Register tiles in the rows of an A block [MC = 24·MR][KC] (216 KB at MR = 6, L2).
+const MC_TILES = 24;
 // Columns of a B block [KC][NC] (4.5 MB, L3); GPT-2's widest weight (3072) is one block.
 export const NC = 3072;
 
 /** Bytes of one thread's scratch: an A block, a B block and one tile of C. */
-export const SCRATCH_BYTES = (MC * KC + KC * NC + MR * NR) * 4;
+export const SCRATCH_BYTES = (MC_TILES * MAX_MR * KC + KC * NC + MAX_MR * NR) * 4;
 
 /** Slots of the control block (an Int32Array over the memory's first bytes). */
 export const CTL = {
@@ -49,6 +50,7 @@ export const CTL = {
   parts: 12,
   splitN: 13,
   partSize: 14,
+  mr: 16,
   /** Parts the workers have finished since the pool started (tests and benchmarks check that threads took part). */
   workerParts: 15,
 } as const;
@@ -63,6 +65,8 @@ export function scratchAddress(thread: number): number {
 
 /** One product: sizes, byte addresses of the operands, and how it is split. */
 export interface Job {
+  /** Rows of the module's register tile. */
+  mr: number;
   m: number;
   n: number;
   k: number;
@@ -81,8 +85,8 @@ export interface Job {
 const roundUp = (x: number, multiple: number): number => Math.ceil(x / multiple) * multiple;
 
 /** Bytes of the packed shared operand: every k block of A (or B) in panels. */
-export function sharedBytes(m: number, n: number, k: number, splitN: boolean): number {
-  return (splitN ? roundUp(m, MR) : roundUp(n, NR)) * k * 4;
+export function sharedBytes(m: number, n: number, k: number, splitN: boolean, mr: number): number {
+  return (splitN ? roundUp(m, mr) : roundUp(n, NR)) * k * 4;
 }
 
 /**
@@ -90,9 +94,9 @@ export function sharedBytes(m: number, n: number, k: number, splitN: boolean): n
  * narrow, in whole tiles, about three parts a thread so a thread slowed by
  * another process leaves its remaining parts to the others.
  */
-export function plan(m: number, n: number, threads: number): Pick<Job, 'parts' | 'splitN' | 'partSize'> {
+export function plan(m: number, n: number, threads: number, mr: number): Pick<Job, 'parts' | 'splitN' | 'partSize'> {
   const splitN = n >= m || n >= 512;
-  const tile = splitN ? NR : MR;
+  const tile = splitN ? NR : mr;
   const tiles = Math.ceil((splitN ? n : m) / tile);
   const wanted = threads === 1 ? 1 : Math.min(tiles, threads * 3, PART_MASK);
   const partSize = Math.ceil(tiles / wanted) * tile;
@@ -105,7 +109,7 @@ export function packShared(e: GemmExports, job: Job): void {
   for (let pc = 0; pc < k; pc += KC) {
     const kc = Math.min(KC, k - pc);
     if (job.splitN) {
-      e.packA(job.a + pc * 4, k * 4, m, kc, job.shared + roundUp(m, MR) * pc * 4);
+      e.packA(job.a + pc * 4, k * 4, m, kc, job.shared + roundUp(m, job.mr) * pc * 4);
     } else {
       const [rowStep, colStep] = transB ? [4, k * 4] : [n * 4, 4];
       e.packB(job.b + pc * rowStep, rowStep, colStep, kc, n, job.shared + roundUp(n, NR) * pc * 4);
@@ -115,23 +119,24 @@ export function packShared(e: GemmExports, job: Job): void {
 
 /** Computes part `index` of the job with the thread's scratch. */
 export function runPart(e: GemmExports, job: Job, index: number, scratch: number): void {
-  const { m, n, k, transB } = job;
+  const { m, n, k, transB, mr } = job;
   const [rowStep, colStep] = transB ? [4, k * 4] : [n * 4, 4];
+  const mcMax = MC_TILES * mr;
   const aBlock = scratch;
-  const bBlock = scratch + MC * KC * 4;
+  const bBlock = scratch + MC_TILES * MAX_MR * KC * 4;
   const tile = bBlock + KC * NC * 4;
   const ldc = n * 4;
   const from = index * job.partSize;
   if (job.splitN) {
     const to = Math.min(n, from + job.partSize);
-    const mPad = roundUp(m, MR);
+    const mPad = roundUp(m, mr);
     for (let jc = from; jc < to; jc += NC) {
       const nc = Math.min(NC, to - jc);
       for (let pc = 0; pc < k; pc += KC) {
         const kc = Math.min(KC, k - pc);
         e.packB(job.b + pc * rowStep + jc * colStep, rowStep, colStep, kc, nc, bBlock);
-        for (let ic = 0; ic < m; ic += MC) {
-          const mc = Math.min(MC, m - ic);
+        for (let ic = 0; ic < m; ic += mcMax) {
+          const mc = Math.min(mcMax, m - ic);
           const aPanels = job.shared + (mPad * pc + ic * kc) * 4;
           e.block(mc, nc, kc, aPanels, bBlock, job.c + (ic * n + jc) * 4, ldc, pc > 0 ? 1 : 0, tile);
         }
@@ -140,8 +145,8 @@ export function runPart(e: GemmExports, job: Job, index: number, scratch: number
   } else {
     const to = Math.min(m, from + job.partSize);
     const nPad = roundUp(n, NR);
-    for (let ic = from; ic < to; ic += MC) {
-      const mc = Math.min(MC, to - ic);
+    for (let ic = from; ic < to; ic += mcMax) {
+      const mc = Math.min(mcMax, to - ic);
       for (let pc = 0; pc < k; pc += KC) {
         const kc = Math.min(KC, k - pc);
         e.packA(job.a + (ic * k + pc) * 4, k * 4, mc, kc, aBlock);
@@ -157,6 +162,7 @@ export function runPart(e: GemmExports, job: Job, index: number, scratch: number
 
 /** Writes a job into the control block and opens it to the workers (a new sequence number, part 0 next). */
 export function publish(ctl: Int32Array, job: Job, threads: number): void {
+  ctl[CTL.mr] = job.mr;
   ctl[CTL.m] = job.m;
   ctl[CTL.n] = job.n;
   ctl[CTL.k] = job.k;
@@ -179,6 +185,7 @@ export function publish(ctl: Int32Array, job: Job, threads: number): void {
 /** The job in the control block; read only after claiming a part, when it cannot change. */
 export function readJob(ctl: Int32Array): Job {
   return {
+    mr: ctl[CTL.mr],
     m: ctl[CTL.m],
     n: ctl[CTL.n],
     k: ctl[CTL.k],

@@ -33,10 +33,15 @@ export interface GemmModuleOptions {
 }
 
 /**
- * The register tile: 6 rows × 8 columns, 12 accumulators + 2 vectors of B + 1
- * broadcast of A = 15 of the 16 xmm registers V8 allocates (see docs/performance.md).
+ * The register tile: 8 columns (2 vectors) by 6 rows with relaxed_madd (12
+ * accumulators + 2 vectors of B + 1 broadcast of A = 15 of the 16 xmm
+ * registers V8 allocates), by 5 rows with mul + add, whose product needs one
+ * more register: at 6 rows that variant spilled accumulators and ran at 60%
+ * of its 5-row speed (see docs/performance.md).
  */
-export const TILE = { mr: 6, nv: 2 } as const;
+export function tileFor(relaxed: boolean): { readonly mr: number; readonly nv: number } {
+  return { mr: relaxed ? 6 : 5, nv: 2 };
+}
 
 /**
  * Registers for a few-row product with B as [n, k]: `rows` rows of A against

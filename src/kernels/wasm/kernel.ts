@@ -16,7 +16,7 @@
 import { ShapeError, UnsupportedError } from '../../errors.js';
 import type { ThreadedMatmulKernel } from '../types.js';
 import { claim, CTL, CTL_BYTES, finish, packShared, plan, publish, runPart, scratchAddress, sharedBytes, type Job } from './driver.js';
-import { GEMV_KN_VECTORS, GEMV_NK_GROUP, gemmModuleBytes, type GemmExports, relaxedProbeBytes, TILE } from './gemm-module.js';
+import { GEMV_KN_VECTORS, GEMV_NK_GROUP, gemmModuleBytes, type GemmExports, relaxedProbeBytes, tileFor } from './gemm-module.js';
 import type { WorkerInit } from './worker.js';
 
 export interface WasmMatmulKernel extends ThreadedMatmulKernel {
@@ -66,7 +66,7 @@ let relaxedFlagTried = false;
  * flag can still be set from inside before a module is compiled.
  */
 export async function detectWasmFeatures(): Promise<WasmFeatures> {
-  const plain = gemmModuleBytes({ ...TILE, relaxed: false, shared: false, maximumPages: 1 });
+  const plain = gemmModuleBytes({ ...tileFor(false), relaxed: false, shared: false, maximumPages: 1 });
   const simd = typeof WebAssembly === 'object' && WebAssembly.validate(plain);
   let relaxed = simd && WebAssembly.validate(relaxedProbeBytes());
   if (simd && !relaxed && isNode && !relaxedFlagTried) {
@@ -112,7 +112,7 @@ export async function createWasmKernel(options: WasmKernelOptions = {}): Promise
   const relaxed = features.relaxed && options.relaxed !== false;
   const maxThreads = features.threads ? Math.max(1, Math.min(options.maxThreads ?? (await coreCount()), 64)) : 1;
   const shared = maxThreads > 1;
-  const bytes = gemmModuleBytes({ ...TILE, relaxed, shared, maximumPages: MAXIMUM_PAGES });
+  const bytes = gemmModuleBytes({ ...tileFor(relaxed), relaxed, shared, maximumPages: MAXIMUM_PAGES });
   const module = await WebAssembly.compile(bytes);
   const base = scratchAddress(maxThreads);
   const memory = new WebAssembly.Memory({ initial: Math.ceil(base / PAGE), maximum: MAXIMUM_PAGES, shared });
@@ -201,13 +201,14 @@ class WasmKernel implements WasmMatmulKernel {
       return;
     }
     const threads = m * n * k >= THREADED_MIN_MACS ? this.activeThreads : 1;
-    const split = plan(m, n, threads);
+    const mr = tileFor(this.relaxed).mr;
+    const split = plan(m, n, threads, mr);
     const aAt = this.base;
     const bAt = align(aAt + m * k * 4);
     const cAt = align(bAt + n * k * 4);
     const sharedAt = align(cAt + m * n * 4);
-    this.reserve(sharedAt + sharedBytes(m, n, k, split.splitN));
-    const job: Job = { m, n, k, transB, a: aAt, b: bAt, c: cAt, shared: sharedAt, ...split };
+    this.reserve(sharedAt + sharedBytes(m, n, k, split.splitN, mr));
+    const job: Job = { mr, m, n, k, transB, a: aAt, b: bAt, c: cAt, shared: sharedAt, ...split };
     const heap = this.heap;
     heap.set(a.subarray(aOffset, aOffset + m * k), aAt / 4);
     heap.set(b.subarray(bOffset, bOffset + n * k), bAt / 4);

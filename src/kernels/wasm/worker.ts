@@ -4,7 +4,7 @@
  * takes parts of each job the calling thread publishes (driver.ts) until the
  * process ends. It sleeps in `Atomics.wait`, which workers may do everywhere.
  */
-import { claim, CTL, finish, readJob, runPart, scratchAddress } from './driver.js';
+import { claim, CTL, CTL_BYTES, finish, readJob, runPart, scratchAddress } from './driver.js';
 import type { GemmExports } from './gemm-module.js';
 
 /** What the pool sends a new worker. */
@@ -21,7 +21,7 @@ const SPIN_MS = 1;
 
 function serve({ module, memory, index }: WorkerInit): void {
   const e = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as GemmExports;
-  const ctl = new Int32Array(memory.buffer, 0, CTL.workerParts + 1);
+  const ctl = new Int32Array(memory.buffer, 0, CTL_BYTES / 4);
   const scratch = scratchAddress(index);
   Atomics.add(ctl, CTL.ready, 1);
   for (;;) {
