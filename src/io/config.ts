@@ -678,8 +678,13 @@ export function parseModelConfig(json: unknown, file = 'config.json'): ModelConf
   }
 }
 
+/** A JSON file's value; a ConfigError names the file when it is not JSON. */
+export async function readConfigJson(fs: FileSystem, path: string): Promise<unknown> {
+  return parseJsonText(path, await fs.readText(path));
+}
+
 export async function readModelConfig(fs: FileSystem, path: string): Promise<ModelConfig> {
-  return parseModelConfig(parseJsonText(path, await fs.readText(path)), path);
+  return parseModelConfig(await readConfigJson(fs, path), path);
 }
 
 /**

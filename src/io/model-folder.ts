@@ -8,8 +8,9 @@ import { FormatError, PickleWeightsError, UnsupportedError, WeightError } from '
 import { Checkpoint } from './checkpoint.js';
 import {
   generationConfigFromModelConfig,
+  parseModelConfig,
+  readConfigJson,
   readGenerationConfig,
-  readModelConfig,
   type GenerationConfig,
   type ModelConfig,
 } from './config.js';
@@ -62,6 +63,21 @@ export interface ModelFolder {
 export interface OpenModelFolderOptions {
   /** Allow a folder without weights (e.g. tokenizer and config only). Default true: weights are required. */
   readonly requireWeights?: boolean;
+  /**
+   * Refuse a config.json whose model_type is not one of `names` (UnsupportedError,
+   * "is not `kind` glassformer runs"), before the rest of the config is parsed
+   * or the weights are looked for: a job that runs one family says so first.
+   */
+  readonly modelTypes?: { readonly names: readonly string[]; readonly kind: string };
+}
+
+function checkModelType(json: unknown, path: string, accepted: OpenModelFolderOptions['modelTypes']): void {
+  if (!accepted) return;
+  const modelType = (json as { model_type?: unknown } | null)?.model_type;
+  if (typeof modelType === 'string' && accepted.names.includes(modelType)) return;
+  throw new UnsupportedError(
+    `${path}: model_type ${JSON.stringify(modelType ?? null)} is not ${accepted.kind} glassformer runs; supported: ${accepted.names.join(', ')}`,
+  );
 }
 
 async function findWeights(fs: FileSystem, dir: string, requireWeights: boolean): Promise<string | null> {
@@ -89,10 +105,12 @@ async function findWeights(fs: FileSystem, dir: string, requireWeights: boolean)
 export async function openModelFolder(fs: FileSystem, dir: string, options: OpenModelFolderOptions = {}): Promise<ModelFolder> {
   const configPath = fs.join(dir, 'config.json');
   if (!(await fs.exists(configPath))) {
-    if (!(await fs.exists(dir))) throw new FormatError(dir, 'no such model folder');
+    if (!(await fs.exists(dir))) throw new FormatError(dir, 'no such model folder (no config.json to read)');
     throw new FormatError(dir, 'not a model folder: it has no config.json');
   }
-  const config = await readModelConfig(fs, configPath);
+  const json = await readConfigJson(fs, configPath);
+  checkModelType(json, configPath, options.modelTypes);
+  const config = parseModelConfig(json, configPath);
   const generationPath = fs.join(dir, 'generation_config.json');
   const hasGeneration = await fs.exists(generationPath);
   const generationConfig = hasGeneration ? await readGenerationConfig(fs, generationPath) : generationConfigFromModelConfig(config);

@@ -196,6 +196,19 @@ export class Weights {
     return new Weights(store, source, '', new Set(), linearDtype);
   }
 
+  /**
+   * Over an opened checkpoint (a safetensors file or a sharded set): read
+   * tensor by tensor as layers ask when its bytes are local, else (weights
+   * read over the network) loaded whole first.
+   */
+  static async fromCheckpoint(
+    checkpoint: TensorReader & { loadAll(): Promise<Map<string, Tensor>> },
+    source: string = checkpoint.name,
+    options: WeightsOptions = {},
+  ): Promise<Weights> {
+    return Weights.from(checkpoint.canReadSync ? checkpoint : await checkpoint.loadAll(), source, options);
+  }
+
   scope(name: string): Weights {
     return new Weights(this.tensors, this.source, this.key(name) + '.', this.used, this.linearDtype);
   }

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { FileNotFoundError, FormatError, PickleWeightsError, WeightError } from '../../src/errors.js';
+import { FileNotFoundError, FormatError, PickleWeightsError, UnsupportedError, WeightError } from '../../src/errors.js';
 import { openModelFolder } from '../../src/io/model-folder.js';
 import { loadModelFolder } from '../../src/io/node.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
@@ -155,4 +155,19 @@ test('memory file system and path helpers', async () => {
   assert.equal(fs.dirname('/a/b.txt'), '/a');
   assert.equal(fs.dirname('b.txt'), '.');
   await assert.rejects(bytesSource('mem', new Uint8Array(2)).read(1, 5), /mem: file is truncated/);
+});
+
+test('modelTypes refuses another family first, before its config is parsed or weights are looked for', async () => {
+  // A T5 config relabelled gpt2 would fail GPT-2's config parsing, and the folder has no weights: the family is named first.
+  const t5 = JSON.parse(await readFile(join(HF_TINY, 't5', 'config.json'), 'utf8')) as Record<string, unknown>;
+  const fs = new MemoryFileSystem({ 'm/config.json': JSON.stringify({ ...t5, model_type: 'gpt2' }) });
+  const modelTypes = { names: ['t5', 'bart'], kind: 'an encoder-decoder' };
+  await assert.rejects(
+    openModelFolder(fs, 'm', { modelTypes }),
+    (e: unknown) => e instanceof UnsupportedError && e.message === 'm/config.json: model_type "gpt2" is not an encoder-decoder glassformer runs; supported: t5, bart',
+  );
+  fs.set('m/config.json', JSON.stringify(t5));
+  await assert.rejects(openModelFolder(fs, 'm', { modelTypes }), (e: unknown) => e instanceof WeightError && /no weights found/.test(e.message));
+  fs.set('m/model.safetensors', serializeSafetensors({ 'shared.weight': Tensor.zeros([2, 2]) }));
+  assert.equal((await openModelFolder(fs, 'm', { modelTypes })).config.modelType, 't5');
 });

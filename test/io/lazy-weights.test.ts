@@ -177,6 +177,14 @@ test('weights that can only be read asynchronously are refused lazily and loaded
   const checkpoint = await Checkpoint.open(asyncOnly, '/m/model.safetensors');
   assert.equal(checkpoint.canReadSync, false);
   assert.throws(() => Weights.from(checkpoint, '/m/model.safetensors'), (e: unknown) => e instanceof ConfigError && /not local/.test(e.message));
+  // fromCheckpoint reads it whole instead; over a local file it stays lazy (nothing read yet).
+  const whole = await Weights.fromCheckpoint(checkpoint);
+  assert.deepEqual(whole.get('transformer.wpe.weight').shape, checkpoint.tensorInfo('transformer.wpe.weight').shape);
+  const local = counting(await Checkpoint.open(nodeFileSystem, join(dir, 'model.safetensors')));
+  const lazy = await Weights.fromCheckpoint({ ...local, loadAll: () => assert.fail('a local checkpoint is not read whole') });
+  assert.equal(local.reads.size, 0);
+  lazy.get('transformer.wpe.weight');
+  assert.deepEqual([...local.reads.keys()], ['transformer.wpe.weight']);
   assert.deepEqual(await gpt2Logits(asyncOnly, '/m', 'bf16'), await gpt2Logits(nodeFileSystem, dir, 'bf16'));
 });
 
