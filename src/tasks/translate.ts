@@ -12,13 +12,16 @@
 import { ConfigError, FormatError, UnsupportedError } from '../errors.js';
 import { generate } from '../generation/generate.js';
 import { generationOptionsFromJson, type GenerateOptions } from '../generation/options.js';
-import { Checkpoint } from '../io/checkpoint.js';
+import type { Checkpoint } from '../io/checkpoint.js';
+import { openModelFolder } from '../io/model-folder.js';
 import type { FileSystem } from '../io/source.js';
 import { BartModel, parseBartConfig, type BartConfig } from '../models/bart.js';
 import { parseT5Config, T5Model, type T5Config } from '../models/t5.js';
 import { Weights } from '../nn/weights.js';
 import { loadTokenizerWith } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
+
+const ENCODER_DECODER_TYPES = ['t5', 'mt5', 'bart', 'marian'];
 
 /** An encoder-decoder model folder without its tokenizer: the model and its decoding defaults. */
 export interface EncoderDecoderFolder {
@@ -38,32 +41,11 @@ export interface Seq2SeqPipeline extends EncoderDecoderFolder {
   readonly tokenizer: Tokenizer;
 }
 
-async function readJson(fs: FileSystem, path: string): Promise<Record<string, unknown>> {
-  const text = await fs.readText(path);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new FormatError(path, `not valid JSON (${(error as Error).message})`);
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new FormatError(path, 'expected a JSON object');
-  return json as Record<string, unknown>;
-}
-
 function readTaskParams(raw: Record<string, unknown>, file: string): Record<string, Record<string, unknown>> {
   const params = raw.task_specific_params;
   if (params === undefined || params === null) return {};
   if (typeof params !== 'object' || Array.isArray(params)) throw new ConfigError(`${file}: field "task_specific_params" must be an object of tasks, found ${JSON.stringify(params)}`);
   return params as Record<string, Record<string, unknown>>;
-}
-
-/** The weights of a folder: model.safetensors or a sharded set. */
-async function readWeights(fs: FileSystem, dir: string): Promise<Weights> {
-  for (const name of ['model.safetensors', 'model.safetensors.index.json']) {
-    const file = fs.join(dir, name);
-    if (await fs.exists(file)) return Weights.from(await (await Checkpoint.open(fs, file)).loadAll(), file);
-  }
-  throw new FormatError(dir, 'no weights: expected model.safetensors or model.safetensors.index.json (pytorch_model.bin is a pickle, which glassformer does not read)');
 }
 
 /** Generation settings a config.json may carry (HF `GenerationConfig.from_model_config` copies them). */
@@ -92,28 +74,24 @@ function generationDefaultsFromConfig(raw: Record<string, unknown>, config: T5Co
  * For ids in, ids out (a tokenizer is not needed).
  */
 export async function loadEncoderDecoder(fs: FileSystem, dir: string): Promise<EncoderDecoderFolder> {
-  const configPath = fs.join(dir, 'config.json');
-  if (!(await fs.exists(configPath))) throw new FormatError(dir, 'not a model folder: it has no config.json');
-  const raw = await readJson(fs, configPath);
+  const folder = await openModelFolder(fs, dir, { modelTypes: { names: ENCODER_DECODER_TYPES, kind: 'an encoder-decoder' } });
+  const raw = folder.config.raw as Record<string, unknown>;
   const modelType = String(raw.model_type);
-  if (!['t5', 'mt5', 'bart', 'marian'].includes(modelType)) {
-    throw new UnsupportedError(`${configPath}: model_type "${modelType}" is not an encoder-decoder glassformer runs; supported: t5, mt5, bart, marian`);
-  }
-  const weights = await readWeights(fs, dir);
+  const weights = await Weights.fromCheckpoint(folder.checkpoint as Checkpoint, folder.weightsPath ?? dir);
   let model: T5Model | BartModel;
   let config: T5Config | BartConfig;
   if (modelType === 't5' || modelType === 'mt5') {
-    config = parseT5Config(raw, configPath);
+    config = parseT5Config(raw, folder.configPath);
     model = new T5Model(config, weights);
   } else {
-    config = parseBartConfig(raw, configPath);
+    config = parseBartConfig(raw, folder.configPath);
     model = new BartModel(config, weights);
   }
-  const generationPath = fs.join(dir, 'generation_config.json');
-  const generationDefaults = (await fs.exists(generationPath))
-    ? generationOptionsFromJson(await readJson(fs, generationPath), generationPath)
-    : generationDefaultsFromConfig(raw, config);
-  return { dir, model, config, modelType, generationDefaults, taskParams: readTaskParams(raw, configPath) };
+  const generationDefaults =
+    folder.generationConfigPath !== null
+      ? generationOptionsFromJson(folder.generationConfig.raw, folder.generationConfigPath)
+      : generationDefaultsFromConfig(raw, config);
+  return { dir, model, config, modelType, generationDefaults, taskParams: readTaskParams(raw, folder.configPath) };
 }
 
 /** Load an encoder-decoder folder with its tokenizer (tokenizer.json and the transformers config files). */
