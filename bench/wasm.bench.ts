@@ -23,7 +23,7 @@ import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { blockedMatmul, createWasmKernel, referenceMatmul } from '../src/kernels/index.js';
+import { blockedMatmul, createWasmKernel, referenceMatmul, type WasmMatmulKernel } from '../src/kernels/index.js';
 import { loadNativeKernel } from '../src/kernels/native.js';
 
 interface Shape {
@@ -118,6 +118,8 @@ const fmt = (value: number | undefined): string => (value === undefined ? '—' 
 export async function run(): Promise<void> {
   console.log(`CPU: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores; load average ${loadavg()[0].toFixed(2)}`);
   const wasm = await createWasmKernel({ maxThreads: 2 });
+  // The variant for engines without relaxed SIMD; one thread, so no second pool.
+  const plain = await createWasmKernel({ relaxed: false, maxThreads: 1 });
   const tf = await loadTfjsWasm();
   const native = loadNativeKernel().kernel;
   // Peaks are maxima: the best of several short runs, measured again between shapes.
@@ -130,13 +132,13 @@ export async function run(): Promise<void> {
   };
   measurePeaks();
 
-  const wasmContender = (threads: number): Contender => ({
-    label: `wasm ${threads}T`,
+  const wasmContender = (label: string, kernel: WasmMatmulKernel, threads: number): Contender => ({
+    label,
     setUp: ({ m, n, k }, a, b) => {
       const c = new Float32Array(m * n);
       return () => {
-        wasm.setThreads(threads);
-        wasm.gemm(a, 0, b, 0, c, 0, m, n, k, true);
+        kernel.setThreads(threads);
+        kernel.gemm(a, 0, b, 0, c, 0, m, n, k, true);
       };
     },
     maxRuns: (s) => (s.big ? 9 : 21),
@@ -152,7 +154,8 @@ export async function run(): Promise<void> {
     budgetMs: 2500,
   });
   const contenders: Contender[] = [
-    wasmContender(1),
+    wasmContender('wasm 1T', wasm, 1),
+    wasmContender('wasm mul+add 1T', plain, 1),
     {
       label: 'tfjs-wasm 1T',
       setUp: ({ m, n, k }, a, _b, bKn) => {
@@ -167,7 +170,7 @@ export async function run(): Promise<void> {
       maxRuns: (s) => (s.big ? 9 : 21),
       budgetMs: 1500,
     },
-    wasmContender(2),
+    wasmContender('wasm 2T', wasm, 2),
     {
       label: 'copy',
       setUp: ({ m, n, k }, a, b) => {
@@ -193,11 +196,12 @@ export async function run(): Promise<void> {
     return { shape, ms };
   });
 
-  console.log(`WebAssembly FMA ceiling (${wasm.name}, one thread, register-only loop): ${peaks.wasm.toFixed(1)} GFLOP/s`);
+  console.log(`WebAssembly FMA ceiling (${wasm.name}, one thread, register-only loop): ${peaks.wasm.toFixed(1)} GFLOP/s; `
+    + `with mul + add (${plain.name}): ${plain.fmaPeak(0.2).toFixed(1)} GFLOP/s`);
   if (native) console.log(`native one-core FMA peak (${native.name}): ${peaks.native.toFixed(1)} GFLOP/s`);
   console.log('tfjs-backend-wasm: one thread (no threads in Node), B as [k, n]\n');
   const header = [
-    'shape', 'wasm 1T GFLOP/s (best)', 'tfjs-wasm 1T (best)', 'wasm 2T (best)', 'blocked TS', 'reference',
+    'shape', 'wasm 1T GFLOP/s (best)', 'wasm mul+add 1T (best)', 'tfjs-wasm 1T (best)', 'wasm 2T (best)', 'blocked TS', 'reference',
     'wasm 1T / tfjs', 'wasm 2T / tfjs', 'wasm 1T % wasm ceiling', ...(native ? ['wasm 1T % native peak'] : []),
     'copy share (1T)', 'wasm 1T / blocked', 'wasm 1T / ref',
   ];
@@ -217,7 +221,7 @@ export async function run(): Promise<void> {
     const copy = ms[contenders.findIndex((x) => x.label === 'copy')];
     const wasm1Ms = ms[0];
     const cells = [
-      shape.label, withBest('wasm 1T'), withBest('tfjs-wasm 1T'), withBest('wasm 2T'), fmt(rate('blocked TS')), fmt(rate('reference')),
+      shape.label, withBest('wasm 1T'), withBest('wasm mul+add 1T'), withBest('tfjs-wasm 1T'), withBest('wasm 2T'), fmt(rate('blocked TS')), fmt(rate('reference')),
       ratio(wasm1, rate('tfjs-wasm 1T')), ratio(rate('wasm 2T'), rate('tfjs-wasm 1T')), percent(wasm1, peaks.wasm),
       ...(native ? [percent(wasm1, peaks.native)] : []),
       copy === undefined || wasm1Ms === undefined ? '—' : `${((100 * copy.median) / wasm1Ms.median).toFixed(0)}%`,

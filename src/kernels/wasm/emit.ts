@@ -14,8 +14,20 @@
  * and works the same in Node and in browsers.
  */
 
-/** A run of instruction bytes. */
-export type Code = readonly number[];
+/**
+ * A run of instruction bytes, as nested arrays: each instruction wraps its
+ * operands without copying them, and the tree is flattened once per function.
+ */
+export type Code = readonly (number | Code)[];
+
+/** The bytes of a code tree, in order. */
+export function flatten(code: Code, out: number[] = []): number[] {
+  for (const item of code) {
+    if (typeof item === 'number') out.push(item);
+    else flatten(item, out);
+  }
+  return out;
+}
 
 /** Value types (spec 5.3.1). */
 export const I32 = 0x7f;
@@ -63,7 +75,7 @@ function section(id: number, body: number[]): number[] {
 
 /** Concatenates instruction runs. */
 export function seq(...codes: Code[]): Code {
-  return codes.flat();
+  return codes;
 }
 
 // Memory instructions take (align as log2 bytes, offset); the offset is a
@@ -80,20 +92,20 @@ function simd(opcode: number): number[] {
 
 /** Locals and parameters are referred to by index. */
 export const local = (index: number): Code => [0x20, ...uleb(index)];
-export const set = (index: number, value: Code): Code => [...value, 0x21, ...uleb(index)];
+export const set = (index: number, value: Code): Code => [value, 0x21, ...uleb(index)];
 
 export const i32 = {
   const: (value: number): Code => [0x41, ...sleb(value)],
-  add: (a: Code, b: Code): Code => [...a, ...b, 0x6a],
-  sub: (a: Code, b: Code): Code => [...a, ...b, 0x6b],
-  mul: (a: Code, b: Code): Code => [...a, ...b, 0x6c],
-  and: (a: Code, b: Code): Code => [...a, ...b, 0x71],
-  shl: (a: Code, b: Code): Code => [...a, ...b, 0x74],
-  eqz: (a: Code): Code => [...a, 0x45],
-  ltU: (a: Code, b: Code): Code => [...a, ...b, 0x49],
-  geU: (a: Code, b: Code): Code => [...a, ...b, 0x4f],
+  add: (a: Code, b: Code): Code => [a, b, 0x6a],
+  sub: (a: Code, b: Code): Code => [a, b, 0x6b],
+  mul: (a: Code, b: Code): Code => [a, b, 0x6c],
+  and: (a: Code, b: Code): Code => [a, b, 0x71],
+  shl: (a: Code, b: Code): Code => [a, b, 0x74],
+  eqz: (a: Code): Code => [a, 0x45],
+  ltU: (a: Code, b: Code): Code => [a, b, 0x49],
+  geU: (a: Code, b: Code): Code => [a, b, 0x4f],
   /** `b` if `condition` is 0, else `a` (select). */
-  select: (a: Code, b: Code, condition: Code): Code => [...a, ...b, ...condition, 0x1b],
+  select: (a: Code, b: Code, condition: Code): Code => [a, b, condition, 0x1b],
 };
 
 export const f32 = {
@@ -101,43 +113,43 @@ export const f32 = {
     const bytes = new Uint8Array(new Float32Array([value]).buffer);
     return [0x43, ...bytes];
   },
-  load: (address: Code, offset = 0): Code => [...address, 0x2a, ...memarg(2, offset)],
-  store: (address: Code, value: Code, offset = 0): Code => [...address, ...value, 0x38, ...memarg(2, offset)],
-  add: (a: Code, b: Code): Code => [...a, ...b, 0x92],
-  mul: (a: Code, b: Code): Code => [...a, ...b, 0x94],
+  load: (address: Code, offset = 0): Code => [address, 0x2a, ...memarg(2, offset)],
+  store: (address: Code, value: Code, offset = 0): Code => [address, value, 0x38, ...memarg(2, offset)],
+  add: (a: Code, b: Code): Code => [a, b, 0x92],
+  mul: (a: Code, b: Code): Code => [a, b, 0x94],
 };
 
 export const v128 = {
   /** All-zero vector (v128.const). */
   zero: (): Code => [...simd(0x0c), ...new Array<number>(16).fill(0)],
-  load: (address: Code, offset = 0): Code => [...address, ...simd(0x00), ...memarg(4, offset)],
+  load: (address: Code, offset = 0): Code => [address, ...simd(0x00), ...memarg(4, offset)],
   /** One f32 from memory into every lane (v128.load32_splat). */
-  load32Splat: (address: Code, offset = 0): Code => [...address, ...simd(0x09), ...memarg(2, offset)],
-  store: (address: Code, value: Code, offset = 0): Code => [...address, ...value, ...simd(0x0b), ...memarg(4, offset)],
+  load32Splat: (address: Code, offset = 0): Code => [address, ...simd(0x09), ...memarg(2, offset)],
+  store: (address: Code, value: Code, offset = 0): Code => [address, value, ...simd(0x0b), ...memarg(4, offset)],
   /** i8x16.shuffle of the 32 bytes of a and b by 16 lane indices. */
-  shuffle: (a: Code, b: Code, lanes: readonly number[]): Code => [...a, ...b, ...simd(0x0d), ...lanes],
+  shuffle: (a: Code, b: Code, lanes: readonly number[]): Code => [a, b, ...simd(0x0d), ...lanes],
 };
 
 export const f32x4 = {
-  splat: (value: Code): Code => [...value, ...simd(0x13)],
-  extractLane: (vector: Code, lane: number): Code => [...vector, ...simd(0x1f), lane],
-  add: (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe4)],
-  mul: (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe6)],
+  splat: (value: Code): Code => [value, ...simd(0x13)],
+  extractLane: (vector: Code, lane: number): Code => [vector, ...simd(0x1f), lane],
+  add: (a: Code, b: Code): Code => [a, b, ...simd(0xe4)],
+  mul: (a: Code, b: Code): Code => [a, b, ...simd(0xe6)],
   /** a · b + c, with or without the intermediate rounding, as the engine chooses (relaxed SIMD). */
-  relaxedMadd: (a: Code, b: Code, c: Code): Code => [...a, ...b, ...c, ...simd(0x105)],
+  relaxedMadd: (a: Code, b: Code, c: Code): Code => [a, b, c, ...simd(0x105)],
 };
 
 // Structured control flow (spec 5.4.1). A block type of 0x40 means no result.
-export const block = (...body: Code[]): Code => [0x02, 0x40, ...body.flat(), 0x0b];
-export const loop = (...body: Code[]): Code => [0x03, 0x40, ...body.flat(), 0x0b];
+export const block = (...body: Code[]): Code => [0x02, 0x40, body, 0x0b];
+export const loop = (...body: Code[]): Code => [0x03, 0x40, body, 0x0b];
 export const ifThen = (condition: Code, then: Code, otherwise?: Code): Code =>
   otherwise === undefined
-    ? [...condition, 0x04, 0x40, ...then, 0x0b]
-    : [...condition, 0x04, 0x40, ...then, 0x05, ...otherwise, 0x0b];
+    ? [condition, 0x04, 0x40, then, 0x0b]
+    : [condition, 0x04, 0x40, then, 0x05, otherwise, 0x0b];
 export const br = (depth: number): Code => [0x0c, ...uleb(depth)];
-export const brIf = (depth: number, condition: Code): Code => [...condition, 0x0d, ...uleb(depth)];
-export const call = (fn: number, ...args: Code[]): Code => [...args.flat(), 0x10, ...uleb(fn)];
-export const drop = (value: Code): Code => [...value, 0x1a];
+export const brIf = (depth: number, condition: Code): Code => [condition, 0x0d, ...uleb(depth)];
+export const call = (fn: number, ...args: Code[]): Code => [args, 0x10, ...uleb(fn)];
+export const drop = (value: Code): Code => [value, 0x1a];
 
 /**
  * `for (i = from; i < to; i += step) body` on unsigned i32s. The body runs
@@ -211,7 +223,7 @@ export function encodeModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
       if (last !== undefined && last[1] === type) last[0]++;
       else runs.push([1, type]);
     }
-    const body = [...vector(runs.map(([count, type]) => [...uleb(count), type])), ...fn.body, 0x0b];
+    const body = [...vector(runs.map(([count, type]) => [...uleb(count), type])), ...flatten(fn.body), 0x0b];
     return [...uleb(body.length), ...body];
   });
   return new Uint8Array([

@@ -361,11 +361,18 @@ export interface GemmExports {
     accumulate: number) => void;
 }
 
-/** A tiny module that validates only where the engine has relaxed SIMD. */
-export function relaxedProbeBytes(): Uint8Array<ArrayBuffer> {
-  const probe: FunctionSpec = {
-    name: 'probe', params: [], results: [], locals: [], exported: false,
-    body: drop(f32x4.relaxedMadd(v128.zero(), v128.zero(), v128.zero())),
-  };
+/** A tiny module using one instruction: it validates only where the engine has that instruction. */
+function probeBytes(instruction: Code): Uint8Array<ArrayBuffer> {
+  const probe: FunctionSpec = { name: 'probe', params: [], results: [], locals: [], exported: false, body: drop(instruction) };
   return encodeModule({ memory: { initialPages: 1, maximumPages: 1, shared: false }, functions: [probe] });
+}
+
+/** Validates where the engine has 128-bit SIMD. */
+export function simdProbeBytes(): Uint8Array<ArrayBuffer> {
+  return probeBytes(f32x4.add(v128.zero(), v128.zero()));
+}
+
+/** Validates where the engine has relaxed SIMD. */
+export function relaxedProbeBytes(): Uint8Array<ArrayBuffer> {
+  return probeBytes(f32x4.relaxedMadd(v128.zero(), v128.zero(), v128.zero()));
 }

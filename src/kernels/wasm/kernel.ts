@@ -16,7 +16,7 @@
 import { ShapeError, UnsupportedError } from '../../errors.js';
 import type { ThreadedMatmulKernel } from '../types.js';
 import { claim, CTL, CTL_BYTES, finish, packShared, plan, publish, runPart, scratchAddress, sharedBytes, type Job } from './driver.js';
-import { GEMV_KN_VECTORS, GEMV_NK_GROUP, gemmModuleBytes, type GemmExports, relaxedProbeBytes, tileFor } from './gemm-module.js';
+import { GEMV_KN_VECTORS, GEMV_NK_GROUP, gemmModuleBytes, type GemmExports, relaxedProbeBytes, simdProbeBytes, tileFor } from './gemm-module.js';
 import type { WorkerInit } from './worker.js';
 
 export interface WasmMatmulKernel extends ThreadedMatmulKernel {
@@ -66,8 +66,7 @@ let relaxedFlagTried = false;
  * flag can still be set from inside before a module is compiled.
  */
 export async function detectWasmFeatures(): Promise<WasmFeatures> {
-  const plain = gemmModuleBytes({ ...tileFor(false), relaxed: false, shared: false, maximumPages: 1 });
-  const simd = typeof WebAssembly === 'object' && WebAssembly.validate(plain);
+  const simd = typeof WebAssembly === 'object' && WebAssembly.validate(simdProbeBytes());
   let relaxed = simd && WebAssembly.validate(relaxedProbeBytes());
   if (simd && !relaxed && isNode && !relaxedFlagTried) {
     relaxedFlagTried = true;
