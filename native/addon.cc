@@ -2,6 +2,7 @@
 //
 //   gemm(a, aOffset, b, bOffset, c, cOffset, m, n, k, transB)  C = A · op(B)
 //   gemmBf16(a, aOffset, b, bOffset, c, cOffset, m, n, k)  C = A · Bᵀ, B [n, k] bf16 bits
+//   gemmBf16Rounded(same arguments)  the same with A rounded to bf16 (vdpbf16ps)
 //   gemmInt8(a, aOffset, q, qOffset, scales, c, cOffset, m, n, k)  C = A · (scales ⊙ Q)ᵀ, Q [n, k] int8
 //   gemmInt8Quantized(same arguments)  the same with A quantized per row to int8 (VNNI)
 //   and the fused ops of ops.cc (attend, ...) and elementwise.cc, registered by
@@ -9,7 +10,7 @@
 //   prepack(b, bOffset, n, k, transB) -> ArrayBuffer   op(B) packed once, for
 //   gemmPacked(a, aOffset, packed, c, cOffset, m, n, k)  C = A · op(B) without packing B
 //   setThreads(n) -> threads in use     threads() -> threads in use
-//   isa() -> "avx512vnni" | "avx512" | "avx2" | "scalar"   supportedIsas() -> string[]
+//   isa() -> "avx512bf16" | "avx512vnni" | "avx512" | "avx2" | "scalar"   supportedIsas() -> string[]
 //   setIsa(name)   (tests use it to check every variant on one machine)
 //   fmaPeak(seconds) -> GFLOP/s of one core in a register-only FMA loop
 //   streamRead(buffer, threads, prefetch) -> GB/s of one pass reading a
@@ -71,6 +72,17 @@ const IsaKernels* avx512_vnni() {
   }();
   return &vnni;
 }
+
+// And AVX512_BF16's vdpbf16ps for bf16 weights times bf16-rounded activations.
+const IsaKernels* avx512_bf16() {
+  static const IsaKernels bf16 = [] {
+    IsaKernels k = *avx512_vnni();
+    k.name = "avx512bf16";
+    k.gemm_bf16_rounded = gemm_bf16_rounded_dpbf16;
+    return k;
+  }();
+  return &bf16;
+}
 #endif
 
 std::vector<const IsaKernels*> supported_isas() {
@@ -79,6 +91,7 @@ std::vector<const IsaKernels*> supported_isas() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512dq")) {
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16")) isas.push_back(avx512_bf16());
     if (__builtin_cpu_supports("avx512vnni")) isas.push_back(avx512_vnni());
     isas.push_back(&kAvx512Kernels);
   }
@@ -300,6 +313,49 @@ void run_gemm_int8_q(const float* a, const int8_t* q, const float* scales, float
   s.pool.run(job.chunks, run_int8_q_chunk, &job);
 }
 
+// f32 to bf16 bits, rounded to nearest even (NaN stays a quiet NaN), as
+// f32ToBf16 in src/tensor/dtype.ts.
+inline uint16_t round_to_bf16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x7fffffu) != 0) return static_cast<uint16_t>((bits >> 16) | 0x40);
+  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+struct Bf16RoundedJob {
+  const IsaKernels* isa;
+  const uint16_t* a;
+  const uint16_t* b;
+  float* c;
+  int64_t m, n, k, chunks;
+};
+
+void run_bf16_rounded_chunk(const void* context, int64_t chunk) {
+  const Bf16RoundedJob& job = *static_cast<const Bf16RoundedJob*>(context);
+  job.isa->gemm_bf16_rounded(job.a, job.b, job.c, job.m, job.n, job.k, job.n * chunk / job.chunks,
+                             job.n * (chunk + 1) / job.chunks);
+}
+
+// C = bf16(A) · Bᵀ: A rounded to bf16 once, then bf16 products summed in f32
+// (vdpbf16ps where the CPU has it), the weight rows split between threads.
+void run_gemm_bf16_rounded(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k) {
+  State& s = state();
+  // Rows k rounded up to even apart, the pad zero (see IsaKernels::gemm_bf16_rounded).
+  const int64_t kp = k + (k & 1);
+  static thread_local std::vector<uint16_t> rounded;
+  rounded.assign(static_cast<size_t>(m * kp), 0);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t p = 0; p < k; ++p) rounded[i * kp + p] = round_to_bf16(a[i * k + p]);
+  }
+  const int64_t threads = m * n * k < kParallelMinMacs ? 1 : s.pool.threads();
+  Bf16RoundedJob job{s.active, rounded.data(), b, c, m, n, k, std::min<int64_t>(n, threads * kGemmChunksPerThread)};
+  if (threads == 1) {
+    s.active->gemm_bf16_rounded(job.a, b, c, m, n, k, 0, n);
+    return;
+  }
+  s.pool.run(job.chunks, run_bf16_rounded_chunk, &job);
+}
+
 napi_value Gemm_(napi_env env, napi_callback_info info) {
   napi_value argv[10];
   if (!get_args(env, info, 10, argv,
@@ -329,19 +385,19 @@ napi_value Gemm_(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-napi_value GemmBf16(napi_env env, napi_callback_info info) {
+// gemmBf16 and gemmBf16Rounded take the same arguments; `rounded` picks the product.
+napi_value gemm_bf16_entry(napi_env env, napi_callback_info info, const char* fn, bool rounded) {
   napi_value argv[9];
-  if (!get_args(env, info, 9, argv,
-                "gemmBf16: expected (a, aOffset, b, bOffset, c, cOffset, m, n, k)")) {
-    return nullptr;
-  }
+  const std::string usage = std::string(fn) + ": expected (a, aOffset, b, bOffset, c, cOffset, m, n, k)";
+  if (!get_args(env, info, 9, argv, usage.c_str())) return nullptr;
   float *a, *c;
   uint16_t* b;
   int64_t a_len, b_len, c_len, a_off, b_off, c_off, m, n, k;
   if (!get_float32_array(env, argv[0], "a", &a, &a_len) || !get_count(env, argv[1], "aOffset", &a_off) ||
-      !get_typed_array(env, argv[2], "gemmBf16", "b", napi_uint16_array, "a Uint16Array of bf16 bits", &b, &b_len) || !get_count(env, argv[3], "bOffset", &b_off) ||
-      !get_float32_array(env, argv[4], "c", &c, &c_len) || !get_count(env, argv[5], "cOffset", &c_off) ||
-      !get_count(env, argv[6], "m", &m) || !get_count(env, argv[7], "n", &n) || !get_count(env, argv[8], "k", &k)) {
+      !get_typed_array(env, argv[2], fn, "b", napi_uint16_array, "a Uint16Array of bf16 bits", &b, &b_len) ||
+      !get_count(env, argv[3], "bOffset", &b_off) || !get_float32_array(env, argv[4], "c", &c, &c_len) ||
+      !get_count(env, argv[5], "cOffset", &c_off) || !get_count(env, argv[6], "m", &m) ||
+      !get_count(env, argv[7], "n", &n) || !get_count(env, argv[8], "k", &k)) {
     return nullptr;
   }
   if (!check_extent(env, "a", a_len, a_off, m, k) || !check_extent(env, "b", b_len, b_off, n, k) ||
@@ -353,8 +409,18 @@ napi_value GemmBf16(napi_env env, napi_callback_info info) {
     std::fill(c + c_off, c + c_off + m * n, 0.0f);
     return undefined(env);
   }
-  run_gemm_bf16(a + a_off, b + b_off, c + c_off, m, n, k);
+  if (rounded) {
+    run_gemm_bf16_rounded(a + a_off, b + b_off, c + c_off, m, n, k);
+  } else {
+    run_gemm_bf16(a + a_off, b + b_off, c + c_off, m, n, k);
+  }
   return undefined(env);
+}
+
+napi_value GemmBf16(napi_env env, napi_callback_info info) { return gemm_bf16_entry(env, info, "gemmBf16", false); }
+
+napi_value GemmBf16Rounded(napi_env env, napi_callback_info info) {
+  return gemm_bf16_entry(env, info, "gemmBf16Rounded", true);
 }
 
 napi_value GemmInt8(napi_env env, napi_callback_info info) {
@@ -634,6 +700,7 @@ NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm_, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmBf16", nullptr, GemmBf16, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"gemmBf16Rounded", nullptr, GemmBf16Rounded, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmInt8", nullptr, GemmInt8, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"prepack", nullptr, Prepack, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmPacked", nullptr, GemmPacked, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

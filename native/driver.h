@@ -191,10 +191,11 @@ constexpr glassformer::IsaKernels isa_kernels(const char* name, decltype(glassfo
                                               decltype(glassformer::IsaKernels::gemv_bf16) gemv_bf16,
                                               decltype(glassformer::IsaKernels::gemv_int8) gemv_int8,
                                               decltype(glassformer::IsaKernels::gemm_int8_q) gemm_int8_q,
+                                              decltype(glassformer::IsaKernels::gemm_bf16_rounded) gemm_bf16_rounded,
                                               decltype(glassformer::IsaKernels::fma_peak) fma_peak,
                                               decltype(glassformer::IsaKernels::stream_read) stream_read) {
-  return {name, gemm_block_impl<K>, pack_a_rows<K>, pack_b_cols<K>, gemv, gemv_bf16, gemv_int8, gemm_int8_q,
-          K::MR, K::NR, fma_peak, stream_read};
+  return {name,        gemm_block_impl<K>, pack_a_rows<K>, pack_b_cols<K>, gemv, gemv_bf16, gemv_int8, gemm_int8_q,
+          gemm_bf16_rounded, K::MR, K::NR, fma_peak, stream_read};
 }
 
 }  // namespace

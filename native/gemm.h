@@ -75,6 +75,11 @@ struct IsaKernels {
   // float(dot) * a_scales[i] * scales[j], so every variant gives the same bits.
   void (*gemm_int8_q)(const uint8_t* a, const float* a_scales, const int8_t* q, const float* scales, float* c,
                       int64_t m, int64_t n, int64_t k, int64_t n0, int64_t n1);
+  // C[:, n0:n1] = A16 · Bᵀ for bf16 weights B [n, k] and activations already
+  // rounded to bf16, A16 [m, k] with rows k rounded up to even apart (the pad
+  // zero, so pairs of k never need a mask), any m; products summed in f32.
+  void (*gemm_bf16_rounded)(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
+                            int64_t n0, int64_t n1);
   // Register tile of gemm_block: work is split between threads in whole tiles.
   int64_t mr;
   int64_t nr;
@@ -107,6 +112,14 @@ void gemm_int8_q_portable(const uint8_t* a, const float* a_scales, const int8_t*
 // The AVX-512 VNNI one (gemm_avx512_dot.cc; x86 only).
 void gemm_int8_q_vnni(const uint8_t* a, const float* a_scales, const int8_t* q, const float* scales, float* c,
                       int64_t m, int64_t n, int64_t k, int64_t n0, int64_t n1);
+
+// The portable product of bf16 weights and bf16-rounded activations (gemm_scalar.cc).
+void gemm_bf16_rounded_portable(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
+                                int64_t n0, int64_t n1);
+
+// The AVX512_BF16 one, by vdpbf16ps (gemm_avx512_dot.cc; x86 only).
+void gemm_bf16_rounded_dpbf16(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
+                              int64_t n0, int64_t n1);
 
 // The portable streaming read (gemm_scalar.cc), also used by the AVX2 variant.
 double stream_read_portable(const float* data, int64_t count, bool prefetch);

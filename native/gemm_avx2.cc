@@ -152,7 +152,7 @@ double fma_peak(double seconds) {
 
 const glassformer::IsaKernels glassformer::kAvx2Kernels =
     isa_kernels<Avx2>("avx2", gemv, glassformer::gemv_bf16_portable, glassformer::gemv_int8_portable,
-                    glassformer::gemm_int8_q_portable, fma_peak,
+                    glassformer::gemm_int8_q_portable, glassformer::gemm_bf16_rounded_portable, fma_peak,
                     glassformer::stream_read_portable);
 
 #if defined(__clang__)

@@ -1,12 +1,18 @@
-// AVX-512 dot-product instructions: VNNI's vpdpbusd (64 byte products a
-// cycle, summed four at a time into int32 lanes) for int8 weights times
-// quantized activations. Compiled for its own target and chosen at run time
-// only on CPUs that report avx512vnni (Intel Cascade Lake and later, AMD Zen 4
-// and later).
+// AVX-512 dot-product instructions, each compiled for its own target and
+// chosen at run time only on CPUs that report it:
+// - VNNI's vpdpbusd (64 byte products an instruction, summed four at a time
+//   into int32 lanes) for int8 weights times quantized activations
+//   (avx512vnni: Intel Cascade Lake and later, AMD Zen 4 and later);
+// - AVX512_BF16's vdpbf16ps (32 bf16 products an instruction, summed in pairs
+//   into f32 lanes: twice the f32 FMA's work) for bf16 weights times
+//   activations rounded to bf16 (avx512bf16: Intel Cooper Lake and Sapphire
+//   Rapids, AMD Zen 4 and later).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "gemm.h"
 
@@ -87,6 +93,149 @@ void glassformer::gemm_int8_q_vnni(const uint8_t* a, const float* a_scales, cons
         case 2: rows_q<2>(ai, si, q, scales, ci, n, k, j0, j1); break;
         case 3: rows_q<3>(ai, si, q, scales, ci, n, k, j0, j1); break;
         default: rows_q<4>(ai, si, q, scales, ci, n, k, j0, j1); break;
+      }
+    }
+  }
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma")
+#endif
+
+#include "gemm_avx512_util.h"
+
+namespace {
+
+// The bf16 GEMM's blocking, in the Goto/BLIS loop order of driver.h, over
+// pairs of k: vdpbf16ps multiplies 16 lanes of bf16 pairs, so each 32-bit
+// lane of a packed panel holds two neighbouring k of one row or column. A 6x64
+// register tile (24 zmm accumulators, as the f32 kernel) broadcasts one pair
+// of A against four vectors of 16 pairs of B: 768 multiply-adds per 10 loads.
+constexpr int64_t kMR = 6;
+constexpr int64_t kNV = 4;
+constexpr int64_t kNR = 16 * kNV;
+constexpr int64_t kKC = 768;  // even: a pair never straddles two k blocks
+constexpr int64_t kMC = kMR * 48;
+constexpr int64_t kNC = 4096;
+
+// Lanes [0, count) of 32 16-bit lanes set; count in [0, 32].
+inline __mmask32 first_halves(int64_t count) {
+  if (count >= 32) return ~__mmask32{0};
+  if (count <= 0) return 0;
+  return (__mmask32{1} << count) - 1;
+}
+
+// Rows [j0, j0 + cols) of B [n, k] bf16 (cols <= 64), k from p0 for kc (p0
+// even), as (kc + 1) / 2 rows of 64 pairs: dst[q * 64 + j] = (B[j][p0 + 2q],
+// B[j][p0 + 2q + 1]), zero past k and past cols. A pair is 32 bits, so this is
+// the f32 pack's 16x16 transpose on the bits.
+void pack_b_pairs(const uint16_t* b, int64_t k, int64_t j0, int64_t cols, int64_t p0, int64_t kc, uint32_t* dst) {
+  const int64_t pairs = (kc + 1) / 2;
+  for (int64_t v = 0; v < kNV; ++v) {
+    const int64_t rows = std::min<int64_t>(16, cols - 16 * v);
+    for (int64_t q = 0; q < pairs; q += 16) {
+      const __mmask32 halves = first_halves(kc - 2 * q);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) {
+        r[i] = i < rows ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(halves, b + (j0 + 16 * v + i) * k + p0 + 2 * q))
+                        : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      const int64_t width = std::min<int64_t>(16, pairs - q);
+      for (int64_t t = 0; t < width; ++t) {
+        _mm512_storeu_ps(reinterpret_cast<float*>(dst + (q + t) * kNR + 16 * v), r[t]);
+      }
+    }
+  }
+}
+
+// Rows [i0, i0 + rows) of A16 (rows <= 6, row stride kp even, zero-padded),
+// k from p0 for kc, as pairs: dst[q * 6 + i] = (A[i][p0 + 2q], A[i][p0 + 2q + 1]).
+void pack_a_pairs(const uint16_t* a, int64_t kp, int64_t i0, int64_t rows, int64_t p0, int64_t kc, uint32_t* dst) {
+  const int64_t pairs = (kc + 1) / 2;
+  for (int64_t q = 0; q < pairs; ++q) {
+    for (int64_t i = 0; i < kMR; ++i) {
+      uint32_t pair = 0;
+      if (i < rows) std::memcpy(&pair, a + (i0 + i) * kp + p0 + 2 * q, 4);
+      dst[q * kMR + i] = pair;
+    }
+  }
+}
+
+inline __m512bh as_bf16(__m512i v) { return reinterpret_cast<__m512bh>(v); }
+
+// C[rows x cols] (+)= A panel · B panel over `pairs` pairs of k.
+void kernel_bf16(int64_t pairs, const uint32_t* pa, const uint32_t* pb, float* c, int64_t ldc, int64_t rows,
+                 int64_t cols, bool accumulate) {
+  __m512 acc[kMR][kNV];
+#pragma GCC unroll 6
+  for (int i = 0; i < kMR; ++i) {
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) acc[i][v] = _mm512_setzero_ps();
+  }
+  for (int64_t q = 0; q < pairs; ++q) {
+    __m512i bv[kNV];
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) bv[v] = _mm512_loadu_si512(pb + 16 * v);
+#pragma GCC unroll 6
+    for (int i = 0; i < kMR; ++i) {
+      const __m512i ai = _mm512_set1_epi32(static_cast<int>(pa[i]));
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], as_bf16(ai), as_bf16(bv[v]));
+    }
+    pa += kMR;
+    pb += kNR;
+  }
+  for (int i = 0; i < kMR && i < rows; ++i) {
+    float* row = c + i * ldc;
+    for (int v = 0; v < kNV; ++v) {
+      const __mmask16 lanes = first_lanes(cols - 16 * v);
+      __m512 out = acc[i][v];
+      if (accumulate) out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(lanes, row + 16 * v));
+      _mm512_mask_storeu_ps(row + 16 * v, lanes, out);
+    }
+  }
+}
+
+}  // namespace
+
+void glassformer::gemm_bf16_rounded_dpbf16(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t n,
+                                           int64_t k, int64_t n0, int64_t n1) {
+  const int64_t kp = k + (k & 1);
+  static thread_local std::vector<uint32_t> packed_b;
+  static thread_local std::vector<uint32_t> packed_a;
+  const int64_t kq = (std::min(kKC, k) + 1) / 2;
+  packed_b.resize(static_cast<size_t>(std::min(kNC, (n1 - n0 + kNR - 1) / kNR * kNR) * kq));
+  packed_a.resize(static_cast<size_t>(std::min(kMC, (m + kMR - 1) / kMR * kMR) * kq));
+  for (int64_t jc = n0; jc < n1; jc += kNC) {
+    const int64_t nc = std::min(kNC, n1 - jc);
+    for (int64_t pc = 0; pc < k; pc += kKC) {
+      const int64_t kc = std::min(kKC, k - pc);
+      const int64_t pairs = (kc + 1) / 2;
+      for (int64_t jr = 0; jr < nc; jr += kNR) {
+        pack_b_pairs(b, k, jc + jr, std::min(kNR, nc - jr), pc, kc, packed_b.data() + jr * pairs);
+      }
+      for (int64_t ic = 0; ic < m; ic += kMC) {
+        const int64_t mc = std::min(kMC, m - ic);
+        for (int64_t ir = 0; ir < mc; ir += kMR) {
+          pack_a_pairs(a, kp, ic + ir, std::min(kMR, mc - ir), pc, kc, packed_a.data() + ir * pairs);
+        }
+        for (int64_t jr = 0; jr < nc; jr += kNR) {
+          for (int64_t ir = 0; ir < mc; ir += kMR) {
+            kernel_bf16(pairs, packed_a.data() + ir * pairs, packed_b.data() + jr * pairs, c + (ic + ir) * n + jc + jr,
+                        n, std::min(kMR, mc - ir), std::min(kNR, nc - jr), pc > 0);
+          }
+        }
       }
     }
   }

@@ -130,6 +130,25 @@ void glassformer::gemm_int8_q_portable(const uint8_t* a, const float* a_scales, 
   }
 }
 
+void glassformer::gemm_bf16_rounded_portable(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t n,
+                                             int64_t k, int64_t n0, int64_t n1) {
+  const int64_t kp = k + (k & 1);
+  for (int64_t j = n0; j < n1; ++j) {
+    for (int64_t i = 0; i < m; ++i) {
+      // Each product of two bf16 values is exact in f32.
+      float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t p = 0;
+      for (; p + 8 <= k; p += 8) {
+        for (int64_t r = 0; r < 8; ++r) part[r] += widen_bf16(a[i * kp + p + r]) * widen_bf16(b[j * k + p + r]);
+      }
+      float sum = 0;
+      for (; p < k; ++p) sum += widen_bf16(a[i * kp + p]) * widen_bf16(b[j * k + p]);
+      for (float v : part) sum += v;
+      c[i * n + j] = sum;
+    }
+  }
+}
+
 double glassformer::stream_read_portable(const float* data, int64_t count, bool prefetch) {
   // Eight partial sums, as dot_widened: the compiler keeps them in one vector.
   float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -150,5 +169,5 @@ double glassformer::stream_read_portable(const float* data, int64_t count, bool 
 
 const glassformer::IsaKernels glassformer::kScalarKernels =
     isa_kernels<Scalar>("scalar", gemv, glassformer::gemv_bf16_portable, glassformer::gemv_int8_portable,
-                        glassformer::gemm_int8_q_portable, fma_peak,
+                        glassformer::gemm_int8_q_portable, glassformer::gemm_bf16_rounded_portable, fma_peak,
                         glassformer::stream_read_portable);

@@ -20,9 +20,10 @@ import type {
 
 /**
  * The instruction-set variants the addon carries; it picks the widest the CPU
- * has. `avx512vnni` is `avx512` plus VNNI's int8 dot products.
+ * has. `avx512vnni` is `avx512` plus VNNI's int8 dot products, `avx512bf16`
+ * that plus AVX512_BF16's bf16 dot products.
  */
-export type NativeIsa = 'avx512vnni' | 'avx512' | 'avx2' | 'scalar';
+export type NativeIsa = 'avx512bf16' | 'avx512vnni' | 'avx512' | 'avx2' | 'scalar';
 
 /** What build/Release/glassformer_native.node exports (see native/addon.cc). */
 interface NativeAddon {
@@ -36,6 +37,10 @@ interface NativeAddon {
   ): void;
   gemmInt8(
     a: Float32Array, aOffset: number, q: Int8Array, qOffset: number, scales: Float32Array, c: Float32Array, cOffset: number,
+    m: number, n: number, k: number,
+  ): void;
+  gemmBf16Rounded(
+    a: Float32Array, aOffset: number, b: Uint16Array, bOffset: number, c: Float32Array, cOffset: number,
     m: number, n: number, k: number,
   ): void;
   gemmInt8Quantized(
@@ -141,6 +146,7 @@ function wrap(addon: NativeAddon): NativeMatmulKernel {
     // every matrix inside its array from its offset (a RangeError otherwise).
     gemm: addon.gemm,
     gemmBf16: addon.gemmBf16,
+    gemmBf16Rounded: addon.gemmBf16Rounded,
     prepack(b, bOffset, n, k, transB): NativePacked {
       return { n, k, kernel: this.name, buffer: addon.prepack(b, bOffset, n, k, transB) };
     },

@@ -90,6 +90,24 @@ export interface Bf16MatmulKernel {
     n: number,
     k: number,
   ): void;
+  /**
+   * The same product with A rounded to bf16 first (nearest even, as
+   * `f32ToBf16`): every product of two bf16 values is exact in f32, the sums
+   * are f32. On CPUs with AVX512_BF16 this is `vdpbf16ps`, twice the f32 FMA's
+   * work an instruction; the activations' rounding is the price (measured in
+   * docs/performance.md), so models use it only when asked (`setBf16Activations`).
+   */
+  gemmBf16Rounded(
+    a: Float32Array,
+    aOffset: number,
+    b: Uint16Array,
+    bOffset: number,
+    c: Float32Array,
+    cOffset: number,
+    m: number,
+    n: number,
+    k: number,
+  ): void;
 }
 
 /**

@@ -6,7 +6,7 @@ import { loadNativeKernel } from '../../src/kernels/native.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { Gpt2Model, parseGpt2Config } from '../../src/models/gpt2.js';
-import { embeddingBf16, linearBf16 } from '../../src/nn/bf16.js';
+import { embeddingBf16, linearBf16, setBf16Activations } from '../../src/nn/bf16.js';
 import { Weights } from '../../src/nn/weights.js';
 import { UnsupportedError, ConfigError } from '../../src/errors.js';
 import { f32ToBf16, bf16ToF32 } from '../../src/tensor/dtype.js';
@@ -62,10 +62,78 @@ describe('bf16 weight kernels', () => {
     });
   }
 
+  // Rounded activations: m and n off the 4×4 tiles, k off the 32-pair step and
+  // past one 64-row block of weights.
+  const ROUNDED_CASES = [...CASES, { m: 13, n: 131, k: 770, offsets: [2, 1, 3] }, { m: 128, n: 96, k: 768, offsets: [0, 0, 0] }];
+  for (const isa of native?.supportedIsas() ?? []) {
+    for (const threads of [1, 2]) {
+      test(`native ${isa} gemmBf16Rounded agrees with the reference on bf16-rounded activations, ${threads} thread(s)`, () => {
+        assert.ok(native);
+        const before = native.isa();
+        const threadsBefore = native.threads();
+        native.setIsa(isa);
+        native.setThreads(threads);
+        try {
+          for (const { m, n, k, offsets } of ROUNDED_CASES) {
+            const [ao, bo, co] = offsets;
+            const a = randomArray(ao + m * k, m * 37 + k);
+            const b = toBf16(randomArray(bo + n * k, n * 11 + k));
+            const expected = new Float32Array(co + m * n);
+            const exact = new Float32Array(co + m * n);
+            const actual = new Float32Array(co + m * n).fill(12345.5);
+            referenceBf16Matmul.gemmBf16Rounded(a, ao, b, bo, expected, co, m, n, k);
+            referenceBf16Matmul.gemmBf16(a, ao, b, bo, exact, co, m, n, k);
+            native.gemmBf16Rounded(a, ao, b, bo, actual, co, m, n, k);
+            for (let i = 0; i < co; i++) assert.equal(actual[i], 12345.5, `${isa} ${m}×${n}×${k}: wrote before its offset`);
+            let moved = 0;
+            for (let i = co; i < co + m * n; i++) {
+              // f32 sums of k exact products below 1 in magnitude.
+              assert.ok(Math.abs(actual[i] - expected[i]) <= 4 * k * 2 ** -24 + 1e-6, `${isa} ${m}×${n}×${k} element ${i - co}`);
+              moved = Math.max(moved, Math.abs(expected[i] - exact[i]));
+            }
+            // The rounding of A shows (it is the point of the test), within bf16's half step of each term.
+            if (k > 32) assert.ok(moved > 1e-6 && moved <= k * 2 ** -9, `${m}×${n}×${k}: rounding moved the result by ${moved}`);
+          }
+        } finally {
+          native.setIsa(before);
+          native.setThreads(threadsBefore);
+        }
+      });
+    }
+  }
+
+  test('linearBf16 rounds its input to bf16 only when asked, and only above 4 rows', async () => {
+    await useFastestKernel();
+    const bits = toBf16(randomArray(40 * 70, 21));
+    const weight = new Tensor('bf16', [40, 70], bits);
+    for (const rows of [3, 9]) {
+      const x = randomArray(rows * 70, rows);
+      const exact = new Float32Array(rows * 40);
+      const rounded = new Float32Array(rows * 40);
+      referenceBf16Matmul.gemmBf16(x, 0, bits, 0, exact, 0, rows, 40, 70);
+      referenceBf16Matmul.gemmBf16Rounded(x, 0, bits, 0, rounded, 0, rows, 40, 70);
+      const plain = linearBf16(new Tensor('f32', [rows, 70], x), weight).f32();
+      const before = setBf16Activations('bf16');
+      let opted: Float32Array;
+      try {
+        opted = linearBf16(new Tensor('f32', [rows, 70], x), weight).f32();
+      } finally {
+        setBf16Activations(before);
+      }
+      const target = rows > 4 ? rounded : exact;
+      for (let i = 0; i < rows * 40; i++) {
+        assert.ok(Math.abs(plain[i] - exact[i]) < 1e-5, `rows ${rows}: default is exact`);
+        assert.ok(Math.abs(opted[i] - target[i]) < 1e-5, `rows ${rows}: opted in`);
+      }
+    }
+  });
+
   test('native gemmBf16 rejects an f32 weight and a short output with typed errors', () => {
     if (!native) return;
     assert.throws(() => native.gemmBf16(new Float32Array(4), 0, new Float32Array(4) as unknown as Uint16Array, 0, new Float32Array(4), 0, 2, 2, 2), TypeError);
     assert.throws(() => native.gemmBf16(new Float32Array(4), 0, new Uint16Array(4), 0, new Float32Array(3), 0, 2, 2, 2), RangeError);
+    assert.throws(() => native.gemmBf16Rounded(new Float32Array(4), 0, new Int16Array(4) as unknown as Uint16Array, 0, new Float32Array(4), 0, 2, 2, 2), TypeError);
+    assert.throws(() => native.gemmBf16Rounded(new Float32Array(3), 0, new Uint16Array(4), 0, new Float32Array(4), 0, 2, 2, 2), RangeError);
   });
 
   test('linearBf16 adds the bias and equals the f32 linear on the widened weights', async () => {
