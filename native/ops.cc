@@ -1,7 +1,7 @@
 // Fused inference ops outside the matrix products (see docs/performance.md):
 //
-//   attention(q, k, v, z, pattern | null, mask | null, bias | null, strides[8], scale,
-//             batch, heads, kvHeads, queries, keys, capacity, dim)
+//   attention(q, k, v, z, pattern | null, mask | null, bias | null, strides[20], scale,
+//             batch, heads, kvHeads, queries, keys, dim)
 //                              fused attention for any number of queries: decode steps
 //                              against a KV cache read in place, and whole prompts
 //   attend(q, k, v, mask, maskStrides, scale, pattern, z, batch, heads, queries, keys, dim)
@@ -31,11 +31,15 @@ namespace {
 
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 
-// One attention call. q, z [batch, heads, queries, dim]; k, v [batch, kvHeads,
-// capacity, dim] of which the first `keys` rows are read (a KV cache written in
-// place keeps spare rows after them); pattern [batch, heads, queries, keys] or
-// null. mask and bias are additive terms broadcast through their strides (0 on
-// an axis they repeat), or null. Query head h reads KV head h / (heads / kvHeads)
+// One attention call. q, z [batch, heads, queries, dim] and k, v [batch,
+// kvHeads, keys, dim], each row of dim floats contiguous and the three outer
+// axes at the given element strides: a KV cache written in place has rows
+// `capacity` apart per head, and q, k, v can be read straight from a fused
+// q|k|v projection [batch, seq, 3·heads·dim] and z written as merged heads
+// [batch, seq, heads·dim], with no copy to split or merge them. pattern
+// [batch, heads, queries, keys] (contiguous) or null. mask and bias are
+// additive terms broadcast through their four strides (0 on an axis they
+// repeat), or null. Query head h reads KV head h / (heads / kvHeads)
 // (grouped-query attention, Ainslie et al. 2023).
 struct Attention {
   const float* q;
@@ -43,12 +47,16 @@ struct Attention {
   const float* v;
   const float* mask;
   const float* bias;
+  int64_t q_strides[3];  // batch, head, query
+  int64_t k_strides[3];  // batch, KV head, key
+  int64_t v_strides[3];
+  int64_t z_strides[3];
   int64_t mask_strides[4];
   int64_t bias_strides[4];
   float scale;
   float* pattern;
   float* z;
-  int64_t batch, heads, kv_heads, queries, keys, capacity, dim;
+  int64_t batch, heads, kv_heads, queries, keys, dim;
   int64_t query_block;   // queries per task
   int64_t query_blocks;  // tasks per (batch row, head)
   void (*task)(const Attention&, int64_t);
@@ -180,27 +188,27 @@ GF_INLINE float reduce(const typename Lanes<W>::vec& v) {
   return lanes[0];
 }
 
-// out[c] = q · k_c · scale for four consecutive key rows k_0…k_3 (dim floats
-// apart): four independent sums share each load of q and hide the FMA latency
-// that a single dot product per key waits on.
+// out[c] = q · k_c · scale for four consecutive key rows k_0…k_3 (`stride`
+// floats apart): four independent sums share each load of q and hide the FMA
+// latency that a single dot product per key waits on.
 template <int W>
-GF_INLINE void dot4(const float* q, const float* k, int64_t dim, float scale, float* out) {
+GF_INLINE void dot4(const float* q, const float* k, int64_t stride, int64_t dim, float scale, float* out) {
   using L = Lanes<W>;
   typename L::vec a0 = {}, a1 = {}, a2 = {}, a3 = {};
   int64_t d = 0;
   for (; d + W <= dim; d += W) {
     const typename L::vec qv = L::load(q + d);
     a0 += qv * L::load(k + d);
-    a1 += qv * L::load(k + dim + d);
-    a2 += qv * L::load(k + 2 * dim + d);
-    a3 += qv * L::load(k + 3 * dim + d);
+    a1 += qv * L::load(k + stride + d);
+    a2 += qv * L::load(k + 2 * stride + d);
+    a3 += qv * L::load(k + 3 * stride + d);
   }
   float s0 = reduce<W>(a0), s1 = reduce<W>(a1), s2 = reduce<W>(a2), s3 = reduce<W>(a3);
   for (; d < dim; ++d) {
     s0 += q[d] * k[d];
-    s1 += q[d] * k[dim + d];
-    s2 += q[d] * k[2 * dim + d];
-    s3 += q[d] * k[3 * dim + d];
+    s1 += q[d] * k[stride + d];
+    s2 += q[d] * k[2 * stride + d];
+    s3 += q[d] * k[3 * stride + d];
   }
   out[0] = s0 * scale;
   out[1] = s1 * scale;
@@ -214,19 +222,19 @@ GF_INLINE void dot4(const float* q, const float* k, int64_t dim, float scale, fl
 // scores are sums of broadcast products over contiguous keys, held in eight
 // registers for the whole tile: no horizontal sums, no stores until the end.
 template <int W>
-GF_INLINE void tile_scores(const float* q, const float* k, int64_t rows, int64_t tile, int64_t dim, float scale,
-                           float* scores, float* keys_t) {
+GF_INLINE void tile_scores(const float* q, int64_t q_stride, const float* k, int64_t k_stride, int64_t rows,
+                           int64_t tile, int64_t dim, float scale, float* scores, float* keys_t) {
   if (rows < 4) {
     for (int64_t r = 0; r < rows; ++r) {
       float* sr = scores + r * kKeyBlock;
       int64_t t = 0;
-      for (; t + 4 <= tile; t += 4) dot4<W>(q + r * dim, k + t * dim, dim, scale, sr + t);
-      for (; t < tile; ++t) sr[t] = dot<W>(q + r * dim, k + t * dim, dim) * scale;
+      for (; t + 4 <= tile; t += 4) dot4<W>(q + r * q_stride, k + t * k_stride, k_stride, dim, scale, sr + t);
+      for (; t < tile; ++t) sr[t] = dot<W>(q + r * q_stride, k + t * k_stride, dim) * scale;
     }
     return;
   }
   for (int64_t t = 0; t < tile; ++t) {
-    for (int64_t d = 0; d < dim; ++d) keys_t[d * kKeyBlock + t] = k[t * dim + d];
+    for (int64_t d = 0; d < dim; ++d) keys_t[d * kKeyBlock + t] = k[t * k_stride + d];
   }
   if (tile < kKeyBlock) {
     for (int64_t d = 0; d < dim; ++d) std::fill(keys_t + d * kKeyBlock + tile, keys_t + (d + 1) * kKeyBlock, 0.0f);
@@ -236,8 +244,8 @@ GF_INLINE void tile_scores(const float* q, const float* k, int64_t rows, int64_t
   // Two rows at a time: each load of the transposed keys feeds two FMAs.
   int64_t r = 0;
   for (; r + 2 <= rows; r += 2) {
-    const float* q0 = q + r * dim;
-    const float* q1 = q0 + dim;
+    const float* q0 = q + r * q_stride;
+    const float* q1 = q0 + q_stride;
     typename L::vec s0[kRegs] = {};
     typename L::vec s1[kRegs] = {};
     for (int64_t d = 0; d < dim; ++d) {
@@ -259,7 +267,7 @@ GF_INLINE void tile_scores(const float* q, const float* k, int64_t rows, int64_t
     }
   }
   for (; r < rows; ++r) {
-    const float* qr = q + r * dim;
+    const float* qr = q + r * q_stride;
     typename L::vec acc[kRegs] = {};
     for (int64_t d = 0; d < dim; ++d) {
       const float qd = qr[d];
@@ -277,7 +285,8 @@ GF_INLINE void tile_scores(const float* q, const float* k, int64_t rows, int64_t
 // four registers across the whole tile (updating acc in memory per key would
 // chain every step through a store and a reload).
 template <int W>
-GF_INLINE void accumulate_values(const float* p, const float* v, int64_t tile, int64_t dim, float* acc) {
+GF_INLINE void accumulate_values(const float* p, const float* v, int64_t stride, int64_t tile, int64_t dim,
+                                 float* acc) {
   using L = Lanes<W>;
   int64_t d = 0;
   for (; d + 4 * W <= dim; d += 4 * W) {
@@ -287,20 +296,20 @@ GF_INLINE void accumulate_values(const float* p, const float* v, int64_t tile, i
     typename L::vec b0 = {}, b1 = {}, b2 = {}, b3 = {};
     int64_t t = 0;
     for (; t + 2 <= tile; t += 2) {
-      const float* vt = v + t * dim + d;
+      const float* vt = v + t * stride + d;
       const float pt = p[t];
       const float pu = p[t + 1];
       a0 += pt * L::load(vt);
       a1 += pt * L::load(vt + W);
       a2 += pt * L::load(vt + 2 * W);
       a3 += pt * L::load(vt + 3 * W);
-      b0 += pu * L::load(vt + dim);
-      b1 += pu * L::load(vt + dim + W);
-      b2 += pu * L::load(vt + dim + 2 * W);
-      b3 += pu * L::load(vt + dim + 3 * W);
+      b0 += pu * L::load(vt + stride);
+      b1 += pu * L::load(vt + stride + W);
+      b2 += pu * L::load(vt + stride + 2 * W);
+      b3 += pu * L::load(vt + stride + 3 * W);
     }
     if (t < tile) {
-      const float* vt = v + t * dim + d;
+      const float* vt = v + t * stride + d;
       a0 += p[t] * L::load(vt);
       a1 += p[t] * L::load(vt + W);
       a2 += p[t] * L::load(vt + 2 * W);
@@ -313,12 +322,12 @@ GF_INLINE void accumulate_values(const float* p, const float* v, int64_t tile, i
   }
   for (; d + W <= dim; d += W) {
     typename L::vec a0 = L::load(acc + d);
-    for (int64_t t = 0; t < tile; ++t) a0 += p[t] * L::load(v + t * dim + d);
+    for (int64_t t = 0; t < tile; ++t) a0 += p[t] * L::load(v + t * stride + d);
     L::store(acc + d, a0);
   }
   for (; d < dim; ++d) {
     float a0 = acc[d];
-    for (int64_t t = 0; t < tile; ++t) a0 += p[t] * v[t * dim + d];
+    for (int64_t t = 0; t < tile; ++t) a0 += p[t] * v[t * stride + d];
     acc[d] = a0;
   }
 }
@@ -336,18 +345,19 @@ GF_INLINE void attend_task(const Attention& a, int64_t task) {
   const int64_t rows = std::min(a.query_block, a.queries - i0);
   const int64_t b = bh / a.heads;
   const int64_t h = bh % a.heads;
-  const int64_t kv_head = b * a.kv_heads + h / (a.heads / a.kv_heads);
+  const int64_t kv_head = h / (a.heads / a.kv_heads);
   const int64_t dim = a.dim;
-  const float* kh = a.k + kv_head * a.capacity * dim;
-  const float* vh = a.v + kv_head * a.capacity * dim;
-  const float* qb = a.q + (bh * a.queries + i0) * dim;
+  const float* kh = a.k + b * a.k_strides[0] + kv_head * a.k_strides[1];
+  const float* vh = a.v + b * a.v_strides[0] + kv_head * a.v_strides[1];
+  const float* qb = a.q + b * a.q_strides[0] + h * a.q_strides[1] + i0 * a.q_strides[2];
   Scratch& s = scratch(rows, dim);
   std::fill(s.acc.begin(), s.acc.begin() + rows * dim, 0.0f);
   std::fill(s.max.begin(), s.max.begin() + rows, kMinusInf);
   std::fill(s.sum.begin(), s.sum.begin() + rows, 0.0);
   for (int64_t j0 = 0; j0 < a.keys; j0 += kKeyBlock) {
     const int64_t tile = std::min(kKeyBlock, a.keys - j0);
-    tile_scores<W>(qb, kh + j0 * dim, rows, tile, dim, a.scale, s.scores.data(), s.keys_t.data());
+    tile_scores<W>(qb, a.q_strides[2], kh + j0 * a.k_strides[2], a.k_strides[2], rows, tile, dim, a.scale,
+                   s.scores.data(), s.keys_t.data());
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
       float* sr = s.scores.data() + r * kKeyBlock;
@@ -375,12 +385,12 @@ GF_INLINE void attend_task(const Attention& a, int64_t task) {
       const float max = s.max[r];
       for (int64_t t = 0; t < tile; ++t) sr[t] = exp_nonpositive(sr[t] - max);
       s.sum[r] += sum<W>(sr, tile);
-      accumulate_values<W>(sr, vh + j0 * dim, tile, dim, acc);
+      accumulate_values<W>(sr, vh + j0 * a.v_strides[2], a.v_strides[2], tile, dim, acc);
     }
   }
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = i0 + r;
-    float* zi = a.z + (bh * a.queries + i) * dim;
+    float* zi = a.z + b * a.z_strides[0] + h * a.z_strides[1] + i * a.z_strides[2];
     float* pi = a.pattern ? a.pattern + (bh * a.queries + i) * a.keys : nullptr;
     if (s.max[r] == kMinusInf) {
       // Every key masked out: the row attends to nothing, as softmax() leaves it.
@@ -431,11 +441,6 @@ constexpr int64_t kThreadedWork = int64_t{1} << 20;
 
 void run_attention(Attention& a) {
   if (a.batch == 0 || a.heads == 0 || a.queries == 0) return;
-  if (a.keys == 0) {
-    // Nothing to attend to: like a fully masked row.
-    std::fill(a.z, a.z + a.batch * a.heads * a.queries * a.dim, 0.0f);
-    return;
-  }
   a.query_block = std::min(a.queries, kQueryBlock);
   a.query_blocks = (a.queries + a.query_block - 1) / a.query_block;
   a.task = task_for_isa();
@@ -501,40 +506,63 @@ bool check_broadcast(napi_env env, const char* fn, const char* name, int64_t len
                                    std::to_string(last) + " but it has length " + std::to_string(length));
 }
 
-// Every extent the kernel reads or writes, for an Attention whose sizes are set.
+// One past the last element a strided operand reads: rows of `dim` floats at
+// the strides of its three outer axes.
+int64_t strided_extent(const int64_t* strides, int64_t n0, int64_t n1, int64_t n2, int64_t dim) {
+  return (n0 - 1) * strides[0] + (n1 - 1) * strides[1] + (n2 - 1) * strides[2] + dim;
+}
+
+bool check_strided(napi_env env, const char* fn, const char* name, int64_t length, const int64_t* strides, int64_t n0,
+                   int64_t n1, int64_t n2, int64_t dim) {
+  for (int t = 0; t < 3; ++t) {
+    if (strides[t] < 0) return throw_pending_or(env, std::string(fn) + ": " + name + " strides must be non-negative");
+  }
+  if (n0 == 0 || n1 == 0 || n2 == 0 || dim == 0) return true;
+  const int64_t end = strided_extent(strides, n0, n1, n2, dim);
+  if (end <= length) return true;
+  return throw_pending_or(env, std::string(fn) + ": " + name + " needs " + std::to_string(end) +
+                                   " elements for its strides but has length " + std::to_string(length));
+}
+
+// Every extent the kernel reads or writes, for an Attention whose sizes and strides are set.
 bool check_attention(napi_env env, const char* fn, const Attention& a, int64_t q_len, int64_t k_len, int64_t v_len,
                      int64_t z_len, int64_t p_len, int64_t m_len, int64_t b_len) {
   if (a.heads > 0 && (a.kv_heads == 0 || a.heads % a.kv_heads != 0)) {
     return throw_pending_or(env, std::string(fn) + ": heads (" + std::to_string(a.heads) +
                                      ") must be a positive multiple of kvHeads (" + std::to_string(a.kv_heads) + ")");
   }
-  if (a.keys > a.capacity) {
-    return throw_pending_or(env, std::string(fn) + ": keys (" + std::to_string(a.keys) + ") exceed capacity (" +
-                                     std::to_string(a.capacity) + ")");
-  }
-  const double total = static_cast<double>(a.batch) * std::max(a.heads, a.kv_heads) *
-                       std::max(a.queries, a.capacity) * std::max(a.keys, a.dim);
+  const double total = static_cast<double>(a.batch) * std::max(a.heads, a.kv_heads) * std::max(a.queries, a.keys) *
+                       std::max<int64_t>(std::max(a.keys, a.dim), 1);
   if (total > 9007199254740991.0) return throw_pending_or(env, std::string(fn) + ": sizes overflow");
-  const int64_t rows = a.batch * a.heads * a.queries;
-  if (!check_length(env, fn, "q", q_len, rows * a.dim) || !check_length(env, fn, "z", z_len, rows * a.dim) ||
-      !check_length(env, fn, "k", k_len, a.batch * a.kv_heads * a.capacity * a.dim) ||
-      !check_length(env, fn, "v", v_len, a.batch * a.kv_heads * a.capacity * a.dim) ||
-      (a.pattern && !check_length(env, fn, "pattern", p_len, rows * a.keys))) {
+  if (!check_strided(env, fn, "q", q_len, a.q_strides, a.batch, a.heads, a.queries, a.dim) ||
+      !check_strided(env, fn, "z", z_len, a.z_strides, a.batch, a.heads, a.queries, a.dim) ||
+      !check_strided(env, fn, "k", k_len, a.k_strides, a.batch, a.kv_heads, a.keys, a.dim) ||
+      !check_strided(env, fn, "v", v_len, a.v_strides, a.batch, a.kv_heads, a.keys, a.dim) ||
+      (a.pattern && !check_length(env, fn, "pattern", p_len, a.batch * a.heads * a.queries * a.keys))) {
     return false;
   }
-  if (rows == 0 || a.keys == 0) return true;
+  if (a.batch * a.heads * a.queries == 0 || a.keys == 0) return true;
   return (!a.mask || check_broadcast(env, fn, "mask", m_len, a.mask_strides, a)) &&
          (!a.bias || check_broadcast(env, fn, "bias", b_len, a.bias_strides, a));
 }
 
-// attention(q, k, v, z, pattern | null, mask | null, bias | null, strides[8], scale,
-//           batch, heads, kvHeads, queries, keys, capacity, dim)
+// Row-major strides of [n0, n1, n2, dim] for its three outer axes.
+void packed_strides(int64_t* strides, int64_t n1, int64_t n2, int64_t dim) {
+  strides[2] = dim;
+  strides[1] = n2 * dim;
+  strides[0] = n1 * n2 * dim;
+}
+
+// attention(q, k, v, z, pattern | null, mask | null, bias | null, strides[20], scale,
+//           batch, heads, kvHeads, queries, keys, dim)
+// strides: q's (batch, head, query), k's (batch, KV head, key), v's, z's, then
+// the mask's and the bias's four (batch, head, query, key).
 napi_value AttentionCall(napi_env env, napi_callback_info info) {
   constexpr const char* fn = "attention";
-  napi_value argv[16];
-  if (!get_args(env, info, 16, argv,
+  napi_value argv[15];
+  if (!get_args(env, info, 15, argv,
                 "attention: expected (q, k, v, z, pattern, mask, bias, strides, scale, batch, heads, kvHeads, "
-                "queries, keys, capacity, dim)")) {
+                "queries, keys, dim)")) {
     return nullptr;
   }
   Attention a{};
@@ -556,17 +584,18 @@ napi_value AttentionCall(napi_env env, napi_callback_info info) {
   }
   if (!get_size(env, argv[9], fn, "batch", &a.batch) || !get_size(env, argv[10], fn, "heads", &a.heads) ||
       !get_size(env, argv[11], fn, "kvHeads", &a.kv_heads) || !get_size(env, argv[12], fn, "queries", &a.queries) ||
-      !get_size(env, argv[13], fn, "keys", &a.keys) || !get_size(env, argv[14], fn, "capacity", &a.capacity) ||
-      !get_size(env, argv[15], fn, "dim", &a.dim)) {
+      !get_size(env, argv[13], fn, "keys", &a.keys) || !get_size(env, argv[14], fn, "dim", &a.dim)) {
     return nullptr;
   }
-  if (s_len < 8) {
-    throw_pending_or(env, "attention: strides needs 8 entries (the mask's 4, then the bias's 4)");
+  if (s_len < 20) {
+    throw_pending_or(env, "attention: strides needs 20 entries (q's, k's, v's and z's 3, the mask's and the bias's 4)");
     return nullptr;
   }
+  int64_t* targets[] = {a.q_strides, a.k_strides, a.v_strides, a.z_strides};
+  for (int t = 0; t < 12; ++t) targets[t / 3][t % 3] = static_cast<int64_t>(strides[t]);
   for (int t = 0; t < 4; ++t) {
-    a.mask_strides[t] = static_cast<int64_t>(strides[t]);
-    a.bias_strides[t] = static_cast<int64_t>(strides[4 + t]);
+    a.mask_strides[t] = static_cast<int64_t>(strides[12 + t]);
+    a.bias_strides[t] = static_cast<int64_t>(strides[16 + t]);
   }
   a.q = q;
   a.k = k;
@@ -582,7 +611,7 @@ napi_value AttentionCall(napi_env env, napi_callback_info info) {
 }
 
 // attend(q, k, v, mask | null, maskStrides[4], scale, pattern, z, batch, heads, queries, keys, dim):
-// kernels/native.ts's decode-attention seam, on the same kernel.
+// kernels/native.ts's decode-attention seam, on the same kernel (packed operands).
 napi_value Attend(napi_env env, napi_callback_info info) {
   constexpr const char* fn = "attend";
   napi_value argv[13];
@@ -614,6 +643,11 @@ napi_value Attend(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   for (int t = 0; t < 4; ++t) a.mask_strides[t] = static_cast<int64_t>(strides_f[t]);
+  a.kv_heads = a.heads;
+  packed_strides(a.q_strides, a.heads, a.queries, a.dim);
+  packed_strides(a.z_strides, a.heads, a.queries, a.dim);
+  packed_strides(a.k_strides, a.heads, a.keys, a.dim);
+  packed_strides(a.v_strides, a.heads, a.keys, a.dim);
   a.q = q;
   a.k = k;
   a.v = v;
@@ -621,8 +655,6 @@ napi_value Attend(napi_env env, napi_callback_info info) {
   a.pattern = pattern;
   a.mask = mask;
   a.scale = static_cast<float>(scale);
-  a.kv_heads = a.heads;
-  a.capacity = a.keys;
   if (!check_attention(env, fn, a, q_len, k_len, v_len, z_len, p_len, m_len, 0)) return nullptr;
   run_attention(a);
   return undefined(env);

@@ -9,12 +9,14 @@ import { onNativeAddon } from './index.js';
 
 export interface FusedAttentionKernel {
   /**
-   * z = softmax(q·kᵀ·scale + bias + mask) · v. q, z [batch, heads, queries, dim];
-   * k, v [batch, kvHeads, capacity, dim] of which the first `keys` positions are
-   * read; query head h uses KV head h / (heads / kvHeads). pattern [batch,
-   * heads, queries, keys] receives the softmax, or null to skip it. mask and
-   * bias are read through `strides` (the mask's four, then the bias's four;
-   * 0 on an axis they repeat), or null.
+   * z = softmax(q·kᵀ·scale + bias + mask) · v. q, z [batch, heads, queries, dim]
+   * and k, v [batch, kvHeads, keys, dim]: rows of dim contiguous floats, the
+   * three outer axes at element strides (`strides` 0–2 for q, 3–5 for k, 6–8
+   * for v, 9–11 for z), so a KV cache is read in place and q, k, v straight
+   * from a fused projection. Query head h uses KV head h / (heads / kvHeads).
+   * pattern [batch, heads, queries, keys] receives the softmax, or null to
+   * skip it. mask and bias are read through `strides` 12–15 and 16–19 (batch,
+   * head, query, key; 0 on an axis they repeat), or null.
    */
   attention(
     q: Float32Array,
@@ -31,7 +33,6 @@ export interface FusedAttentionKernel {
     kvHeads: number,
     queries: number,
     keys: number,
-    capacity: number,
     dim: number,
   ): void;
 }

@@ -9,13 +9,14 @@
  *   logits = ln_f(x) · wteᵀ
  */
 import { ConfigError, ShapeError, WeightError } from '../errors.js';
-import { activation, add, embedding, F32_MIN, matmul } from '../ops/index.js';
+import { activation, activationInto, add, addInto, embedding, F32_MIN, matmul } from '../ops/index.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
-import { mergeHeads } from '../nn/attention.js';
+import { fusedAttentionKernel } from '../kernels/attention.js';
+import { attendRows, mergeHeads } from '../nn/attention.js';
 import { cachedSelfAttention, causalLMInputs, CausalLMSession, runDecoderStack, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
-import type { KVCache } from '../nn/kv-cache.js';
+import type { HeadRows, KVCache } from '../nn/kv-cache.js';
 import { embeddingBf16 } from '../nn/bf16.js';
 import { embeddingInt8, Int8Matrix } from '../nn/int8.js';
 import { addBiasInPlace, LayerNorm, linearAny } from '../nn/linear.js';
@@ -110,14 +111,42 @@ class Gpt2Attention {
   forward(x: Tensor, mask: Tensor, cache: KVCache | undefined, hooks: HookPoints): { out: Tensor; pattern: Tensor } {
     const [batch, seq, d] = x.shape;
     const h = this.heads;
+    const projected = this.cAttn.forward(x); // [batch, seq, 3d]
+    if (!hooks.active && fusedAttentionKernel() && !needsGrad(projected)) return this.fusedForward(projected, mask, cache);
     // [batch, seq, 3d] → [batch, 3·heads, seq, dHead]: q, k, v are the three consecutive d-column blocks.
-    const qkv = this.cAttn.forward(x).reshape([batch, seq, 3 * h, d / h]).permute([0, 2, 1, 3]);
+    const qkv = projected.reshape([batch, seq, 3 * h, d / h]).permute([0, 2, 1, 3]);
     const q = hooks.run('q', qkv.slice(1, 0, h)); // [batch, heads, seq, dHead]
     const k = hooks.run('k', qkv.slice(1, h, 2 * h));
     const v = hooks.run('v', qkv.slice(1, 2 * h, 3 * h));
     const { z, pattern } = cachedSelfAttention(q, k, v, { cache, layer: this.layer, mask, scale: this.scale, hooks });
     const out = hooks.run('out', this.cProj.forward(mergeHeads(z))); // [batch, seq, d]
     return { out, pattern };
+  }
+
+  /**
+   * Inference with no hook attached: the fused kernel reads q, k and v where
+   * c_attn wrote them and writes z as merged heads, so there is no split or
+   * merge copy; this step's keys and values go into the cache in place.
+   */
+  private fusedForward(qkv: Tensor, mask: Tensor, cache: KVCache | undefined): { out: Tensor; pattern: Tensor } {
+    const [batch, seq, width3] = qkv.shape;
+    const d = width3 / 3;
+    const h = this.heads;
+    const dHead = d / h;
+    const data = qkv.f32();
+    // Head j of q, k or v at sequence position i is the dHead floats from (i·3d + block·d + j·dHead).
+    const block = (i: number): HeadRows => ({ data: data.subarray(i * d), strides: [seq * width3, dHead, width3] });
+    let k = block(1);
+    let v = block(2);
+    let keys = seq;
+    if (cache) {
+      const past = cache.appendRows(this.layer, k, v, [batch, h, seq, dHead]);
+      ({ key: k, value: v } = past.rows);
+      keys = past.length;
+    }
+    const z = new Float32Array(batch * seq * d); // [batch, seq, heads·dHead]: the heads merged as written
+    const pattern = attendRows({ q: block(0), k, v, z: { data: z, strides: [seq * d, dHead, d] } }, { batch, heads: h, kvHeads: h, queries: seq, keys, dHead }, { scale: this.scale, mask });
+    return { out: this.cProj.forward(new Tensor('f32', [batch, seq, d], z)), pattern };
   }
 }
 
@@ -126,18 +155,29 @@ class Gpt2MLP {
   readonly cFc: Conv1D;
   readonly cProj: Conv1D;
   readonly act: (t: Tensor) => Tensor;
+  private readonly actInto: (t: Tensor, out: Tensor) => Tensor;
 
   constructor(w: Weights, c: Gpt2Config) {
     this.cFc = Conv1D.load(w, 'c_fc', c.nEmbd, c.nInner);
     this.cProj = Conv1D.load(w, 'c_proj', c.nInner, c.nEmbd);
     this.act = activation(c.activationFunction);
+    this.actInto = activationInto(c.activationFunction);
   }
 
   forward(x: Tensor, hooks: HookPoints): Tensor {
     const pre = hooks.run('pre', this.cFc.forward(x)); // [batch, seq, nInner]
-    const post = hooks.run('post', this.act(pre));
+    // Without hooks nothing else holds the fresh up-projection: the activation overwrites it.
+    const post = hooks.run('post', hooks.active || needsGrad(pre) ? this.act(pre) : this.actInto(pre, pre));
     return hooks.run('out', this.cProj.forward(post)); // [batch, seq, d]
   }
+}
+
+/**
+ * x + sublayer: without hooks the sublayer's fresh output (which nothing else
+ * holds) takes the sum in place; with hooks or gradients, a new tensor.
+ */
+function residual(x: Tensor, sublayer: Tensor, hooks: HookPoints): Tensor {
+  return hooks.active || needsGrad(x, sublayer) ? add(x, sublayer) : addInto(x, sublayer, sublayer);
 }
 
 /** Pre-norm block: x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)). */
@@ -157,9 +197,9 @@ class Gpt2Block {
   forward(x: Tensor, mask: Tensor, cache: KVCache | undefined, hooks: HookPoints): { out: Tensor; pattern: Tensor } {
     x = hooks.run('resid_pre', x);
     const attn = this.attn.forward(hooks.run('ln1', this.ln1.forward(x)), mask, cache, hooks.scope('attn.'));
-    x = hooks.run('resid_mid', add(x, attn.out));
+    x = hooks.run('resid_mid', residual(x, attn.out, hooks));
     const mlp = this.mlp.forward(hooks.run('ln2', this.ln2.forward(x)), hooks.scope('mlp.'));
-    return { out: hooks.run('resid_post', add(x, mlp)), pattern: attn.pattern };
+    return { out: hooks.run('resid_post', residual(x, mlp, hooks)), pattern: attn.pattern };
   }
 }
 

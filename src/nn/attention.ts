@@ -1,10 +1,10 @@
-import { ShapeError } from '../errors.js';
+import { ShapeError, UnsupportedError } from '../errors.js';
 import { add, matmul, scale as scaleBy, softmax } from '../ops/index.js';
 import { fusedAttentionKernel } from '../kernels/attention.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { noHooks, type HookPoints } from './hooks.js';
-import { CachedKV, type LayerKV } from './kv-cache.js';
+import { CachedKV, packedRows, type HeadRows, type LayerKV } from './kv-cache.js';
 import type { Linear } from './linear.js';
 
 /** [batch, seq, heads·dHead] → [batch, heads, seq, dHead]: one slice of the model width per head. */
@@ -71,38 +71,67 @@ function unfusedAttend(q: Tensor, k: Tensor, v: Tensor, options: AttendOptions):
  * with heads a multiple of kvHeads (grouped-query attention).
  */
 export function fusedAttend(q: Tensor, kv: LayerKV, options: AttendOptions): { z: Tensor; pattern: Tensor } | undefined {
-  const kernel = fusedAttentionKernel();
-  if (!kernel || options.hooks?.active || needsGrad(q)) return undefined;
+  if (!fusedAttentionKernel() || options.hooks?.active || needsGrad(q)) return undefined;
   const [batch, heads, queries, dHead] = q.shape;
-  let keys: Float32Array;
-  let values: Float32Array;
+  let rows: { key: HeadRows; value: HeadRows };
   let kvHeads: number;
-  let length: number;
-  let capacity: number;
+  let keys: number;
   if (kv instanceof CachedKV) {
-    ({ keys, values, heads: kvHeads, length, capacity } = kv);
-    if (kv.batch !== batch || kv.dHead !== dHead) throw new ShapeError(`attend: q ${q} does not line up with the cached keys [${kv.batch}, ${kvHeads}, ${length}, ${kv.dHead}]`);
+    if (kv.batch !== batch || kv.dHead !== dHead) throw new ShapeError(`attend: q ${q} does not line up with the cached keys [${kv.batch}, ${kv.heads}, ${kv.length}, ${kv.dHead}]`);
+    ({ heads: kvHeads, length: keys, rows } = kv);
   } else {
     const { key, value } = kv;
     if (needsGrad(key, value)) return undefined;
     if (key.rank !== 4 || key.shape[0] !== batch || key.shape[3] !== dHead || value.shape.some((d, i) => d !== key.shape[i])) {
       throw new ShapeError(`attend: q ${q}, k ${key} and v ${value} do not line up`);
     }
-    [, kvHeads, length] = key.shape;
-    capacity = length;
-    keys = key.f32();
-    values = value.f32();
+    [, kvHeads, keys] = key.shape;
+    rows = { key: packedRows(key.f32(), kvHeads, keys, dHead), value: packedRows(value.f32(), kvHeads, keys, dHead) };
   }
-  if (kvHeads === 0 || heads % kvHeads !== 0) throw new ShapeError(`attend: ${heads} query heads are not a multiple of ${kvHeads} key/value heads`);
-  const shape = [batch, heads, queries, length];
-  const pattern = new Float32Array(batch * heads * queries * length); // [batch, heads, queries, keys]
   const z = new Float32Array(batch * heads * queries * dHead); // [batch, heads, queries, dHead]
-  const strides = new Float64Array(8);
-  if (options.mask) strides.set(broadcastStrides(options.mask, shape), 0);
-  if (options.positionBias) strides.set(broadcastStrides(options.positionBias, shape), 4);
+  const pattern = attendRows(
+    { q: packedRows(q.f32(), heads, queries, dHead), k: rows.key, v: rows.value, z: packedRows(z, heads, queries, dHead) },
+    { batch, heads, kvHeads, queries, keys, dHead },
+    options,
+  );
+  return { z: new Tensor('f32', [batch, heads, queries, dHead], z), pattern };
+}
+
+/** The sizes of one attention call. */
+export interface AttentionDims {
+  batch: number;
+  heads: number;
+  kvHeads: number;
+  queries: number;
+  keys: number;
+  dHead: number;
+}
+
+/**
+ * The fused kernel on operands read and written through their strides (q, k,
+ * v straight from a fused projection or a KV cache; z as merged heads): writes
+ * z and returns the pattern [batch, heads, queries, keys]. For callers that
+ * checked `fusedAttentionKernel()` and that no hook or gradient needs the
+ * unfused ops.
+ */
+export function attendRows(
+  operands: { q: HeadRows; k: HeadRows; v: HeadRows; z: HeadRows },
+  dims: AttentionDims,
+  options: Omit<AttendOptions, 'hooks'>,
+): Tensor {
+  const kernel = fusedAttentionKernel();
+  if (!kernel) throw new UnsupportedError('attendRows: the native fused attention is not loaded (call useFastestKernel(); without the addon use attend)');
+  const { batch, heads, kvHeads, queries, keys, dHead } = dims;
+  if (kvHeads === 0 || heads % kvHeads !== 0) throw new ShapeError(`attend: ${heads} query heads are not a multiple of ${kvHeads} key/value heads`);
+  const shape = [batch, heads, queries, keys];
+  const pattern = new Float32Array(batch * heads * queries * keys); // [batch, heads, queries, keys]
+  const strides = new Float64Array(20);
+  [operands.q, operands.k, operands.v, operands.z].forEach((rows, i) => strides.set(rows.strides, 3 * i));
+  if (options.mask) strides.set(broadcastStrides(options.mask, shape), 12);
+  if (options.positionBias) strides.set(broadcastStrides(options.positionBias, shape), 16);
   const additive = (t?: Tensor) => (t ? t.f32() : null);
-  kernel.attention(q.f32(), keys, values, z, pattern, additive(options.mask), additive(options.positionBias), strides, options.scale ?? 1, batch, heads, kvHeads, queries, length, capacity, dHead);
-  return { z: new Tensor('f32', [batch, heads, queries, dHead], z), pattern: new Tensor('f32', shape, pattern) };
+  kernel.attention(operands.q.data, operands.k.data, operands.v.data, operands.z.data, pattern, additive(options.mask), additive(options.positionBias), strides, options.scale ?? 1, batch, heads, kvHeads, queries, keys, dHead);
+  return new Tensor('f32', shape, pattern);
 }
 
 /** Element strides of `t` read as `shape` (left-padded with 1s; 0 on every axis it repeats). */

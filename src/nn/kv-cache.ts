@@ -8,6 +8,21 @@ export interface LayerKV {
   value: Tensor;
 }
 
+/**
+ * Rows of dHead contiguous floats at the element strides of three outer axes
+ * [batch, heads, position]: keys or values (or queries) where they lie, in a
+ * cache's buffers or in a fused q|k|v projection, without a copy to pack them.
+ */
+export interface HeadRows {
+  data: Float32Array;
+  strides: readonly [number, number, number];
+}
+
+/** A packed [batch, heads, n, dHead] buffer as HeadRows. */
+export function packedRows(data: Float32Array, heads: number, n: number, dHead: number): HeadRows {
+  return { data, strides: [heads * n * dHead, n * dHead, dHead] };
+}
+
 /** Positions a layer's buffers hold before the first growth. */
 const INITIAL_CAPACITY = 64;
 
@@ -46,15 +61,30 @@ export class CachedKV implements LayerKV {
     return this.packed().value;
   }
 
+  /** The filled keys and values where they lie: rows `capacity` apart per head. */
+  get rows(): { key: HeadRows; value: HeadRows } {
+    return { key: packedRows(this.keys, this.heads, this.capacity, this.dHead), value: packedRows(this.values, this.heads, this.capacity, this.dHead) };
+  }
+
   /** Write key and value [batch, kvHeads, n, dHead] after the filled positions. */
   append(key: Tensor, value: Tensor): void {
     const [batch, heads, n, dHead] = key.shape;
     if (batch !== this.batch || heads !== this.heads || dHead !== this.dHead || value.shape.some((d, i) => d !== key.shape[i])) {
       throw new ShapeError(`KVCache.append: keys ${key} and values ${value} do not match the cache's [${this.batch}, ${this.heads}, ·, ${this.dHead}]`);
     }
+    this.appendRows(packedRows(key.f32(), heads, n, dHead), packedRows(value.f32(), heads, n, dHead), n);
+  }
+
+  /** Write n positions of keys and values, read through their strides, after the filled positions. */
+  appendRows(key: HeadRows, value: HeadRows, n: number): void {
     if (this.length + n > this.capacity) this.grow(Math.max(this.length + n, 2 * this.capacity));
-    copyRows(key.f32(), n, this.keys, this.capacity, this.length, batch * heads, dHead);
-    copyRows(value.f32(), n, this.values, this.capacity, this.length, batch * heads, dHead);
+    for (let b = 0; b < this.batch; b++) {
+      for (let h = 0; h < this.heads; h++) {
+        const at = ((b * this.heads + h) * this.capacity + this.length) * this.dHead;
+        copyPositions(key, b, h, n, this.dHead, this.keys, at);
+        copyPositions(value, b, h, n, this.dHead, this.values, at);
+      }
+    }
     this.length += n;
     this.compact = undefined;
   }
@@ -124,6 +154,17 @@ export class CachedKV implements LayerKV {
   }
 }
 
+/** Positions 0…n−1 of (batch b, head h) from strided rows into `to` from `at`, contiguous. */
+function copyPositions(from: HeadRows, b: number, h: number, n: number, dHead: number, to: Float32Array, at: number): void {
+  const [sb, sh, sp] = from.strides;
+  const start = b * sb + h * sh;
+  if (sp === dHead) {
+    to.set(from.data.subarray(start, start + n * dHead), at);
+    return;
+  }
+  for (let p = 0; p < n; p++) to.set(from.data.subarray(start + p * sp, start + p * sp + dHead), at + p * dHead);
+}
+
 /**
  * For each of `rows` (batch, head) pairs, copy `count` positions of dHead
  * floats from `from` (positions `fromCapacity` apart per pair) into `to`
@@ -173,6 +214,25 @@ export class KVCache {
   get length(): number {
     const first = this.layers[0];
     return first ? lengthOf(first) : 0;
+  }
+
+  /**
+   * Append n positions of keys and values [batch, kvHeads, n, dHead], read
+   * through their strides, to layer `i` (inference: written in place); returns
+   * the layer's whole history.
+   */
+  appendRows(i: number, key: HeadRows, value: HeadRows, shape: readonly [number, number, number, number]): CachedKV {
+    const [batch, heads, n, dHead] = shape;
+    let layer = this.layers[i];
+    if (!layer) {
+      layer = CachedKV.empty(batch, heads, dHead, Math.max(INITIAL_CAPACITY, n));
+      this.layers[i] = layer;
+    }
+    if (!(layer instanceof CachedKV) || layer.batch !== batch || layer.heads !== heads || layer.dHead !== dHead) {
+      throw new ShapeError(`KVCache.appendRows: [${shape.join(', ')}] does not match layer ${i}'s cache`);
+    }
+    layer.appendRows(key, value, n);
+    return layer;
   }
 
   /** Append this step's keys and values [batch, kvHeads, n, dHead] to layer `i`; returns the whole history. */

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { fusedAttentionKernel, setFusedAttentionKernel, type FusedAttentionKernel } from '../../src/kernels/attention.js';
 import { useFastestKernel } from '../../src/kernels/index.js';
 import { loadAddon, loadNativeKernel } from '../../src/kernels/native.js';
-import { attend, attendKV } from '../../src/nn/attention.js';
+import { attend, attendKV, attendRows } from '../../src/nn/attention.js';
 import { groupedQueryAttend } from '../../src/nn/causal-lm.js';
 import { Hooks, noHooks } from '../../src/nn/hooks.js';
 import { KVCache } from '../../src/nn/kv-cache.js';
@@ -222,22 +222,46 @@ describe('fused attention', () => {
     assert.ok(z.requiresGrad);
   });
 
-  test('the native kernel checks every extent: short arrays, overrunning strides, bad head counts', async () => {
+  test('the native kernel checks every extent: short arrays, strides that overrun, bad head counts', async () => {
     const kernel = await native();
     if (!kernel) return;
     const f = (n: number) => new Float32Array(n);
-    const strides = new Float64Array(8);
-    // q, k, v, z, pattern, mask, bias, strides, scale, batch, heads, kvHeads, queries, keys, capacity, dim
-    assert.doesNotThrow(() => kernel.attention(f(8), f(24), f(24), f(8), f(6), null, null, strides, 1, 1, 2, 1, 1, 3, 6, 4));
-    assert.throws(() => kernel.attention(f(8), f(23), f(24), f(8), f(6), null, null, strides, 1, 1, 2, 1, 1, 3, 6, 4), /attention: k needs 24/);
-    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), f(5), null, null, strides, 1, 1, 2, 1, 1, 3, 6, 4), /pattern needs 6/);
-    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides, 1, 1, 2, 1, 1, 7, 6, 4), /keys \(7\) exceed capacity \(6\)/);
-    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides, 1, 1, 2, 3, 1, 3, 6, 4), /multiple of kvHeads/);
-    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, f(2), null, Float64Array.from([0, 0, 0, 1, 0, 0, 0, 0]), 1, 1, 2, 1, 1, 3, 6, 4), /mask's strides reach element 2/);
-    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, f(3), Float64Array.from([0, 0, 0, 0, 0, 3, 0, 1]), 1, 1, 2, 1, 1, 3, 6, 4), /bias's strides reach element 5/);
-    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, new Float64Array(4), 1, 1, 2, 1, 1, 3, 6, 4), /strides needs 8/);
-    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides, 1, 1, 2, 1, 1.5, 3, 6, 4), /queries must be a non-negative integer/);
-    assert.throws(() => kernel.attention(f(8), new Int8Array(24) as unknown as Float32Array, f(24), f(8), null, null, null, strides, 1, 1, 2, 1, 1, 3, 6, 4), TypeError);
+    // One batch row, 2 query heads sharing 1 KV head, 1 query, 3 keys of dim 4; the keys 6 rows apart (a cache of capacity 6).
+    const strides = (change: Record<number, number> = {}) => {
+      const s = Float64Array.from([8, 4, 4, 24, 24, 4, 24, 24, 4, 8, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0]);
+      for (const [i, v] of Object.entries(change)) s[Number(i)] = v;
+      return s;
+    };
+    // q, k, v, z, pattern, mask, bias, strides, scale, batch, heads, kvHeads, queries, keys, dim
+    assert.doesNotThrow(() => kernel.attention(f(8), f(24), f(24), f(8), f(6), null, null, strides(), 1, 1, 2, 1, 1, 3, 4));
+    assert.throws(() => kernel.attention(f(8), f(11), f(24), f(8), f(6), null, null, strides(), 1, 1, 2, 1, 1, 3, 4), /attention: k needs 12 elements for its strides but has length 11/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), f(6), null, null, strides({ 5: 12 }), 1, 1, 2, 1, 1, 3, 4), /k needs 28 elements/);
+    assert.throws(() => kernel.attention(f(7), f(24), f(24), f(8), f(6), null, null, strides(), 1, 1, 2, 1, 1, 3, 4), /q needs 8/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), f(6), null, null, strides({ 10: 5 }), 1, 1, 2, 1, 1, 3, 4), /z needs 9/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), f(5), null, null, strides(), 1, 1, 2, 1, 1, 3, 4), /pattern needs 6/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides({ 0: -1 }), 1, 1, 2, 1, 1, 3, 4), /q strides must be non-negative/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides(), 1, 1, 2, 3, 1, 3, 4), /multiple of kvHeads/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, f(2), null, strides({ 15: 1 }), 1, 1, 2, 1, 1, 3, 4), /mask's strides reach element 2/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, f(3), strides({ 17: 3, 19: 1 }), 1, 1, 2, 1, 1, 3, 4), /bias's strides reach element 5/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, new Float64Array(8), 1, 1, 2, 1, 1, 3, 4), /strides needs 20/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides(), 1, 1, 2, 1, 1.5, 3, 4), /queries must be a non-negative integer/);
+    assert.throws(() => kernel.attention(f(8), new Int8Array(24) as unknown as Float32Array, f(24), f(8), null, null, null, strides(), 1, 1, 2, 1, 1, 3, 4), TypeError);
+  });
+
+  test('q, k and v read straight from a fused q|k|v projection and z written as merged heads equal the packed call', async () => {
+    if (!(await native())) return;
+    const [batch, seq, heads, dHead] = [2, 5, 3, 8];
+    const width = heads * dHead;
+    const qkv = random([batch, seq, 3 * width], 22); // [batch, seq, 3·heads·dHead]
+    const heads4 = (t: Tensor) => t.reshape([batch, seq, heads, dHead]).permute([0, 2, 1, 3]); // [batch, heads, seq, dHead]
+    const part = (i: number) => heads4(qkv.slice(2, i * width, (i + 1) * width));
+    const mask = causalMask(batch, seq, seq);
+    const reference = unfused(() => attend(part(0), part(1), part(2), { scale: 0.4, mask }));
+    const z = new Float32Array(batch * seq * width); // [batch, seq, heads·dHead]
+    const rows = (offset: number) => ({ data: qkv.f32().subarray(offset), strides: [seq * 3 * width, dHead, 3 * width] as const });
+    const pattern = attendRows({ q: rows(0), k: rows(width), v: rows(2 * width), z: { data: z, strides: [seq * width, dHead, width] } }, { batch, heads, kvHeads: heads, queries: seq, keys: seq, dHead }, { scale: 0.4, mask });
+    assertClose(pattern, reference.pattern, 'pattern');
+    assertClose(new Tensor('f32', [batch, seq, heads, dHead], z).permute([0, 2, 1, 3]), reference.z, 'z');
   });
 
   test("kernels/native.ts's decode seam (attend) runs the same kernel and still checks its arguments", () => {
