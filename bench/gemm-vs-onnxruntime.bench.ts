@@ -6,8 +6,12 @@
  * onnxruntime runs a one-node MatMul graph built by onnx-matmul.ts, with B as
  * an initializer so it pre-packs the weight at session creation (its best
  * case); its per-run overhead (a few µs) is included, as a caller pays it.
- * Runs alternate native / onnxruntime after a warm-up, so a noisy neighbour on
- * this shared machine slows both alike; a cell is the median (best in brackets).
+ * Native runs twice: `gemm`, which packs (and transposes) B on every call, and
+ * `gemmPacked` on a B packed once by `prepack`, onnxruntime's arrangement
+ * (decode's few rows stream B unpacked, so that row has no prepacked figure).
+ * Runs alternate native / prepacked / onnxruntime after a warm-up, so a noisy
+ * neighbour on this shared machine slows all alike; a cell is the median (best
+ * in brackets).
  * onnxruntime's pool is told not to spin, so the two pools do not starve each
  * other between runs.
  */
@@ -58,8 +62,12 @@ function median(values: number[]): number {
 
 interface Pair {
   native: number[];
+  packed: number[];
   ort: number[];
 }
+
+// Decode's rows: below this, gemm streams B unpacked and prepacking does not apply.
+const PACKED_MIN_ROWS = 5;
 
 async function measurePair(native: NativeMatmulKernel, shape: Shape, threads: number): Promise<Pair> {
   const { m, n, k } = shape;
@@ -80,6 +88,13 @@ async function measurePair(native: NativeMatmulKernel, shape: Shape, threads: nu
       native.gemm(a, 0, w, 0, c, 0, m, n, k, true);
       return performance.now() - start;
     };
+    const packedB = native.prepack(w, 0, n, k, true);
+    const runPacked = (): number => {
+      const start = performance.now();
+      native.gemmPacked(a, 0, packedB, c, 0, m);
+      return performance.now() - start;
+    };
+    const withPacked = m >= PACKED_MIN_ROWS;
     const runOrt = async (): Promise<number> => {
       const start = performance.now();
       await session.run(feeds);
@@ -93,14 +108,21 @@ async function measurePair(native: NativeMatmulKernel, shape: Shape, threads: nu
     let worst = 0;
     for (let i = 0; i < c.length; i++) worst = Math.max(worst, Math.abs(c[i] - check[i]) / (1 + Math.abs(check[i])));
     if (worst > 1e-3) throw new Error(`${shape.label}: native and onnxruntime differ by ${worst.toExponential(2)}`);
-    const times: Pair = { native: [], ort: [] };
+    if (withPacked) {
+      const expected = Float32Array.from(c);
+      runPacked();
+      if (!c.every((v, i) => v === expected[i])) throw new Error(`${shape.label}: gemmPacked differs from gemm`);
+    }
+    const times: Pair = { native: [], packed: [], ort: [] };
     let spent = 0;
-    for (let r = 0; r < RUNS && spent < 2 * BUDGET_MS; r++) {
+    for (let r = 0; r < RUNS && spent < 3 * BUDGET_MS; r++) {
       const tn = runNative();
+      const tp = withPacked ? runPacked() : 0;
       const to = await runOrt();
       times.native.push(tn);
+      if (withPacked) times.packed.push(tp);
       times.ort.push(to);
-      spent += tn + to;
+      spent += tn + tp + to;
     }
     return times;
   } finally {
@@ -120,8 +142,8 @@ export async function run(): Promise<void> {
   const peakOnce = (): number => Math.max(...[0, 1, 2].map(() => native.fmaPeak(0.05)));
   let peak = peakOnce();
   const lines = [
-    '| shape | threads | native GFLOP/s (best) | onnxruntime GFLOP/s (best) | native / onnxruntime | native % of peak | onnxruntime % of peak |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| shape | threads | native GFLOP/s (best) | native prepacked (best) | onnxruntime (best) | native / ort | prepacked / ort | native % of peak | prepacked % of peak | ort % of peak |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   // One-thread figures first for every shape, then two: the 2-thread ones are the noisier.
   const rows: { shape: Shape; threads: number; pair: Pair }[] = [];
@@ -143,9 +165,15 @@ export async function run(): Promise<void> {
     const natBest = rate(Math.min(...pair.native));
     const ortBest = rate(Math.min(...pair.ort));
     const ceiling = peak * threads;
+    const percent = (x: number): string => `${((100 * x) / ceiling).toFixed(0)}%`;
+    const packed = pair.packed.length > 0 ? rate(median(pair.packed)) : undefined;
+    const packedCells =
+      packed === undefined
+        ? ['—', '—', '—']
+        : [`${packed.toFixed(1)} (${rate(Math.min(...pair.packed)).toFixed(1)})`, `${(packed / ort).toFixed(2)}×`, percent(packed)];
     lines.push(
-      `| ${shape.label} | ${threads} | ${nat.toFixed(1)} (${natBest.toFixed(1)}) | ${ort.toFixed(1)} (${ortBest.toFixed(1)}) | ` +
-        `${(nat / ort).toFixed(2)}× | ${((100 * nat) / ceiling).toFixed(0)}% | ${((100 * ort) / ceiling).toFixed(0)}% |`,
+      `| ${shape.label} | ${threads} | ${nat.toFixed(1)} (${natBest.toFixed(1)}) | ${packedCells[0]} | ${ort.toFixed(1)} (${ortBest.toFixed(1)}) | ` +
+        `${(nat / ort).toFixed(2)}× | ${packedCells[1]} | ${percent(nat)} | ${packedCells[2]} | ${percent(ort)} |`,
     );
   }
   console.log(`native ISA: ${native.isa()}; one-core FMA peak (register-only loop, best of the run): ${peak.toFixed(1)} GFLOP/s\n`);
