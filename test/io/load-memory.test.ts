@@ -5,10 +5,16 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { probeLoad } from '../../bench/load-probe.js';
 import { modelInfo } from '../../src/hub/info.js';
+import type { Checkpoint } from '../../src/io/checkpoint.js';
 import { BLOCK_ELEMENTS, predictLoadMemory } from '../../src/io/load-memory.js';
+import { openModelFolder } from '../../src/io/model-folder.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { WIDEN_CHUNK, writeSafetensors, type SafetensorsDType, type TensorInfo } from '../../src/io/safetensors.js';
+import { modelFromConfig } from '../../src/models/registry.js';
+import { Int8Matrix } from '../../src/nn/int8.js';
+import { Weights } from '../../src/nn/weights.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { HF_TINY } from './shared.js';
 
 function info(name: string, dtype: SafetensorsDType, shape: number[]): TensorInfo {
   return { name, dtype, shape, dataOffsets: [0, 0] };
@@ -101,5 +107,35 @@ test('the peak info predicts is the peak a fresh process measures loading the ch
     assert.ok(predicted.int8.peak < 0.35 * predicted.f32.peak);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('for every fixture family and linearDtype, the predicted resident bytes are the bytes Weights hands the model', async () => {
+  const bytesOf = (w: unknown): number =>
+    w instanceof Int8Matrix ? w.q.byteLength + w.scales.byteLength : (w as Tensor).data.byteLength;
+  const proto = Weights.prototype as unknown as Record<'get' | 'matrix' | 'transposedMatrix', (...args: unknown[]) => unknown>;
+  const originals = { get: proto.get, matrix: proto.matrix, transposedMatrix: proto.transposedMatrix };
+  let handed = 0;
+  for (const method of ['get', 'matrix', 'transposedMatrix'] as const) {
+    proto[method] = function (this: Weights, ...args: unknown[]) {
+      const out = originals[method].apply(this, args);
+      handed += bytesOf(out);
+      return out;
+    };
+  }
+  try {
+    for (const dir of ['bert', 'bert/classification', 'gpt2', 'llama', 't5', 't5/gated-gelu', 'bart', 'marian', 'vanilla']) {
+      const folder = await openModelFolder(nodeFileSystem, join(HF_TINY, dir));
+      const checkpoint = folder.checkpoint as Checkpoint;
+      const predicted = predictLoadMemory([checkpoint.names().map((n) => checkpoint.tensorInfo(n))], folder.config.modelType);
+      for (const linearDtype of ['f32', 'bf16', 'int8'] as const) {
+        if (dir === 'vanilla' && linearDtype !== 'f32') continue;
+        handed = 0;
+        modelFromConfig(folder.config, Weights.from(checkpoint, dir, { linearDtype }));
+        assert.equal(handed, predicted[linearDtype].resident, `${dir} ${linearDtype}`);
+      }
+    }
+  } finally {
+    Object.assign(proto, originals);
   }
 });
