@@ -1,34 +1,51 @@
 /**
- * Decoder-only throughput: prompt tokens/s (one cached forward pass over the
- * prompt) and decode tokens/s (one token per cached step), for a
- * GPT-2-small-shaped model (12 layers, 768 wide, 12 heads, 50257 tokens,
- * random weights) and for stories260K, with the active matmul kernel and with
- * the reference kernel in the same run (the reference only for a few tokens),
- * and GPT-2-small again with its linear weights kept bf16 (half the bytes)
- * and quantized to int8 per channel (a quarter).
+ * Decoder-only throughput at batch 1: prompt tokens/s (one cached forward pass
+ * over a 32-token prompt) and decode tokens/s (one token per cached step), for
+ * a GPT-2-small-shaped model (12 layers, 768 wide, 12 heads, 50257 tokens,
+ * random weights) with f32, bf16 and int8 linear weights and on the plain
+ * reference path (reference matmul, unfused attention), and for stories260K.
  *
  * Decoding one row at a time reads every weight once per token, so it is
- * bound by memory bandwidth: the table also measures streaming bandwidth over
- * 512 MB (a JavaScript sum, and a memcpy-style TypedArray copy counting bytes
- * read + written), takes the higher as the limit, and reports the fraction of
- * it reached: weight bytes × decode tokens/s ÷ bandwidth. (The JavaScript sum
- * is bound by its scalar adds, not by memory; the copy is the better figure.)
+ * bound by memory bandwidth. The limit is measured in the same run: the
+ * addon's `streamRead` (one pass over 512 MB read the way a GEMV reads its
+ * weights) when the addon is loaded, else a JavaScript copy (bytes read +
+ * written). "Of limit" = weight bytes × decode tokens/s ÷ that bandwidth.
+ * Each token's time is also split into the time inside the matrix products
+ * (every gemm call of the active kernels, timed) and the rest: norms,
+ * activations, attention, the KV cache, the logits' handling, allocation.
+ *
+ * The machine is shared, so the dtypes run round-robin (a prompt and a few
+ * decode steps each, per round) and the table gives medians with the best
+ * step in brackets.
  */
 import { join } from 'node:path';
-import { kernelInfo, matmulKernel, referenceMatmul, setMatmulKernel, useFastestKernel } from '../src/kernels/index.js';
+import { setFusedAttentionKernel } from '../src/kernels/attention.js';
+import {
+  bf16MatmulKernel,
+  int8MatmulKernel,
+  kernelInfo,
+  matmulKernel,
+  referenceMatmul,
+  setBf16MatmulKernel,
+  setInt8MatmulKernel,
+  setMatmulKernel,
+  useFastestKernel,
+} from '../src/kernels/index.js';
+import { loadAddon } from '../src/kernels/native.js';
 import { readLlama2cCheckpoint } from '../src/io/llama2c.js';
 import { nodeFileSystem } from '../src/io/node-fs.js';
 import { Gpt2Model, parseGpt2Config } from '../src/models/gpt2.js';
 import { LlamaModel, parseLlamaConfig } from '../src/models/llama.js';
-import type { CausalLM } from '../src/nn/causal-lm.js';
-import { CausalLMSession } from '../src/nn/causal-lm.js';
+import { CausalLMSession, type CausalLM } from '../src/nn/causal-lm.js';
 import { Weights } from '../src/nn/weights.js';
-import { Tensor } from '../src/tensor/tensor.js';
+import type { Tensor } from '../src/tensor/tensor.js';
 import type { GenerativeModel } from '../src/generation/types.js';
 import { randomTensor } from './random.js';
 
 const GPT2_SMALL = { model_type: 'gpt2', vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12 };
-
+const PROMPT = 32;
+const ROUNDS = 5;
+const STEPS_PER_ROUND = 6;
 
 function gpt2SmallWeights(): Map<string, Tensor> {
   const d = GPT2_SMALL.n_embd;
@@ -58,142 +75,191 @@ function gpt2SmallWeights(): Map<string, Tensor> {
   return weights;
 }
 
-/** Bytes read per decoded token: every weight except the position table, of which one row is read. */
+/** Bytes of f32 weights read per decoded token: every tensor except the position table, of which one row is read. */
 function weightBytes(weights: ReadonlyMap<string, Tensor>): number {
   let bytes = 0;
   for (const [name, t] of weights) if (!name.endsWith('wpe.weight')) bytes += t.size * 4;
   return bytes;
 }
 
-interface Throughput {
-  prompt: number;
-  decode: number;
+/** Milliseconds spent inside matrix products since the last reset (every gemm* call of the active kernels). */
+const productClock = { ms: 0 };
+
+/** The kernel with each gemm* method timed into productClock; other methods (prepacking, threads) pass through. */
+function timed<K extends object>(kernel: K): K {
+  const wrapped: Record<string, unknown> = { ...(kernel as Record<string, unknown>) };
+  for (const [name, value] of Object.entries(kernel)) {
+    if (!name.startsWith('gemm') || typeof value !== 'function') continue;
+    wrapped[name] = (...args: unknown[]) => {
+      const start = performance.now();
+      try {
+        return (value as (...a: unknown[]) => unknown).apply(kernel, args);
+      } finally {
+        productClock.ms += performance.now() - start;
+      }
+    };
+  }
+  return wrapped as unknown as K;
 }
 
-/** Prompt pass over `promptTokens`, then `steps` cached one-token steps, as generate() drives the model. */
-function measure(model: CausalLM & GenerativeModel, promptTokens: number, steps: number): Throughput {
+interface Sample {
+  /** Prompt tokens/s of each round. */
+  prompt: number[];
+  /** Each decode step's wall time and the part inside the products, ms. */
+  steps: { ms: number; productMs: number }[];
+}
+
+/** One round: a fresh session, the prompt pass, then `steps` greedy one-token steps, as generate() drives the model. */
+function measureRound(model: CausalLM & GenerativeModel, promptTokens: number, steps: number, sample: Sample): void {
   const prompt = Array.from({ length: promptTokens }, (_, i) => (i * 7919 + 11) % model.vocabSize);
   const session = new CausalLMSession(model, { inputIds: [prompt], attentionMask: [prompt.map(() => 1)], expandBy: 1 });
   let start = performance.now();
   let logits = session.step([prompt]);
-  const promptSeconds = (performance.now() - start) / 1000;
-  start = performance.now();
+  sample.prompt.push(promptTokens / ((performance.now() - start) / 1000));
   for (let s = 0; s < steps; s++) {
+    start = performance.now();
+    productClock.ms = 0;
     const data = logits.f32();
     let next = 0;
     for (let v = 1; v < data.length; v++) if (data[v] > data[next]) next = v;
     logits = session.step([[next]]);
+    sample.steps.push({ ms: performance.now() - start, productMs: productClock.ms });
   }
-  const decodeSeconds = (performance.now() - start) / 1000;
-  return { prompt: promptTokens / promptSeconds, decode: steps / decodeSeconds };
 }
 
-/** Streaming read bandwidth in bytes/s: the best of three sums over a 512 MB Float32Array. */
-function readBandwidth(): number {
-  const data = new Float32Array(128 * 1024 * 1024);
-  for (let i = 0; i < data.length; i += 1024) data[i] = i;
-  let best = Infinity;
-  let checksum = 0;
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+interface Figures {
+  prompt: number;
+  decode: number;
+  best: number;
+  msPerToken: number;
+  outsideMs: number;
+}
+
+function figures(sample: Sample): Figures {
+  const ms = median(sample.steps.map((s) => s.ms));
+  return {
+    prompt: median(sample.prompt),
+    decode: 1000 / ms,
+    best: 1000 / Math.min(...sample.steps.map((s) => s.ms)),
+    msPerToken: ms,
+    outsideMs: median(sample.steps.map((s) => s.ms - s.productMs)),
+  };
+}
+
+/** Read bandwidth in bytes/s: the addon's streamRead over 512 MB (best of three), else a JavaScript copy (read + write). */
+function bandwidth(): { bytesPerSecond: number; how: string } {
+  const buffer = new Float32Array(128 * 1024 * 1024).fill(1);
+  const loaded = loadAddon();
+  const streamRead = 'addon' in loaded ? loaded.addon.streamRead : undefined;
+  if (typeof streamRead === 'function') {
+    let best = 0;
+    for (let rep = 0; rep < 3; rep++) best = Math.max(best, (streamRead as (b: Float32Array, t: number, p: boolean) => number)(buffer, 1, false));
+    return { bytesPerSecond: best * 1e9, how: 'native streamRead, 1 thread, 512 MB' };
+  }
+  const to = new Float32Array(buffer.length);
+  let seconds = Infinity;
   for (let rep = 0; rep < 3; rep++) {
     const start = performance.now();
-    let s0 = 0;
-    let s1 = 0;
-    let s2 = 0;
-    let s3 = 0;
-    for (let i = 0; i < data.length; i += 4) {
-      s0 += data[i];
-      s1 += data[i + 1];
-      s2 += data[i + 2];
-      s3 += data[i + 3];
-    }
-    best = Math.min(best, (performance.now() - start) / 1000);
-    checksum += s0 + s1 + s2 + s3;
+    to.set(buffer);
+    seconds = Math.min(seconds, (performance.now() - start) / 1000);
   }
-  if (Number.isNaN(checksum)) throw new Error('bandwidth checksum is NaN');
-  return data.byteLength / best;
+  return { bytesPerSecond: (2 * buffer.byteLength) / seconds, how: 'JavaScript copy of 512 MB, read + write' };
 }
 
-/** Streaming copy bandwidth in bytes/s (read + write), the best of three 512 MB copies. */
-function copyBandwidth(): number {
-  const from = new Float32Array(128 * 1024 * 1024).fill(1);
-  const to = new Float32Array(from.length);
-  let best = Infinity;
-  for (let rep = 0; rep < 3; rep++) {
-    const start = performance.now();
-    to.set(from);
-    best = Math.min(best, (performance.now() - start) / 1000);
+/** Runs fn on the plain reference path: reference matmul (f32) and unfused attention. */
+function onReferencePath<T>(fn: () => T): T {
+  const matmul = setMatmulKernel(timed(referenceMatmul));
+  const attention = setFusedAttentionKernel(undefined);
+  try {
+    return fn();
+  } finally {
+    setMatmulKernel(matmul);
+    setFusedAttentionKernel(attention);
   }
-  return (2 * from.byteLength) / best;
-}
-
-function row(name: string, kernel: string, t: Throughput, bytes: number, bandwidth: number, base?: Throughput): string {
-  const ratio = (a: number, b?: number) => (b === undefined ? '1.0×' : `${(a / b).toFixed(1)}×`);
-  const fraction = ((bytes * t.decode) / bandwidth) * 100;
-  return `| ${name} | ${kernel} | ${t.prompt.toFixed(1)} | ${ratio(t.prompt, base?.prompt)} | ${t.decode.toFixed(2)} | ${ratio(t.decode, base?.decode)} | ${fraction.toFixed(1)}% |`;
 }
 
 export async function run(): Promise<void> {
   await useFastestKernel();
-  const fast = matmulKernel();
   const kernel = `${kernelInfo().name} (${kernelInfo().threads} threads)`;
-  const read = readBandwidth();
-  const copy = copyBandwidth();
-  const limit = Math.max(read, copy);
-  console.log(
-    `streaming bandwidth over 512 MB: sum ${(read / 1e9).toFixed(2)} GB/s, copy ${(copy / 1e9).toFixed(2)} GB/s (read + write); ` +
-      `limit used below: ${(limit / 1e9).toFixed(2)} GB/s\n`,
-  );
+  const before = bandwidth();
 
   const gptWeights = gpt2SmallWeights();
-  const gpt2 = new Gpt2Model(parseGpt2Config(GPT2_SMALL, 'gpt2-small (random)'), Weights.from(gptWeights, 'random gpt2-small'));
   const gptBytes = weightBytes(gptWeights);
+  const config = parseGpt2Config(GPT2_SMALL, 'gpt2-small (random)');
+  const dtypes = [
+    { name: 'f32', bytes: gptBytes, model: new Gpt2Model(config, Weights.from(gptWeights, 'random gpt2-small')) },
+    { name: 'bf16', bytes: gptBytes / 2, model: new Gpt2Model(config, Weights.from(gptWeights, 'random gpt2-small', { linearDtype: 'bf16' })) },
+    // int8 quarters every weight matrix (plus a 4-byte scale per row); norms and biases stay f32, a rounding error of the total.
+    { name: 'int8', bytes: gptBytes / 4, model: new Gpt2Model(config, Weights.from(gptWeights, 'random gpt2-small', { linearDtype: 'int8' })) },
+  ];
 
   const storiesPath = join(process.env.GLASSFORMER_SHARED ?? join(process.cwd(), '..', 'shared'), 'models/stories260K/stories260K.bin');
   const checkpoint = await readLlama2cCheckpoint(nodeFileSystem.source(storiesPath));
   const stories = new LlamaModel(parseLlamaConfig(checkpoint.llamaConfig.raw as Record<string, unknown>, storiesPath), Weights.from(checkpoint.tensors, storiesPath));
   const storiesBytes = weightBytes(checkpoint.tensors);
 
-  const lines = [
-    '| model | matmul kernel | prompt tok/s | vs reference | decode tok/s | vs reference | of bandwidth limit |',
-    '|---|---|---:|---:|---:|---:|---:|',
-  ];
-  const previous = setMatmulKernel(referenceMatmul);
-  let gptReference: Throughput;
-  let storiesReference: Throughput;
+  const fast = { matmul: matmulKernel(), bf16: bf16MatmulKernel(), int8: int8MatmulKernel() };
+  setMatmulKernel(timed(fast.matmul));
+  setBf16MatmulKernel(timed(fast.bf16));
+  setInt8MatmulKernel(timed(fast.int8));
+  const samples = new Map(dtypes.map((d) => [d.name, { prompt: [], steps: [] } as Sample]));
+  const storiesSample: Sample = { prompt: [], steps: [] };
+  const reference: Sample = { prompt: [], steps: [] };
+  const storiesReference: Sample = { prompt: [], steps: [] };
   try {
-    gptReference = measure(gpt2, 4, 2);
-    storiesReference = measure(stories, 32, 32);
+    for (const d of dtypes) measureRound(d.model, PROMPT, 1, { prompt: [], steps: [] }); // warm-up
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const d of dtypes) measureRound(d.model, PROMPT, STEPS_PER_ROUND, samples.get(d.name) as Sample);
+      measureRound(stories, 64, 32, storiesSample);
+    }
+    onReferencePath(() => {
+      measureRound(dtypes[0].model, 4, 2, reference);
+      measureRound(stories, 32, 16, storiesReference);
+    });
   } finally {
-    setMatmulKernel(previous);
+    setMatmulKernel(fast.matmul);
+    setBf16MatmulKernel(fast.bf16);
+    setInt8MatmulKernel(fast.int8);
   }
-  setMatmulKernel(fast);
-  const gptFast = measure(gpt2, 32, 16);
-  const gpt2Bf16 = new Gpt2Model(
-    parseGpt2Config(GPT2_SMALL, 'gpt2-small (random, bf16)'),
-    Weights.from(gptWeights, 'random gpt2-small', { linearDtype: 'bf16' }),
-  );
-  const gptBf16 = measure(gpt2Bf16, 32, 16);
-  const gpt2Int8 = new Gpt2Model(
-    parseGpt2Config(GPT2_SMALL, 'gpt2-small (random, int8)'),
-    Weights.from(gptWeights, 'random gpt2-small', { linearDtype: 'int8' }),
-  );
-  const gptInt8 = measure(gpt2Int8, 32, 16);
-  // bf16 halves every weight matrix and int8 quarters it (plus a 4-byte scale per row); the
-  // norms and biases stay f32 and are a rounding error of the total.
-  const gptBf16Bytes = gptBytes / 2;
-  const gptInt8Bytes = gptBytes / 4;
-  const storiesFast = measure(stories, 64, 128);
-  lines.push(row(`gpt2-small shape (${(gptBytes / 1e6).toFixed(0)} MB f32)`, 'reference (4-token prompt, 2 steps)', gptReference, gptBytes, limit));
-  lines.push(row('', `${kernel} (32-token prompt, 16 steps)`, gptFast, gptBytes, limit, gptReference));
-  lines.push(row(`gpt2-small shape, bf16 weights (${(gptBf16Bytes / 1e6).toFixed(0)} MB)`, `${kernel} (32-token prompt, 16 steps)`, gptBf16, gptBf16Bytes, limit, gptReference));
-  lines.push(row(`gpt2-small shape, int8 weights (${(gptInt8Bytes / 1e6).toFixed(0)} MB)`, `${kernel} (32-token prompt, 16 steps)`, gptInt8, gptInt8Bytes, limit, gptReference));
-  lines.push(row(`stories260K (${(storiesBytes / 1e6).toFixed(2)} MB f32)`, 'reference (32-token prompt, 32 steps)', storiesReference, storiesBytes, limit));
-  lines.push(row('', `${kernel} (64-token prompt, 128 steps)`, storiesFast, storiesBytes, limit, storiesReference));
-  console.log(lines.join('\n'));
-  console.log(`\nagainst f32 weights, same kernel: bf16 decode ${(gptBf16.decode / gptFast.decode).toFixed(2)}×, prompt ${(gptBf16.prompt / gptFast.prompt).toFixed(2)}×; ` +
-    `int8 decode ${(gptInt8.decode / gptFast.decode).toFixed(2)}×, prompt ${(gptInt8.prompt / gptFast.prompt).toFixed(2)}×`);
+  const after = bandwidth();
+  const limit = Math.max(before.bytesPerSecond, after.bytesPerSecond);
   console.log(
-    '\nstories260K (1 MB) fits in cache, so its "fraction of the bandwidth limit" is not a memory-bound figure; ' +
-      'for gpt2-small it says how close decoding is to the speed at which the weights can be streamed from memory.',
+    `bandwidth limit: ${(limit / 1e9).toFixed(1)} GB/s (${before.how}; best of before and after the runs: ` +
+      `${(before.bytesPerSecond / 1e9).toFixed(1)}, ${(after.bytesPerSecond / 1e9).toFixed(1)})\n` +
+      `matmul kernel: ${kernel}; ${ROUNDS} rounds of a ${PROMPT}-token prompt and ${STEPS_PER_ROUND} decode steps per dtype, interleaved\n`,
+  );
+
+  const f32 = figures(samples.get('f32') as Sample);
+  const lines = [
+    '| gpt2-small shape, batch 1 | weights | prompt tok/s | decode tok/s (best) | ms / token | outside the products | of bandwidth limit | decode vs f32 | vs reference |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  const ref = figures(reference);
+  const row = (name: string, bytes: number, f: Figures, vsF32: string, vsRef: string) =>
+    `| ${name} | ${(bytes / 1e6).toFixed(0)} MB | ${f.prompt.toFixed(1)} | ${f.decode.toFixed(2)} (${f.best.toFixed(2)}) | ${f.msPerToken.toFixed(1)} | ` +
+    `${f.outsideMs.toFixed(2)} ms (${((100 * f.outsideMs) / f.msPerToken).toFixed(0)}%) | ${((100 * bytes * f.decode) / limit).toFixed(0)}% | ${vsF32} | ${vsRef} |`;
+  lines.push(row('reference path (4-token prompt, 2 steps)', gptBytes, ref, '—', '1.0×'));
+  for (const d of dtypes) {
+    const f = figures(samples.get(d.name) as Sample);
+    lines.push(row(`${kernel}, ${d.name}`, d.bytes, f, `${(f.decode / f32.decode).toFixed(2)}×`, `${(f.decode / ref.decode).toFixed(0)}×`));
+  }
+  console.log(lines.join('\n'));
+  const bf16 = figures(samples.get('bf16') as Sample);
+  const int8 = figures(samples.get('int8') as Sample);
+  console.log(
+    `\ndecode against f32 weights: bf16 ${(bf16.decode / f32.decode).toFixed(2)}× (target 1.7×), int8 ${(int8.decode / f32.decode).toFixed(2)}× (target 3×); ` +
+      `f32 at ${((100 * gptBytes * f32.decode) / limit).toFixed(0)}% of the bandwidth limit (target 80%)`,
+  );
+  const s = figures(storiesSample);
+  const sr = figures(storiesReference);
+  console.log(
+    `\nstories260K (${(storiesBytes / 1e6).toFixed(2)} MB, fits in cache): prompt ${s.prompt.toFixed(0)} tok/s, decode ${s.decode.toFixed(0)} tok/s ` +
+      `(${s.outsideMs.toFixed(2)} of ${s.msPerToken.toFixed(2)} ms a token outside the products); reference path ${sr.prompt.toFixed(0)} and ${sr.decode.toFixed(0)} tok/s`,
   );
 }
