@@ -321,7 +321,7 @@ export async function modelInfo(dir: string, fs?: FileSystem): Promise<ModelInfo
   if (weights) {
     const weightsF32 = weights.parameters * 4;
     const kvCache = kvCacheBytes(shape);
-    memory = { weightsF32, kvCache, total: kvCache === null ? null : weightsF32 + kvCache, load: predictLoadMemory(opened?.perFile ?? [], modelType) };
+    memory = { weightsF32, kvCache, total: kvCache === null ? null : weightsF32 + kvCache, load: predictLoadMemory(opened?.perFile ?? [], modelType, { tieWordEmbeddings: config.tie_word_embeddings !== false }) };
   }
   return {
     dir,

@@ -57,8 +57,10 @@ const sizeOf = (info: TensorInfo): number => info.shape.reduce((a, b) => a * b, 
 /** How a tensor is kept: a linear matrix (in linearDtype), f32, i32, or not at all. */
 type Held = 'matrix' | 'f32' | 'i32' | 'unread';
 
-function heldAs(info: TensorInfo, modelType: string | null): Held {
+function heldAs(info: TensorInfo, modelType: string | null, tied: boolean): Held {
   if (NEVER_READ.test(info.name)) return 'unread';
+  // GPT-2 with a tied head uses wte; a stored copy of the head is left unread.
+  if (modelType === 'gpt2' && tied && /(^|\.)lm_head\.weight$/.test(info.name)) return 'unread';
   if (!isFloat(info.dtype)) return 'i32';
   if (info.shape.length !== 2 || !info.name.endsWith('.weight')) return 'f32';
   const layer = info.name.slice(0, -'.weight'.length).split('.').pop() ?? '';
@@ -116,9 +118,14 @@ function conversionOf(info: TensorInfo, held: Held, dtype: LoadDtype, modelType:
 /**
  * Resident and peak bytes of loading a checkpoint with each linearDtype:
  * `files` holds each safetensors file's tensors (one list, or one per shard;
- * each file has its own widening buffer).
+ * each file has its own widening buffer); `tieWordEmbeddings` is config.json's
+ * (default true, as transformers).
  */
-export function predictLoadMemory(files: readonly (readonly TensorInfo[])[], modelType: string | null): Record<LoadDtype, LoadMemory> {
+export function predictLoadMemory(
+  files: readonly (readonly TensorInfo[])[],
+  modelType: string | null,
+  { tieWordEmbeddings = true }: { readonly tieWordEmbeddings?: boolean } = {},
+): Record<LoadDtype, LoadMemory> {
   const out = {} as Record<LoadDtype, LoadMemory>;
   for (const dtype of LOAD_DTYPES) {
     let resident = 0;
@@ -130,7 +137,7 @@ export function predictLoadMemory(files: readonly (readonly TensorInfo[])[], mod
     for (const tensors of files) {
       let widens = false;
       for (const info of tensors) {
-        const held = heldAs(info, modelType);
+        const held = heldAs(info, modelType, tieWordEmbeddings);
         resident += heldBytes(info, held, dtype, modelType);
         const c = conversionOf(info, held, dtype, modelType);
         if (c !== NONE) converted ??= info.name;

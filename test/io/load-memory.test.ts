@@ -49,6 +49,10 @@ test('an f32 checkpoint loaded as f32 needs no buffer; unread buffers cost nothi
   assert.equal(gpt2.bf16.resident, 2 * (500 * 16 + 16 * 48));
   assert.equal(gpt2.bf16.transient, 4 * 500 * 16 + 4 * 16 * 48);
   assert.equal(gpt2.bf16.transientTensor, 'transformer.h.0.attn.c_attn.weight');
+  // A stored copy of a tied head is left unread; an untied head is a matrix like wte.
+  const head = info('lm_head.weight', 'F32', [500, 16]);
+  assert.equal(predictLoadMemory([[...tensors, head]], 'gpt2').bf16.resident, gpt2.bf16.resident);
+  assert.equal(predictLoadMemory([[...tensors, head]], 'gpt2', { tieWordEmbeddings: false }).bf16.resident, gpt2.bf16.resident + 2 * 500 * 16);
   const f64 = predictLoadMemory([[info('x.bias', 'F64', [1000])]], 'bert');
   assert.deepEqual(f64.f32, { resident: 4000, transient: 8000 + 4000, transientTensor: 'x.bias', peak: 16000 });
 });
