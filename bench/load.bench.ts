@@ -6,7 +6,7 @@
  * 6 of its 12 layers, so the f32 file is ≈ 330 MB) are written to a temporary
  * folder as f32, bf16 and f16, and as an f32 set of two shards behind an
  * index. Each load runs in a fresh child process (bench/load-probe.ts); its
- * peak is the growth of maxRSS over the child's baseline after imports.
+ * peak is the growth of its resident high-water mark (VmHWM) over its baseline after imports.
  * Paths: lazy (loadModel: each tensor read when a layer asks for it and
  * converted there), eager (every tensor read first with loadAll, then
  * converted: the loader before lazy reads) and naive (the whole file read
@@ -117,7 +117,9 @@ export async function run(): Promise<void> {
       await mkdir(folders[name]);
       await writeFolder(folders[name], tensors, shards);
     }
-    console.log(`GPT-2-small layout with ${LAYERS} layers; peak = maxRSS growth of a fresh child over its baseline after imports. ` + `load avg ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    console.log(
+      `GPT-2-small layout with ${LAYERS} layers; peak = growth of a fresh child's VmHWM (resident high-water mark) over its baseline after imports; load avg ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+    );
     console.log('| checkpoint | N (MB) | linearDtype | path | peak (MB) | peak ÷ N | info predicts (MB) | measured ÷ predicted | load MB/s |');
     console.log('|---|---|---|---|---|---|---|---|---|');
     for (const c of CASES) {
