@@ -13,7 +13,7 @@
  * model is never held twice in memory.
  */
 import { FormatError, UnsupportedError, WeightError } from '../errors.js';
-import { allocate, bf16ToF32, f16ToF32, type DType } from '../tensor/dtype.js';
+import { allocate, f16ToF32, type DType } from '../tensor/dtype.js';
 import { shapeString, sizeOf, Tensor, type Shape } from '../tensor/tensor.js';
 import { bytesSource, type ByteSource, type FileSystem } from './source.js';
 
@@ -506,15 +506,17 @@ export class SafetensorsFile implements TensorReader {
       return into;
     }
     if (info.dtype !== 'F16' && info.dtype !== 'BF16') throw new UnsupportedError(`${this.name}: tensor "${name}" is ${info.dtype}; readF32Sync reads F32, F16 and BF16`);
-    const widen = info.dtype === 'BF16' ? bf16ToF32 : f16Table();
+    // bf16 is the top half of an f32, so its bits shift into place; f16 is looked up.
+    const bits = new Uint32Array(into.buffer, into.byteOffset, count);
+    const table = info.dtype === 'F16' ? f16Table() : null;
     // One buffer for every partial read of this file: a loader makes thousands of them.
     this.widenBuffer ??= new Uint16Array(WIDEN_CHUNK);
     const raw = this.widenBuffer;
     for (let done = 0; done < count; done += raw.length) {
       const n = Math.min(raw.length, count - done);
       read(offset + 2 * (begin + done), 2 * n, new Uint8Array(raw.buffer, 0, 2 * n));
-      if (typeof widen === 'function') for (let i = 0; i < n; i++) into[done + i] = widen(raw[i]);
-      else for (let i = 0; i < n; i++) into[done + i] = widen[raw[i]];
+      if (table) for (let i = 0; i < n; i++) into[done + i] = table[raw[i]];
+      else for (let i = 0; i < n; i++) bits[done + i] = raw[i] << 16;
     }
     return into;
   }
