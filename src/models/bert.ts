@@ -219,10 +219,15 @@ export class BertLayer {
     );
   }
 
-  /** x [batch, seq, d] → [batch, seq, d] and the attention pattern [batch, heads, seq, seq]. */
-  forward(x: Tensor, mask: Tensor, hooks: HookPoints): { out: Tensor; pattern: Tensor } {
+  /**
+   * x [batch, seq, d] → [batch, seq, d] and, unless `withPattern` is false
+   * (nothing will read it: the fused attention then skips it), the attention
+   * pattern [batch, heads, seq, seq].
+   */
+  forward(x: Tensor, mask: Tensor, hooks: HookPoints, withPattern = true): { out: Tensor; pattern?: Tensor } {
     x = hooks.run('resid_pre', x);
-    const attention = this.selfAttention.forward(x, { mask, scale: this.scale, hooks: hooks.scope('attn.') });
+    const attentionOptions = { mask, scale: this.scale, hooks: hooks.scope('attn.') };
+    const attention = withPattern ? this.selfAttention.forward(x, attentionOptions) : { out: this.selfAttention.output(x, attentionOptions), pattern: undefined };
     x = hooks.run('ln1', this.attentionNorm.forward(hooks.run('resid_mid', add(x, attention.out))));
     const ff = this.feedForward.forward(x, hooks.scope('mlp.'));
     const out = hooks.run('resid_post', hooks.run('ln2', this.outputNorm.forward(add(x, ff))));
@@ -281,10 +286,10 @@ export class BertModel {
     const hiddenStates = options.outputHiddenStates ? [x] : [];
     const attentions: Tensor[] = [];
     this.layers.forEach((layer, i) => {
-      const { out, pattern } = layer.forward(x, mask, hooks.scope(`blocks.${i}.`));
+      const { out, pattern } = layer.forward(x, mask, hooks.scope(`blocks.${i}.`), options.outputAttentions === true);
       x = out;
       if (options.outputHiddenStates) hiddenStates.push(x);
-      if (options.outputAttentions) attentions.push(pattern);
+      if (pattern) attentions.push(pattern);
     });
     const poolerOutput = this.pooler ? hooks.run('pooler', tanh(this.pooler.forward(firstToken(x)))) : undefined; // [batch, d]
     return { lastHiddenState: x, poolerOutput, hiddenStates, attentions };

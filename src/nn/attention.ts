@@ -71,6 +71,27 @@ function unfusedAttend(q: Tensor, k: Tensor, v: Tensor, options: AttendOptions):
  * with heads a multiple of kvHeads (grouped-query attention).
  */
 export function fusedAttend(q: Tensor, kv: LayerKV, options: AttendOptions): { z: Tensor; pattern: Tensor } | undefined {
+  const call = fusedOperands(q, kv, options);
+  if (!call) return undefined;
+  const pattern = attendRows(call.operands, call.dims, options);
+  return { z: call.z, pattern };
+}
+
+/**
+ * softmax(q·kᵀ·scale + mask) · v without the pattern, for callers that do not
+ * return it (an encoder asked for no `attentions`): the fused kernel then
+ * never writes the probabilities. q [batch, heads, queries, dHead], k and v
+ * [batch, heads, keys, dHead] → z [batch, heads, queries, dHead].
+ */
+export function attendValues(q: Tensor, k: Tensor, v: Tensor, options: AttendOptions = {}): Tensor {
+  const call = fusedOperands(q, { key: k, value: v }, options);
+  if (!call) return unfusedAttend(q, k, v, options).z;
+  runFused(call.operands, call.dims, options, null);
+  return call.z;
+}
+
+/** The fused kernel's operands for `attend`'s tensors (z allocated), or undefined when the fused path does not apply. */
+function fusedOperands(q: Tensor, kv: LayerKV, options: AttendOptions): { operands: AttentionOperands; dims: AttentionDims; z: Tensor } | undefined {
   if (!fusedAttentionKernel() || options.hooks?.active || needsGrad(q)) return undefined;
   const [batch, heads, queries, dHead] = q.shape;
   let rows: { key: HeadRows; value: HeadRows };
@@ -89,12 +110,19 @@ export function fusedAttend(q: Tensor, kv: LayerKV, options: AttendOptions): { z
     rows = { key: packedRows(key.f32(), kvHeads, keys, dHead), value: packedRows(value.f32(), kvHeads, keys, dHead) };
   }
   const z = new Float32Array(batch * heads * queries * dHead); // [batch, heads, queries, dHead]
-  const pattern = attendRows(
-    { q: packedRows(q.f32(), heads, queries, dHead), k: rows.key, v: rows.value, z: packedRows(z, heads, queries, dHead) },
-    { batch, heads, kvHeads, queries, keys, dHead },
-    options,
-  );
-  return { z: new Tensor('f32', [batch, heads, queries, dHead], z), pattern };
+  return {
+    operands: { q: packedRows(q.f32(), heads, queries, dHead), k: rows.key, v: rows.value, z: packedRows(z, heads, queries, dHead) },
+    dims: { batch, heads, kvHeads, queries, keys, dHead },
+    z: new Tensor('f32', [batch, heads, queries, dHead], z),
+  };
+}
+
+/** What the fused kernel reads (q, k, v) and writes (z), each through its strides. */
+export interface AttentionOperands {
+  q: HeadRows;
+  k: HeadRows;
+  v: HeadRows;
+  z: HeadRows;
 }
 
 /** The sizes of one attention call. */
@@ -114,24 +142,26 @@ export interface AttentionDims {
  * checked `fusedAttentionKernel()` and that no hook or gradient needs the
  * unfused ops.
  */
-export function attendRows(
-  operands: { q: HeadRows; k: HeadRows; v: HeadRows; z: HeadRows },
-  dims: AttentionDims,
-  options: Omit<AttendOptions, 'hooks'>,
-): Tensor {
+export function attendRows(operands: AttentionOperands, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>): Tensor {
+  const { batch, heads, queries, keys } = dims;
+  const pattern = new Float32Array(batch * heads * queries * keys); // [batch, heads, queries, keys]
+  runFused(operands, dims, options, pattern);
+  return new Tensor('f32', [batch, heads, queries, keys], pattern);
+}
+
+/** One call of the fused kernel; `pattern` receives the probabilities, or null skips them. */
+function runFused(operands: AttentionOperands, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>, pattern: Float32Array | null): void {
   const kernel = fusedAttentionKernel();
   if (!kernel) throw new UnsupportedError('attendRows: the native fused attention is not loaded (call useFastestKernel(); without the addon use attend)');
   const { batch, heads, kvHeads, queries, keys, dHead } = dims;
   if (kvHeads === 0 || heads % kvHeads !== 0) throw new ShapeError(`attend: ${heads} query heads are not a multiple of ${kvHeads} key/value heads`);
   const shape = [batch, heads, queries, keys];
-  const pattern = new Float32Array(batch * heads * queries * keys); // [batch, heads, queries, keys]
   const strides = new Float64Array(20);
   [operands.q, operands.k, operands.v, operands.z].forEach((rows, i) => strides.set(rows.strides, 3 * i));
   if (options.mask) strides.set(broadcastStrides(options.mask, shape), 12);
   if (options.positionBias) strides.set(broadcastStrides(options.positionBias, shape), 16);
   const additive = (t?: Tensor) => (t ? t.f32() : null);
   kernel.attention(operands.q.data, operands.k.data, operands.v.data, operands.z.data, pattern, additive(options.mask), additive(options.positionBias), strides, options.scale ?? 1, batch, heads, kvHeads, queries, keys, dHead);
-  return new Tensor('f32', shape, pattern);
 }
 
 /** Element strides of `t` read as `shape` (left-padded with 1s; 0 on every axis it repeats). */
@@ -169,13 +199,28 @@ export class MultiHeadAttention {
   ) {}
 
   forward(x: Tensor, options: MultiHeadAttentionOptions = {}): { out: Tensor; pattern: Tensor } {
+    const { q, k, v, hooks } = this.project(x, options);
+    const { z, pattern } = attend(q, k, v, { ...options, hooks });
+    return { out: this.merge(z, hooks), pattern };
+  }
+
+  /** `forward`'s output alone: with nothing to return the pattern to, the fused kernel skips it. */
+  output(x: Tensor, options: MultiHeadAttentionOptions = {}): Tensor {
+    const { q, k, v, hooks } = this.project(x, options);
+    return this.merge(attendValues(q, k, v, { ...options, hooks }), hooks);
+  }
+
+  private project(x: Tensor, options: MultiHeadAttentionOptions): { q: Tensor; k: Tensor; v: Tensor; hooks: HookPoints } {
     const hooks = options.hooks ?? noHooks;
     const source = options.context ?? x;
     const q = hooks.run('q', splitHeads(this.q.forward(x), this.heads)); // [batch, heads, queries, dHead]
     const k = hooks.run('k', splitHeads(this.k.forward(source), this.heads)); // [batch, heads, keys, dHead]
     const v = hooks.run('v', splitHeads(this.v.forward(source), this.heads));
-    const { z, pattern } = attend(q, k, v, { ...options, hooks });
-    const out = hooks.run('out', this.o.forward(mergeHeads(z))); // [batch, queries, d]
-    return { out, pattern };
+    return { q, k, v, hooks };
+  }
+
+  /** z [batch, heads, queries, dHead] → out [batch, queries, d]. */
+  private merge(z: Tensor, hooks: HookPoints): Tensor {
+    return hooks.run('out', this.o.forward(mergeHeads(z)));
   }
 }

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { fusedAttentionKernel, setFusedAttentionKernel, type FusedAttentionKernel } from '../../src/kernels/attention.js';
 import { useFastestKernel } from '../../src/kernels/index.js';
 import { loadAddon, loadNativeKernel } from '../../src/kernels/native.js';
-import { attend, attendKV, attendRows } from '../../src/nn/attention.js';
+import { attend, attendKV, attendRows, attendValues } from '../../src/nn/attention.js';
 import { groupedQueryAttend } from '../../src/nn/causal-lm.js';
 import { Hooks, noHooks } from '../../src/nn/hooks.js';
 import { KVCache } from '../../src/nn/kv-cache.js';
@@ -197,6 +197,17 @@ describe('fused attention', () => {
       assertClose(fused.z, reference.z, `step ${step} z`);
       assertClose(fused.pattern, reference.pattern, `step ${step} pattern`);
     }
+  });
+
+  test('attendValues (no pattern asked for) gives the same z as attend, fused and unfused', async () => {
+    if (!(await native())) return;
+    const q = random([2, 3, 40, 16], 23);
+    const k = random([2, 3, 150, 16], 24);
+    const v = random([2, 3, 150, 16], 25);
+    const options = { scale: 0.25, mask: paddingMask(2, 150) };
+    const reference = unfused(() => attend(q, k, v, options));
+    assertClose(attendValues(q, k, v, options), reference.z, 'fused z');
+    assertClose(unfused(() => attendValues(q, k, v, options)), reference.z, 'unfused z');
   });
 
   test('with a hook attached the unfused path runs, so the hook sees and changes the pattern', async () => {
