@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { generate } from '../../src/generation/generate.js';
 import { readLlama2cCheckpoint, readLlama2cTokenizer } from '../../src/io/llama2c.js';
+import { useFastestKernel } from '../../src/kernels/index.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { LlamaModel, parseLlamaConfig } from '../../src/models/llama.js';
 import { Llama2cTokenizer } from '../../src/models/llama2c-tokenizer.js';
@@ -43,6 +44,13 @@ test('stories260K: greedy generation from BOS reproduces run.c\'s 256 token ids 
   const text = tokenizer.decode(result.sequences[0]);
   assert.ok(text.startsWith(EXPECTED_TEXT_START), text.slice(0, 120));
   assert.ok(text.endsWith('Her mom said, "Don\'t worry, Lily. We can help you.'), text.slice(-80));
+});
+
+test('stories260K: the same 256 ids with the native kernels, fused attention and the KV cache read in place', async () => {
+  await useFastestKernel();
+  const { model } = await load();
+  const result = generate(model, { inputIds: [[1]] }, { maxNewTokens: 256 }, { eosTokenId: 2, padTokenId: 0 });
+  assert.deepEqual(result.sequences[0].slice(1), EXPECTED_IDS);
 });
 
 test('stories260K: the top-5 logits at position 0 match the NumPy reference within 1e-3', async () => {
