@@ -242,3 +242,16 @@ test('readF32Sync reads any element range of F32, F16 and BF16, and refuses othe
   assert.throws(() => file.readF32Sync('a', 10, 16, new Float32Array(6)), (e: unknown) => e instanceof WeightError && /r\.safetensors.*"a" has 15 elements/.test(e.message));
   assert.throws(() => file.readF32Sync('a', 0, 4, new Float32Array(3)), (e: unknown) => e instanceof WeightError);
 });
+
+test('a tied Llama checkpoint that also stores lm_head.weight reads it once and leaves nothing unused', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'glassformer-lazy-tied-'));
+  const config = JSON.parse(await readFile(join(HF_TINY, 'llama', 'config.json'), 'utf8')) as Record<string, unknown>;
+  await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, tie_word_embeddings: true }));
+  await copyFile(join(HF_TINY, 'llama', 'model.safetensors'), join(dir, 'model.safetensors'));
+  const folder = await openModelFolder(nodeFileSystem, dir);
+  const reader = counting(folder.checkpoint as Checkpoint);
+  const weights = Weights.from(reader, dir);
+  modelFromConfig(folder.config, weights);
+  assert.equal(reader.reads.get('lm_head.weight'), 1);
+  assert.deepEqual(weights.unused(), []);
+});
