@@ -195,7 +195,6 @@ export class LlamaModel implements CausalLM, GenerativeModel {
     this.norm = RMSNorm.load(m, 'norm', c.hiddenSize, c.rmsNormEps);
     // Tied checkpoints usually omit lm_head.weight; HF then reuses embed_tokens.
     this.lmHead = c.tieWordEmbeddings && !w.has('lm_head.weight') ? this.embedTokens : w.get('lm_head.weight', [c.vocabSize, c.hiddenSize]);
-    if (c.tieWordEmbeddings) w.maybe('lm_head.weight');
     this.rotary = new RotaryEmbedding(c.headDim, c.ropeTheta, rotaryScaling(c), c.maxPositionEmbeddings);
     const unused = w.unused().filter((name) => !name.endsWith('rotary_emb.inv_freq'));
     if (unused.length > 0) {
