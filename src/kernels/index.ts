@@ -169,6 +169,8 @@ async function loadWasm(): Promise<WasmMatmulKernel | string> {
   try {
     const kernel = await createWasmKernel();
     active = kernel;
+    activeBf16 = kernel;
+    activeInt8 = kernel;
     return kernel;
   } catch (error) {
     return (error as Error).message;

@@ -108,6 +108,10 @@ export const i32 = {
   select: (a: Code, b: Code, condition: Code): Code => [a, b, condition, 0x1b],
 };
 
+export const i32Memory = {
+  store: (address: Code, value: Code, offset = 0): Code => [address, value, 0x36, ...memarg(2, offset)],
+};
+
 export const f32 = {
   const: (value: number): Code => {
     const bytes = new Uint8Array(new Float32Array([value]).buffer);
@@ -137,6 +141,15 @@ export const f32x4 = {
   mul: (a: Code, b: Code): Code => [a, b, ...simd(0xe6)],
   /** a · b + c, with or without the intermediate rounding, as the engine chooses (relaxed SIMD). */
   relaxedMadd: (a: Code, b: Code, c: Code): Code => [a, b, c, ...simd(0x105)],
+};
+
+export const i32x4 = {
+  extractLane: (vector: Code, lane: number): Code => [vector, ...simd(0x1b), lane],
+  add: (a: Code, b: Code): Code => [a, b, ...simd(0xae)],
+  /** Each lane shifted left by `bits`. */
+  shl: (a: Code, bits: Code): Code => [a, bits, ...simd(0xab)],
+  /** Products of the eight i16 lanes of a and b, summed in pairs into four i32 lanes (exact). */
+  dotI16x8: (a: Code, b: Code): Code => [a, b, ...simd(0xba)],
 };
 
 // Structured control flow (spec 5.4.1). A block type of 0x40 means no result.

@@ -15,8 +15,8 @@
  * edges; a partial tile of C goes through a scratch tile.
  */
 import {
-  call, type Code, drop, encodeModule, F32, f32, f32x4, forRange, type FunctionSpec, I32, i32, ifThen, local, Locals, seq, set,
-  V128, v128, type ValueType,
+  call, type Code, drop, encodeModule, F32, f32, f32x4, forRange, type FunctionSpec, I32, i32, i32Memory, i32x4, ifThen, local,
+  Locals, seq, set, V128, v128, type ValueType,
 } from './emit.js';
 
 /** Shape of the register tile and how the module is built. */
@@ -341,12 +341,65 @@ function fmaPeak(o: GemmModuleOptions): FunctionSpec {
   });
 }
 
+/**
+ * shl16(at, bytes): every 32-bit word in [at, at + bytes) shifted left by 16
+ * bits, in place: bf16 bits zero-extended to 32 become the f32 they stand
+ * for (bf16 is the top half of an f32). bytes is a multiple of 16.
+ */
+function shl16(): FunctionSpec {
+  return fn('shl16', [I32, I32], [], true, (l) => {
+    const [at, bytes] = [0, 1];
+    const [p, end] = [l.add(I32), l.add(I32)];
+    return seq(
+      set(end, i32.add(local(at), local(bytes))),
+      forRange(p, local(at), local(end), imm(VECTOR), v128.store(local(p), i32x4.shl(v128.load(local(p)), imm(16)))));
+  });
+}
+
+/**
+ * dotI16(a, m, q, n, kBytes, out, ldo): out[i][j] = Σ_p a[i][p] · q[j][p] as
+ * exact i32 sums, for i16 rows of A [m][kBytes / 2] and of Q [n][kBytes / 2];
+ * m a multiple of 4, n of 2, kBytes of 16 (the caller zero-pads). Tiles of
+ * 4 rows × 2 weight rows: 8 accumulators of i32x4.dot_i16x8_s.
+ */
+function dotI16(): FunctionSpec {
+  const rows = 4;
+  const group = 2;
+  return fn('dotI16', [I32, I32, I32, I32, I32, I32, I32], [], true, (l) => {
+    const [a, m, q, n, kBytes, out, ldo] = [0, 1, 2, 3, 4, 5, 6];
+    const [i, j, pb] = [l.add(I32), l.add(I32), l.add(I32)];
+    const rowOfA = Array.from({ length: rows }, () => l.add(I32));
+    const rowOfQ = Array.from({ length: group }, () => l.add(I32));
+    const acc = Array.from({ length: rows * group }, () => l.add(V128));
+    const qv = Array.from({ length: group }, () => l.add(V128));
+    const av = l.add(V128);
+    const laneSum = (x: number): Code => i32.add(
+      i32.add(i32x4.extractLane(local(x), 0), i32x4.extractLane(local(x), 1)),
+      i32.add(i32x4.extractLane(local(x), 2), i32x4.extractLane(local(x), 3)));
+    return forRange(j, imm(0), local(n), imm(group),
+      ...rowOfQ.map((r, g) => set(r, i32.add(local(q), i32.mul(i32.add(local(j), imm(g)), local(kBytes))))),
+      forRange(i, imm(0), local(m), imm(rows),
+        ...rowOfA.map((r, t) => set(r, i32.add(local(a), i32.mul(i32.add(local(i), imm(t)), local(kBytes))))),
+        ...acc.map((x) => set(x, v128.zero())),
+        forRange(pb, imm(0), local(kBytes), imm(VECTOR),
+          ...qv.map((x, g) => set(x, v128.load(i32.add(local(rowOfQ[g]), local(pb))))),
+          ...rowOfA.map((r, t) => seq(
+            set(av, v128.load(i32.add(local(r), local(pb)))),
+            ...qv.map((x, g) => set(acc[t * group + g], i32x4.add(local(acc[t * group + g]), i32x4.dotI16x8(local(av), local(x))))),
+          ))),
+        ...Array.from({ length: rows }, (_, t) => seq(...Array.from({ length: group }, (_, g) => i32Memory.store(
+          i32.add(i32.add(local(out), i32.mul(i32.add(local(i), imm(t)), local(ldo))), i32.shl(i32.add(local(j), imm(g)), imm(2))),
+          laneSum(acc[t * group + g])))))));
+  });
+}
+
 /** The module's bytes for one tile shape and instruction choice. */
 export function gemmModuleBytes(o: GemmModuleOptions): Uint8Array<ArrayBuffer> {
   // Function indices: the order of this list.
   const functions: FunctionSpec[] = [microkernel(o), copyTile(o)];
   functions.push(blockFn(o, 0, 1), packA(o), packB(o), fmaPeak(o));
   for (let m = 1; m <= 4; m++) functions.push(gemvNK(o, m), gemvKN(o, m));
+  functions.push(shl16(), dotI16());
   return encodeModule({ memory: { initialPages: 1, maximumPages: o.maximumPages, shared: o.shared }, functions });
 }
 
@@ -356,6 +409,8 @@ export interface GemmExports {
   packA(src: number, lda: number, mc: number, kc: number, dst: number): void;
   packB(src: number, rowStep: number, colStep: number, kc: number, nc: number, dst: number): void;
   fmaPeak(iterations: number): number;
+  shl16(at: number, bytes: number): void;
+  dotI16(a: number, m: number, q: number, n: number, kBytes: number, out: number, ldo: number): void;
   [gemv: `gemvNK${number}`]: (a: number, lda: number, b: number, ldb: number, kBytes: number, n: number, c: number, ldc: number) => void;
   [gemv: `gemvKN${number}`]: (a: number, lda: number, b: number, ldb: number, k: number, nBytes: number, c: number, ldc: number,
     accumulate: number) => void;

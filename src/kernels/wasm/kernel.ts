@@ -14,12 +14,14 @@
  * This file imports no `node:` module statically, so a browser build can include it.
  */
 import { ShapeError, UnsupportedError } from '../../errors.js';
-import type { ThreadedMatmulKernel } from '../types.js';
+import { f32ToBf16 } from '../../tensor/dtype.js';
+import { quantizeRow } from '../int8.js';
+import type { Bf16MatmulKernel, Int8MatmulKernel, ThreadedMatmulKernel } from '../types.js';
 import { claim, CTL, CTL_BYTES, finish, packShared, plan, publish, runPart, scratchAddress, sharedBytes, type Job } from './driver.js';
 import { GEMV_KN_VECTORS, GEMV_NK_GROUP, gemmModuleBytes, type GemmExports, relaxedProbeBytes, simdProbeBytes, tileFor } from './gemm-module.js';
 import type { WorkerInit } from './worker.js';
 
-export interface WasmMatmulKernel extends ThreadedMatmulKernel {
+export interface WasmMatmulKernel extends ThreadedMatmulKernel, Bf16MatmulKernel, Int8MatmulKernel {
   /** Whether the module multiplies with `f32x4.relaxed_madd` (else `f32x4.mul` + `f32x4.add`). */
   readonly relaxed: boolean;
   /** Threads this engine allows (1 without shared memory). */
@@ -46,6 +48,8 @@ const MAXIMUM_PAGES = 32768;
 // A few-row product copies its weight in slices of this many bytes (256 KB,
 // measured against 32–128 KB): they stay in L2 until the product reads them back.
 const SLICE_BYTES = 1 << 18;
+// |Σ a8 · q| ≤ 127² · k stays inside an int32 up to here (the interface's limit).
+const MAX_QUANTIZED_K = 65536;
 // Below this many multiply-adds one thread finishes before a sleeping worker wakes.
 const THREADED_MIN_MACS = 1 << 22;
 
@@ -188,15 +192,104 @@ class WasmKernel implements WasmMatmulKernel {
 
   gemm(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number,
     m: number, n: number, k: number, transB: boolean): void {
-    checkArguments(a, aOffset, b, bOffset, c, cOffset, m, n, k);
+    checkArguments(a, aOffset, { label: 'B', array: b, type: Float32Array, offset: bOffset }, c, cOffset, m, n, k);
+    this.gemmFrom(a, aOffset, this.f32Rows(b, bOffset), c, cOffset, m, n, k, transB);
+  }
+
+  /** C = A · Bᵀ with B [n, k] as bf16 bits, each widened exactly to f32 in the module; f32 sums. */
+  gemmBf16(a: Float32Array, aOffset: number, b: Uint16Array, bOffset: number, c: Float32Array, cOffset: number,
+    m: number, n: number, k: number): void {
+    checkArguments(a, aOffset, { label: 'B', array: b, type: Uint16Array, offset: bOffset }, c, cOffset, m, n, k);
+    this.gemmFrom(a, aOffset, this.bf16Rows(b, bOffset), c, cOffset, m, n, k, true);
+  }
+
+  /**
+   * gemmBf16 with A rounded to bf16 first. Products of two bf16 values are
+   * exact in f32, so this is the interface's product; WebAssembly has no
+   * bf16 dot product, so it runs at the f32 rate.
+   */
+  gemmBf16Rounded(a: Float32Array, aOffset: number, b: Uint16Array, bOffset: number, c: Float32Array, cOffset: number,
+    m: number, n: number, k: number): void {
+    checkArguments(a, aOffset, { label: 'B', array: b, type: Uint16Array, offset: bOffset }, c, cOffset, m, n, k);
+    const rounded = new Float32Array(m * k);
+    const bits = new Uint32Array(rounded.buffer);
+    for (let e = 0; e < m * k; e++) bits[e] = f32ToBf16(a[aOffset + e]) << 16;
+    this.gemmFrom(rounded, 0, this.bf16Rows(b, bOffset), c, cOffset, m, n, k, true);
+  }
+
+  /** C = A · (s ⊙ Q)ᵀ with int8 Q [n, k]: Q widened to f32 in the module, f32 sums, each column of C times its scale. */
+  gemmInt8(a: Float32Array, aOffset: number, q: Int8Array, qOffset: number, scales: Float32Array, c: Float32Array,
+    cOffset: number, m: number, n: number, k: number): void {
+    checkArguments(a, aOffset, { label: 'Q', array: q, type: Int8Array, offset: qOffset }, c, cOffset, m, n, k);
+    checkScales(scales, n);
+    this.gemmFrom(a, aOffset, this.int8Rows(q, qOffset), c, cOffset, m, n, k, true);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) c[cOffset + i * n + j] *= scales[j];
+    }
+  }
+
+  /**
+   * C = A · (s ⊙ Q)ᵀ with A quantized per row as `quantizeRow` (int8.ts) does:
+   * integer dot products, exact in i32 (i32x4.dot_i16x8_s on both operands
+   * widened to i16), then the two scales in the interface's order, so the
+   * bits equal the reference's.
+   */
+  gemmInt8Quantized(a: Float32Array, aOffset: number, q: Int8Array, qOffset: number, scales: Float32Array, c: Float32Array,
+    cOffset: number, m: number, n: number, k: number): void {
+    checkArguments(a, aOffset, { label: 'Q', array: q, type: Int8Array, offset: qOffset }, c, cOffset, m, n, k);
+    checkScales(scales, n);
+    if (k > MAX_QUANTIZED_K) {
+      throw new ShapeError(`WebAssembly gemmInt8Quantized: k = ${k} could overflow the int32 dot products (127² · k); at most ${MAX_QUANTIZED_K}`);
+    }
+    if (m === 0 || n === 0) return;
+    if (k === 0) {
+      c.fill(0, cOffset, cOffset + m * n);
+      return;
+    }
+    // k padded to whole i16x8 vectors, m to whole 4-row tiles, each slice of Q to whole pairs of rows.
+    const kp = roundUp(k, 8);
+    const mp = roundUp(m, 4);
+    const np = roundUp(n, 2);
+    const sliceRows = Math.max(2, Math.floor(SLICE_BYTES / (kp * 4)) * 2);
+    const aAt = this.base;
+    const dotAt = align(aAt + mp * kp * 2);
+    const sliceAt = align(dotAt + mp * np * 4);
+    this.reserve(sliceAt + sliceRows * kp * 2);
+    const words = new Int16Array(this.memory.buffer);
+    const levels = new Int32Array(k);
+    const rowScales = new Float32Array(m);
+    for (let i = 0; i < m; i++) {
+      rowScales[i] = quantizeRow(a, aOffset + i * k, k, levels);
+      words.set(levels, aAt / 2 + i * kp);
+      words.fill(0, aAt / 2 + i * kp + k, aAt / 2 + (i + 1) * kp);
+    }
+    words.fill(0, aAt / 2 + m * kp, aAt / 2 + mp * kp);
+    for (let j0 = 0; j0 < n; j0 += sliceRows) {
+      const rows = Math.min(sliceRows, n - j0);
+      const padded = roundUp(rows, 2);
+      copyRows(words, q, qOffset + j0 * k, rows, k, sliceAt / 2, kp);
+      words.fill(0, sliceAt / 2 + rows * kp, sliceAt / 2 + padded * kp);
+      this.e.dotI16(aAt, mp, sliceAt, padded, kp * 2, dotAt + j0 * 4, np * 4);
+    }
+    const dots = new Int32Array(this.memory.buffer, dotAt, mp * np);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        c[cOffset + i * n + j] = Math.fround(Math.fround(Math.fround(dots[i * np + j]) * rowScales[i]) * scales[j]);
+      }
+    }
+  }
+
+  /** C = A · op(B) for B placed in the module's memory as f32 by `weight`. */
+  private gemmFrom(a: Float32Array, aOffset: number, weight: RowCopier, c: Float32Array, cOffset: number,
+    m: number, n: number, k: number, transB: boolean): void {
     if (m === 0 || n === 0) return;
     if (k === 0) {
       c.fill(0, cOffset, cOffset + m * n);
       return;
     }
     if (m <= 4) {
-      if (transB) this.gemvNK(a, aOffset, b, bOffset, c, cOffset, m, n, k);
-      else this.gemvKN(a, aOffset, b, bOffset, c, cOffset, m, n, k);
+      if (transB) this.gemvNK(a, aOffset, weight, c, cOffset, m, n, k);
+      else this.gemvKN(a, aOffset, weight, c, cOffset, m, n, k);
       return;
     }
     const threads = m * n * k >= THREADED_MIN_MACS ? this.activeThreads : 1;
@@ -208,16 +301,35 @@ class WasmKernel implements WasmMatmulKernel {
     const sharedAt = align(cAt + m * n * 4);
     this.reserve(sharedAt + sharedBytes(m, n, k, split.splitN, mr));
     const job: Job = { mr, m, n, k, transB, a: aAt, b: bAt, c: cAt, shared: sharedAt, ...split };
-    const heap = this.heap;
-    heap.set(a.subarray(aOffset, aOffset + m * k), aAt / 4);
-    heap.set(b.subarray(bOffset, bOffset + n * k), bAt / 4);
+    this.heap.set(a.subarray(aOffset, aOffset + m * k), aAt / 4);
+    // B as one block of rows, whichever layout: [n, k] or [k, n].
+    if (transB) weight(0, n, k, bAt / 4, k);
+    else weight(0, k, n, bAt / 4, n);
     packShared(this.e, job);
     if (threads === 1) {
       for (let part = 0; part < job.parts; part++) runPart(this.e, job, part, scratchAddress(0));
     } else {
       this.runThreaded(job, threads);
     }
-    c.set(heap.subarray(cAt / 4, cAt / 4 + m * n), cOffset);
+    c.set(this.heap.subarray(cAt / 4, cAt / 4 + m * n), cOffset);
+  }
+
+  /** Rows of an f32 B, copied. */
+  private f32Rows(b: Float32Array, bOffset: number): RowCopier {
+    return (from, rows, cols, at, stride) => copyRows(this.heap, b, bOffset + from * cols, rows, cols, at, stride);
+  }
+
+  /** Rows of a bf16 B: zero-extended to 32 bits by the copy, then shifted into place as f32 by the module. */
+  private bf16Rows(b: Uint16Array, bOffset: number): RowCopier {
+    return (from, rows, cols, at, stride) => {
+      copyRows(new Uint32Array(this.memory.buffer), b, bOffset + from * cols, rows, cols, at, stride);
+      this.e.shl16(at * 4, roundUp(rows * stride, 4) * 4);
+    };
+  }
+
+  /** Rows of an int8 B, converted to f32 by the copy (`TypedArray.set` converts element types). */
+  private int8Rows(q: Int8Array, qOffset: number): RowCopier {
+    return (from, rows, cols, at, stride) => copyRows(this.heap, q, qOffset + from * cols, rows, cols, at, stride);
   }
 
   private runThreaded(job: Job, threads: number): void {
@@ -238,7 +350,7 @@ class WasmKernel implements WasmMatmulKernel {
    * stay in L2 until the product has read them (k padded to whole vectors and
    * the last slice to whole groups, with zeros).
    */
-  private gemvNK(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number,
+  private gemvNK(a: Float32Array, aOffset: number, weight: RowCopier, c: Float32Array, cOffset: number,
     m: number, n: number, k: number): void {
     const group = GEMV_NK_GROUP[m];
     const kp = roundUp(k, 4);
@@ -248,11 +360,11 @@ class WasmKernel implements WasmMatmulKernel {
     const cAt = align(aAt + m * kp * 4);
     const sliceAt = align(cAt + m * np * 4);
     this.reserve(sliceAt + sliceRows * kp * 4);
-    this.copyRows(a, aOffset, m, k, aAt / 4, kp);
+    copyRows(this.heap, a, aOffset, m, k, aAt / 4, kp);
     for (let j0 = 0; j0 < n; j0 += sliceRows) {
       const rows = Math.min(sliceRows, n - j0);
       const padded = roundUp(rows, group);
-      this.copyRows(b, bOffset + j0 * k, rows, k, sliceAt / 4, kp);
+      weight(j0, rows, k, sliceAt / 4, kp);
       this.heap.fill(0, sliceAt / 4 + rows * kp, sliceAt / 4 + padded * kp);
       this.e[`gemvNK${m}`](aAt, kp * 4, sliceAt, kp * 4, kp * 4, padded, cAt + j0 * 4, np * 4);
     }
@@ -264,7 +376,7 @@ class WasmKernel implements WasmMatmulKernel {
    * of k) that stay in L2 until the product has read them, each slice's sums
    * added to C; rows padded to whole strips with zeros.
    */
-  private gemvKN(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number,
+  private gemvKN(a: Float32Array, aOffset: number, weight: RowCopier, c: Float32Array, cOffset: number,
     m: number, n: number, k: number): void {
     const np = roundUp(n, 4 * GEMV_KN_VECTORS[m]);
     const sliceRows = Math.max(1, Math.floor(SLICE_BYTES / (np * 4)));
@@ -272,26 +384,13 @@ class WasmKernel implements WasmMatmulKernel {
     const cAt = align(aAt + m * k * 4);
     const sliceAt = align(cAt + m * np * 4);
     this.reserve(sliceAt + sliceRows * np * 4);
-    this.copyRows(a, aOffset, m, k, aAt / 4, k);
+    copyRows(this.heap, a, aOffset, m, k, aAt / 4, k);
     for (let p0 = 0; p0 < k; p0 += sliceRows) {
       const rows = Math.min(sliceRows, k - p0);
-      this.copyRows(b, bOffset + p0 * n, rows, n, sliceAt / 4, np);
+      weight(p0, rows, n, sliceAt / 4, np);
       this.e[`gemvKN${m}`](aAt + p0 * 4, k * 4, sliceAt, np * 4, rows, np * 4, cAt, np * 4, p0 > 0 ? 1 : 0);
     }
     this.copyOut(cAt / 4, np, c, cOffset, m, n);
-  }
-
-  /** rows × cols from `src` into the heap at `at` with row stride `stride` ≥ cols, the padding zeroed. */
-  private copyRows(src: Float32Array, offset: number, rows: number, cols: number, at: number, stride: number): void {
-    const heap = this.heap;
-    if (stride === cols) {
-      heap.set(src.subarray(offset, offset + rows * cols), at);
-      return;
-    }
-    for (let r = 0; r < rows; r++) {
-      heap.set(src.subarray(offset + r * cols, offset + (r + 1) * cols), at + r * stride);
-      heap.fill(0, at + r * stride + cols, at + (r + 1) * stride);
-    }
   }
 
   private copyOut(at: number, stride: number, c: Float32Array, cOffset: number, rows: number, cols: number): void {
@@ -320,20 +419,57 @@ class WasmKernel implements WasmMatmulKernel {
   }
 }
 
+/**
+ * Places `rows` rows of B (each `cols` elements, starting at B's row `from`) in
+ * the module's memory as f32 at float index `at`, rows `stride` ≥ cols apart,
+ * the padding zero.
+ */
+type RowCopier = (from: number, rows: number, cols: number, at: number, stride: number) => void;
+
+type Elements = Float32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Int32Array;
+
+/** rows × cols from `src` into `target` at `at` with row stride `stride` ≥ cols (converting element types), the padding zeroed. */
+function copyRows(target: Elements, src: Elements, offset: number, rows: number, cols: number, at: number, stride: number): void {
+  if (stride === cols) {
+    target.set(src.subarray(offset, offset + rows * cols), at);
+    return;
+  }
+  for (let r = 0; r < rows; r++) {
+    target.set(src.subarray(offset + r * cols, offset + (r + 1) * cols), at + r * stride);
+    target.fill(0, at + r * stride + cols, at + (r + 1) * stride);
+  }
+}
+
 /** Sizes must be non-negative integers and every matrix must fit its array from its offset. */
-function checkArguments(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number,
+/** The weight operand as the caller passed it, and the array type its product takes. */
+interface WeightArgument {
+  readonly label: 'B' | 'Q';
+  readonly array: unknown;
+  readonly type: Float32ArrayConstructor | Uint16ArrayConstructor | Int8ArrayConstructor;
+  readonly offset: number;
+}
+
+function checkArguments(a: Float32Array, aOffset: number, weight: WeightArgument, c: Float32Array, cOffset: number,
   m: number, n: number, k: number): void {
-  for (const [label, value] of [['m', m], ['n', n], ['k', k], ['aOffset', aOffset], ['bOffset', bOffset], ['cOffset', cOffset]] as const) {
+  const { label: bLabel, array: b, type, offset: bOffset } = weight;
+  for (const [label, value] of [['m', m], ['n', n], ['k', k], ['aOffset', aOffset], [`${bLabel === 'B' ? 'b' : 'q'}Offset`, bOffset], ['cOffset', cOffset]] as const) {
     if (!Number.isInteger(value) || value < 0) throw new ShapeError(`WebAssembly matmul: ${label} must be a non-negative integer, got ${value}`);
   }
-  for (const [label, array, offset, size, shape] of [
-    ['A', a, aOffset, m * k, `[${m}, ${k}]`],
-    ['B', b, bOffset, k * n, `${k * n} floats (k = ${k}, n = ${n})`],
-    ['C', c, cOffset, m * n, `[${m}, ${n}]`],
+  for (const [label, array, arrayType, offset, size, shape] of [
+    ['A', a, Float32Array, aOffset, m * k, `[${m}, ${k}]`],
+    [bLabel, b, type, bOffset, k * n, `${k * n} elements (k = ${k}, n = ${n})`],
+    ['C', c, Float32Array, cOffset, m * n, `[${m}, ${n}]`],
   ] as const) {
-    if (!(array instanceof Float32Array)) throw new ShapeError(`WebAssembly matmul: ${label} must be a Float32Array`);
+    if (!(array instanceof arrayType)) throw new ShapeError(`WebAssembly matmul: ${label} must be a ${arrayType.name}`);
     if (offset + size > array.length) {
-      throw new ShapeError(`WebAssembly matmul: ${label} ${shape} from offset ${offset} needs ${offset + size} floats, the array has ${array.length}`);
+      throw new ShapeError(`WebAssembly matmul: ${label} ${shape} from offset ${offset} needs ${offset + size} elements, the array has ${array.length}`);
     }
+  }
+}
+
+/** One f32 scale per row of the int8 weight. */
+function checkScales(scales: Float32Array, n: number): void {
+  if (!(scales instanceof Float32Array) || scales.length < n) {
+    throw new ShapeError(`WebAssembly matmul: scales must be a Float32Array of at least n = ${n} per-row scales`);
   }
 }
