@@ -2,7 +2,7 @@ import { ShapeError, UnsupportedError } from '../errors.js';
 import { BINARY_OPS, UNARY_KINDS, binaryLayout, elementwiseKernel, type BinaryOp, type UnaryKind } from '../kernels/elementwise.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor, shapeString, sizeOf, stridesOf, type Shape } from '../tensor/tensor.js';
-import { checkOut, deliver, target } from './out.js';
+import { checkOut, target } from './out.js';
 
 /** NumPy broadcasting: align from the right; each pair of sizes must match or be 1. */
 export function broadcastShapes(a: Shape, b: Shape): number[] {
@@ -34,11 +34,16 @@ function isSuffix(small: Shape, big: Shape): boolean {
 
 type Binary = (x: number, y: number) => number;
 
-function binaryValues(a: Tensor, b: Tensor, f: Binary): Tensor {
+/**
+ * f(a, b) broadcast, into `into` when given (checked by the caller: it may be
+ * a or b only when that input has the result's shape, and each position is
+ * read before it is written, so that works in place).
+ */
+function binaryValues(a: Tensor, b: Tensor, f: Binary, into?: Tensor): Tensor {
   const x = a.f32();
   const y = b.f32();
   const shape = broadcastShapes(a.shape, b.shape);
-  const out = new Float32Array(sizeOf(shape));
+  const out = into ? (into.data as Float32Array) : new Float32Array(sizeOf(shape));
   if (x.length === out.length && y.length === out.length) {
     for (let i = 0; i < out.length; i++) out[i] = f(x[i], y[i]);
   } else if (x.length === out.length && isSuffix(b.shape, a.shape)) {
@@ -64,7 +69,7 @@ function binaryValues(a: Tensor, b: Tensor, f: Binary): Tensor {
       }
     }
   }
-  return new Tensor('f32', shape, out);
+  return into ?? new Tensor('f32', shape, out);
 }
 
 /**
@@ -122,8 +127,8 @@ function binary(op: BinaryOp, a: Tensor, b: Tensor, f: Binary, grad: BinaryGrad,
   if (out) checkOut(op, out, shape, [a, b]);
   const fused = fusedBinary(op, a, b, shape, out);
   if (fused) return fused;
-  const result = binaryValues(a, b, f);
-  if (!needsGrad(a, b)) return deliver(result, out);
+  const result = binaryValues(a, b, f, out);
+  if (!needsGrad(a, b)) return result;
   return record(result, op, [a, b], (g) => {
     const [ga, gb] = grad(g, a, b, result.shape);
     return [
@@ -179,11 +184,12 @@ export function map(t: Tensor, f: (x: number) => number): Tensor {
   return mapValues(t, f);
 }
 
-function mapValues(t: Tensor, f: (x: number) => number): Tensor {
+/** f of every value, into `into` when given (which may be t itself). */
+function mapValues(t: Tensor, f: (x: number) => number, into?: Tensor): Tensor {
   const x = t.f32();
-  const out = new Float32Array(x.length);
+  const out = into ? (into.data as Float32Array) : new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) out[i] = f(x[i]);
-  return new Tensor('f32', t.shape, out);
+  return into ?? new Tensor('f32', t.shape, out);
 }
 
 /**
@@ -217,12 +223,19 @@ function fusedUnary(kind: UnaryKind, t: Tensor, param: number, out: Tensor | und
  * An activation the native kernel also computes: there for inference on f32,
  * else `values()` (the TypeScript formula) with `derivative` on the tape.
  */
-function activationOp(kind: UnaryKind, t: Tensor, out: Tensor | undefined, param: number, values: () => Tensor, derivative: (x: number, y: number) => number): Tensor {
+function activationOp(
+  kind: UnaryKind,
+  t: Tensor,
+  out: Tensor | undefined,
+  param: number,
+  values: (into?: Tensor) => Tensor,
+  derivative: (x: number, y: number) => number,
+): Tensor {
   if (out) checkOut(kind, out, t.shape, [t]);
-  return fusedUnary(kind, t, param, out) ?? unary(kind, t, deliver(values(), out), derivative);
+  return fusedUnary(kind, t, param, out) ?? unary(kind, t, values(out), derivative);
 }
 
-const scaleOp = (t: Tensor, s: number, out?: Tensor): Tensor => activationOp('scale', t, out, s, () => mapValues(t, (x) => x * s), () => s);
+const scaleOp = (t: Tensor, s: number, out?: Tensor): Tensor => activationOp('scale', t, out, s, (into) => mapValues(t, (x) => x * s, into), () => s);
 export const scale = (t: Tensor, s: number): Tensor => scaleOp(t, s);
 /** scale(t, s) written into `out` (inference only; `out` may be `t`: see ops/out.ts). */
 export const scaleInto = (t: Tensor, s: number, out: Tensor): Tensor => scaleOp(t, s, out);
@@ -242,7 +255,7 @@ export function erf(x: number): number {
 
 type UnaryOp = (t: Tensor, out?: Tensor) => Tensor;
 
-const reluOp: UnaryOp = (t, out) => activationOp('relu', t, out, 0, () => mapValues(t, (x) => (x > 0 ? x : 0)), (x) => (x > 0 ? 1 : 0));
+const reluOp: UnaryOp = (t, out) => activationOp('relu', t, out, 0, (into) => mapValues(t, (x) => (x > 0 ? x : 0), into), (x) => (x > 0 ? 1 : 0));
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
@@ -253,7 +266,7 @@ const geluOp: UnaryOp = (t, out) =>
     t,
     out,
     0,
-    () => mapValues(t, (x) => 0.5 * x * (1 + erf(x * Math.SQRT1_2))),
+    (into) => mapValues(t, (x) => 0.5 * x * (1 + erf(x * Math.SQRT1_2)), into),
     (v) => 0.5 * (1 + erf(v * Math.SQRT1_2)) + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v),
   );
 
@@ -265,7 +278,7 @@ const geluTanhOp: UnaryOp = (t, out) =>
     t,
     out,
     0,
-    () => mapValues(t, (x) => 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x)))),
+    (into) => mapValues(t, (x) => 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x))), into),
     (x) => {
       const th = Math.tanh(GELU_C * (x + 0.044715 * x * x * x));
       return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * GELU_C * (1 + 3 * 0.044715 * x * x);
@@ -279,7 +292,7 @@ const siluOp: UnaryOp = (t, out) =>
     t,
     out,
     0,
-    () => mapValues(t, (x) => x / (1 + Math.exp(-x))),
+    (into) => mapValues(t, (x) => x / (1 + Math.exp(-x)), into),
     (x) => {
       const sig = 1 / (1 + Math.exp(-x));
       return sig * (1 + x * (1 - sig));
@@ -288,7 +301,7 @@ const siluOp: UnaryOp = (t, out) =>
 
 const tanhOp: UnaryOp = (t, out) => {
   if (out) checkOut('tanh', out, t.shape, [t]);
-  return unary('tanh', t, deliver(mapValues(t, Math.tanh), out), (_x, y) => 1 - y * y);
+  return unary('tanh', t, mapValues(t, Math.tanh, out), (_x, y) => 1 - y * y);
 };
 
 export const relu = (t: Tensor): Tensor => reluOp(t);
