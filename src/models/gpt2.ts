@@ -13,6 +13,7 @@ import { activation, activationInto, add, addInto, embedding, F32_MIN, matmul } 
 import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { fusedAttentionKernel } from '../kernels/attention.js';
+import { elementwiseKernel } from '../kernels/elementwise.js';
 import { attendRows, mergeHeads } from '../nn/attention.js';
 import { cachedSelfAttention, causalLMInputs, CausalLMSession, runDecoderStack, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
@@ -180,6 +181,24 @@ function residual(x: Tensor, sublayer: Tensor, hooks: HookPoints): Tensor {
   return hooks.active || needsGrad(x, sublayer) ? add(x, sublayer) : addInto(x, sublayer, sublayer);
 }
 
+/**
+ * The residual sum x + sublayer and its layer norm: with no hook and no
+ * gradients, one native pass that writes the sum over the sublayer's fresh
+ * output and the norm beside it (the same f32 sums as add, then layerNorm).
+ */
+function residualNorm(x: Tensor, sublayer: Tensor, norm: LayerNorm, hooks: HookPoints): { sum: Tensor; normed: Tensor } {
+  const kernel = elementwiseKernel();
+  if (!kernel || hooks.active || needsGrad(x, sublayer) || needsGrad(norm.weight, norm.bias)) {
+    const sum = hooks.run('resid_mid', add(x, sublayer));
+    return { sum, normed: hooks.run('ln2', norm.forward(sum)) };
+  }
+  const d = x.shape[x.rank - 1];
+  const normed = new Float32Array(x.size);
+  const sum = sublayer.f32();
+  kernel.layerNorm(x.f32(), sum, sum, norm.weight.f32(), norm.bias ? norm.bias.f32() : null, normed, x.size / d, d, norm.eps);
+  return { sum: sublayer, normed: new Tensor('f32', x.shape, normed) };
+}
+
 /** Pre-norm block: x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)). */
 class Gpt2Block {
   readonly ln1: LayerNorm;
@@ -197,8 +216,9 @@ class Gpt2Block {
   forward(x: Tensor, mask: Tensor, cache: KVCache | undefined, hooks: HookPoints): { out: Tensor; pattern: Tensor } {
     x = hooks.run('resid_pre', x);
     const attn = this.attn.forward(hooks.run('ln1', this.ln1.forward(x)), mask, cache, hooks.scope('attn.'));
-    x = hooks.run('resid_mid', residual(x, attn.out, hooks));
-    const mlp = this.mlp.forward(hooks.run('ln2', this.ln2.forward(x)), hooks.scope('mlp.'));
+    const mid = residualNorm(x, attn.out, this.ln2, hooks);
+    x = mid.sum;
+    const mlp = this.mlp.forward(mid.normed, hooks.scope('mlp.'));
     return { out: hooks.run('resid_post', residual(x, mlp, hooks)), pattern: attn.pattern };
   }
 }
