@@ -5,11 +5,17 @@
  * kernel alike), each kernel is warmed up first, and a cell is the median of
  * its runs (native cells add the best run in brackets). The reference only
  * gets a few runs: it is slow.
+ *
+ * Then decode's limit and the GEMVs against it: the read bandwidth of one pass
+ * over 512 MB (the addon's `streamRead`, 1 and 2 threads, with and without
+ * software prefetch), and each GEMV on cold weights (rotating copies that add
+ * up to more than the last-level cache, as a model's layers do), in GB/s of
+ * weights and as a fraction of the one-thread read (decode runs on one thread).
  */
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { blockedMatmul, referenceMatmul } from '../src/kernels/index.js';
-import { loadNativeKernel } from '../src/kernels/native.js';
+import { loadNativeKernel, type NativeMatmulKernel } from '../src/kernels/native.js';
 import type { MatmulKernel } from '../src/kernels/types.js';
 
 interface Shape {
@@ -184,7 +190,99 @@ export async function run(): Promise<void> {
       bandwidth.push(`${shape.label}: weights streamed at ${rates[0]} (1T), ${rates[1]} (2T)`);
     }
   }
-  if (bandwidth.length > 0) console.log(`\n${bandwidth.join('\n')}`);
-  console.log(`load average after: ${loadavg()[0].toFixed(2)}`);
+  if (bandwidth.length > 0) console.log(`\n${bandwidth.join('\n')}  (warm: the same weight every run)`);
   native?.setThreads(threadsBefore);
+  if (native) streamingSection(native);
+  console.log(`load average after: ${loadavg()[0].toFixed(2)}`);
+}
+
+const STREAM_FLOATS = 128 << 20; // 512 MB, 16× the 32 MB L3
+const STREAM_RUNS = 5;
+// Cold weights: copies of one weight, used in turn, that add up to at least this.
+const COLD_BYTES = 120 << 20;
+
+interface Gemv {
+  label: string;
+  /** Bytes of weights one call reads. */
+  bytes: number;
+  /** One call on copy `i`. */
+  call: (i: number) => void;
+  copies: number;
+}
+
+function medianBest(values: number[]): string {
+  return `${median(values).toFixed(1)} (${Math.max(...values).toFixed(1)})`;
+}
+
+/** The read bandwidth decode is bound by, and every GEMV's share of it on cold weights. */
+function streamingSection(native: NativeMatmulKernel): void {
+  // The values do not matter to a read; filling touches every page first.
+  const buffer = new Float32Array(STREAM_FLOATS).fill(1);
+  const modes = [
+    { threads: 1, prefetch: false },
+    { threads: 1, prefetch: true },
+    { threads: 2, prefetch: false },
+    { threads: 2, prefetch: true },
+  ];
+  const reads = modes.map(() => [] as number[]);
+  for (let r = 0; r < STREAM_RUNS; r++) modes.forEach((mode, i) => reads[i].push(native.streamRead(buffer, mode.threads, mode.prefetch)));
+  const limit = median(reads[0]);
+
+  const k = 768;
+  const a = filled(4 * k, 4);
+  const copiesFor = (bytes: number): number => Math.max(1, Math.ceil(COLD_BYTES / bytes));
+  const gemvs: Gemv[] = [];
+  const f32Gemv = (label: string, n: number, transB: boolean): void => {
+    const bytes = n * k * 4;
+    const copies = copiesFor(bytes);
+    const w = new Float32Array(n * k * copies).fill(0.25);
+    const c = new Float32Array(n);
+    gemvs.push({ label, bytes, copies, call: (i) => native.gemm(a, 0, w, i * n * k, c, 0, 1, n, k, transB) });
+  };
+  f32Gemv('f32 [1×768]·[50257×768]ᵀ logits', 50257, true);
+  f32Gemv('f32 [1×768]·[768×3072] Conv1D [k,n]', 3072, false);
+  f32Gemv('f32 [1×768]·[3072×768]ᵀ', 3072, true);
+  {
+    const n = 50257;
+    const copies = copiesFor(n * k * 2);
+    const w = new Uint16Array(n * k * copies);
+    for (let i = 0; i < w.length; i++) w[i] = 0x3f00 | (i * 37) % 256; // bf16 values in [0.5, 1)
+    const c = new Float32Array(n);
+    gemvs.push({ label: 'bf16 logits', bytes: n * k * 2, copies, call: (i) => native.gemmBf16(a, 0, w, i * n * k, c, 0, 1, n, k) });
+  }
+  {
+    const n = 50257;
+    const copies = copiesFor(n * k);
+    const q = new Int8Array(n * k * copies);
+    for (let i = 0; i < q.length; i++) q[i] = ((i * 37) % 255) - 127;
+    const scales = new Float32Array(n).fill(0.01);
+    const c = new Float32Array(n);
+    gemvs.push({ label: 'int8 logits, f32 activations', bytes: n * k, copies, call: (i) => native.gemmInt8(a, 0, q, i * n * k, scales, c, 0, 1, n, k) });
+    gemvs.push({
+      label: 'int8 logits, int8 activations (VNNI)',
+      bytes: n * k,
+      copies,
+      call: (i) => native.gemmInt8Quantized(a, 0, q, i * n * k, scales, c, 0, 1, n, k),
+    });
+  }
+  const rates = gemvs.map(() => [] as number[]);
+  const next = gemvs.map(() => 0);
+  gemvs.forEach((g) => g.call(0));
+  for (let r = 0; r < STREAM_RUNS; r++) {
+    gemvs.forEach((g, i) => {
+      // One pass over every copy: each call finds its weight cold.
+      const start = performance.now();
+      for (let c = 0; c < g.copies; c++) g.call((next[i] + c) % g.copies);
+      rates[i].push((g.bytes * g.copies) / ((performance.now() - start) * 1e6));
+      next[i] = (next[i] + 1) % g.copies;
+    });
+  }
+  console.log(`\nStreaming read of 512 MB (GB/s, median (best) of ${STREAM_RUNS}; isa ${native.isa()}):\n`);
+  console.log('| threads | prefetch | read GB/s |');
+  console.log('|---:|---|---:|');
+  modes.forEach((mode, i) => console.log(`| ${mode.threads} | ${mode.prefetch ? '4 KB ahead' : 'none'} | ${medianBest(reads[i])} |`));
+  console.log(`\nGEMVs on cold weights, one thread, against the one-thread read (${limit.toFixed(1)} GB/s):\n`);
+  console.log('| GEMV | weights GB/s | of the read |');
+  console.log('|---|---:|---:|');
+  gemvs.forEach((g, i) => console.log(`| ${g.label} | ${medianBest(rates[i])} | ${((100 * median(rates[i])) / limit).toFixed(0)}% |`));
 }
