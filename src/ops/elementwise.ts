@@ -331,10 +331,21 @@ function lookUp(name: string): UnaryOp {
   return f;
 }
 
+// Each activation function handed out, with the op that can also write in place.
+const IN_PLACE = new WeakMap<(t: Tensor) => Tensor, UnaryOp>([
+  [relu, reluOp],
+  [gelu, geluOp],
+  [geluTanh, geluTanhOp],
+  [silu, siluOp],
+  [tanh, tanhOp],
+]);
+
 /** An activation by its Hugging Face `hidden_act` / `activation_function` name. */
 export function activation(name: string): (t: Tensor) => Tensor {
-  const f = lookUp(name);
-  return (t) => f(t);
+  const op = lookUp(name);
+  const f = (t: Tensor): Tensor => op(t);
+  IN_PLACE.set(f, op);
+  return f;
 }
 
 /**
@@ -344,4 +355,15 @@ export function activation(name: string): (t: Tensor) => Tensor {
 export function activationInto(name: string): (t: Tensor, out: Tensor) => Tensor {
   const f = lookUp(name);
   return (t, out) => f(t, out);
+}
+
+/**
+ * act(t) for a `t` the caller owns and will not read again (a fresh product
+ * no hook has seen): written over t when `act` is one of these activations
+ * and nothing records gradients, since a new 50 MB result costs more than
+ * the activation itself; any other function, or training, just calls act(t).
+ */
+export function activateInPlace(act: (t: Tensor) => Tensor, t: Tensor): Tensor {
+  const op = IN_PLACE.get(act);
+  return op && t.dtype === 'f32' && !needsGrad(t) ? op(t, t) : act(t);
 }

@@ -18,6 +18,7 @@ export {
   tanh,
   activation,
   activationInto,
+  activateInPlace,
   broadcastShapes,
   type Activation,
 } from './elementwise.js';

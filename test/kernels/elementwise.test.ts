@@ -6,6 +6,8 @@ import { loadAddon, loadNativeKernel } from '../../src/kernels/native.js';
 import { ShapeError, UnsupportedError } from '../../src/errors.js';
 import {
   F32_MIN,
+  activateInPlace,
+  activation,
   activationInto,
   add,
   addInto,
@@ -446,5 +448,31 @@ describe('fused elementwise kernels', () => {
     if (!kernel) return;
     assert.throws(() => kernel.permute(new Float32Array(6), new Float32Array(6), Float64Array.from([1, 1, 3, 2, 0, 0, 2, 3])), /permute: the strides of x reach past its end/);
     assert.throws(() => kernel.permute(new Float32Array(6), new Float32Array(5), Float64Array.from([1, 1, 3, 2, 0, 0, 1, 3])), /permute: out needs 1x6/);
+  });
+
+  test('activateInPlace writes the activation over a temporary, but calls other functions and taped inputs as they are', async () => {
+    await native();
+    const x = random([5, 70], 111, 4);
+    for (const path of ['native', 'TypeScript']) {
+      const run = <T>(fn: () => T): T => (path === 'native' ? fn() : reference(fn));
+      for (const [name, act] of [
+        ['gelu', gelu],
+        ['activation("gelu_new")', activation('gelu_new')],
+        ['activation("silu")', activation('silu')],
+      ] as const) {
+        const temporary = new Tensor('f32', x.shape, x.f32().slice());
+        const result = run(() => activateInPlace(act, temporary));
+        assert.equal(result, temporary, `${name} (${path}) wrote in place`);
+        assert.deepEqual(result.f32(), run(() => act(x)).f32(), `${name} (${path})`);
+      }
+      const kept = new Tensor('f32', x.shape, x.f32().slice());
+      const doubled = run(() => activateInPlace((t) => scale(t, 2), kept));
+      assert.notEqual(doubled, kept);
+      assert.deepEqual(kept.f32(), x.f32(), `an arbitrary function leaves its input alone (${path})`);
+      const taped = new Tensor('f32', x.shape, x.f32().slice()).requireGrad();
+      const y = run(() => activateInPlace(gelu, taped));
+      assert.ok(y !== taped && y.gradNode, `a taped input is not overwritten (${path})`);
+      assert.deepEqual(taped.f32(), x.f32());
+    }
   });
 });
