@@ -109,11 +109,12 @@ class Gpt2Attention {
     this.scale = scale;
   }
 
-  forward(x: Tensor, mask: Tensor, cache: KVCache | undefined, hooks: HookPoints): { out: Tensor; pattern: Tensor } {
+  /** With `withPattern` false (nothing reads it) the fused path skips the pattern; the unfused path returns it anyway. */
+  forward(x: Tensor, mask: Tensor, cache: KVCache | undefined, hooks: HookPoints, withPattern = true): { out: Tensor; pattern?: Tensor } {
     const [batch, seq, d] = x.shape;
     const h = this.heads;
     const projected = this.cAttn.forward(x); // [batch, seq, 3d]
-    if (!hooks.active && fusedAttentionKernel() && !needsGrad(projected)) return this.fusedForward(projected, mask, cache);
+    if (!hooks.active && fusedAttentionKernel() && !needsGrad(projected)) return this.fusedForward(projected, mask, cache, withPattern);
     // [batch, seq, 3d] → [batch, 3·heads, seq, dHead]: q, k, v are the three consecutive d-column blocks.
     const qkv = projected.reshape([batch, seq, 3 * h, d / h]).permute([0, 2, 1, 3]);
     const q = hooks.run('q', qkv.slice(1, 0, h)); // [batch, heads, seq, dHead]
@@ -129,7 +130,7 @@ class Gpt2Attention {
    * c_attn wrote them and writes z as merged heads, so there is no split or
    * merge copy; this step's keys and values go into the cache in place.
    */
-  private fusedForward(qkv: Tensor, mask: Tensor, cache: KVCache | undefined): { out: Tensor; pattern: Tensor } {
+  private fusedForward(qkv: Tensor, mask: Tensor, cache: KVCache | undefined, withPattern: boolean): { out: Tensor; pattern?: Tensor } {
     const [batch, seq, width3] = qkv.shape;
     const d = width3 / 3;
     const h = this.heads;
@@ -146,7 +147,7 @@ class Gpt2Attention {
       keys = past.length;
     }
     const z = new Float32Array(batch * seq * d); // [batch, seq, heads·dHead]: the heads merged as written
-    const pattern = attendRows({ q: block(0), k, v, z: { data: z, strides: [seq * d, dHead, d] } }, { batch, heads: h, kvHeads: h, queries: seq, keys, dHead }, { scale: this.scale, mask });
+    const pattern = attendRows({ q: block(0), k, v, z: { data: z, strides: [seq * d, dHead, d] } }, { batch, heads: h, kvHeads: h, queries: seq, keys, dHead }, { scale: this.scale, mask }, withPattern);
     return { out: this.cProj.forward(new Tensor('f32', [batch, seq, d], z)), pattern };
   }
 }
@@ -213,9 +214,9 @@ class Gpt2Block {
     this.mlp = new Gpt2MLP(w.scope('mlp'), c);
   }
 
-  forward(x: Tensor, mask: Tensor, cache: KVCache | undefined, hooks: HookPoints): { out: Tensor; pattern: Tensor } {
+  forward(x: Tensor, mask: Tensor, cache: KVCache | undefined, hooks: HookPoints, withPattern = true): { out: Tensor; pattern?: Tensor } {
     x = hooks.run('resid_pre', x);
-    const attn = this.attn.forward(hooks.run('ln1', this.ln1.forward(x)), mask, cache, hooks.scope('attn.'));
+    const attn = this.attn.forward(hooks.run('ln1', this.ln1.forward(x)), mask, cache, hooks.scope('attn.'), withPattern);
     const mid = residualNorm(x, attn.out, this.ln2, hooks);
     x = mid.sum;
     const mlp = this.mlp.forward(mid.normed, hooks.scope('mlp.'));
@@ -291,7 +292,7 @@ export class Gpt2Model implements CausalLM, GenerativeModel {
     const { x, hiddenStates, attentions } = runDecoderStack(
       embedded,
       this.blocks,
-      (block, h, blockHooks) => block.forward(h, mask, options.cache, blockHooks),
+      (block, h, blockHooks) => block.forward(h, mask, options.cache, blockHooks, options.outputAttentions !== false),
       (h) => this.lnF.forward(h),
       { hooks, lastOnly: options.lastOnly },
     );

@@ -138,11 +138,17 @@ export interface AttentionDims {
 /**
  * The fused kernel on operands read and written through their strides (q, k,
  * v straight from a fused projection or a KV cache; z as merged heads): writes
- * z and returns the pattern [batch, heads, queries, keys]. For callers that
- * checked `fusedAttentionKernel()` and that no hook or gradient needs the
- * unfused ops.
+ * z and returns the pattern [batch, heads, queries, keys], or skips it when
+ * `withPattern` is false. For callers that checked `fusedAttentionKernel()`
+ * and that no hook or gradient needs the unfused ops.
  */
-export function attendRows(operands: AttentionOperands, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>): Tensor {
+export function attendRows(operands: AttentionOperands, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>): Tensor;
+export function attendRows(operands: AttentionOperands, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>, withPattern: boolean): Tensor | undefined;
+export function attendRows(operands: AttentionOperands, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>, withPattern = true): Tensor | undefined {
+  if (!withPattern) {
+    runFused(operands, dims, options, null);
+    return undefined;
+  }
   const { batch, heads, queries, keys } = dims;
   const pattern = new Float32Array(batch * heads * queries * keys); // [batch, heads, queries, keys]
   runFused(operands, dims, options, pattern);

@@ -22,6 +22,11 @@ export interface CausalLMForwardOptions {
   hooks?: HookPoints;
   /** Project only the last position to the vocabulary (generation needs nothing else). */
   lastOnly?: boolean;
+  /**
+   * false: nothing reads the attention patterns (a decoding session), so the
+   * fused attention skips them and `attentions` is empty. Default true.
+   */
+  outputAttentions?: boolean;
 }
 
 export interface CausalLMOutputs {
@@ -29,7 +34,7 @@ export interface CausalLMOutputs {
   logits: Tensor;
   /** HF `output_hidden_states`: the embedding output, then each layer's output; the last one after the final norm. */
   hiddenStates: Tensor[];
-  /** Each layer's attention probabilities [batch, heads, queries, keys]. */
+  /** Each layer's attention probabilities [batch, heads, queries, keys] (empty with `outputAttentions: false`). */
   attentions: Tensor[];
 }
 
@@ -86,7 +91,7 @@ export function causalLMInputs(ids: Tensor, options: CausalLMForwardOptions): { 
 export function runDecoderStack<B>(
   x: Tensor,
   blocks: readonly B[],
-  block: (b: B, x: Tensor, hooks: HookPoints) => { out: Tensor; pattern: Tensor },
+  block: (b: B, x: Tensor, hooks: HookPoints) => { out: Tensor; pattern?: Tensor },
   finalNorm: (x: Tensor) => Tensor,
   options: { hooks: HookPoints; lastOnly?: boolean },
 ): { x: Tensor; hiddenStates: Tensor[]; attentions: Tensor[] } {
@@ -96,7 +101,7 @@ export function runDecoderStack<B>(
     const { out, pattern } = block(b, x, options.hooks.scope(`blocks.${i}.`));
     x = out;
     hiddenStates.push(x);
-    attentions.push(pattern);
+    if (pattern) attentions.push(pattern);
   });
   const seq = x.shape[1];
   if (options.lastOnly) x = x.slice(1, seq - 1, seq);
@@ -144,7 +149,7 @@ export class CausalLMSession implements DecodingSession {
     this.started = true;
     const attentionMask = idsTensor(this.mask);
     const positionIds = positionIdsFromMask(this.mask, n);
-    const { logits } = this.model.forward(idsTensor(ids), { attentionMask, positionIds, cache: this.cache, hooks: this.hooks, lastOnly: true });
+    const { logits } = this.model.forward(idsTensor(ids), { attentionMask, positionIds, cache: this.cache, hooks: this.hooks, lastOnly: true, outputAttentions: false });
     const vocab = logits.shape[2];
     return logits.reshape([ids.length, vocab]); // [rows, vocab]
   }
