@@ -56,6 +56,10 @@ constexpr int64_t kGemmChunksPerThread = 3;
 // The operand the threads share is packed once into a buffer kept for the next
 // call; above this size (64 MB) each thread packs block by block instead.
 constexpr int64_t kMaxSharedPackFloats = int64_t{1} << 24;
+// Below this size (1 MB) the caller packs the shared operand alone: a few tens
+// of microseconds, against a handshake with a worker that may be asleep or
+// descheduled (a second barrier the caller would wait at).
+constexpr int64_t kSoloPackFloats = int64_t{1} << 18;
 // Pieces of a streamRead pass on several threads: enough that a late worker
 // only misses a few.
 constexpr int64_t kStreamChunks = 32;
@@ -222,7 +226,7 @@ void run_gemm(const Gemm& g, const float* packed_b = nullptr) {
     const int64_t shared_size = job.split_n ? job.isa->packed_a_size(g) : job.isa->packed_b_size(g);
     job.shared = shared_size <= kMaxSharedPackFloats ? shared.get(shared_size) : nullptr;
     if (job.shared) {
-      job.pack_chunks = std::min(threads, job.split_n ? m_tiles : n_tiles);
+      job.pack_chunks = shared_size <= kSoloPackFloats ? 1 : std::min(threads, job.split_n ? m_tiles : n_tiles);
       s.pool.run(job.pack_chunks, run_pack_chunk, &job);
     }
   }
