@@ -37,7 +37,7 @@ export { Chat, applyChatTemplate, type ChatMessage, type ChatOptions } from './t
 export { loadSeq2Seq, loadEncoderDecoder, translate, type Seq2SeqPipeline, type TranslateOptions } from './tasks/translate.js';
 export { summarize, type SummarizeOptions } from './tasks/summarize.js';
 export { loadModel, modelFromConfig, SUPPORTED_MODEL_TYPES, type LoadedModel, type Pretrained } from './models/registry.js';
-export { fromPretrained } from './pretrained.js';
+export { fromPretrained, type PretrainedOptions } from './pretrained.js';
 export { backward, noGrad, isGradEnabled } from './tensor/autograd.js';
 export { Trainer, type TrainerOptions, type StepLoss } from './train/trainer.js';
 export { AdamW, SGD, learningRate, clipGradNorm, trainableParameters, type Optimizer } from './train/optim.js';

@@ -516,8 +516,8 @@ export function loadBert(
   return config.modelType === 'distilbert' ? loadDistilBert(config, w, head) : loadBertLike(config, w, head);
 }
 
-/** The tensors of a model folder: model.safetensors, or the shards model.safetensors.index.json lists. */
-export async function readFolderWeights(fs: FileSystem, dir: string): Promise<{ weights: Map<string, Tensor>; file: string }> {
+/** The checkpoint of a model folder, opened (header only): model.safetensors, or the shards model.safetensors.index.json lists. */
+export async function openFolderCheckpoint(fs: FileSystem, dir: string): Promise<{ checkpoint: Checkpoint; file: string }> {
   const single = fs.join(dir, 'model.safetensors');
   const index = fs.join(dir, 'model.safetensors.index.json');
   const file = (await fs.exists(single)) ? single : (await fs.exists(index)) ? index : undefined;
@@ -528,13 +528,18 @@ export async function readFolderWeights(fs: FileSystem, dir: string): Promise<{ 
         (hasBin ? ' (pytorch_model.bin is a pickle, which glassformer does not read; convert it with safetensors)' : ''),
     );
   }
-  const checkpoint = await Checkpoint.open(fs, file);
+  return { checkpoint: await Checkpoint.open(fs, file), file };
+}
+
+/** Every tensor of a model folder, read now (training copies them all). */
+export async function readFolderWeights(fs: FileSystem, dir: string): Promise<{ weights: Map<string, Tensor>; file: string }> {
+  const { checkpoint, file } = await openFolderCheckpoint(fs, dir);
   return { weights: await checkpoint.loadAll(), file };
 }
 
 /** Load an encoder from a Hugging Face model folder (config.json + model.safetensors, or sharded). */
 export async function loadBertFolder(fs: FileSystem, dir: string, options: LoadOptions = {}): Promise<EncoderModel> {
   const config = await readModelConfig(fs, fs.join(dir, 'config.json'));
-  const { weights, file } = await readFolderWeights(fs, dir);
-  return loadBert({ config, weights, weightsName: file }, options);
+  const { checkpoint, file } = await openFolderCheckpoint(fs, dir);
+  return loadBert({ config, weights: await Weights.fromCheckpoint(checkpoint, file), weightsName: file }, options);
 }

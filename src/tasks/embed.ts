@@ -8,7 +8,7 @@
  * gets mean pooling, as sentence-transformers does when it wraps one.
  */
 import { ConfigError, ShapeError, UnsupportedError } from '../errors.js';
-import { readSafetensors } from '../io/safetensors.js';
+import { Checkpoint } from '../io/checkpoint.js';
 import type { FileSystem } from '../io/source.js';
 import { loadBertFolder, type EncoderModel, type LoadOptions } from '../models/bert.js';
 import { Linear } from '../nn/linear.js';
@@ -112,7 +112,7 @@ async function loadDense(fs: FileSystem, dir: string): Promise<DenseModule> {
   }
   const weightsFile = fs.join(dir, 'model.safetensors');
   if (!(await fs.exists(weightsFile))) throw new UnsupportedError(`${dir}: the Dense module has no model.safetensors (pytorch_model.bin is not read)`);
-  const w = Weights.from(await readSafetensors(fs, weightsFile), weightsFile);
+  const w = await Weights.fromCheckpoint(await Checkpoint.open(fs, weightsFile), weightsFile);
   return {
     linear: Linear.load(w, 'linear', inFeatures, outFeatures, config.bias !== false),
     act: denseActivation(config.activation_function ?? 'torch.nn.modules.activation.Tanh', configFile),

@@ -88,7 +88,7 @@ export async function loadFolderGenerator(fs: FileSystem, dir: string): Promise<
   const folder = await openModelFolder(fs, dir);
   const { checkpoint, weightsPath } = folder;
   if (checkpoint === null || weightsPath === null) throw new WeightError(`${dir}: no weights found: expected model.safetensors or model.safetensors.index.json`);
-  const model = decoderFromConfig(folder.config.raw, Weights.from(await checkpoint.loadAll(), weightsPath), folder.configPath);
+  const model = decoderFromConfig(folder.config.raw, await Weights.fromCheckpoint(checkpoint, weightsPath), folder.configPath);
   const defaults =
     folder.generationConfigPath !== null ? generationOptionsFromJson(folder.generationConfig.raw, folder.generationConfigPath) : defaultsFromModelConfig(model);
   const tokenizer = await loadTokenizerWith(async (name) => {

@@ -2,7 +2,7 @@
 import { ConfigError, ShapeError } from '../../errors.js';
 import { readModelConfig } from '../../io/config.js';
 import type { FileSystem } from '../../io/source.js';
-import { readSafetensors } from '../../io/safetensors.js';
+import { Checkpoint } from '../../io/checkpoint.js';
 import { VanillaTransformer } from '../../models/vanilla.js';
 import type { HookPoints } from '../../nn/hooks.js';
 import { Weights } from '../../nn/weights.js';
@@ -47,7 +47,7 @@ export class VanillaTraceable implements TraceableModel {
     const config = await readModelConfig(fs, configPath);
     if (config.modelType !== 'vanilla_transformer_2017') throw new ConfigError(`${configPath}: model_type "${config.modelType}" is not the 2017 Transformer`);
     const weightsPath = fs.join(dir, 'model.safetensors');
-    return new VanillaTraceable(new VanillaTransformer(config, Weights.from(await readSafetensors(fs, weightsPath), weightsPath)));
+    return new VanillaTraceable(new VanillaTransformer(config, await Weights.fromCheckpoint(await Checkpoint.open(fs, weightsPath), weightsPath)));
   }
 
   run(inputs: TraceInputs, hooks: HookPoints): Tensor {
