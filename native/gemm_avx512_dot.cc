@@ -24,6 +24,10 @@
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma")
 #endif
 
+// Compiled here for the VNNI target, a subset of the bf16 one below, so both
+// regions can inline them.
+#include "gemm_avx512_util.h"
+
 namespace {
 
 // Lanes [0, count) of 64 bytes set; count in [0, 64].
@@ -73,28 +77,145 @@ void rows_q(const uint8_t* a, const float* a_scales, const int8_t* q, const floa
   }
 }
 
-// Weight rows per block when A has more than four rows: the block (48 KB at
-// k = 768) stays in L2 while every group of four activation rows passes over it.
-constexpr int64_t kRowsPerBlock = 64;
+// The int8 GEMM for more than four rows, in the Goto/BLIS order over quads
+// of k: each 32-bit lane of a packed panel holds four neighbouring k of one
+// row of A or of W, and a 6x64 tile of int32 accumulators (24 zmm) takes one
+// broadcast quad of A against four vectors of 16 quads of W: 1536
+// multiply-adds per 10 loads. k is one block (k <= kInt8MaxK: a 64-column
+// panel is 64 k bytes, 48 KB at k = 768), since the exact int32 sums must be
+// complete before the one conversion to f32.
+constexpr int64_t kQMR = 6;
+constexpr int64_t kQNV = 4;
+constexpr int64_t kQNR = 16 * kQNV;
+// Weight columns packed at once: 512 at k = 768 is 384 KB, beside A's block in L2.
+constexpr int64_t kQNC = 512;
+constexpr int64_t kQMC = kQMR * 24;
+
+// Rows [j0, j0 + cols) of Q [n, k] (cols <= 64) as (k + 3) / 4 rows of 64
+// quads: dst[p * 64 + j] = Q[j][4p .. 4p+3], zero past k and past cols. A quad
+// is 32 bits: the f32 pack's 16x16 transpose on the bits. Also each row's sum.
+void pack_q_quads(const int8_t* q, int64_t k, int64_t j0, int64_t cols, uint32_t* dst, int32_t* sums) {
+  const int64_t quads = (k + 3) / 4;
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t v = 0; v < kQNV; ++v) {
+    const int64_t rows = std::min<int64_t>(16, cols - 16 * v);
+    __m512i sum[16];
+    for (int i = 0; i < 16; ++i) sum[i] = _mm512_setzero_si512();
+    for (int64_t p = 0; p < quads; p += 16) {
+      const __mmask64 bytes = first_bytes(k - 4 * p);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) {
+        if (i < rows) {
+          const __m512i w = _mm512_maskz_loadu_epi8(bytes, q + (j0 + 16 * v + i) * k + 4 * p);
+          sum[i] = _mm512_dpbusd_epi32(sum[i], ones, w);
+          r[i] = _mm512_castsi512_ps(w);
+        } else {
+          r[i] = _mm512_setzero_ps();
+        }
+      }
+      transpose16(r);
+      const int64_t width = std::min<int64_t>(16, quads - p);
+      for (int64_t t = 0; t < width; ++t) _mm512_storeu_ps(reinterpret_cast<float*>(dst + (p + t) * kQNR + 16 * v), r[t]);
+    }
+    for (int64_t i = 0; i < 16; ++i) sums[16 * v + i] = i < rows ? _mm512_reduce_add_epi32(sum[i]) : 0;
+  }
+}
+
+// Rows [i0, i0 + rows) of A8 [m, k] (rows <= 6) as quads: dst[p * 6 + i] =
+// A8[i][4p .. 4p+3], zero past k (its weights are zero there too).
+void pack_a_quads(const uint8_t* a, int64_t k, int64_t i0, int64_t rows, uint32_t* dst) {
+  const int64_t quads = (k + 3) / 4;
+  for (int64_t p = 0; p < quads; ++p) {
+    for (int64_t i = 0; i < kQMR; ++i) {
+      uint32_t quad = 0;
+      if (i < rows && 4 * p + 4 <= k) {
+        std::memcpy(&quad, a + (i0 + i) * k + 4 * p, 4);
+      } else if (i < rows) {
+        std::memcpy(&quad, a + (i0 + i) * k + 4 * p, static_cast<size_t>(k - 4 * p));
+      }
+      dst[p * kQMR + i] = quad;
+    }
+  }
+}
+
+// C[rows x cols] = f32(A8 · Qᵀ − 128 · Σ Q) · a_scales[i] · scales[j] for one tile.
+void kernel_q(int64_t quads, const uint32_t* pa, const uint32_t* pb, const int32_t* sums, const float* a_scales,
+              const float* scales, float* c, int64_t ldc, int64_t rows, int64_t cols) {
+  __m512i acc[kQMR][kQNV];
+#pragma GCC unroll 6
+  for (int i = 0; i < kQMR; ++i) {
+#pragma GCC unroll 4
+    for (int v = 0; v < kQNV; ++v) acc[i][v] = _mm512_setzero_si512();
+  }
+  for (int64_t p = 0; p < quads; ++p) {
+    __m512i bv[kQNV];
+#pragma GCC unroll 4
+    for (int v = 0; v < kQNV; ++v) bv[v] = _mm512_loadu_si512(pb + 16 * v);
+#pragma GCC unroll 6
+    for (int i = 0; i < kQMR; ++i) {
+      const __m512i ai = _mm512_set1_epi32(static_cast<int>(pa[i]));
+#pragma GCC unroll 4
+      for (int v = 0; v < kQNV; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], ai, bv[v]);
+    }
+    pa += kQMR;
+    pb += kQNR;
+  }
+  for (int v = 0; v < kQNV; ++v) {
+    const __mmask16 lanes = first_lanes(cols - 16 * v);
+    const __m512i offset = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(lanes, sums + 16 * v), 7);  // 128 · Σ Q
+    const __m512 col_scales = _mm512_maskz_loadu_ps(lanes, scales + 16 * v);
+    for (int i = 0; i < kQMR && i < rows; ++i) {
+      const __m512 dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][v], offset));
+      const __m512 out = _mm512_mul_ps(_mm512_mul_ps(dot, _mm512_set1_ps(a_scales[i])), col_scales);
+      _mm512_mask_storeu_ps(c + i * ldc + 16 * v, lanes, out);
+    }
+  }
+}
+
+void gemm_int8_q_packed(const uint8_t* a, const float* a_scales, const int8_t* q, const float* scales, float* c,
+                        int64_t m, int64_t n, int64_t k, int64_t n0, int64_t n1) {
+  const int64_t quads = (k + 3) / 4;
+  static thread_local std::vector<uint32_t> packed_b;
+  static thread_local std::vector<uint32_t> packed_a;
+  static thread_local std::vector<int32_t> sums;
+  packed_b.resize(static_cast<size_t>(kQNC * quads));
+  packed_a.resize(static_cast<size_t>(std::min(kQMC, (m + kQMR - 1) / kQMR * kQMR) * quads));
+  sums.resize(static_cast<size_t>(kQNC));
+  for (int64_t jc = n0; jc < n1; jc += kQNC) {
+    const int64_t nc = std::min(kQNC, n1 - jc);
+    for (int64_t jr = 0; jr < nc; jr += kQNR) {
+      pack_q_quads(q, k, jc + jr, std::min(kQNR, nc - jr), packed_b.data() + jr * quads, sums.data() + jr);
+    }
+    for (int64_t ic = 0; ic < m; ic += kQMC) {
+      const int64_t mc = std::min(kQMC, m - ic);
+      for (int64_t ir = 0; ir < mc; ir += kQMR) {
+        pack_a_quads(a, k, ic + ir, std::min(kQMR, mc - ir), packed_a.data() + ir * quads);
+      }
+      for (int64_t jr = 0; jr < nc; jr += kQNR) {
+        for (int64_t ir = 0; ir < mc; ir += kQMR) {
+          kernel_q(quads, packed_a.data() + ir * quads, packed_b.data() + jr * quads, sums.data() + jr,
+                   a_scales + ic + ir, scales + jc + jr, c + (ic + ir) * n + jc + jr, n, std::min(kQMR, mc - ir),
+                   std::min(kQNR, nc - jr));
+        }
+      }
+    }
+  }
+}
 
 }  // namespace
 
 void glassformer::gemm_int8_q_vnni(const uint8_t* a, const float* a_scales, const int8_t* q, const float* scales,
                                    float* c, int64_t m, int64_t n, int64_t k, int64_t n0, int64_t n1) {
-  const int64_t block = m <= 4 ? n1 - n0 : kRowsPerBlock;
-  for (int64_t j0 = n0; j0 < n1; j0 += block) {
-    const int64_t j1 = std::min(n1, j0 + block);
-    for (int64_t i = 0; i < m; i += 4) {
-      const uint8_t* ai = a + i * k;
-      const float* si = a_scales + i;
-      float* ci = c + i * n;
-      switch (std::min<int64_t>(4, m - i)) {
-        case 1: rows_q<1>(ai, si, q, scales, ci, n, k, j0, j1); break;
-        case 2: rows_q<2>(ai, si, q, scales, ci, n, k, j0, j1); break;
-        case 3: rows_q<3>(ai, si, q, scales, ci, n, k, j0, j1); break;
-        default: rows_q<4>(ai, si, q, scales, ci, n, k, j0, j1); break;
-      }
-    }
+  if (m > 4) {
+    gemm_int8_q_packed(a, a_scales, q, scales, c, m, n, k, n0, n1);
+    return;
+  }
+  // Decode: stream each weight row once, front to back.
+  switch (m) {
+    case 1: rows_q<1>(a, a_scales, q, scales, c, n, k, n0, n1); break;
+    case 2: rows_q<2>(a, a_scales, q, scales, c, n, k, n0, n1); break;
+    case 3: rows_q<3>(a, a_scales, q, scales, c, n, k, n0, n1); break;
+    default: rows_q<4>(a, a_scales, q, scales, c, n, k, n0, n1); break;
   }
 }
 
@@ -111,8 +232,6 @@ void glassformer::gemm_int8_q_vnni(const uint8_t* a, const float* a_scales, cons
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma")
 #endif
-
-#include "gemm_avx512_util.h"
 
 namespace {
 
