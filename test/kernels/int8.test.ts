@@ -59,12 +59,13 @@ describe('int8 weight kernels', () => {
 
   // Quantized activations: exact integer dot products, so every variant must
   // give the reference's bits. Wider rows than CASES, a zero row, and m > 4
-  // (the blocked, threaded path).
+  // (the packed, threaded path), k off the 4-byte quads.
   const QUANTIZED_CASES = [
     ...CASES,
     { m: 2, n: 70, k: 200, offsets: [1, 1, 1] },
     { m: 9, n: 130, k: 768, offsets: [0, 2, 0] },
     { m: 128, n: 260, k: 129, offsets: [0, 0, 3] },
+    { m: 150, n: 600, k: 70, offsets: [0, 0, 0] }, // past one block of rows (144) and of weight rows (512)
   ];
   for (const isa of native?.supportedIsas() ?? []) {
     for (const threads of [1, 2]) {
