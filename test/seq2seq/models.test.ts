@@ -121,6 +121,32 @@ test('reordering rows within their own input reuses the cross-attention keys and
   assert.throws(() => cache.select([4]), ShapeError);
 });
 
+test('reorder (each beam-search step) gives what select gives, reordering the self-attention cache in place', async () => {
+  const { model, inputs } = await loadT5();
+  const mask = idsTensor(inputs.attention_mask);
+  const encoded = model.encode(idsTensor(inputs.input_ids), mask).output;
+  const rows = [0, 0, 1, 1];
+  const start = () => {
+    const cache = model.startCache(gather(encoded, 0, rows), gather(mask, 0, rows), noHooks, rows);
+    model.decode(idsTensor([[0], [0], [0], [0]]), cache);
+    model.decode(idsTensor([[5], [6], [7], [8]]), cache);
+    return cache;
+  };
+  const order = [1, 1, 3, 2];
+  const selected = start().select(order);
+  const before = start();
+  const self = before.self;
+  const reordered = before.reorder(order);
+  assert.equal(reordered.self, self, 'the same KV cache, reordered in place');
+  assert.deepEqual(reordered.sources, selected.sources);
+  for (let layer = 0; layer < self.layers.length; layer++) {
+    assert.equal(maxAbsDiff(reordered.self.layers[layer]?.key as Tensor, selected.self.layers[layer]?.key as Tensor), 0);
+    assert.equal(maxAbsDiff(reordered.self.layers[layer]?.value as Tensor, selected.self.layers[layer]?.value as Tensor), 0);
+  }
+  const next = idsTensor([[9], [9], [9], [9]]);
+  assert.equal(maxAbsDiff(model.decode(next, reordered).logits, model.decode(next, selected).logits), 0);
+});
+
 test('bad checkpoints and configs are refused with the field or tensor named', async () => {
   const { weights } = await loadT5();
   const config = parseT5Config(readJson('t5', 'config.json'));
