@@ -205,6 +205,8 @@ export class MultiHeadAttention {
   ) {}
 
   forward(x: Tensor, options: MultiHeadAttentionOptions = {}): { out: Tensor; pattern: Tensor } {
+    const fused = this.fusedForward(x, options, true);
+    if (fused?.pattern) return { out: fused.out, pattern: fused.pattern };
     const { q, k, v, hooks } = this.project(x, options);
     const { z, pattern } = attend(q, k, v, { ...options, hooks });
     return { out: this.merge(z, hooks), pattern };
@@ -212,8 +214,45 @@ export class MultiHeadAttention {
 
   /** `forward`'s output alone: with nothing to return the pattern to, the fused kernel skips it. */
   output(x: Tensor, options: MultiHeadAttentionOptions = {}): Tensor {
+    const fused = this.fusedForward(x, options, false);
+    if (fused) return fused.out;
     const { q, k, v, hooks } = this.project(x, options);
     return this.merge(attendValues(q, k, v, { ...options, hooks }), hooks);
+  }
+
+  /**
+   * Inference with no hook attached and the fused kernel loaded: the kernel
+   * reads each head of the q, k and v projections [batch, seq, heads·dHead]
+   * where they lie and writes z as merged heads, so there is no split or merge
+   * copy (a permute of the whole activation each, four per layer). Undefined
+   * when that does not apply (the caller then runs the unfused ops).
+   */
+  private fusedForward(x: Tensor, options: MultiHeadAttentionOptions, withPattern: boolean): { out: Tensor; pattern?: Tensor } | undefined {
+    const source = options.context ?? x;
+    if (!fusedAttentionKernel() || options.hooks?.active || needsGrad(x, source) || this.hasTrainableParameters()) return undefined;
+    const q = this.q.forward(x); // [batch, queries, heads·dHead]
+    const k = this.k.forward(source); // [batch, keys, heads·dHead]
+    const v = this.v.forward(source);
+    const [batch, queries, width] = q.shape;
+    const keys = k.shape[1];
+    if (width % this.heads !== 0 || k.shape[2] !== width || v.shape[2] !== width || k.shape[0] !== batch) {
+      throw new ShapeError(`attention: projections q ${q}, k ${k}, v ${v} do not split into ${this.heads} equal heads`);
+    }
+    const dHead = width / this.heads;
+    const heads = (data: Float32Array, seq: number): HeadRows => ({ data, strides: [seq * width, dHead, width] });
+    const z = new Float32Array(batch * queries * width); // [batch, queries, heads·dHead]: merged as written
+    const pattern = attendRows(
+      { q: heads(q.f32(), queries), k: heads(k.f32(), keys), v: heads(v.f32(), keys), z: heads(z, queries) },
+      { batch, heads: this.heads, kvHeads: this.heads, queries, keys, dHead },
+      options,
+      withPattern,
+    );
+    return { out: this.o.forward(new Tensor('f32', [batch, queries, width], z)), pattern };
+  }
+
+  /** Whether any weight or bias requires gradients (training takes the unfused ops, which record them). */
+  private hasTrainableParameters(): boolean {
+    return [this.q, this.k, this.v, this.o].some((l) => (l.stored instanceof Tensor && l.stored.requiresGrad) || l.bias?.requiresGrad === true);
   }
 
   private project(x: Tensor, options: MultiHeadAttentionOptions): { q: Tensor; k: Tensor; v: Tensor; hooks: HookPoints } {
