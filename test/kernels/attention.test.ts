@@ -3,7 +3,8 @@ import { describe, test } from 'node:test';
 import { fusedAttentionKernel, setFusedAttentionKernel, type FusedAttentionKernel } from '../../src/kernels/attention.js';
 import { useFastestKernel } from '../../src/kernels/index.js';
 import { loadAddon, loadNativeKernel } from '../../src/kernels/native.js';
-import { attend, attendKV, attendRows, attendValues } from '../../src/nn/attention.js';
+import { attend, attendKV, attendRows, attendValues, MultiHeadAttention } from '../../src/nn/attention.js';
+import { Linear } from '../../src/nn/linear.js';
 import { groupedQueryAttend } from '../../src/nn/causal-lm.js';
 import { Hooks, noHooks } from '../../src/nn/hooks.js';
 import { KVCache } from '../../src/nn/kv-cache.js';
@@ -208,6 +209,22 @@ describe('fused attention', () => {
     const reference = unfused(() => attend(q, k, v, options));
     assertClose(attendValues(q, k, v, options), reference.z, 'fused z');
     assertClose(unfused(() => attendValues(q, k, v, options)), reference.z, 'unfused z');
+  });
+
+  test('MultiHeadAttention reads its projections as heads in place: forward and output equal the unfused ops (self and cross)', async () => {
+    if (!(await native())) return;
+    const d = 24;
+    const linear = (seed: number) => new Linear(random([d, d], seed, 0.3), random([d], seed + 1, 0.1));
+    const attention = new MultiHeadAttention(linear(30), linear(32), linear(34), linear(36), 3);
+    const x = random([2, 7, d], 38);
+    const memory = random([2, 11, d], 39);
+    for (const options of [{ scale: 0.4, mask: causalMask(2, 7, 7) }, { scale: 0.4, context: memory, mask: paddingMask(2, 11) }]) {
+      const reference = unfused(() => attention.forward(x, options));
+      const fused = attention.forward(x, options);
+      assertClose(fused.out, reference.out, 'out', 1e-5);
+      assertClose(fused.pattern, reference.pattern, 'pattern');
+      assertClose(attention.output(x, options), reference.out, 'output', 1e-5);
+    }
   });
 
   test('with a hook attached the unfused path runs, so the hook sees and changes the pattern', async () => {
