@@ -11,7 +11,7 @@
 // Every value is computed as the TypeScript reference does, in double
 // precision from the f32 inputs and rounded once to f32 (or at the same points
 // the reference rounds), so the two agree to f32 rounding. The AVX-512 paths
-// (x86, chosen when the addon's active variant is avx512) differ from the
+// (x86, taken under any of the addon's AVX-512 variants) differ from the
 // portable ones only in how exp and erfc are evaluated. Large tensors are split
 // into chunks of rows over the shared thread pool; small ones run on the caller.
 #include <node_api.h>
