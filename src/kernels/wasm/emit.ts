@@ -101,6 +101,7 @@ export const i32 = {
   mul: (a: Code, b: Code): Code => [a, b, 0x6c],
   and: (a: Code, b: Code): Code => [a, b, 0x71],
   shl: (a: Code, b: Code): Code => [a, b, 0x74],
+  shrU: (a: Code, b: Code): Code => [a, b, 0x76],
   eqz: (a: Code): Code => [a, 0x45],
   ltU: (a: Code, b: Code): Code => [a, b, 0x49],
   geU: (a: Code, b: Code): Code => [a, b, 0x4f],
@@ -130,6 +131,12 @@ export const v128 = {
   /** One f32 from memory into every lane (v128.load32_splat). */
   load32Splat: (address: Code, offset = 0): Code => [address, ...simd(0x09), ...memarg(2, offset)],
   store: (address: Code, value: Code, offset = 0): Code => [address, value, ...simd(0x0b), ...memarg(4, offset)],
+  /** Four u16 from memory, zero-extended to four i32 lanes (v128.load16x4_u). */
+  load16x4U: (address: Code, offset = 0): Code => [address, ...simd(0x04), ...memarg(3, offset)],
+  /** Eight i8 from memory, sign-extended to eight i16 lanes (v128.load8x8_s). */
+  load8x8S: (address: Code, offset = 0): Code => [address, ...simd(0x01), ...memarg(3, offset)],
+  /** Four bytes from memory into the low lane, the rest zero (v128.load32_zero). */
+  load32Zero: (address: Code, offset = 0): Code => [address, ...simd(0x5c), ...memarg(2, offset)],
   /** i8x16.shuffle of the 32 bytes of a and b by 16 lane indices. */
   shuffle: (a: Code, b: Code, lanes: readonly number[]): Code => [a, b, ...simd(0x0d), ...lanes],
 };
@@ -143,11 +150,20 @@ export const f32x4 = {
   relaxedMadd: (a: Code, b: Code, c: Code): Code => [a, b, c, ...simd(0x105)],
 };
 
+export const i16x8 = {
+  /** The low eight i8 lanes sign-extended to i16. */
+  extendLowI8x16: (a: Code): Code => [a, ...simd(0x87)],
+};
+
 export const i32x4 = {
-  extractLane: (vector: Code, lane: number): Code => [vector, ...simd(0x1b), lane],
-  add: (a: Code, b: Code): Code => [a, b, ...simd(0xae)],
+  /** The low four i16 lanes sign-extended to i32. */
+  extendLowI16x8: (a: Code): Code => [a, ...simd(0xa7)],
   /** Each lane shifted left by `bits`. */
   shl: (a: Code, bits: Code): Code => [a, bits, ...simd(0xab)],
+  /** Each i32 lane converted to the nearest f32 (f32x4.convert_i32x4_s). */
+  toF32x4: (a: Code): Code => [a, ...simd(0xfa)],
+  extractLane: (vector: Code, lane: number): Code => [vector, ...simd(0x1b), lane],
+  add: (a: Code, b: Code): Code => [a, b, ...simd(0xae)],
   /** Products of the eight i16 lanes of a and b, summed in pairs into four i32 lanes (exact). */
   dotI16x8: (a: Code, b: Code): Code => [a, b, ...simd(0xba)],
 };

@@ -15,7 +15,7 @@
  * edges; a partial tile of C goes through a scratch tile.
  */
 import {
-  call, type Code, drop, encodeModule, F32, f32, f32x4, forRange, type FunctionSpec, I32, i32, i32Memory, i32x4, ifThen, local,
+  call, type Code, drop, encodeModule, F32, f32, f32x4, forRange, type FunctionSpec, I32, i16x8, i32, i32Memory, i32x4, ifThen, local,
   Locals, seq, set, V128, v128, type ValueType,
 } from './emit.js';
 
@@ -254,18 +254,34 @@ function horizontalSum(vector: number): Code {
     f32.add(f32x4.extractLane(local(vector), 2), f32x4.extractLane(local(vector), 3)));
 }
 
+/** How a weight is stored, and how four of them become an f32x4 in a register. */
+export type WeightStorage = 'f32' | 'bf16' | 'int8';
+const STORAGE: Record<WeightStorage, { suffix: string; bytesLog2: number; load: (address: Code) => Code }> = {
+  f32: { suffix: '', bytesLog2: 2, load: (at) => v128.load(at) },
+  // bf16 is the top half of an f32.
+  bf16: { suffix: 'Bf16', bytesLog2: 1, load: (at) => i32x4.shl(v128.load16x4U(at), imm(16)) },
+  int8: { suffix: 'Int8', bytesLog2: 0, load: (at) => i32x4.toF32x4(i32x4.extendLowI16x8(i16x8.extendLowI8x16(v128.load32Zero(at)))) },
+};
+
+/** The exported name of the few-row [n, k] product for `m` rows and a weight storage. */
+export function gemvNKName(storage: WeightStorage, m: number): `gemvNK${string}` {
+  return `gemvNK${STORAGE[storage].suffix}${m}`;
+}
+
 /**
- * gemvNK{m}(a, lda, b, ldb, kBytes, n, c, ldc): C[m × n] = A[m × k] · Bᵀ for B
- * as [n, k] (an nn.Linear weight), m ≤ 4, no packing: each group of weight
- * rows is read once and used for every row of A, the sums running along k in
- * vectors. kBytes is k·4, a multiple of 16, and n a multiple of the group
- * (the caller zero-pads both); strides are in bytes.
+ * gemvNK{,Bf16,Int8}{m}(a, lda, b, ldb, kBytes, n, c, ldc): C[m × n] = A[m × k] · Bᵀ
+ * for B as [n, k] (an nn.Linear weight) stored as f32, bf16 or int8 (widened
+ * in registers as it is loaded), m ≤ 4, no packing: each group of weight rows
+ * is read once and used for every row of A, the sums running along k in
+ * vectors. kBytes is k·4 (A's row), a multiple of 16, and n a multiple of the
+ * group (the caller zero-pads both); strides are in bytes.
  */
-function gemvNK(o: GemmModuleOptions, m: number): FunctionSpec {
+function gemvNK(o: GemmModuleOptions, m: number, storage: WeightStorage): FunctionSpec {
   const group = GEMV_NK_GROUP[m];
-  return fn(`gemvNK${m}`, [I32, I32, I32, I32, I32, I32, I32, I32], [], true, (l) => {
+  const { bytesLog2, load } = STORAGE[storage];
+  return fn(gemvNKName(storage, m), [I32, I32, I32, I32, I32, I32, I32, I32], [], true, (l) => {
     const [a, lda, b, ldb, kBytes, n, c, ldc] = [0, 1, 2, 3, 4, 5, 6, 7];
-    const [j, q] = [l.add(I32), l.add(I32)];
+    const [j, q, qb] = [l.add(I32), l.add(I32), l.add(I32)];
     const rowOfB = Array.from({ length: group }, () => l.add(I32));
     const acc = Array.from({ length: m * group }, () => l.add(V128));
     const av = Array.from({ length: m }, () => l.add(V128));
@@ -274,9 +290,11 @@ function gemvNK(o: GemmModuleOptions, m: number): FunctionSpec {
       ...rowOfB.map((r, g) => set(r, i32.add(local(b), i32.mul(i32.add(local(j), imm(g)), local(ldb))))),
       ...acc.map((x) => set(x, v128.zero())),
       forRange(q, imm(0), local(kBytes), imm(VECTOR),
+        // q walks A's f32 row; qb the same column in B's storage.
+        set(qb, bytesLog2 === 2 ? local(q) : i32.shrU(local(q), imm(2 - bytesLog2))),
         ...av.map((x, i) => set(x, v128.load(i32.add(i32.add(local(a), i32.mul(imm(i), local(lda))), local(q))))),
         ...rowOfB.map((r, g) => seq(
-          set(bv, v128.load(i32.add(local(r), local(q)))),
+          set(bv, load(i32.add(local(r), local(qb)))),
           ...av.map((x, i) => set(acc[i * group + g], madd(o.relaxed, local(x), local(bv), local(acc[i * group + g])))),
         ))),
       ...Array.from({ length: m }, (_, i) => seq(...rowOfB.map((_, g) => f32.store(
@@ -342,19 +360,25 @@ function fmaPeak(o: GemmModuleOptions): FunctionSpec {
 }
 
 /**
- * shl16(at, bytes): every 32-bit word in [at, at + bytes) shifted left by 16
- * bits, in place: bf16 bits zero-extended to 32 become the f32 they stand
- * for (bf16 is the top half of an f32). bytes is a multiple of 16.
+ * widen{Bf16,Int8,Int8ToI16}(src, dst, count): `count` weights (a multiple of
+ * 4, or of 8 for i16) from their stored form at src to f32 (or i16) at dst.
+ * A bf16 is the top half of an f32: zero-extended to 32 bits and shifted
+ * left by 16 it is that f32. int8 is sign-extended, and converted exactly to
+ * f32. (A byte shuffle with a zero vector did the bf16 step 3× slower in V8.)
  */
-function shl16(): FunctionSpec {
-  return fn('shl16', [I32, I32], [], true, (l) => {
-    const [at, bytes] = [0, 1];
-    const [p, end] = [l.add(I32), l.add(I32)];
-    return seq(
-      set(end, i32.add(local(at), local(bytes))),
-      forRange(p, local(at), local(end), imm(VECTOR), v128.store(local(p), i32x4.shl(v128.load(local(p)), imm(16)))));
+function widen(name: string, unit: number, srcBytes: number, dstBytes: number, convert: (address: Code) => Code): FunctionSpec {
+  return fn(name, [I32, I32, I32], [], true, (l) => {
+    const [src, dst, count] = [0, 1, 2];
+    const i = l.add(I32);
+    return forRange(i, imm(0), local(count), imm(unit),
+      v128.store(i32.add(local(dst), i32.mul(local(i), imm(dstBytes))), convert(i32.add(local(src), i32.mul(local(i), imm(srcBytes))))));
   });
 }
+
+const widenBf16 = (): FunctionSpec => widen('widenBf16', 4, 2, 4, (at) => i32x4.shl(v128.load16x4U(at), imm(16)));
+const widenInt8 = (): FunctionSpec => widen('widenInt8', 4, 1, 4,
+  (at) => i32x4.toF32x4(i32x4.extendLowI16x8(i16x8.extendLowI8x16(v128.load32Zero(at)))));
+const widenInt8ToI16 = (): FunctionSpec => widen('widenInt8ToI16', 8, 1, 2, (at) => v128.load8x8S(at));
 
 /**
  * dotI16(a, m, q, n, kBytes, out, ldo): out[i][j] = Σ_p a[i][p] · q[j][p] as
@@ -398,8 +422,8 @@ export function gemmModuleBytes(o: GemmModuleOptions): Uint8Array<ArrayBuffer> {
   // Function indices: the order of this list.
   const functions: FunctionSpec[] = [microkernel(o), copyTile(o)];
   functions.push(blockFn(o, 0, 1), packA(o), packB(o), fmaPeak(o));
-  for (let m = 1; m <= 4; m++) functions.push(gemvNK(o, m), gemvKN(o, m));
-  functions.push(shl16(), dotI16());
+  for (let m = 1; m <= 4; m++) functions.push(gemvNK(o, m, 'f32'), gemvNK(o, m, 'bf16'), gemvNK(o, m, 'int8'), gemvKN(o, m));
+  functions.push(widenBf16(), widenInt8(), widenInt8ToI16(), dotI16());
   return encodeModule({ memory: { initialPages: 1, maximumPages: o.maximumPages, shared: o.shared }, functions });
 }
 
@@ -409,9 +433,11 @@ export interface GemmExports {
   packA(src: number, lda: number, mc: number, kc: number, dst: number): void;
   packB(src: number, rowStep: number, colStep: number, kc: number, nc: number, dst: number): void;
   fmaPeak(iterations: number): number;
-  shl16(at: number, bytes: number): void;
+  widenBf16(src: number, dst: number, count: number): void;
+  widenInt8(src: number, dst: number, count: number): void;
+  widenInt8ToI16(src: number, dst: number, count: number): void;
   dotI16(a: number, m: number, q: number, n: number, kBytes: number, out: number, ldo: number): void;
-  [gemv: `gemvNK${number}`]: (a: number, lda: number, b: number, ldb: number, kBytes: number, n: number, c: number, ldc: number) => void;
+  [gemv: `gemvNK${string}`]: (a: number, lda: number, b: number, ldb: number, kBytes: number, n: number, c: number, ldc: number) => void;
   [gemv: `gemvKN${number}`]: (a: number, lda: number, b: number, ldb: number, k: number, nBytes: number, c: number, ldc: number,
     accumulate: number) => void;
 }

@@ -18,7 +18,10 @@ import { f32ToBf16 } from '../../tensor/dtype.js';
 import { quantizeRow } from '../int8.js';
 import type { Bf16MatmulKernel, Int8MatmulKernel, ThreadedMatmulKernel } from '../types.js';
 import { claim, CTL, CTL_BYTES, finish, packShared, plan, publish, runPart, scratchAddress, sharedBytes, type Job } from './driver.js';
-import { GEMV_KN_VECTORS, GEMV_NK_GROUP, gemmModuleBytes, type GemmExports, relaxedProbeBytes, simdProbeBytes, tileFor } from './gemm-module.js';
+import {
+  GEMV_KN_VECTORS, GEMV_NK_GROUP, type GemmExports, gemmModuleBytes, gemvNKName, relaxedProbeBytes, simdProbeBytes, tileFor,
+  type WeightStorage,
+} from './gemm-module.js';
 import type { WorkerInit } from './worker.js';
 
 export interface WasmMatmulKernel extends ThreadedMatmulKernel, Bf16MatmulKernel, Int8MatmulKernel {
@@ -48,6 +51,10 @@ const MAXIMUM_PAGES = 32768;
 // A few-row product copies its weight in slices of this many bytes (256 KB,
 // measured against 32–128 KB): they stay in L2 until the product reads them back.
 const SLICE_BYTES = 1 << 18;
+// Widening works in whole vectors, so it may read and write up to 3 elements
+// past a block: room for them after the staged weight (the widened one ends
+// before a 64-byte aligned region, so its overrun lands in the alignment gap).
+const STAGING_SLACK = 64;
 // |Σ a8 · q| ≤ 127² · k stays inside an int32 up to here (the interface's limit).
 const MAX_QUANTIZED_K = 65536;
 // Below this many multiply-adds one thread finishes before a sleeping worker wakes.
@@ -254,7 +261,8 @@ class WasmKernel implements WasmMatmulKernel {
     const aAt = this.base;
     const dotAt = align(aAt + mp * kp * 2);
     const sliceAt = align(dotAt + mp * np * 4);
-    this.reserve(sliceAt + sliceRows * kp * 2);
+    const stagingAt = align(sliceAt + sliceRows * kp * 2);
+    this.reserve(stagingAt + sliceRows * kp);
     const words = new Int16Array(this.memory.buffer);
     const levels = new Int32Array(k);
     const rowScales = new Float32Array(m);
@@ -267,8 +275,10 @@ class WasmKernel implements WasmMatmulKernel {
     for (let j0 = 0; j0 < n; j0 += sliceRows) {
       const rows = Math.min(sliceRows, n - j0);
       const padded = roundUp(rows, 2);
-      copyRows(words, q, qOffset + j0 * k, rows, k, sliceAt / 2, kp);
-      words.fill(0, sliceAt / 2 + rows * kp, sliceAt / 2 + padded * kp);
+      const staged = new Int8Array(this.memory.buffer, stagingAt, padded * kp);
+      copyRows(staged, q, qOffset + j0 * k, rows, k, 0, kp);
+      staged.fill(0, rows * kp);
+      this.e.widenInt8ToI16(stagingAt, sliceAt, padded * kp);
       this.e.dotI16(aAt, mp, sliceAt, padded, kp * 2, dotAt + j0 * 4, np * 4);
     }
     const dots = new Int32Array(this.memory.buffer, dotAt, mp * np);
@@ -280,7 +290,7 @@ class WasmKernel implements WasmMatmulKernel {
   }
 
   /** C = A · op(B) for B placed in the module's memory as f32 by `weight`. */
-  private gemmFrom(a: Float32Array, aOffset: number, weight: RowCopier, c: Float32Array, cOffset: number,
+  private gemmFrom(a: Float32Array, aOffset: number, weight: WeightRows, c: Float32Array, cOffset: number,
     m: number, n: number, k: number, transB: boolean): void {
     if (m === 0 || n === 0) return;
     if (k === 0) {
@@ -299,12 +309,13 @@ class WasmKernel implements WasmMatmulKernel {
     const bAt = align(aAt + m * k * 4);
     const cAt = align(bAt + n * k * 4);
     const sharedAt = align(cAt + m * n * 4);
-    this.reserve(sharedAt + sharedBytes(m, n, k, split.splitN, mr));
+    const stagingAt = align(sharedAt + sharedBytes(m, n, k, split.splitN, mr));
+    this.reserve(stagingAt + (weight.storage === 'f32' ? 0 : weight.bytes * n * k + STAGING_SLACK));
     const job: Job = { mr, m, n, k, transB, a: aAt, b: bAt, c: cAt, shared: sharedAt, ...split };
     this.heap.set(a.subarray(aOffset, aOffset + m * k), aAt / 4);
     // B as one block of rows, whichever layout: [n, k] or [k, n].
-    if (transB) weight(0, n, k, bAt / 4, k);
-    else weight(0, k, n, bAt / 4, n);
+    if (transB) weight.copy(0, n, k, bAt, k, stagingAt);
+    else weight.copy(0, k, n, bAt, n, stagingAt);
     packShared(this.e, job);
     if (threads === 1) {
       for (let part = 0; part < job.parts; part++) runPart(this.e, job, part, scratchAddress(0));
@@ -315,21 +326,40 @@ class WasmKernel implements WasmMatmulKernel {
   }
 
   /** Rows of an f32 B, copied. */
-  private f32Rows(b: Float32Array, bOffset: number): RowCopier {
-    return (from, rows, cols, at, stride) => copyRows(this.heap, b, bOffset + from * cols, rows, cols, at, stride);
+  private f32Rows(b: Float32Array, bOffset: number): WeightRows {
+    const stored: WeightRows['stored'] = (from, rows, cols, at, stride) =>
+      copyRows(this.heap, b, bOffset + from * cols, rows, cols, at / 4, stride);
+    return { storage: 'f32', bytes: 4, stored, copy: stored };
   }
 
-  /** Rows of a bf16 B: zero-extended to 32 bits by the copy, then shifted into place as f32 by the module. */
-  private bf16Rows(b: Uint16Array, bOffset: number): RowCopier {
-    return (from, rows, cols, at, stride) => {
-      copyRows(new Uint32Array(this.memory.buffer), b, bOffset + from * cols, rows, cols, at, stride);
-      this.e.shl16(at * 4, roundUp(rows * stride, 4) * 4);
+  /** Rows of a bf16 B: copied as they are (2 bytes a weight), widened to f32 in the module. */
+  private bf16Rows(b: Uint16Array, bOffset: number): WeightRows {
+    const stored: WeightRows['stored'] = (from, rows, cols, at, stride) =>
+      copyRows(new Uint16Array(this.memory.buffer, at), b, bOffset + from * cols, rows, cols, 0, stride);
+    return {
+      storage: 'bf16',
+      bytes: 2,
+      stored,
+      copy: (from, rows, cols, at, stride, staging) => {
+        stored(from, rows, cols, staging, stride);
+        this.e.widenBf16(staging, at, roundUp(rows * stride, 4));
+      },
     };
   }
 
-  /** Rows of an int8 B, converted to f32 by the copy (`TypedArray.set` converts element types). */
-  private int8Rows(q: Int8Array, qOffset: number): RowCopier {
-    return (from, rows, cols, at, stride) => copyRows(this.heap, q, qOffset + from * cols, rows, cols, at, stride);
+  /** Rows of an int8 B: copied as they are (1 byte a weight), widened to f32 in the module. */
+  private int8Rows(q: Int8Array, qOffset: number): WeightRows {
+    const stored: WeightRows['stored'] = (from, rows, cols, at, stride) =>
+      copyRows(new Int8Array(this.memory.buffer, at), q, qOffset + from * cols, rows, cols, 0, stride);
+    return {
+      storage: 'int8',
+      bytes: 1,
+      stored,
+      copy: (from, rows, cols, at, stride, staging) => {
+        stored(from, rows, cols, staging, stride);
+        this.e.widenInt8(staging, at, roundUp(rows * stride, 4));
+      },
+    };
   }
 
   private runThreaded(job: Job, threads: number): void {
@@ -346,27 +376,29 @@ class WasmKernel implements WasmMatmulKernel {
   }
 
   /**
-   * C = A · Bᵀ for B as [n, k] and m ≤ 4, B copied in slices of rows that
-   * stay in L2 until the product has read them (k padded to whole vectors and
-   * the last slice to whole groups, with zeros).
+   * C = A · Bᵀ for B as [n, k] and m ≤ 4, B copied in its stored form (f32,
+   * bf16 or int8: 4, 2 or 1 bytes a weight) in slices of rows that stay in L2
+   * until the product, which widens as it loads, has read them (k padded to
+   * whole vectors and the last slice to whole groups, with zeros).
    */
-  private gemvNK(a: Float32Array, aOffset: number, weight: RowCopier, c: Float32Array, cOffset: number,
+  private gemvNK(a: Float32Array, aOffset: number, weight: WeightRows, c: Float32Array, cOffset: number,
     m: number, n: number, k: number): void {
     const group = GEMV_NK_GROUP[m];
     const kp = roundUp(k, 4);
     const np = roundUp(n, group);
-    const sliceRows = Math.max(group, Math.floor(SLICE_BYTES / (kp * 4 * group)) * group);
+    const sliceRows = Math.max(group, Math.floor(SLICE_BYTES / (kp * weight.bytes * group)) * group);
     const aAt = this.base;
     const cAt = align(aAt + m * kp * 4);
     const sliceAt = align(cAt + m * np * 4);
-    this.reserve(sliceAt + sliceRows * kp * 4);
+    this.reserve(sliceAt + sliceRows * kp * weight.bytes);
     copyRows(this.heap, a, aOffset, m, k, aAt / 4, kp);
+    const product = this.e[gemvNKName(weight.storage, m)];
     for (let j0 = 0; j0 < n; j0 += sliceRows) {
       const rows = Math.min(sliceRows, n - j0);
       const padded = roundUp(rows, group);
-      weight(j0, rows, k, sliceAt / 4, kp);
-      this.heap.fill(0, sliceAt / 4 + rows * kp, sliceAt / 4 + padded * kp);
-      this.e[`gemvNK${m}`](aAt, kp * 4, sliceAt, kp * 4, kp * 4, padded, cAt + j0 * 4, np * 4);
+      weight.stored(j0, rows, k, sliceAt, kp);
+      new Uint8Array(this.memory.buffer, sliceAt + rows * kp * weight.bytes, (padded - rows) * kp * weight.bytes).fill(0);
+      product(aAt, kp * 4, sliceAt, kp * weight.bytes, kp * 4, padded, cAt + j0 * 4, np * 4);
     }
     this.copyOut(cAt / 4, np, c, cOffset, m, n);
   }
@@ -376,18 +408,19 @@ class WasmKernel implements WasmMatmulKernel {
    * of k) that stay in L2 until the product has read them, each slice's sums
    * added to C; rows padded to whole strips with zeros.
    */
-  private gemvKN(a: Float32Array, aOffset: number, weight: RowCopier, c: Float32Array, cOffset: number,
+  private gemvKN(a: Float32Array, aOffset: number, weight: WeightRows, c: Float32Array, cOffset: number,
     m: number, n: number, k: number): void {
     const np = roundUp(n, 4 * GEMV_KN_VECTORS[m]);
     const sliceRows = Math.max(1, Math.floor(SLICE_BYTES / (np * 4)));
     const aAt = this.base;
     const cAt = align(aAt + m * k * 4);
     const sliceAt = align(cAt + m * np * 4);
-    this.reserve(sliceAt + sliceRows * np * 4);
+    const stagingAt = align(sliceAt + sliceRows * np * 4);
+    this.reserve(stagingAt + (weight.storage === 'f32' ? 0 : weight.bytes * sliceRows * np + STAGING_SLACK));
     copyRows(this.heap, a, aOffset, m, k, aAt / 4, k);
     for (let p0 = 0; p0 < k; p0 += sliceRows) {
       const rows = Math.min(sliceRows, k - p0);
-      weight(p0, rows, n, sliceAt / 4, np);
+      weight.copy(p0, rows, n, sliceAt, np, stagingAt);
       this.e[`gemvKN${m}`](aAt + p0 * 4, k * 4, sliceAt, np * 4, rows, np * 4, cAt, np * 4, p0 > 0 ? 1 : 0);
     }
     this.copyOut(cAt / 4, np, c, cOffset, m, n);
@@ -419,12 +452,20 @@ class WasmKernel implements WasmMatmulKernel {
   }
 }
 
-/**
- * Places `rows` rows of B (each `cols` elements, starting at B's row `from`) in
- * the module's memory as f32 at float index `at`, rows `stride` ≥ cols apart,
- * the padding zero.
- */
-type RowCopier = (from: number, rows: number, cols: number, at: number, stride: number) => void;
+/** How a weight reaches the module's memory: in its stored form, or widened to f32. */
+interface WeightRows {
+  readonly storage: WeightStorage;
+  /** Bytes of a stored weight. */
+  readonly bytes: 4 | 2 | 1;
+  /**
+   * Places `rows` rows of B (each `cols` elements, from B's row `from`) in
+   * their stored form at byte address `at`, rows `stride` ≥ cols elements
+   * apart, the padding zero.
+   */
+  stored(from: number, rows: number, cols: number, at: number, stride: number): void;
+  /** The same rows as f32 at byte address `at`; a bf16 or int8 form is staged at `staging` first and widened. */
+  copy(from: number, rows: number, cols: number, at: number, stride: number, staging: number): void;
+}
 
 type Elements = Float32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Int32Array;
 
