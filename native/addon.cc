@@ -515,12 +515,21 @@ napi_value Prepack(napi_env env, napi_callback_info info) {
   const int64_t panels = (n + isa.nr - 1) / isa.nr;
   job.chunks = std::min<int64_t>(panels, n * k < kParallelMinMacs ? 1 : state().pool.threads());
   if (job.chunks > 0 && k > 0) state().pool.run(job.chunks, run_prepack_chunk, &job);
+  // V8 is told the size, so a pack whose weight is gone is collected as
+  // promptly as an equally large typed array would be.
+  const auto release = [](napi_env finalizing, void* data, void* hint) {
+    int64_t adjusted = 0;
+    napi_adjust_external_memory(finalizing, -static_cast<int64_t>(reinterpret_cast<uintptr_t>(hint)), &adjusted);
+    std::free(data);
+  };
   napi_value out;
-  if (!check(env, napi_create_external_arraybuffer(
-                      env, memory, bytes, [](napi_env, void* data, void*) { std::free(data); }, nullptr, &out))) {
+  if (!check(env, napi_create_external_arraybuffer(env, memory, bytes, release,
+                                                   reinterpret_cast<void*>(static_cast<uintptr_t>(bytes)), &out))) {
     std::free(memory);
     return nullptr;
   }
+  int64_t adjusted = 0;
+  napi_adjust_external_memory(env, static_cast<int64_t>(bytes), &adjusted);
   return out;
 }
 
