@@ -17,7 +17,7 @@ import { ConfigError, UnsupportedError } from '../errors.js';
 import type { BartConfig } from '../io/config.js';
 import { parseModelConfig } from '../io/config.js';
 import type { DecodingSession, GenerativeModel, SessionInputs } from '../generation/types.js';
-import { activation, add, causalMask, embedding, linear, paddingMask, scale } from '../ops/index.js';
+import { add, causalMask, embedding, linear, paddingMask, scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import {
@@ -61,7 +61,8 @@ interface StackShape {
   d: number;
   heads: number;
   ffn: number;
-  act: (x: Tensor) => Tensor;
+  /** The feed-forward activation's config name. */
+  act: string;
 }
 
 function loadFeedForward(w: Weights, s: StackShape): FeedForward {
@@ -209,7 +210,7 @@ export class BartModel implements GenerativeModel {
     const decoder = m.scope('decoder');
     this.encoderEmbeddings = stackEmbeddings(encoder, encoderTokens);
     this.decoderEmbeddings = stackEmbeddings(decoder, decoderTokens);
-    const act = activation(c.activationFunction);
+    const act = c.activationFunction;
     const encoderShape: StackShape = { d, heads: c.encoderAttentionHeads, ffn: c.encoderFfnDim, act };
     const decoderShape: StackShape = { d, heads: c.decoderAttentionHeads, ffn: c.decoderFfnDim, act };
     this.encoderLayers = Array.from({ length: c.encoderLayers }, (_, i) => new EncoderLayer(encoder.scope(`layers.${i}`), encoderShape));

@@ -209,7 +209,7 @@ export class BertLayer {
     const feedForward = new FeedForward(
       Linear.load(w, 'intermediate.dense', d, c.intermediateSize),
       Linear.load(w, 'output.dense', c.intermediateSize, d),
-      activation(c.hiddenAct),
+      c.hiddenAct,
     );
     return new BertLayer(
       attention,

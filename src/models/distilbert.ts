@@ -62,7 +62,7 @@ function loadLayer(w: Weights, c: BertConfig): BertLayer {
   const feedForward = new FeedForward(
     Linear.load(w, 'ffn.lin1', d, c.intermediateSize),
     Linear.load(w, 'ffn.lin2', c.intermediateSize, d),
-    activation(c.hiddenAct),
+    c.hiddenAct,
   );
   return new BertLayer(attention, LayerNorm.load(w, 'sa_layer_norm', d, c.layerNormEps), feedForward, LayerNorm.load(w, 'output_layer_norm', d, c.layerNormEps));
 }

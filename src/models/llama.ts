@@ -15,7 +15,7 @@
  * (Mistral, Phi-3) and rope_scaling.
  */
 import { ConfigError, UnsupportedError, WeightError } from '../errors.js';
-import { activation, embedding, F32_MIN, add } from '../ops/index.js';
+import { embedding, F32_MIN, add } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { mergeHeads } from '../nn/attention.js';
 import { cachedSelfAttention, causalLMInputs, CausalLMSession, runDecoderStack, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
@@ -143,7 +143,7 @@ class LlamaAttention {
 function loadMlp(w: Weights, c: LlamaConfig): FeedForward {
   const d = c.hiddenSize;
   const f = c.intermediateSize;
-  const act = activation(c.hiddenAct);
+  const act = c.hiddenAct;
   if (c.fusedProjections) {
     // Phi-3: gate_up_proj holds the gate rows first, then the up rows.
     const gateUp = w.get('gate_up_proj.weight', [2 * f, d]);

@@ -16,7 +16,7 @@ import { ConfigError } from '../errors.js';
 import type { T5Config } from '../io/config.js';
 import { parseModelConfig } from '../io/config.js';
 import type { GenerativeModel, SessionInputs, DecodingSession } from '../generation/types.js';
-import { activation, add, causalMask, embedding, linear, paddingMask, scale } from '../ops/index.js';
+import { add, causalMask, embedding, linear, paddingMask, scale } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import {
@@ -53,7 +53,7 @@ function loadAttention(w: Weights, c: T5Config): MultiHeadAttention {
 /** DenseReluDense: wo(act(wi x)), or the gated form wo(act(wi_0 x) ⊙ wi_1 x) of T5 v1.1 (Shazeer 2020). */
 function loadFeedForward(w: Weights, c: T5Config): FeedForward {
   const ff = w.scope('DenseReluDense');
-  const act = activation(c.denseActFn);
+  const act = c.denseActFn;
   const wo = Linear.load(ff, 'wo', c.dFf, c.dModel, false);
   if (c.isGatedAct) return new FeedForward(Linear.load(ff, 'wi_1', c.dModel, c.dFf, false), wo, act, Linear.load(ff, 'wi_0', c.dModel, c.dFf, false));
   return new FeedForward(Linear.load(ff, 'wi', c.dModel, c.dFf, false), wo, act);

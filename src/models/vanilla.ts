@@ -8,7 +8,7 @@
  *   logits = dec · generatorᵀ + b
  */
 import type { VanillaTransformerConfig } from '../io/config.js';
-import { add, activation, embedding, scale } from '../ops/index.js';
+import { add, embedding, scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import { FeedForward } from '../nn/feed-forward.js';
@@ -26,7 +26,7 @@ function loadMultiheadAttention(w: Weights, d: number, heads: number): MultiHead
 }
 
 function loadFeedForward(w: Weights, c: VanillaTransformerConfig): FeedForward {
-  return new FeedForward(Linear.load(w, 'linear1', c.dModel, c.dimFeedforward), Linear.load(w, 'linear2', c.dimFeedforward, c.dModel), activation(c.activation));
+  return new FeedForward(Linear.load(w, 'linear1', c.dModel, c.dimFeedforward), Linear.load(w, 'linear2', c.dimFeedforward, c.dModel), c.activation);
 }
 
 /**
