@@ -315,37 +315,40 @@ export const tanh = (t: Tensor): Tensor => tanhOp(t);
 
 export type Activation = 'relu' | 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'silu' | 'swish' | 'tanh';
 
-const ACTIVATIONS: Record<Activation, UnaryOp> = {
-  relu: reluOp,
-  gelu: geluOp,
-  gelu_new: geluTanhOp,
-  gelu_pytorch_tanh: geluTanhOp,
-  silu: siluOp,
-  swish: siluOp,
-  tanh: tanhOp,
-};
-
-function lookUp(name: string): UnaryOp {
-  const f = ACTIVATIONS[name as Activation];
-  if (!f) throw new UnsupportedError(`unknown activation "${name}"; supported: ${Object.keys(ACTIVATIONS).join(', ')}`);
-  return f;
+/** An activation: the function, the op that can also write into a tensor, and its native kind for the gated pass. */
+interface ActivationOps {
+  f: (t: Tensor) => Tensor;
+  op: UnaryOp;
+  gatedKind?: UnaryKind;
 }
 
-// Each activation function handed out, with the op that can also write in place.
-const IN_PLACE = new WeakMap<(t: Tensor) => Tensor, UnaryOp>([
-  [relu, reluOp],
-  [gelu, geluOp],
-  [geluTanh, geluTanhOp],
-  [silu, siluOp],
-  [tanh, tanhOp],
-]);
+const RELU: ActivationOps = { f: relu, op: reluOp, gatedKind: 'relu' };
+const GELU: ActivationOps = { f: gelu, op: geluOp, gatedKind: 'gelu' };
+const GELU_TANH: ActivationOps = { f: geluTanh, op: geluTanhOp, gatedKind: 'geluTanh' };
+const SILU: ActivationOps = { f: silu, op: siluOp, gatedKind: 'silu' };
+const TANH: ActivationOps = { f: tanh, op: tanhOp };
+
+const ACTIVATIONS: Record<Activation, ActivationOps> = {
+  relu: RELU,
+  gelu: GELU,
+  gelu_new: GELU_TANH,
+  gelu_pytorch_tanh: GELU_TANH,
+  silu: SILU,
+  swish: SILU,
+  tanh: TANH,
+};
+
+const BY_FUNCTION = new WeakMap<(t: Tensor) => Tensor, ActivationOps>([RELU, GELU, GELU_TANH, SILU, TANH].map((a) => [a.f, a]));
+
+function lookUp(name: string): ActivationOps {
+  const a = ACTIVATIONS[name as Activation];
+  if (!a) throw new UnsupportedError(`unknown activation "${name}"; supported: ${Object.keys(ACTIVATIONS).join(', ')}`);
+  return a;
+}
 
 /** An activation by its Hugging Face `hidden_act` / `activation_function` name. */
 export function activation(name: string): (t: Tensor) => Tensor {
-  const op = lookUp(name);
-  const f = (t: Tensor): Tensor => op(t);
-  IN_PLACE.set(f, op);
-  return f;
+  return lookUp(name).f;
 }
 
 /**
@@ -353,8 +356,8 @@ export function activation(name: string): (t: Tensor) => Tensor {
  * input itself, e.g. a feed-forward's fresh up-projection: see ops/out.ts).
  */
 export function activationInto(name: string): (t: Tensor, out: Tensor) => Tensor {
-  const f = lookUp(name);
-  return (t, out) => f(t, out);
+  const { op } = lookUp(name);
+  return (t, out) => op(t, out);
 }
 
 /**
@@ -364,6 +367,25 @@ export function activationInto(name: string): (t: Tensor, out: Tensor) => Tensor
  * the activation itself; any other function, or training, just calls act(t).
  */
 export function activateInPlace(act: (t: Tensor) => Tensor, t: Tensor): Tensor {
-  const op = IN_PLACE.get(act);
+  const op = BY_FUNCTION.get(act)?.op;
   return op && t.dtype === 'f32' && !needsGrad(t) ? op(t, t) : act(t);
+}
+
+/**
+ * act(t) ⊙ gate for a `t` the caller owns (the gated feed-forward of Shazeer
+ * 2020: SwiGLU, gated GELU): for inference on f32 tensors of one shape,
+ * written over t, in one native pass when act is one of these activations
+ * (the f32-rounded activation times the gate, as mul(act(t), gate)). With
+ * gradients, other dtypes or shapes it is mul(act(t), gate), t untouched.
+ */
+export function activateGatedInPlace(act: (t: Tensor) => Tensor, t: Tensor, gate: Tensor): Tensor {
+  const kernel = elementwiseKernel();
+  const kind = BY_FUNCTION.get(act)?.gatedKind;
+  const ours = t.dtype === 'f32' && gate.dtype === 'f32' && !needsGrad(t, gate) && t.rank === gate.rank && t.shape.every((d, i) => d === gate.shape[i]);
+  if (kernel && kind && ours) {
+    const x = t.f32();
+    kernel.unary(UNARY_KINDS[kind], x, gate.f32(), x, t.size, 0);
+    return t;
+  }
+  return ours ? mulInto(activateInPlace(act, t), gate, t) : mul(act(t), gate);
 }

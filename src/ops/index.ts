@@ -19,6 +19,7 @@ export {
   activation,
   activationInto,
   activateInPlace,
+  activateGatedInPlace,
   broadcastShapes,
   type Activation,
 } from './elementwise.js';

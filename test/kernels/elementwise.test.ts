@@ -6,6 +6,7 @@ import { loadAddon, loadNativeKernel } from '../../src/kernels/native.js';
 import { ShapeError, UnsupportedError } from '../../src/errors.js';
 import {
   F32_MIN,
+  activateGatedInPlace,
   activateInPlace,
   activation,
   activationInto,
@@ -472,6 +473,37 @@ describe('fused elementwise kernels', () => {
       const taped = new Tensor('f32', x.shape, x.f32().slice()).requireGrad();
       const y = run(() => activateInPlace(gelu, taped));
       assert.ok(y !== taped && y.gradNode, `a taped input is not overwritten (${path})`);
+      assert.deepEqual(taped.f32(), x.f32());
+    }
+  });
+
+  test('activateGatedInPlace writes act(t) ⊙ gate over t as mul(act(t), gate) does, in one native pass', async () => {
+    await native();
+    const x = random([3, 257], 121, 5);
+    const up = random([3, 257], 122, 2);
+    for (const path of ['native', 'TypeScript']) {
+      const run = <T>(fn: () => T): T => (path === 'native' ? fn() : reference(fn));
+      forEachIsa((isa) => {
+        for (const [name, act] of [
+          ['silu', silu],
+          ['activation("gelu")', activation('gelu')],
+          ['activation("gelu_pytorch_tanh")', activation('gelu_pytorch_tanh')],
+          ['relu', relu],
+          ['tanh', activation('tanh')],
+        ] as const) {
+          const temporary = new Tensor('f32', x.shape, x.f32().slice());
+          const result = run(() => activateGatedInPlace(act, temporary, up));
+          assert.equal(result, temporary, `${name} (${path}, ${isa}) wrote in place`);
+          assert.deepEqual(result.f32(), run(() => mul(act(x), up)).f32(), `${name} (${path}, ${isa})`);
+        }
+      });
+      const other = new Tensor('f32', x.shape, x.f32().slice());
+      const doubled = run(() => activateGatedInPlace((t) => scale(t, 2), other, up));
+      assert.equal(doubled, other, `any function's gated result is written over t (${path})`);
+      assert.deepEqual(doubled.f32(), run(() => mul(scale(x, 2), up)).f32());
+      const taped = new Tensor('f32', x.shape, x.f32().slice()).requireGrad();
+      const y = run(() => activateGatedInPlace(silu, taped, up));
+      assert.ok(y !== taped && y.gradNode?.op === 'mul', `a taped input goes through mul on the tape (${path})`);
       assert.deepEqual(taped.f32(), x.f32());
     }
   });
