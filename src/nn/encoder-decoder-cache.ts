@@ -7,10 +7,12 @@
 import { ShapeError } from '../errors.js';
 import type { DecodingSession, SessionInputs } from '../generation/types.js';
 import { scale } from '../ops/index.js';
+import { needsGrad } from '../tensor/autograd.js';
 import { gather, Tensor } from '../tensor/tensor.js';
-import { attendKV, mergeHeads, splitHeads, type AttendOptions, type MultiHeadAttention } from './attention.js';
+import { fusedAttentionKernel } from '../kernels/attention.js';
+import { attendKV, attendRows, mergeHeads, splitHeads, type AttendOptions, type MultiHeadAttention } from './attention.js';
 import { noHooks, type HookPoints } from './hooks.js';
-import { KVCache, type LayerKV } from './kv-cache.js';
+import { CachedKV, KVCache, packedRows, type HeadRows, type LayerKV } from './kv-cache.js';
 
 /** Keys and values of `source` per head: [batch, seq, d] → 2 × [batch, heads, seq, dHead]. Hook names k, v. */
 export function projectKeysValues(attention: MultiHeadAttention, source: Tensor, hooks: HookPoints = noHooks): LayerKV {
@@ -32,12 +34,43 @@ export interface AttendToOptions extends Omit<AttendOptions, 'scale'> {
  */
 export function attendTo(attention: MultiHeadAttention, x: Tensor, kv: LayerKV, options: AttendToOptions = {}): { out: Tensor; pattern: Tensor } {
   const hooks = options.hooks ?? noHooks;
-  let q = attention.q.forward(x);
+  let q = attention.q.forward(x); // [batch, queries, heads·dHead]
   if (options.queryScale !== undefined) q = scale(q, options.queryScale);
+  const fused = !hooks.active && !needsGrad(q) ? fusedAttendTo(attention, q, kv, options) : undefined;
+  if (fused) return fused;
   q = hooks.run('q', splitHeads(q, attention.heads)); // [batch, heads, queries, dHead]
   const { z, pattern } = attendKV(q, kv, { mask: options.mask, positionBias: options.positionBias, hooks });
   const out = hooks.run('out', attention.o.forward(mergeHeads(z))); // [batch, queries, d]
   return { out, pattern };
+}
+
+/**
+ * `attendTo` through the fused kernel, which reads each head of the query
+ * projection [batch, queries, heads·dHead] in place and writes z as merged
+ * heads (no split or merge copy); undefined when the kernel is not loaded or
+ * the keys need the unfused path (gradients).
+ */
+function fusedAttendTo(attention: MultiHeadAttention, q: Tensor, kv: LayerKV, options: AttendToOptions): { out: Tensor; pattern: Tensor } | undefined {
+  const [batch, queries, width] = q.shape;
+  const heads = attention.heads;
+  if (!fusedAttentionKernel() || width % heads !== 0) return undefined;
+  const dHead = width / heads;
+  let rows: { key: HeadRows; value: HeadRows };
+  let keys: number;
+  if (kv instanceof CachedKV) {
+    ({ rows, length: keys } = kv);
+    if (kv.heads !== heads || kv.dHead !== dHead || kv.batch !== batch) return undefined;
+  } else {
+    if (needsGrad(kv.key, kv.value)) return undefined;
+    const [kvBatch, kvHeads, length, kvDim] = kv.key.shape;
+    if (kvBatch !== batch || kvHeads !== heads || kvDim !== dHead) return undefined;
+    keys = length;
+    rows = { key: packedRows(kv.key.f32(), heads, keys, dHead), value: packedRows(kv.value.f32(), heads, keys, dHead) };
+  }
+  const z = new Float32Array(batch * queries * width); // [batch, queries, heads·dHead]: merged as written
+  const merged = (data: Float32Array): HeadRows => ({ data, strides: [queries * width, dHead, width] });
+  const pattern = attendRows({ q: merged(q.f32()), k: rows.key, v: rows.value, z: merged(z) }, { batch, heads, kvHeads: heads, queries, keys, dHead }, { mask: options.mask, positionBias: options.positionBias });
+  return { out: attention.o.forward(new Tensor('f32', [batch, queries, width], z)), pattern };
 }
 
 /** Row indices that repeat each of `batch` rows `times` times in a row: [0,0,…,1,1,…]. */

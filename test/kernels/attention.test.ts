@@ -4,6 +4,7 @@ import { fusedAttentionKernel, setFusedAttentionKernel, type FusedAttentionKerne
 import { useFastestKernel } from '../../src/kernels/index.js';
 import { loadAddon, loadNativeKernel } from '../../src/kernels/native.js';
 import { attend, attendKV, attendRows, attendValues, MultiHeadAttention } from '../../src/nn/attention.js';
+import { attendTo, projectKeysValues } from '../../src/nn/encoder-decoder-cache.js';
 import { Linear } from '../../src/nn/linear.js';
 import { groupedQueryAttend } from '../../src/nn/causal-lm.js';
 import { Hooks, noHooks } from '../../src/nn/hooks.js';
@@ -224,6 +225,25 @@ describe('fused attention', () => {
       assertClose(fused.out, reference.out, 'out', 1e-5);
       assertClose(fused.pattern, reference.pattern, 'pattern');
       assertClose(attention.output(x, options), reference.out, 'output', 1e-5);
+    }
+  });
+
+  test('attendTo reads the query projection as heads in place, against packed keys and a KV cache, with a position bias', async () => {
+    if (!(await native())) return;
+    const d = 24;
+    const linear = (seed: number) => new Linear(random([d, d], seed, 0.3), random([d], seed + 1, 0.1));
+    const attention = new MultiHeadAttention(linear(40), linear(42), linear(44), linear(46), 4);
+    const x = random([2, 3, d], 48);
+    const memory = random([2, 9, d], 49);
+    const cache = new KVCache(1);
+    const packed = projectKeysValues(attention, memory);
+    const cached = cache.append(0, packed.key, packed.value);
+    const options = { queryScale: 0.5, mask: paddingMask(2, 9), positionBias: random([1, 4, 3, 9], 50) };
+    const reference = unfused(() => attendTo(attention, x, packed, options));
+    for (const kv of [packed, cached]) {
+      const fused = attendTo(attention, x, kv, options);
+      assertClose(fused.out, reference.out, 'out', 1e-5);
+      assertClose(fused.pattern, reference.pattern, 'pattern');
     }
   });
 
