@@ -225,8 +225,6 @@ function streamingSection(native: NativeMatmulKernel): void {
     { threads: 2, prefetch: true },
   ];
   const reads = modes.map(() => [] as number[]);
-  for (let r = 0; r < STREAM_RUNS; r++) modes.forEach((mode, i) => reads[i].push(native.streamRead(buffer, mode.threads, mode.prefetch)));
-  const limit = median(reads[0]);
 
   const k = 768;
   const a = filled(4 * k, 4);
@@ -268,7 +266,9 @@ function streamingSection(native: NativeMatmulKernel): void {
   const rates = gemvs.map(() => [] as number[]);
   const next = gemvs.map(() => 0);
   gemvs.forEach((g) => g.call(0));
+  // Reads and GEMVs take turns, so a neighbour's load falls on both alike.
   for (let r = 0; r < STREAM_RUNS; r++) {
+    modes.forEach((mode, i) => reads[i].push(native.streamRead(buffer, mode.threads, mode.prefetch)));
     gemvs.forEach((g, i) => {
       // One pass over every copy: each call finds its weight cold.
       const start = performance.now();
@@ -277,6 +277,7 @@ function streamingSection(native: NativeMatmulKernel): void {
       next[i] = (next[i] + 1) % g.copies;
     });
   }
+  const limit = median(reads[0]);
   console.log(`\nStreaming read of 512 MB (GB/s, median (best) of ${STREAM_RUNS}; isa ${native.isa()}):\n`);
   console.log('| threads | prefetch | read GB/s |');
   console.log('|---:|---|---:|');
