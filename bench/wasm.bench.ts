@@ -25,6 +25,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { blockedMatmul, createWasmKernel, referenceMatmul, type WasmMatmulKernel } from '../src/kernels/index.js';
 import { loadNativeKernel } from '../src/kernels/native.js';
+import { f32ToBf16 } from '../src/tensor/dtype.js';
 
 interface Shape {
   label: string;
@@ -114,6 +115,44 @@ async function loadTfjsWasm(): Promise<Tf> {
 }
 
 const fmt = (value: number | undefined): string => (value === undefined ? '—' : value.toFixed(1));
+
+/**
+ * Decode products (one row) with the weight as f32, bf16 and int8 (f32
+ * activations, and int8 with the activations quantized too), interleaved:
+ * milliseconds and the rate the stored weight bytes stream at.
+ */
+function decodeByWeightDtype(wasm: WasmMatmulKernel): void {
+  console.log('\nDecode by weight dtype (one thread; median ms, weight bytes streamed):\n');
+  console.log('| product | f32 | bf16 | int8 | int8, activations quantized | bf16 / f32 speed | int8 / f32 speed |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  wasm.setThreads(1);
+  for (const [label, n, k] of [['GPT-2 MLP up [1×768]·[768×3072]ᵀ', 3072, 768], ['GPT-2 logits [1×768]·[768×50257]ᵀ', 50257, 768]] as const) {
+    const a = filled(k, 1);
+    const b = filled(n * k, 2);
+    const bf16 = Uint16Array.from(b, (v) => f32ToBf16(v));
+    const q = Int8Array.from(b, (v) => Math.round(v * 127));
+    const scales = new Float32Array(n).fill(1 / 127);
+    const c = new Float32Array(n);
+    const runs: [number, () => void][] = [
+      [4, () => wasm.gemm(a, 0, b, 0, c, 0, 1, n, k, true)],
+      [2, () => wasm.gemmBf16(a, 0, bf16, 0, c, 0, 1, n, k)],
+      [1, () => wasm.gemmInt8(a, 0, q, 0, scales, c, 0, 1, n, k)],
+      [1, () => wasm.gemmInt8Quantized(a, 0, q, 0, scales, c, 0, 1, n, k)],
+    ];
+    const times: number[][] = runs.map(() => []);
+    runs.forEach(([, run]) => run());
+    for (let round = 0; round < (n > 10000 ? 7 : 21); round++) {
+      runs.forEach(([, run], i) => {
+        const start = performance.now();
+        run();
+        times[i].push(performance.now() - start);
+      });
+    }
+    const ms = times.map(median);
+    const cells = ms.map((t, i) => `${t.toFixed(2)} (${((runs[i][0] * n * k) / (t * 1e6)).toFixed(1)} GB/s)`);
+    console.log(`| ${label} | ${cells.join(' | ')} | ${(ms[0] / ms[1]).toFixed(2)}× | ${(ms[0] / ms[2]).toFixed(2)}× |`);
+  }
+}
 
 export async function run(): Promise<void> {
   console.log(`CPU: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores; load average ${loadavg()[0].toFixed(2)}`);
@@ -230,5 +269,6 @@ export async function run(): Promise<void> {
     console.log(`| ${cells.join(' | ')} |`);
   }
   console.log(`\nworker parts: ${wasm.workerParts()} of the two-thread products ran on the worker`);
+  decodeByWeightDtype(wasm);
   console.log(`load average after: ${loadavg()[0].toFixed(2)}`);
 }

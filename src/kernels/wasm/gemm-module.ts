@@ -27,8 +27,6 @@ export interface GemmModuleOptions {
   readonly nv: number;
   /** Use `f32x4.relaxed_madd` (one fused or unfused multiply-add) instead of `f32x4.mul` + `f32x4.add`. */
   readonly relaxed: boolean;
-  /** Import a shared memory (worker threads), else a plain one. */
-  readonly shared: boolean;
   readonly maximumPages: number;
 }
 
@@ -417,14 +415,18 @@ function dotI16(): FunctionSpec {
   });
 }
 
-/** The module's bytes for one tile shape and instruction choice. */
-export function gemmModuleBytes(o: GemmModuleOptions): Uint8Array<ArrayBuffer> {
+/**
+ * The module's bytes for one tile shape and instruction choice, importing a
+ * shared memory (worker threads) or a plain one; the functions are built once
+ * for every variant asked for.
+ */
+export function gemmModuleBytes(o: GemmModuleOptions, sharedVariants: readonly boolean[]): Uint8Array<ArrayBuffer>[] {
   // Function indices: the order of this list.
   const functions: FunctionSpec[] = [microkernel(o), copyTile(o)];
   functions.push(blockFn(o, 0, 1), packA(o), packB(o), fmaPeak(o));
   for (let m = 1; m <= 4; m++) functions.push(gemvNK(o, m, 'f32'), gemvNK(o, m, 'bf16'), gemvNK(o, m, 'int8'), gemvKN(o, m));
   functions.push(widenBf16(), widenInt8(), widenInt8ToI16(), dotI16());
-  return encodeModule({ memory: { initialPages: 1, maximumPages: o.maximumPages, shared: o.shared }, functions });
+  return sharedVariants.map((shared) => encodeModule({ memory: { initialPages: 1, maximumPages: o.maximumPages, shared }, functions }));
 }
 
 /** The exports of an instance of the module. */

@@ -121,15 +121,14 @@ export async function createWasmKernel(options: WasmKernelOptions = {}): Promise
   if (!features.simd) throw new UnsupportedError('this JavaScript engine has no WebAssembly SIMD (128-bit vectors)');
   const relaxed = features.relaxed && options.relaxed !== false;
   const maxThreads = features.threads ? Math.max(1, Math.min(options.maxThreads ?? (await coreCount()), 64)) : 1;
-  const shared = maxThreads > 1;
-  const bytes = gemmModuleBytes({ ...tileFor(relaxed), relaxed, shared, maximumPages: MAXIMUM_PAGES });
-  const module = await WebAssembly.compile(bytes);
-  const base = scratchAddress(maxThreads);
-  const memory = new WebAssembly.Memory({ initial: Math.ceil(base / PAGE), maximum: MAXIMUM_PAGES, shared });
-  const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  const spawn = shared ? await workerSpawner() : undefined;
-  const kernel = new WasmKernel(instance.exports as unknown as GemmExports, memory, base, relaxed, maxThreads,
-    (index) => spawn?.({ module, memory, index }));
+  const threaded = maxThreads > 1;
+  const [plainBytes, sharedBytes] = gemmModuleBytes({ ...tileFor(relaxed), relaxed, maximumPages: MAXIMUM_PAGES }, threaded ? [false, true] : [false]);
+  const local = await Arena.create(await WebAssembly.compile(plainBytes), false, scratchAddress(1));
+  if (!threaded) return new WasmKernel(local, local, relaxed, 1, () => undefined);
+  const module = await WebAssembly.compile(sharedBytes);
+  const pool = await Arena.create(module, true, scratchAddress(maxThreads));
+  const spawn = await workerSpawner();
+  const kernel = new WasmKernel(local, pool, relaxed, maxThreads, (index) => spawn({ module, memory: pool.memory, index }));
   kernel.setThreads(maxThreads);
   return kernel;
 }
@@ -137,23 +136,66 @@ export async function createWasmKernel(options: WasmKernelOptions = {}): Promise
 const roundUp = (x: number, multiple: number): number => Math.ceil(x / multiple) * multiple;
 const align = (address: number): number => roundUp(address, 64);
 
+/**
+ * One instance of the module on its own memory, operands from `base` on.
+ * The memory grows once to the largest product seen and is reused.
+ */
+class Arena {
+  heap: Float32Array;
+
+  private constructor(readonly e: GemmExports, readonly memory: WebAssembly.Memory, readonly base: number) {
+    this.heap = new Float32Array(memory.buffer);
+  }
+
+  static async create(module: WebAssembly.Module, shared: boolean, base: number): Promise<Arena> {
+    const memory = new WebAssembly.Memory({ initial: Math.ceil(base / PAGE), maximum: MAXIMUM_PAGES, shared });
+    const instance = await WebAssembly.instantiate(module, { env: { memory } });
+    return new Arena(instance.exports as unknown as GemmExports, memory, base);
+  }
+
+  /** Grows the memory to at least `bytes` (never shrinks it) and renews the view on it. */
+  reserve(bytes: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (bytes > have) {
+      if (bytes > MAXIMUM_PAGES * PAGE) {
+        throw new UnsupportedError(`WebAssembly matmul: the operands need ${Math.ceil(bytes / 2 ** 20)} MiB, more than the 2 GiB a WebAssembly memory may hold`);
+      }
+      this.memory.grow(Math.ceil((bytes - have) / PAGE));
+    }
+    // Growing a memory that is not shared detaches its old buffer, and a
+    // shared one's old buffer keeps its old length: either way, a new view.
+    if (this.heap.buffer.byteLength !== this.memory.buffer.byteLength) this.heap = new Float32Array(this.memory.buffer);
+  }
+
+  /** C (m × n, rows `stride` floats apart in the heap from float index `at`) out to the caller's array. */
+  copyOut(at: number, stride: number, c: Float32Array, cOffset: number, rows: number, cols: number): void {
+    if (stride === cols) {
+      c.set(this.heap.subarray(at, at + rows * cols), cOffset);
+      return;
+    }
+    for (let r = 0; r < rows; r++) c.set(this.heap.subarray(at + r * stride, at + r * stride + cols), cOffset + r * cols);
+  }
+}
+
+/**
+ * Two arenas: `pool` on the shared memory the workers use, for products
+ * split across threads, and `local` on a plain memory for everything run on
+ * the calling thread alone (one arena when there are no threads). V8 copies
+ * into a SharedArrayBuffer with relaxed atomic word copies, slower than the
+ * plain memcpy: decode ran at two thirds of the speed on the shared memory.
+ */
 class WasmKernel implements WasmMatmulKernel {
   private activeThreads = 1;
   private workers = 0;
-  private heap: Float32Array;
-  private ctl: Int32Array;
   private readonly canBlock: boolean;
 
   constructor(
-    private readonly e: GemmExports,
-    private readonly memory: WebAssembly.Memory,
-    private readonly base: number,
+    private readonly local: Arena,
+    private readonly pool: Arena,
     readonly relaxed: boolean,
     readonly maxThreads: number,
     private readonly startWorker: (index: number) => void,
   ) {
-    this.heap = new Float32Array(memory.buffer);
-    this.ctl = new Int32Array(memory.buffer, 0, CTL_BYTES / 4);
     // A browser's main thread may not call Atomics.wait; workers and Node may.
     this.canBlock = isNode || typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined';
   }
@@ -176,22 +218,28 @@ class WasmKernel implements WasmMatmulKernel {
     return this.activeThreads;
   }
 
+  /** The control block of the pool's jobs (a new view: a plain memory's buffer changes when it grows). */
+  private ctl(): Int32Array {
+    return new Int32Array(this.pool.memory.buffer, 0, CTL_BYTES / 4);
+  }
+
   readyWorkers(): number {
-    return Atomics.load(this.ctl, CTL.ready);
+    return Atomics.load(this.ctl(), CTL.ready);
   }
 
   workerParts(): number {
-    return Atomics.load(this.ctl, CTL.workerParts);
+    return Atomics.load(this.ctl(), CTL.workerParts);
   }
 
   fmaPeak(seconds = 0.2): number {
     const iterations = 1 << 20;
-    this.e.fmaPeak(iterations);
+    const e = this.local.e;
+    e.fmaPeak(iterations);
     let best = 0;
     const end = performance.now() + seconds * 1000;
     do {
       const start = performance.now();
-      this.e.fmaPeak(iterations);
+      e.fmaPeak(iterations);
       best = Math.max(best, (iterations * 96) / ((performance.now() - start) * 1e6));
     } while (performance.now() < end);
     return best;
@@ -258,12 +306,13 @@ class WasmKernel implements WasmMatmulKernel {
     const mp = roundUp(m, 4);
     const np = roundUp(n, 2);
     const sliceRows = Math.max(2, Math.floor(SLICE_BYTES / (kp * 4)) * 2);
-    const aAt = this.base;
+    const arena = this.local;
+    const aAt = arena.base;
     const dotAt = align(aAt + mp * kp * 2);
     const sliceAt = align(dotAt + mp * np * 4);
     const stagingAt = align(sliceAt + sliceRows * kp * 2);
-    this.reserve(stagingAt + sliceRows * kp);
-    const words = new Int16Array(this.memory.buffer);
+    arena.reserve(stagingAt + sliceRows * kp);
+    const words = new Int16Array(arena.memory.buffer);
     const levels = new Int32Array(k);
     const rowScales = new Float32Array(m);
     for (let i = 0; i < m; i++) {
@@ -275,13 +324,13 @@ class WasmKernel implements WasmMatmulKernel {
     for (let j0 = 0; j0 < n; j0 += sliceRows) {
       const rows = Math.min(sliceRows, n - j0);
       const padded = roundUp(rows, 2);
-      const staged = new Int8Array(this.memory.buffer, stagingAt, padded * kp);
+      const staged = new Int8Array(arena.memory.buffer, stagingAt, padded * kp);
       copyRows(staged, q, qOffset + j0 * k, rows, k, 0, kp);
       staged.fill(0, rows * kp);
-      this.e.widenInt8ToI16(stagingAt, sliceAt, padded * kp);
-      this.e.dotI16(aAt, mp, sliceAt, padded, kp * 2, dotAt + j0 * 4, np * 4);
+      arena.e.widenInt8ToI16(stagingAt, sliceAt, padded * kp);
+      arena.e.dotI16(aAt, mp, sliceAt, padded, kp * 2, dotAt + j0 * 4, np * 4);
     }
-    const dots = new Int32Array(this.memory.buffer, dotAt, mp * np);
+    const dots = new Int32Array(arena.memory.buffer, dotAt, mp * np);
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < n; j++) {
         c[cOffset + i * n + j] = Math.fround(Math.fround(Math.fround(dots[i * np + j]) * rowScales[i]) * scales[j]);
@@ -305,68 +354,69 @@ class WasmKernel implements WasmMatmulKernel {
     const threads = m * n * k >= THREADED_MIN_MACS ? this.activeThreads : 1;
     const mr = tileFor(this.relaxed).mr;
     const split = plan(m, n, threads, mr);
-    const aAt = this.base;
+    const arena = threads > 1 ? this.pool : this.local;
+    const aAt = arena.base;
     const bAt = align(aAt + m * k * 4);
     const cAt = align(bAt + n * k * 4);
     const sharedAt = align(cAt + m * n * 4);
     const stagingAt = align(sharedAt + sharedBytes(m, n, k, split.splitN, mr));
-    this.reserve(stagingAt + (weight.storage === 'f32' ? 0 : weight.bytes * n * k + STAGING_SLACK));
+    arena.reserve(stagingAt + (weight.storage === 'f32' ? 0 : weight.bytes * n * k + STAGING_SLACK));
     const job: Job = { mr, m, n, k, transB, a: aAt, b: bAt, c: cAt, shared: sharedAt, ...split };
-    this.heap.set(a.subarray(aOffset, aOffset + m * k), aAt / 4);
+    arena.heap.set(a.subarray(aOffset, aOffset + m * k), aAt / 4);
     // B as one block of rows, whichever layout: [n, k] or [k, n].
-    if (transB) weight.copy(0, n, k, bAt, k, stagingAt);
-    else weight.copy(0, k, n, bAt, n, stagingAt);
-    packShared(this.e, job);
+    if (transB) weight.copy(arena, 0, n, k, bAt, k, stagingAt);
+    else weight.copy(arena, 0, k, n, bAt, n, stagingAt);
+    packShared(arena.e, job);
     if (threads === 1) {
-      for (let part = 0; part < job.parts; part++) runPart(this.e, job, part, scratchAddress(0));
+      for (let part = 0; part < job.parts; part++) runPart(arena.e, job, part, scratchAddress(0));
     } else {
       this.runThreaded(job, threads);
     }
-    c.set(this.heap.subarray(cAt / 4, cAt / 4 + m * n), cOffset);
+    c.set(arena.heap.subarray(cAt / 4, cAt / 4 + m * n), cOffset);
   }
 
   /** Rows of an f32 B, copied. */
   private f32Rows(b: Float32Array, bOffset: number): WeightRows {
-    const stored: WeightRows['stored'] = (from, rows, cols, at, stride) =>
-      copyRows(this.heap, b, bOffset + from * cols, rows, cols, at / 4, stride);
+    const stored: WeightRows['stored'] = (arena, from, rows, cols, at, stride) =>
+      copyRows(arena.heap, b, bOffset + from * cols, rows, cols, at / 4, stride);
     return { storage: 'f32', bytes: 4, stored, copy: stored };
   }
 
   /** Rows of a bf16 B: copied as they are (2 bytes a weight), widened to f32 in the module. */
   private bf16Rows(b: Uint16Array, bOffset: number): WeightRows {
-    const stored: WeightRows['stored'] = (from, rows, cols, at, stride) =>
-      copyRows(new Uint16Array(this.memory.buffer, at), b, bOffset + from * cols, rows, cols, 0, stride);
+    const stored: WeightRows['stored'] = (arena, from, rows, cols, at, stride) =>
+      copyRows(new Uint16Array(arena.memory.buffer, at), b, bOffset + from * cols, rows, cols, 0, stride);
     return {
       storage: 'bf16',
       bytes: 2,
       stored,
-      copy: (from, rows, cols, at, stride, staging) => {
-        stored(from, rows, cols, staging, stride);
-        this.e.widenBf16(staging, at, roundUp(rows * stride, 4));
+      copy: (arena, from, rows, cols, at, stride, staging) => {
+        stored(arena, from, rows, cols, staging, stride);
+        arena.e.widenBf16(staging, at, roundUp(rows * stride, 4));
       },
     };
   }
 
   /** Rows of an int8 B: copied as they are (1 byte a weight), widened to f32 in the module. */
   private int8Rows(q: Int8Array, qOffset: number): WeightRows {
-    const stored: WeightRows['stored'] = (from, rows, cols, at, stride) =>
-      copyRows(new Int8Array(this.memory.buffer, at), q, qOffset + from * cols, rows, cols, 0, stride);
+    const stored: WeightRows['stored'] = (arena, from, rows, cols, at, stride) =>
+      copyRows(new Int8Array(arena.memory.buffer, at), q, qOffset + from * cols, rows, cols, 0, stride);
     return {
       storage: 'int8',
       bytes: 1,
       stored,
-      copy: (from, rows, cols, at, stride, staging) => {
-        stored(from, rows, cols, staging, stride);
-        this.e.widenInt8(staging, at, roundUp(rows * stride, 4));
+      copy: (arena, from, rows, cols, at, stride, staging) => {
+        stored(arena, from, rows, cols, staging, stride);
+        arena.e.widenInt8(staging, at, roundUp(rows * stride, 4));
       },
     };
   }
 
   private runThreaded(job: Job, threads: number): void {
-    const ctl = this.ctl;
+    const ctl = this.ctl();
     publish(ctl, job, threads);
     for (let part = claim(ctl); part >= 0; part = claim(ctl)) {
-      runPart(this.e, job, part, scratchAddress(0));
+      runPart(this.pool.e, job, part, scratchAddress(0));
       finish(ctl);
     }
     // Only parts a worker has claimed remain; a worker that had not started gets none.
@@ -387,20 +437,21 @@ class WasmKernel implements WasmMatmulKernel {
     const kp = roundUp(k, 4);
     const np = roundUp(n, group);
     const sliceRows = Math.max(group, Math.floor(SLICE_BYTES / (kp * weight.bytes * group)) * group);
-    const aAt = this.base;
+    const arena = this.local;
+    const aAt = arena.base;
     const cAt = align(aAt + m * kp * 4);
     const sliceAt = align(cAt + m * np * 4);
-    this.reserve(sliceAt + sliceRows * kp * weight.bytes);
-    copyRows(this.heap, a, aOffset, m, k, aAt / 4, kp);
-    const product = this.e[gemvNKName(weight.storage, m)];
+    arena.reserve(sliceAt + sliceRows * kp * weight.bytes);
+    copyRows(arena.heap, a, aOffset, m, k, aAt / 4, kp);
+    const product = arena.e[gemvNKName(weight.storage, m)];
     for (let j0 = 0; j0 < n; j0 += sliceRows) {
       const rows = Math.min(sliceRows, n - j0);
       const padded = roundUp(rows, group);
-      weight.stored(j0, rows, k, sliceAt, kp);
-      new Uint8Array(this.memory.buffer, sliceAt + rows * kp * weight.bytes, (padded - rows) * kp * weight.bytes).fill(0);
+      weight.stored(arena, j0, rows, k, sliceAt, kp);
+      new Uint8Array(arena.memory.buffer, sliceAt + rows * kp * weight.bytes, (padded - rows) * kp * weight.bytes).fill(0);
       product(aAt, kp * 4, sliceAt, kp * weight.bytes, kp * 4, padded, cAt + j0 * 4, np * 4);
     }
-    this.copyOut(cAt / 4, np, c, cOffset, m, n);
+    arena.copyOut(cAt / 4, np, c, cOffset, m, n);
   }
 
   /**
@@ -412,44 +463,21 @@ class WasmKernel implements WasmMatmulKernel {
     m: number, n: number, k: number): void {
     const np = roundUp(n, 4 * GEMV_KN_VECTORS[m]);
     const sliceRows = Math.max(1, Math.floor(SLICE_BYTES / (np * 4)));
-    const aAt = this.base;
+    const arena = this.local;
+    const aAt = arena.base;
     const cAt = align(aAt + m * k * 4);
     const sliceAt = align(cAt + m * np * 4);
     const stagingAt = align(sliceAt + sliceRows * np * 4);
-    this.reserve(stagingAt + (weight.storage === 'f32' ? 0 : weight.bytes * sliceRows * np + STAGING_SLACK));
-    copyRows(this.heap, a, aOffset, m, k, aAt / 4, k);
+    arena.reserve(stagingAt + (weight.storage === 'f32' ? 0 : weight.bytes * sliceRows * np + STAGING_SLACK));
+    copyRows(arena.heap, a, aOffset, m, k, aAt / 4, k);
     for (let p0 = 0; p0 < k; p0 += sliceRows) {
       const rows = Math.min(sliceRows, k - p0);
-      weight.copy(p0, rows, n, sliceAt, np, stagingAt);
-      this.e[`gemvKN${m}`](aAt + p0 * 4, k * 4, sliceAt, np * 4, rows, np * 4, cAt, np * 4, p0 > 0 ? 1 : 0);
+      weight.copy(arena, p0, rows, n, sliceAt, np, stagingAt);
+      arena.e[`gemvKN${m}`](aAt + p0 * 4, k * 4, sliceAt, np * 4, rows, np * 4, cAt, np * 4, p0 > 0 ? 1 : 0);
     }
-    this.copyOut(cAt / 4, np, c, cOffset, m, n);
+    arena.copyOut(cAt / 4, np, c, cOffset, m, n);
   }
 
-  private copyOut(at: number, stride: number, c: Float32Array, cOffset: number, rows: number, cols: number): void {
-    if (stride === cols) {
-      c.set(this.heap.subarray(at, at + rows * cols), cOffset);
-      return;
-    }
-    for (let r = 0; r < rows; r++) c.set(this.heap.subarray(at + r * stride, at + r * stride + cols), cOffset + r * cols);
-  }
-
-  /** Grows the memory to at least `bytes` (never shrinks it) and renews the views on it. */
-  private reserve(bytes: number): void {
-    const have = this.memory.buffer.byteLength;
-    if (bytes > have) {
-      if (bytes > MAXIMUM_PAGES * PAGE) {
-        throw new UnsupportedError(`WebAssembly matmul: the operands need ${Math.ceil(bytes / 2 ** 20)} MiB, more than the 2 GiB a WebAssembly memory may hold`);
-      }
-      this.memory.grow(Math.ceil((bytes - have) / PAGE));
-    }
-    // Growing a memory that is not shared detaches its old buffer, and a
-    // shared one's old buffer keeps its old length: either way, new views.
-    if (this.heap.buffer.byteLength !== this.memory.buffer.byteLength) {
-      this.heap = new Float32Array(this.memory.buffer);
-      this.ctl = new Int32Array(this.memory.buffer, 0, CTL_BYTES / 4);
-    }
-  }
 }
 
 /** How a weight reaches the module's memory: in its stored form, or widened to f32. */
@@ -459,12 +487,12 @@ interface WeightRows {
   readonly bytes: 4 | 2 | 1;
   /**
    * Places `rows` rows of B (each `cols` elements, from B's row `from`) in
-   * their stored form at byte address `at`, rows `stride` ≥ cols elements
+   * their stored form at byte address `at` of the arena, rows `stride` ≥ cols elements
    * apart, the padding zero.
    */
-  stored(from: number, rows: number, cols: number, at: number, stride: number): void;
+  stored(arena: Arena, from: number, rows: number, cols: number, at: number, stride: number): void;
   /** The same rows as f32 at byte address `at`; a bf16 or int8 form is staged at `staging` first and widened. */
-  copy(from: number, rows: number, cols: number, at: number, stride: number, staging: number): void;
+  copy(arena: Arena, from: number, rows: number, cols: number, at: number, stride: number, staging: number): void;
 }
 
 type Elements = Float32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Int32Array;
