@@ -88,6 +88,8 @@ test('layerNorm and rmsNorm match their formulas', () => {
   close(layerNorm(x, Tensor.f32([2, 2, 2, 2]), Tensor.f32([1, 1, 1, 1]), 1e-5).f32(), expected, 1e-6);
   const rms = Math.sqrt((1 + 4 + 9 + 16) / 4 + 1e-6);
   close(rmsNorm(x, Tensor.f32([1, 0.5, 1, 2]), 1e-6).f32(), [1 / rms, 1 / rms, 3 / rms, 8 / rms], 1e-6);
+  assert.throws(() => layerNorm(x, Tensor.f32([1, 1, 1, 1]), Tensor.f32([1, 1, 1]), 1e-5), /layerNorm: bias .* does not match the last axis/);
+  assert.throws(() => rmsNorm(x, Tensor.f32([1, 1]), 1e-6), /rmsNorm: weight .* does not match the last axis/);
 });
 
 test('activations agree with tabulated values', () => {
