@@ -448,6 +448,12 @@ void binary_run_in_place(float* __restrict a, const float* __restrict b, int64_t
   for (int64_t j = 0; j < n; ++j) a[j] = apply<Op>(a[j], b[j * BStep]);
 }
 
+// The same with out == a == b (x ∘ x written over x).
+template <int64_t Op>
+void binary_run_self(float* x, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) x[j] = apply<Op>(x[j], x[j]);
+}
+
 // The same with out == b.
 template <int64_t Op, int AStep>
 void binary_run_in_place_second(const float* __restrict a, float* __restrict b, int64_t n) {
@@ -469,7 +475,9 @@ void binary_rows(const float* a, const float* b, float* out, const BinaryLayout&
     const float* ar = a + i0 * l.a_strides[0] + i1 * l.a_strides[1] + i2 * l.a_strides[2];
     const float* br = b + i0 * l.b_strides[0] + i1 * l.b_strides[1] + i2 * l.b_strides[2];
     float* yr = out + r * n;
-    if (ar == yr && sa == 1) {
+    if (ar == yr && br == yr && sa == 1 && sb == 1) {
+      binary_run_self<Op>(yr, n);
+    } else if (ar == yr && sa == 1) {
       if (sb == 1) binary_run_in_place<Op, 1>(yr, br, n);
       else binary_run_in_place<Op, 0>(yr, br, n);
     } else if (br == yr && sb == 1) {

@@ -381,6 +381,7 @@ describe('fused elementwise kernels', () => {
     const cases: [string, () => Tensor, (out: Tensor) => Tensor, Tensor][] = [
       ['addInto', () => add(x, beta), (out) => addInto(out, beta, out), x],
       ['addInto, second operand', () => add(beta, x), (out) => addInto(beta, out, out), x],
+      ['mulInto, both operands', () => mul(x, x), (out) => mulInto(out, out, out), x],
       ['mulInto', () => mul(x, gamma), (out) => mulInto(out, gamma, out), x],
       ['scaleInto', () => scale(x, 0.3), (out) => scaleInto(out, 0.3, out), x],
       ['activationInto gelu', () => gelu(x), (out) => activationInto('gelu')(out, out), x],
