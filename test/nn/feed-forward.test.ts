@@ -20,6 +20,11 @@ function random(shape: number[], seed: number, amplitude = 1): Tensor {
 /** A hook on a name no feed-forward uses: the hooks are active, so every op runs unfused and allocates. */
 const watching = new Hooks().add('nothing.here', () => undefined);
 
+test('the native elementwise kernel that runs the in-place path is loaded (unless GLASSFORMER_NATIVE=0)', async () => {
+  await useFastestKernel();
+  if (process.env.GLASSFORMER_NATIVE !== '0') assert.ok(elementwiseKernel(), 'the native addon did not load: npm install builds it (node scripts/build-native.mjs)');
+});
+
 for (const name of ['silu', 'gelu_new', 'gelu', 'relu', 'tanh']) {
   for (const gated of [true, false]) {
     test(`${gated ? 'gated ' : ''}${name}: the in-place inference path equals the separate ops`, async () => {
@@ -32,7 +37,6 @@ for (const name of ['silu', 'gelu_new', 'gelu', 'relu', 'tanh']) {
       const reference = ff.forward(x, watching).f32();
       assert.equal(fast.length, 2 * 3 * d);
       for (let i = 0; i < fast.length; i++) assert.ok(Math.abs(fast[i] - reference[i]) <= 1e-6, `${i}: ${fast[i]} vs ${reference[i]}`);
-      if (process.env.GLASSFORMER_NATIVE !== '0') assert.ok(elementwiseKernel(), 'the native elementwise kernel is loaded');
     });
   }
 }
