@@ -77,6 +77,11 @@ export class CachedKV implements LayerKV {
 
   /** Write n positions of keys and values, read through their strides, after the filled positions. */
   appendRows(key: HeadRows, value: HeadRows, n: number): void {
+    for (const [name, rows] of [['keys', key], ['values', value]] as const) {
+      const [sb, sh, sp] = rows.strides;
+      const end = n === 0 ? 0 : (this.batch - 1) * sb + (this.heads - 1) * sh + (n - 1) * sp + this.dHead;
+      if (end > rows.data.length) throw new ShapeError(`KVCache.appendRows: ${n} positions of ${name} need ${end} floats through strides [${rows.strides.join(', ')}], the array holds ${rows.data.length}`);
+    }
     if (this.length + n > this.capacity) this.grow(Math.max(this.length + n, 2 * this.capacity));
     for (let b = 0; b < this.batch; b++) {
       for (let h = 0; h < this.heads; h++) {

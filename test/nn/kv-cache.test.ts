@@ -77,3 +77,11 @@ test('appending keys of another shape is refused with both shapes named', () => 
   cache.append(0, steps([1, 2, 1, 4], 1), steps([1, 2, 1, 4], 2));
   assert.throws(() => cache.append(0, steps([1, 3, 1, 4], 1), steps([1, 3, 1, 4], 2)), /KVCache.append: keys .* do not match the cache's \[1, 2, ·, 4\]/);
 });
+
+test('appendRows refuses strided keys that reach past their array, naming the sizes', () => {
+  const cache = new KVCache(1);
+  const rows = (length: number) => ({ data: new Float32Array(length), strides: [24, 4, 8] as const }); // [1, 2 heads, 3 positions, dHead 4] interleaved
+  assert.doesNotThrow(() => cache.appendRows(0, rows(24), rows(24), [1, 2, 3, 4]));
+  assert.throws(() => cache.appendRows(0, rows(24), rows(23), [1, 2, 3, 4]), /3 positions of values need 24 floats through strides \[24, 4, 8\], the array holds 23/);
+  assert.equal(cache.length, 3);
+});
