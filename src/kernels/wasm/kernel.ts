@@ -122,10 +122,10 @@ export async function createWasmKernel(options: WasmKernelOptions = {}): Promise
   const relaxed = features.relaxed && options.relaxed !== false;
   const maxThreads = features.threads ? Math.max(1, Math.min(options.maxThreads ?? (await coreCount()), 64)) : 1;
   const threaded = maxThreads > 1;
-  const [plainBytes, sharedBytes] = gemmModuleBytes({ ...tileFor(relaxed), relaxed, maximumPages: MAXIMUM_PAGES }, threaded ? [false, true] : [false]);
-  const local = await Arena.create(await WebAssembly.compile(plainBytes), false, scratchAddress(1));
+  const [plainModule, sharedModule] = gemmModuleBytes({ ...tileFor(relaxed), relaxed, maximumPages: MAXIMUM_PAGES }, threaded ? [false, true] : [false]);
+  const local = await Arena.create(await WebAssembly.compile(plainModule), false, scratchAddress(1));
   if (!threaded) return new WasmKernel(local, local, relaxed, 1, () => undefined);
-  const module = await WebAssembly.compile(sharedBytes);
+  const module = await WebAssembly.compile(sharedModule);
   const pool = await Arena.create(module, true, scratchAddress(maxThreads));
   const spawn = await workerSpawner();
   const kernel = new WasmKernel(local, pool, relaxed, maxThreads, (index) => spawn({ module, memory: pool.memory, index }));
