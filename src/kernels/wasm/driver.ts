@@ -27,7 +27,7 @@ const MC_TILES = 24;
 export const NC = 3072;
 
 /** Bytes of one thread's scratch: an A block, a B block and one tile of C. */
-export const SCRATCH_BYTES = (MC_TILES * MAX_MR * KC + KC * NC + MAX_MR * NR) * 4;
+const SCRATCH_BYTES = (MC_TILES * MAX_MR * KC + KC * NC + MAX_MR * NR) * 4;
 
 /** Slots of the control block (an Int32Array over the memory's first bytes). */
 export const CTL = {
@@ -55,7 +55,7 @@ export const CTL = {
   workerParts: 15,
 } as const;
 export const CTL_BYTES = 4096;
-export const PART_BITS = 12;
+const PART_BITS = 12;
 const PART_MASK = (1 << PART_BITS) - 1;
 
 /** Where the thread's scratch starts: after the control block, one region a thread. */
