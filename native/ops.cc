@@ -497,31 +497,30 @@ bool check_length(napi_env env, const char* fn, const char* name, int64_t length
 // The last element an additive term reads through its strides must lie inside it.
 bool check_broadcast(napi_env env, const char* fn, const char* name, int64_t length, const int64_t* strides,
                      const Attention& a) {
-  for (int t = 0; t < 4; ++t) {
-    if (strides[t] < 0) return throw_pending_or(env, std::string(fn) + ": " + name + " strides must be non-negative");
-  }
-  const int64_t last = (a.batch - 1) * strides[0] + (a.heads - 1) * strides[1] + (a.queries - 1) * strides[2] +
-                       (a.keys - 1) * strides[3];
-  if (last < length) return true;
+  // In doubles (see strided_extent below), so huge strides cannot wrap around.
+  const double last = static_cast<double>(a.batch - 1) * strides[0] + static_cast<double>(a.heads - 1) * strides[1] +
+                      static_cast<double>(a.queries - 1) * strides[2] + static_cast<double>(a.keys - 1) * strides[3];
+  if (last < static_cast<double>(length)) return true;
   return throw_pending_or(env, std::string(fn) + ": the " + name + "'s strides reach element " +
-                                   std::to_string(last) + " but it has length " + std::to_string(length));
+                                   std::to_string(static_cast<int64_t>(std::min(last, 9007199254740992.0))) +
+                                   " but it has length " + std::to_string(length));
 }
 
 // One past the last element a strided operand reads: rows of `dim` floats at
-// the strides of its three outer axes.
-int64_t strided_extent(const int64_t* strides, int64_t n0, int64_t n1, int64_t n2, int64_t dim) {
-  return (n0 - 1) * strides[0] + (n1 - 1) * strides[1] + (n2 - 1) * strides[2] + dim;
+// the strides of its three outer axes. In doubles, so huge strides cannot wrap
+// around: exact below 2^53, and past any array's length above it.
+double strided_extent(const int64_t* strides, int64_t n0, int64_t n1, int64_t n2, int64_t dim) {
+  return static_cast<double>(n0 - 1) * strides[0] + static_cast<double>(n1 - 1) * strides[1] +
+         static_cast<double>(n2 - 1) * strides[2] + static_cast<double>(dim);
 }
 
 bool check_strided(napi_env env, const char* fn, const char* name, int64_t length, const int64_t* strides, int64_t n0,
                    int64_t n1, int64_t n2, int64_t dim) {
-  for (int t = 0; t < 3; ++t) {
-    if (strides[t] < 0) return throw_pending_or(env, std::string(fn) + ": " + name + " strides must be non-negative");
-  }
   if (n0 == 0 || n1 == 0 || n2 == 0 || dim == 0) return true;
-  const int64_t end = strided_extent(strides, n0, n1, n2, dim);
-  if (end <= length) return true;
-  return throw_pending_or(env, std::string(fn) + ": " + name + " needs " + std::to_string(end) +
+  const double end = strided_extent(strides, n0, n1, n2, dim);
+  if (end <= static_cast<double>(length)) return true;
+  return throw_pending_or(env, std::string(fn) + ": " + name + " needs " +
+                                   std::to_string(static_cast<int64_t>(std::min(end, 9007199254740992.0))) +
                                    " elements for its strides but has length " + std::to_string(length));
 }
 
@@ -592,6 +591,13 @@ napi_value AttentionCall(napi_env env, napi_callback_info info) {
     throw_pending_or(env, "attention: strides needs 20 entries (q's, k's, v's and z's 3, the mask's and the bias's 4)");
     return nullptr;
   }
+  for (int t = 0; t < 20; ++t) {
+    const double v = strides[t];
+    if (!(v >= 0) || v > 9007199254740991.0 || v != static_cast<double>(static_cast<int64_t>(v))) {
+      throw_pending_or(env, "attention: strides[" + std::to_string(t) + "] must be a non-negative integer below 2^53");
+      return nullptr;
+    }
+  }
   int64_t* targets[] = {a.q_strides, a.k_strides, a.v_strides, a.z_strides};
   for (int t = 0; t < 12; ++t) targets[t / 3][t % 3] = static_cast<int64_t>(strides[t]);
   for (int t = 0; t < 4; ++t) {
@@ -643,7 +649,14 @@ napi_value Attend(napi_env env, napi_callback_info info) {
     throw_pending_or(env, "attend: maskStrides needs 4 entries");
     return nullptr;
   }
-  for (int t = 0; t < 4; ++t) a.mask_strides[t] = static_cast<int64_t>(strides_f[t]);
+  for (int t = 0; t < 4; ++t) {
+    const float v = strides_f[t];
+    if (!(v >= 0) || v != static_cast<float>(static_cast<int64_t>(v))) {
+      throw_pending_or(env, "attend: maskStrides must be non-negative integers");
+      return nullptr;
+    }
+    a.mask_strides[t] = static_cast<int64_t>(v);
+  }
   a.kv_heads = a.heads;
   packed_strides(a.q_strides, a.heads, a.queries, a.dim);
   packed_strides(a.z_strides, a.heads, a.queries, a.dim);

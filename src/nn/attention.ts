@@ -92,7 +92,7 @@ export function attendValues(q: Tensor, k: Tensor, v: Tensor, options: AttendOpt
 
 /** The fused kernel's operands for `attend`'s tensors (z allocated), or undefined when the fused path does not apply. */
 function fusedOperands(q: Tensor, kv: LayerKV, options: AttendOptions): { operands: AttentionOperands; dims: AttentionDims; z: Tensor } | undefined {
-  if (!fusedAttentionKernel() || options.hooks?.active || needsGrad(q)) return undefined;
+  if (!fusedAttentionKernel() || options.hooks?.active || needsGrad(q) || q.rank !== 4) return undefined;
   const [batch, heads, queries, dHead] = q.shape;
   let rows: { key: HeadRows; value: HeadRows };
   let kvHeads: number;

@@ -287,11 +287,17 @@ describe('fused attention', () => {
     assert.throws(() => kernel.attention(f(7), f(24), f(24), f(8), f(6), null, null, strides(), 1, 1, 2, 1, 1, 3, 4), /q needs 8/);
     assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), f(6), null, null, strides({ 10: 5 }), 1, 1, 2, 1, 1, 3, 4), /z needs 9/);
     assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), f(5), null, null, strides(), 1, 1, 2, 1, 1, 3, 4), /pattern needs 6/);
-    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides({ 0: -1 }), 1, 1, 2, 1, 1, 3, 4), /q strides must be non-negative/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides({ 0: -1 }), 1, 1, 2, 1, 1, 3, 4), /strides\[0\] must be a non-negative integer/);
     assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides(), 1, 1, 2, 3, 1, 3, 4), /multiple of kvHeads/);
     assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, f(2), null, strides({ 15: 1 }), 1, 1, 2, 1, 1, 3, 4), /mask's strides reach element 2/);
     assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, f(3), strides({ 17: 3, 19: 1 }), 1, 1, 2, 1, 1, 3, 4), /bias's strides reach element 5/);
     assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, new Float64Array(8), 1, 1, 2, 1, 1, 3, 4), /strides needs 20/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides({ 4: Number.NaN }), 1, 1, 2, 1, 1, 3, 4), /strides\[4\] must be a non-negative integer/);
+    // Strides so large that int64 sums would wrap around still count as reaching past the end.
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides({ 5: 2 ** 62 }), 1, 1, 2, 1, 1, 3, 4), /strides\[5\] must be a non-negative integer/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides({ 5: 2 ** 52 }), 1, 1, 2, 1, 1, 3, 4), /k needs 9007199254740992 elements/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, f(4), null, strides({ 15: 2 ** 52 }), 1, 1, 2, 1, 1, 3, 4), /mask's strides reach element 9007199254740992/);
+    assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides({ 13: 0.5 }), 1, 1, 2, 1, 1, 3, 4), /strides\[13\] must be a non-negative integer/);
     assert.throws(() => kernel.attention(f(8), f(24), f(24), f(8), null, null, null, strides(), 1, 1, 2, 1, 1.5, 3, 4), /queries must be a non-negative integer/);
     assert.throws(() => kernel.attention(f(8), new Int8Array(24) as unknown as Float32Array, f(24), f(8), null, null, null, strides(), 1, 1, 2, 1, 1, 3, 4), TypeError);
   });
