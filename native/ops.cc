@@ -446,8 +446,9 @@ void run_attention(Attention& a) {
   a.query_blocks = (a.queries + a.query_block - 1) / a.query_block;
   a.task = task_for_isa();
   const int64_t tasks = a.batch * a.heads * a.query_blocks;
-  const int64_t work = 2 * a.batch * a.heads * a.queries * a.keys * a.dim;
-  if (work < kThreadedWork || tasks == 1) {
+  const double work =
+      2.0 * static_cast<double>(a.batch * a.heads * a.queries) * static_cast<double>(a.keys) * static_cast<double>(a.dim);
+  if (work < static_cast<double>(kThreadedWork) || tasks == 1) {
     for (int64_t t = 0; t < tasks; ++t) a.task(a, t);
     return;
   }
