@@ -1,6 +1,6 @@
 import { matmulKernel } from '../kernels/index.js';
 import type { MatmulKernel, PackedMatrix, PrepackingMatmulKernel } from '../kernels/types.js';
-import { layerNorm, linear, matmul, rmsNorm } from '../ops/index.js';
+import { addInto, layerNorm, linear, matmul, rmsNorm } from '../ops/index.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { linearBf16 } from './bf16.js';
@@ -16,7 +16,7 @@ export function linearAny(x: Tensor, weight: LinearWeight, bias?: Tensor): Tenso
   // without its index arithmetic or a second output buffer).
   if (needsGrad(x, weight, bias)) return linear(x, weight, bias);
   const y = packedProduct(x, weight) ?? matmul(x, weight, { transposeB: true }); // [..., out]
-  if (bias) addBiasInPlace(y.data as Float32Array, bias.f32());
+  if (bias) addInto(y, bias, y);
   return y;
 }
 

@@ -1,4 +1,5 @@
 import { ShapeError } from '../errors.js';
+import { elementwiseKernel, permuteLayout } from '../kernels/elementwise.js';
 import { needsGrad, record, type GradNode } from './autograd.js';
 import { allocate, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, type DType, type TensorData } from './dtype.js';
 
@@ -167,6 +168,14 @@ export class Tensor {
     }
     const perm = axes.map((a) => normaliseAxis(a, rank, 'permute'));
     const outShape = perm.map((a) => this.shape[a]);
+    // f32 with the addon loaded: a native strided copy (splitting and merging heads).
+    const kernel = elementwiseKernel();
+    const layout = kernel && this.dtype === 'f32' ? permuteLayout(this.shape, perm) : undefined;
+    if (kernel && layout) {
+      const out = new Float32Array(this.size);
+      kernel.permute(this.data as Float32Array, out, layout);
+      return new Tensor('f32', outShape, out);
+    }
     const inStrides = stridesOf(this.shape);
     const permStrides = perm.map((a) => inStrides[a]);
     const out = allocate(this.dtype, this.size);
