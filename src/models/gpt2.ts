@@ -9,7 +9,7 @@
  *   logits = ln_f(x) · wteᵀ
  */
 import { ConfigError, ShapeError, WeightError } from '../errors.js';
-import { activation, activationInto, add, addInto, embedding, F32_MIN, matmul } from '../ops/index.js';
+import { activateInPlace, activation, add, addInto, embedding, F32_MIN, matmul } from '../ops/index.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { fusedAttentionKernel } from '../kernels/attention.js';
@@ -157,19 +157,17 @@ class Gpt2MLP {
   readonly cFc: Conv1D;
   readonly cProj: Conv1D;
   readonly act: (t: Tensor) => Tensor;
-  private readonly actInto: (t: Tensor, out: Tensor) => Tensor;
 
   constructor(w: Weights, c: Gpt2Config) {
     this.cFc = Conv1D.load(w, 'c_fc', c.nEmbd, c.nInner);
     this.cProj = Conv1D.load(w, 'c_proj', c.nInner, c.nEmbd);
     this.act = activation(c.activationFunction);
-    this.actInto = activationInto(c.activationFunction);
   }
 
   forward(x: Tensor, hooks: HookPoints): Tensor {
     const pre = hooks.run('pre', this.cFc.forward(x)); // [batch, seq, nInner]
     // Without hooks nothing else holds the fresh up-projection: the activation overwrites it.
-    const post = hooks.run('post', hooks.active || needsGrad(pre) ? this.act(pre) : this.actInto(pre, pre));
+    const post = hooks.run('post', hooks.active ? this.act(pre) : activateInPlace(this.act, pre));
     return hooks.run('out', this.cProj.forward(post)); // [batch, seq, d]
   }
 }
