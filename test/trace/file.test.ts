@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { runTrace, traceCommand } from '../../src/cli/commands/trace.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
@@ -13,12 +12,8 @@ import { decodeTensor, encodeDense, encodeTopK } from '../../src/trace/encoding.
 import { buildTrace, type TraceFile } from '../../src/trace/report.js';
 import { runWithCache } from '../../src/trace/run.js';
 import { HF_TINY } from '../helpers/shared.js';
+import { sink } from '../helpers/streams.js';
 
-function sink(): { stream: Writable; text: () => string } {
-  const chunks: string[] = [];
-  const stream = new Writable({ write: (c, _e, done) => void (chunks.push(String(c)), done()) });
-  return { stream, text: () => chunks.join('') };
-}
 
 test('tensors survive the trace encodings: f32 exactly, f16 to half precision, top-k as the largest entries', () => {
   const t = Tensor.f32([0.1, -2.5, 3.25, 1e-3, 0.7, 0.2], [2, 3]);

@@ -2,24 +2,12 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { runTrain, trainCommand, type TrainArgs } from '../../src/cli/commands/train.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { loadFolderGenerator } from '../../src/tasks/generate.js';
+import { sink } from '../helpers/streams.js';
 
-function sink(): { stream: Writable; text: () => string } {
-  let text = '';
-  return {
-    stream: new Writable({
-      write(chunk: Buffer, _enc, done) {
-        text += chunk.toString();
-        done();
-      },
-    }),
-    text: () => text,
-  };
-}
 
 const TEXT = [
   'In the beginning God created the heaven and the earth.',

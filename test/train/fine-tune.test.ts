@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { runTrain, type TrainArgs } from '../../src/cli/commands/train.js';
 import { ConfigError, FormatError, UnsupportedError } from '../../src/errors.js';
@@ -16,19 +15,8 @@ import { loadSeq2Seq, translate } from '../../src/tasks/translate.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { classificationSetup, labelSet, maskedLmSetup, readJsonLines } from '../../src/train/fine-tune.js';
 import { HF_TINY, REPO } from '../helpers/shared.js';
+import { sink } from '../helpers/streams.js';
 
-function sink(): { stream: Writable; text: () => string } {
-  let text = '';
-  return {
-    stream: new Writable({
-      write(chunk: Buffer, _enc, done) {
-        text += chunk.toString();
-        done();
-      },
-    }),
-    text: () => text,
-  };
-}
 
 async function checkpoint(dir: string): Promise<{ raw: Record<string, unknown>; file: string; tensors: Map<string, Tensor> }> {
   const file = join(dir, 'config.json');
