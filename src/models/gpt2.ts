@@ -20,7 +20,7 @@ import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import type { HeadRows, KVCache } from '../nn/kv-cache.js';
 import { embeddingBf16 } from '../nn/bf16.js';
 import { embeddingInt8, Int8Matrix } from '../nn/int8.js';
-import { addBiasInPlace, LayerNorm, linearAny } from '../nn/linear.js';
+import { LayerNorm, linearAny } from '../nn/linear.js';
 import type { LinearWeight, Weights } from '../nn/weights.js';
 import type { DecodingSession, GenerativeModel, SessionInputs } from '../generation/types.js';
 import { parseModelConfig, type Gpt2Config } from '../io/config.js';
@@ -42,30 +42,31 @@ function embedTokens(table: LinearWeight, ids: Tensor): Tensor {
 
 /**
  * GPT-2's `Conv1D`: a linear map whose weight is stored [in, out] (transposed
- * with respect to nn.Linear), so y = x·W + b. With bf16 or int8 weights
- * (linearDtype) the weight is held transposed, [out, in] as nn.Linear, so
- * each output is a dot product over one contiguous row (and int8 scales are
- * per output channel).
+ * with respect to nn.Linear), so y = x·W + b. For inference the weight is held
+ * transposed, [out, in] as nn.Linear, whatever its dtype: each output is then a
+ * dot product over one contiguous row, which decoding streams faster than
+ * B's rows side by side (docs/performance.md, "Decode"), int8 scales are per
+ * output channel, and prepacking applies. A weight being trained stays as
+ * stored, [in, out], so its gradient reaches the parameter.
  */
 export class Conv1D {
   constructor(
     readonly weight: LinearWeight,
     readonly bias: Tensor,
+    /** Whether `weight` is held [out, in] (inference) rather than [in, out] as stored. */
+    readonly transposed: boolean,
   ) {}
 
   static load(w: Weights, name: string, inFeatures: number, outFeatures: number): Conv1D {
     const scoped = w.scope(name);
     const bias = scoped.get('bias', [outFeatures]);
-    if (w.linearDtype !== 'f32') return new Conv1D(scoped.transposedMatrix('weight', [inFeatures, outFeatures]), bias); // [out, in]
-    return new Conv1D(scoped.get('weight', [inFeatures, outFeatures]), bias);
+    if (w.linearDtype === 'f32' && scoped.isTrained('weight')) return new Conv1D(scoped.get('weight', [inFeatures, outFeatures]), bias, false);
+    return new Conv1D(scoped.transposedMatrix('weight', [inFeatures, outFeatures]), bias, true); // [out, in]
   }
 
   forward(x: Tensor): Tensor {
-    if (this.weight instanceof Int8Matrix || this.weight.dtype === 'bf16') return linearAny(x, this.weight, this.bias);
-    if (needsGrad(x, this.weight, this.bias)) return add(matmul(x, this.weight), this.bias);
-    const y = matmul(x, this.weight); // [..., out], a fresh buffer: the bias goes in place
-    addBiasInPlace(y.data as Float32Array, this.bias.f32());
-    return y;
+    if (this.transposed) return linearAny(x, this.weight, this.bias);
+    return add(matmul(x, this.weight as Tensor), this.bias);
   }
 }
 

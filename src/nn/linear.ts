@@ -75,12 +75,6 @@ function packedProduct(x: Tensor, weight: Tensor): Tensor | undefined {
   return new Tensor('f32', [...x.shape.slice(0, -1), n], y); // [..., out]
 }
 
-/** y[r, j] += b[j] for every row r of a row-major [rows, b.length] buffer. */
-export function addBiasInPlace(y: Float32Array, b: Float32Array): void {
-  const width = b.length;
-  for (let r = 0; r < y.length; r += width) for (let j = 0; j < width; j++) y[r + j] += b[j];
-}
-
 /**
  * A learned affine map y = x·Wᵀ + b, W stored [out, in] as torch.nn.Linear:
  * f32, or bf16 / int8 when the weights were loaded so (see `WeightsOptions`).

@@ -36,6 +36,8 @@ interface TensorStore {
   int8(key: string): Int8Matrix;
   /** A matrix stored [in, out] (GPT-2's Conv1D) as [out, in] in `dtype`. */
   transposed(key: string, dtype: LinearDtype): LinearWeight;
+  /** Whether the stored tensor records gradients (a parameter being trained; only tensors already in memory can). */
+  requiresGrad(key: string): boolean;
 }
 
 function convert(t: Tensor, dtype: LinearDtype): LinearWeight {
@@ -53,6 +55,7 @@ function mapStore(map: ReadonlyMap<string, Tensor>): TensorStore {
     bf16: (key) => convert(at(key), 'bf16') as Tensor,
     int8: (key) => convert(at(key), 'int8') as Int8Matrix,
     transposed: (key, dtype) => convert(at(key).transpose(0, 1), dtype),
+    requiresGrad: (key) => at(key).requiresGrad,
   };
 }
 
@@ -152,6 +155,7 @@ function readerStore(reader: TensorReader): TensorStore {
     bf16,
     int8,
     transposed,
+    requiresGrad: () => false,
   };
 }
 
@@ -242,6 +246,11 @@ export class Weights {
    */
   transposedMatrix(name: string, shape: Shape): LinearWeight {
     return this.tensors.transposed(this.checked(name, shape), this.linearDtype);
+  }
+
+  /** Whether `name` is a parameter being trained (its layer must then use it as stored, so gradients reach it). */
+  isTrained(name: string): boolean {
+    return this.tensors.requiresGrad(this.checked(name));
   }
 
   /** The key of `name`, checked present and of `shape` against the header (no data read yet), marked used. */
