@@ -41,6 +41,7 @@ import { Weights } from '../src/nn/weights.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import type { GenerativeModel } from '../src/generation/types.js';
 import { randomTensor } from './random.js';
+import { prove } from './proof.js';
 
 const GPT2_SMALL = { model_type: 'gpt2', vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12 };
 const PROMPT = 32;
@@ -259,6 +260,10 @@ export async function run(): Promise<void> {
     `\ndecode against f32 weights: bf16 ${(bf16.decode / f32.decode).toFixed(2)}× (target 1.7×), int8 ${(int8.decode / f32.decode).toFixed(2)}× (target 3×); ` +
       `f32 at ${((100 * gptBytes * f32.decode) / limit).toFixed(0)}% of the bandwidth limit (target 80%)`,
   );
+  prove('decoder', `GPT-2-small decode, f32: ${f32.decode.toFixed(1)} tok/s, share of the ${(limit / 1e9).toFixed(1)} GB/s streaming bandwidth`, (gptBytes * f32.decode) / limit, '%', 0.8);
+  prove('decoder', 'GPT-2-small decode, bf16 weights / f32 tokens/s', bf16.decode / f32.decode, '×', 1.7);
+  prove('decoder', 'GPT-2-small decode, int8 weights / f32 tokens/s', int8.decode / f32.decode, '×', 3);
+  prove('decoder', 'GPT-2-small decode, f32: native / reference path tokens/s', f32.decode / ref.decode, '×');
   const s = figures(storiesSample);
   const sr = figures(storiesReference);
   console.log(
