@@ -281,21 +281,15 @@ void quantize_rows(const float* a, int64_t m, int64_t k, uint8_t* out, float* sc
   }
 }
 
-struct Int8QJob {
-  const IsaKernels* isa;
-  const uint8_t* a;
-  const float* a_scales;
-  const int8_t* q;
-  const float* scales;
-  float* c;
-  int64_t m, n, k, chunks;
-};
-
-void run_int8_q_chunk(const void* context, int64_t chunk) {
-  const Int8QJob& job = *static_cast<const Int8QJob*>(context);
-  const int64_t n0 = job.n * chunk / job.chunks;
-  const int64_t n1 = job.n * (chunk + 1) / job.chunks;
-  job.isa->gemm_int8_q(job.a, job.a_scales, job.q, job.scales, job.c, job.m, job.n, job.k, n0, n1);
+// Calls body(n0, n1) over the columns [0, n) of C: on this thread, or cut
+// into chunks the pool's threads share when `threads` > 1.
+template <class Body>
+void split_columns(int64_t n, int64_t threads, const Body& body) {
+  if (threads == 1) {
+    body(int64_t{0}, n);
+    return;
+  }
+  state().pool.run_ranges(n, std::min<int64_t>(n, threads * kGemmChunksPerThread), body);
 }
 
 // C = (sa ⊙ A8) · (s ⊙ Q)ᵀ with A quantized per row to int8. Decode (a few
@@ -310,13 +304,12 @@ void run_gemm_int8_q(const float* a, const int8_t* q, const float* scales, float
   row_scales.resize(static_cast<size_t>(m));
   quantize_rows(a, m, k, quantized.data(), row_scales.data());
   const int64_t threads = m <= kGemvMaxRows || m * n * k < kParallelMinMacs ? 1 : s.pool.threads();
-  Int8QJob job{s.active, quantized.data(), row_scales.data(), q, scales, c, m, n, k,
-               std::min<int64_t>(n, threads * kGemmChunksPerThread)};
-  if (threads == 1) {
-    s.active->gemm_int8_q(job.a, job.a_scales, q, scales, c, m, n, k, 0, n);
-    return;
-  }
-  s.pool.run(job.chunks, run_int8_q_chunk, &job);
+  // Pointers, not the thread_local vectors: in the lambda those would name
+  // each worker's own (empty) copy.
+  const uint8_t* a8 = quantized.data();
+  const float* a_scales = row_scales.data();
+  const IsaKernels& isa = *s.active;
+  split_columns(n, threads, [&](int64_t n0, int64_t n1) { isa.gemm_int8_q(a8, a_scales, q, scales, c, m, n, k, n0, n1); });
 }
 
 // f32 to bf16 bits, rounded to nearest even (NaN stays a quiet NaN), as
@@ -326,20 +319,6 @@ inline uint16_t round_to_bf16(float value) {
   std::memcpy(&bits, &value, 4);
   if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x7fffffu) != 0) return static_cast<uint16_t>((bits >> 16) | 0x40);
   return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
-
-struct Bf16RoundedJob {
-  const IsaKernels* isa;
-  const uint16_t* a;
-  const uint16_t* b;
-  float* c;
-  int64_t m, n, k, chunks;
-};
-
-void run_bf16_rounded_chunk(const void* context, int64_t chunk) {
-  const Bf16RoundedJob& job = *static_cast<const Bf16RoundedJob*>(context);
-  job.isa->gemm_bf16_rounded(job.a, job.b, job.c, job.m, job.n, job.k, job.n * chunk / job.chunks,
-                             job.n * (chunk + 1) / job.chunks);
 }
 
 // C = bf16(A) · Bᵀ: A rounded to bf16 once, then bf16 products summed in f32
@@ -354,15 +333,13 @@ void run_gemm_bf16_rounded(const float* a, const uint16_t* b, float* c, int64_t 
     for (int64_t p = 0; p < k; ++p) rounded[i * kp + p] = round_to_bf16(a[i * k + p]);
   }
   const int64_t threads = m * n * k < kParallelMinMacs ? 1 : s.pool.threads();
-  Bf16RoundedJob job{s.active, rounded.data(), b, c, m, n, k, std::min<int64_t>(n, threads * kGemmChunksPerThread)};
-  if (threads == 1) {
-    s.active->gemm_bf16_rounded(job.a, b, c, m, n, k, 0, n);
-    return;
-  }
-  s.pool.run(job.chunks, run_bf16_rounded_chunk, &job);
+  const uint16_t* a16 = rounded.data();  // not the thread_local itself (see run_gemm_int8_q)
+  const IsaKernels& isa = *s.active;
+  split_columns(n, threads, [&](int64_t n0, int64_t n1) { isa.gemm_bf16_rounded(a16, b, c, m, n, k, n0, n1); });
 }
 
 napi_value Gemm_(napi_env env, napi_callback_info info) {
+  constexpr const char* fn = "gemm";
   napi_value argv[10];
   if (!get_args(env, info, 10, argv,
                 "gemm: expected (a, aOffset, b, bOffset, c, cOffset, m, n, k, transB)")) {
@@ -371,19 +348,16 @@ napi_value Gemm_(napi_env env, napi_callback_info info) {
   float *a, *b, *c;
   int64_t a_len, b_len, c_len, a_off, b_off, c_off, m, n, k;
   bool trans_b = false;
-  if (!get_float32_array(env, argv[0], "a", &a, &a_len) || !get_count(env, argv[1], "aOffset", &a_off) ||
-      !get_float32_array(env, argv[2], "b", &b, &b_len) || !get_count(env, argv[3], "bOffset", &b_off) ||
-      !get_float32_array(env, argv[4], "c", &c, &c_len) || !get_count(env, argv[5], "cOffset", &c_off) ||
-      !get_count(env, argv[6], "m", &m) || !get_count(env, argv[7], "n", &n) || !get_count(env, argv[8], "k", &k)) {
+  if (!get_float32_array(env, argv[0], fn, "a", &a, &a_len) || !get_count(env, argv[1], fn, "aOffset", &a_off) ||
+      !get_float32_array(env, argv[2], fn, "b", &b, &b_len) || !get_count(env, argv[3], fn, "bOffset", &b_off) ||
+      !get_float32_array(env, argv[4], fn, "c", &c, &c_len) || !get_count(env, argv[5], fn, "cOffset", &c_off) ||
+      !get_count(env, argv[6], fn, "m", &m) || !get_count(env, argv[7], fn, "n", &n) || !get_count(env, argv[8], fn, "k", &k) ||
+      !get_bool(env, argv[9], fn, "transB", &trans_b)) {
     return nullptr;
   }
-  if (napi_get_value_bool(env, argv[9], &trans_b) != napi_ok) {
-    napi_throw_type_error(env, nullptr, "gemm: transB must be a boolean");
-    return nullptr;
-  }
-  if (!check_extent(env, "a", a_len, a_off, m, k) ||
-      !check_extent(env, "b", b_len, b_off, trans_b ? n : k, trans_b ? k : n) ||
-      !check_extent(env, "c", c_len, c_off, m, n)) {
+  if (!check_extent(env, fn, "a", a_len, a_off, m, k) ||
+      !check_extent(env, fn, "b", b_len, b_off, trans_b ? n : k, trans_b ? k : n) ||
+      !check_extent(env, fn, "c", c_len, c_off, m, n)) {
     return nullptr;
   }
   if (m == 0 || n == 0) return undefined(env);
@@ -399,15 +373,15 @@ napi_value gemm_bf16_entry(napi_env env, napi_callback_info info, const char* fn
   float *a, *c;
   uint16_t* b;
   int64_t a_len, b_len, c_len, a_off, b_off, c_off, m, n, k;
-  if (!get_float32_array(env, argv[0], "a", &a, &a_len) || !get_count(env, argv[1], "aOffset", &a_off) ||
+  if (!get_float32_array(env, argv[0], fn, "a", &a, &a_len) || !get_count(env, argv[1], fn, "aOffset", &a_off) ||
       !get_typed_array(env, argv[2], fn, "b", napi_uint16_array, "a Uint16Array of bf16 bits", &b, &b_len) ||
-      !get_count(env, argv[3], "bOffset", &b_off) || !get_float32_array(env, argv[4], "c", &c, &c_len) ||
-      !get_count(env, argv[5], "cOffset", &c_off) || !get_count(env, argv[6], "m", &m) ||
-      !get_count(env, argv[7], "n", &n) || !get_count(env, argv[8], "k", &k)) {
+      !get_count(env, argv[3], fn, "bOffset", &b_off) || !get_float32_array(env, argv[4], fn, "c", &c, &c_len) ||
+      !get_count(env, argv[5], fn, "cOffset", &c_off) || !get_count(env, argv[6], fn, "m", &m) ||
+      !get_count(env, argv[7], fn, "n", &n) || !get_count(env, argv[8], fn, "k", &k)) {
     return nullptr;
   }
-  if (!check_extent(env, "a", a_len, a_off, m, k) || !check_extent(env, "b", b_len, b_off, n, k) ||
-      !check_extent(env, "c", c_len, c_off, m, n)) {
+  if (!check_extent(env, fn, "a", a_len, a_off, m, k) || !check_extent(env, fn, "b", b_len, b_off, n, k) ||
+      !check_extent(env, fn, "c", c_len, c_off, m, n)) {
     return nullptr;
   }
   if (m == 0 || n == 0) return undefined(env);
@@ -429,24 +403,30 @@ napi_value GemmBf16Rounded(napi_env env, napi_callback_info info) {
   return gemm_bf16_entry(env, info, "gemmBf16Rounded", true);
 }
 
-napi_value GemmInt8(napi_env env, napi_callback_info info) {
+// gemmInt8 and gemmInt8Quantized take the same arguments; `quantized` picks the
+// product (A in f32, or A quantized per row for the int32 dot products).
+napi_value gemm_int8_entry(napi_env env, napi_callback_info info, const char* fn, bool quantized) {
   napi_value argv[10];
-  if (!get_args(env, info, 10, argv,
-                "gemmInt8: expected (a, aOffset, q, qOffset, scales, c, cOffset, m, n, k)")) {
-    return nullptr;
-  }
+  const std::string usage = std::string(fn) + ": expected (a, aOffset, q, qOffset, scales, c, cOffset, m, n, k)";
+  if (!get_args(env, info, 10, argv, usage.c_str())) return nullptr;
   float *a, *scales, *c;
   int8_t* q;
   int64_t a_len, q_len, s_len, c_len, a_off, q_off, c_off, m, n, k;
-  if (!get_float32_array(env, argv[0], "a", &a, &a_len) || !get_count(env, argv[1], "aOffset", &a_off) ||
-      !get_typed_array(env, argv[2], "gemmInt8", "q", napi_int8_array, "an Int8Array", &q, &q_len) || !get_count(env, argv[3], "qOffset", &q_off) ||
-      !get_float32_array(env, argv[4], "scales", &scales, &s_len) ||
-      !get_float32_array(env, argv[5], "c", &c, &c_len) || !get_count(env, argv[6], "cOffset", &c_off) ||
-      !get_count(env, argv[7], "m", &m) || !get_count(env, argv[8], "n", &n) || !get_count(env, argv[9], "k", &k)) {
+  if (!get_float32_array(env, argv[0], fn, "a", &a, &a_len) || !get_count(env, argv[1], fn, "aOffset", &a_off) ||
+      !get_typed_array(env, argv[2], fn, "q", napi_int8_array, "an Int8Array", &q, &q_len) ||
+      !get_count(env, argv[3], fn, "qOffset", &q_off) || !get_float32_array(env, argv[4], fn, "scales", &scales, &s_len) ||
+      !get_float32_array(env, argv[5], fn, "c", &c, &c_len) || !get_count(env, argv[6], fn, "cOffset", &c_off) ||
+      !get_count(env, argv[7], fn, "m", &m) || !get_count(env, argv[8], fn, "n", &n) || !get_count(env, argv[9], fn, "k", &k)) {
     return nullptr;
   }
-  if (!check_extent(env, "a", a_len, a_off, m, k) || !check_extent(env, "q", q_len, q_off, n, k) ||
-      !check_extent(env, "scales", s_len, 0, n, 1) || !check_extent(env, "c", c_len, c_off, m, n)) {
+  if (!check_extent(env, fn, "a", a_len, a_off, m, k) || !check_extent(env, fn, "q", q_len, q_off, n, k) ||
+      !check_extent(env, fn, "scales", s_len, 0, n, 1) || !check_extent(env, fn, "c", c_len, c_off, m, n)) {
+    return nullptr;
+  }
+  if (quantized && k > kInt8MaxK) {
+    napi_throw_range_error(env, nullptr,
+                           (std::string(fn) + ": k must be at most " + std::to_string(kInt8MaxK) +
+                            " (int32 dot products), got " + std::to_string(k)).c_str());
     return nullptr;
   }
   if (m == 0 || n == 0) return undefined(env);
@@ -454,8 +434,18 @@ napi_value GemmInt8(napi_env env, napi_callback_info info) {
     std::fill(c + c_off, c + c_off + m * n, 0.0f);
     return undefined(env);
   }
-  run_gemm_int8(a + a_off, q + q_off, scales, c + c_off, m, n, k);
+  if (quantized) {
+    run_gemm_int8_q(a + a_off, q + q_off, scales, c + c_off, m, n, k);
+  } else {
+    run_gemm_int8(a + a_off, q + q_off, scales, c + c_off, m, n, k);
+  }
   return undefined(env);
+}
+
+napi_value GemmInt8(napi_env env, napi_callback_info info) { return gemm_int8_entry(env, info, "gemmInt8", false); }
+
+napi_value GemmInt8Quantized(napi_env env, napi_callback_info info) {
+  return gemm_int8_entry(env, info, "gemmInt8Quantized", true);
 }
 
 // A weight packed ahead of its products (prepack): a header, then at byte 64
@@ -488,20 +478,18 @@ void run_prepack_chunk(const void* context, int64_t chunk) {
 // prepack(b, bOffset, n, k, transB) -> ArrayBuffer: op(B) [k, n] packed into the
 // active variant's panels once, for gemmPacked to multiply by without packing.
 napi_value Prepack(napi_env env, napi_callback_info info) {
+  constexpr const char* fn = "prepack";
   napi_value argv[5];
   if (!get_args(env, info, 5, argv, "prepack: expected (b, bOffset, n, k, transB)")) return nullptr;
   float* b;
   int64_t b_len, b_off, n, k;
   bool trans_b = false;
-  if (!get_float32_array(env, argv[0], "b", &b, &b_len) || !get_count(env, argv[1], "bOffset", &b_off) ||
-      !get_count(env, argv[2], "n", &n) || !get_count(env, argv[3], "k", &k)) {
+  if (!get_float32_array(env, argv[0], fn, "b", &b, &b_len) || !get_count(env, argv[1], fn, "bOffset", &b_off) ||
+      !get_count(env, argv[2], fn, "n", &n) || !get_count(env, argv[3], fn, "k", &k) ||
+      !get_bool(env, argv[4], fn, "transB", &trans_b)) {
     return nullptr;
   }
-  if (napi_get_value_bool(env, argv[4], &trans_b) != napi_ok) {
-    napi_throw_type_error(env, nullptr, "prepack: transB must be a boolean");
-    return nullptr;
-  }
-  if (!check_extent(env, "b", b_len, b_off, trans_b ? n : k, trans_b ? k : n)) return nullptr;
+  if (!check_extent(env, fn, "b", b_len, b_off, trans_b ? n : k, trans_b ? k : n)) return nullptr;
   const IsaKernels& isa = *state().active;
   const Gemm g{nullptr, b + b_off, nullptr, 0, n, k, trans_b};
   const size_t bytes = kPackedDataOffset + static_cast<size_t>(isa.packed_b_size(g)) * 4;
@@ -536,13 +524,14 @@ napi_value Prepack(napi_env env, napi_callback_info info) {
 // gemmPacked(a, aOffset, packed, c, cOffset, m, n, k): C = A · op(B) for a B
 // that prepack packed with the variant now active and this n, k.
 napi_value GemmPacked(napi_env env, napi_callback_info info) {
+  constexpr const char* fn = "gemmPacked";
   napi_value argv[8];
   if (!get_args(env, info, 8, argv, "gemmPacked: expected (a, aOffset, packed, c, cOffset, m, n, k)")) return nullptr;
   float *a, *c;
   int64_t a_len, c_len, a_off, c_off, m, n, k;
-  if (!get_float32_array(env, argv[0], "a", &a, &a_len) || !get_count(env, argv[1], "aOffset", &a_off) ||
-      !get_float32_array(env, argv[3], "c", &c, &c_len) || !get_count(env, argv[4], "cOffset", &c_off) ||
-      !get_count(env, argv[5], "m", &m) || !get_count(env, argv[6], "n", &n) || !get_count(env, argv[7], "k", &k)) {
+  if (!get_float32_array(env, argv[0], fn, "a", &a, &a_len) || !get_count(env, argv[1], fn, "aOffset", &a_off) ||
+      !get_float32_array(env, argv[3], fn, "c", &c, &c_len) || !get_count(env, argv[4], fn, "cOffset", &c_off) ||
+      !get_count(env, argv[5], fn, "m", &m) || !get_count(env, argv[6], fn, "n", &n) || !get_count(env, argv[7], fn, "k", &k)) {
     return nullptr;
   }
   bool is_buffer = false;
@@ -563,45 +552,10 @@ napi_value GemmPacked(napi_env env, napi_callback_info info) {
                             " (prepack it again)").c_str());
     return nullptr;
   }
-  if (!check_extent(env, "a", a_len, a_off, m, k) || !check_extent(env, "c", c_len, c_off, m, n)) return nullptr;
+  if (!check_extent(env, fn, "a", a_len, a_off, m, k) || !check_extent(env, fn, "c", c_len, c_off, m, n)) return nullptr;
   if (m == 0 || n == 0) return undefined(env);
   const float* panels = reinterpret_cast<const float*>(static_cast<const char*>(data) + kPackedDataOffset);
   run_gemm(Gemm{a + a_off, nullptr, c + c_off, m, n, k, header->trans_b}, panels);
-  return undefined(env);
-}
-
-napi_value GemmInt8Quantized(napi_env env, napi_callback_info info) {
-  napi_value argv[10];
-  if (!get_args(env, info, 10, argv,
-                "gemmInt8Quantized: expected (a, aOffset, q, qOffset, scales, c, cOffset, m, n, k)")) {
-    return nullptr;
-  }
-  float *a, *scales, *c;
-  int8_t* q;
-  int64_t a_len, q_len, s_len, c_len, a_off, q_off, c_off, m, n, k;
-  if (!get_float32_array(env, argv[0], "a", &a, &a_len) || !get_count(env, argv[1], "aOffset", &a_off) ||
-      !get_typed_array(env, argv[2], "gemmInt8Quantized", "q", napi_int8_array, "an Int8Array", &q, &q_len) ||
-      !get_count(env, argv[3], "qOffset", &q_off) || !get_float32_array(env, argv[4], "scales", &scales, &s_len) ||
-      !get_float32_array(env, argv[5], "c", &c, &c_len) || !get_count(env, argv[6], "cOffset", &c_off) ||
-      !get_count(env, argv[7], "m", &m) || !get_count(env, argv[8], "n", &n) || !get_count(env, argv[9], "k", &k)) {
-    return nullptr;
-  }
-  if (!check_extent(env, "a", a_len, a_off, m, k) || !check_extent(env, "q", q_len, q_off, n, k) ||
-      !check_extent(env, "scales", s_len, 0, n, 1) || !check_extent(env, "c", c_len, c_off, m, n)) {
-    return nullptr;
-  }
-  if (k > kInt8MaxK) {
-    napi_throw_range_error(env, nullptr,
-                           ("gemmInt8Quantized: k must be at most " + std::to_string(kInt8MaxK) +
-                            " (int32 dot products), got " + std::to_string(k)).c_str());
-    return nullptr;
-  }
-  if (m == 0 || n == 0) return undefined(env);
-  if (k == 0) {
-    std::fill(c + c_off, c + c_off + m * n, 0.0f);
-    return undefined(env);
-  }
-  run_gemm_int8_q(a + a_off, q + q_off, scales, c + c_off, m, n, k);
   return undefined(env);
 }
 
@@ -610,7 +564,7 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return nullptr;
   int64_t threads = 0;
-  if (argc < 1 || !get_count(env, argv[0], "setThreads: threads", &threads)) return nullptr;
+  if (argc < 1 || !get_count(env, argv[0], "setThreads", "threads", &threads)) return nullptr;
   if (threads < 1 || threads > 256) {
     napi_throw_range_error(env, nullptr, "setThreads: threads must be between 1 and 256");
     return nullptr;
@@ -677,15 +631,12 @@ napi_value StreamRead(napi_env env, napi_callback_info info) {
   int64_t count, threads;
   bool prefetch = false;
   if (!get_typed_array(env, argv[0], "streamRead", "buffer", napi_float32_array, "a Float32Array", &data, &count) ||
-      !get_count(env, argv[1], "threads", &threads)) {
+      !get_count(env, argv[1], "streamRead", "threads", &threads) ||
+      !get_bool(env, argv[2], "streamRead", "prefetch", &prefetch)) {
     return nullptr;
   }
   if (threads < 1) {
     napi_throw_range_error(env, nullptr, "streamRead: threads must be at least 1");
-    return nullptr;
-  }
-  if (napi_get_value_bool(env, argv[2], &prefetch) != napi_ok) {
-    napi_throw_type_error(env, nullptr, "streamRead: prefetch must be a boolean");
     return nullptr;
   }
   StreamJob job{data, count, threads == 1 ? 1 : kStreamChunks, prefetch, {}};
@@ -702,8 +653,9 @@ napi_value FmaPeak(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return nullptr;
   double seconds = 0.2;
-  if (argc >= 1) napi_get_value_double(env, argv[0], &seconds);
-  seconds = std::min(std::max(seconds, 0.01), 10.0);
+  if (argc >= 1 && !get_number(env, argv[0], "fmaPeak", "seconds", &seconds)) return nullptr;
+  // Clamped so a typo cannot hold the JavaScript thread; NaN takes the shortest.
+  seconds = seconds >= 0.01 ? std::min(seconds, 10.0) : 0.01;
   return number(env, state().active->fma_peak(seconds));
 }
 
@@ -712,23 +664,21 @@ napi_value FmaPeak(napi_env env, napi_callback_info info) {
 
 NAPI_MODULE_INIT() {
   using namespace glassformer;
-  const napi_property_descriptor props[] = {
-      {"gemm", nullptr, Gemm_, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"gemmBf16", nullptr, GemmBf16, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"gemmBf16Rounded", nullptr, GemmBf16Rounded, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"gemmInt8", nullptr, GemmInt8, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"prepack", nullptr, Prepack, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"gemmPacked", nullptr, GemmPacked, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"gemmInt8Quantized", nullptr, GemmInt8Quantized, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"supportedIsas", nullptr, SupportedIsas, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"fmaPeak", nullptr, FmaPeak, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"streamRead", nullptr, StreamRead, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  define_functions(env, exports,
+                   {{"gemm", Gemm_},
+                    {"gemmBf16", GemmBf16},
+                    {"gemmBf16Rounded", GemmBf16Rounded},
+                    {"gemmInt8", GemmInt8},
+                    {"prepack", Prepack},
+                    {"gemmPacked", GemmPacked},
+                    {"gemmInt8Quantized", GemmInt8Quantized},
+                    {"setThreads", SetThreads},
+                    {"threads", Threads},
+                    {"isa", Isa},
+                    {"supportedIsas", SupportedIsas},
+                    {"setIsa", SetIsa},
+                    {"fmaPeak", FmaPeak},
+                    {"streamRead", StreamRead}});
   register_ops(env, exports);
   register_elementwise(env, exports);
   return exports;

@@ -52,19 +52,7 @@ void parallel_rows(int64_t rows, int64_t row_cost, const Body& body) {
     body(int64_t{0}, rows);
     return;
   }
-  const int64_t chunks = std::min<int64_t>(rows, threads * kChunksPerThread);
-  struct Job {
-    const Body* body;
-    int64_t rows;
-    int64_t chunks;
-  } job{&body, rows, chunks};
-  shared_pool().run(
-      chunks,
-      [](const void* context, int64_t chunk) {
-        const Job& j = *static_cast<const Job*>(context);
-        (*j.body)(j.rows * chunk / j.chunks, j.rows * (chunk + 1) / j.chunks);
-      },
-      &job);
+  shared_pool().run_ranges(rows, std::min<int64_t>(rows, threads * kChunksPerThread), body);
 }
 
 // Splits n elements into rows of kElementRow for parallel_rows.
@@ -80,6 +68,14 @@ void parallel_elements(int64_t n, const Body& body) {
 // The AVX-512 paths run under every AVX-512 variant of the addon (its names
 // start "avx512"), so forcing a narrower one (setIsa) also tests the portable code.
 bool use_avx512() { return std::strncmp(active_isa().name, "avx512", 6) == 0; }
+
+// The function `name`_avx512 under an AVX-512 variant, else `name`_portable:
+// a macro because the AVX-512 functions exist only in x86 builds.
+#if GLASSFORMER_X86
+#define GLASSFORMER_WIDEST(name) (use_avx512() ? name##_avx512 : name##_portable)
+#else
+#define GLASSFORMER_WIDEST(name) (name##_portable)
+#endif
 
 // ---------------------------------------------------------------------------
 // The activations, portable: double precision, one rounding to f32.
@@ -124,7 +120,7 @@ void unary_portable_range(const float* x, const float* gate, float* out, int64_t
   }
 }
 
-void unary_portable_range(int64_t kind, const float* x, const float* gate, float* out, int64_t i0, int64_t i1,
+void unary_range_portable(int64_t kind, const float* x, const float* gate, float* out, int64_t i0, int64_t i1,
                           double param) {
   switch (kind) {
     case kRelu:
@@ -325,7 +321,7 @@ void unary_range_avx512(int64_t kind, const float* x, const float* gate, float* 
     case kSilu:
       return activation_range_avx512<kSilu>(x, gate, out, i0, i1);
     default:
-      return unary_portable_range(kind, x, gate, out, i0, i1, param);
+      return unary_range_portable(kind, x, gate, out, i0, i1, param);
   }
 }
 
@@ -536,62 +532,38 @@ void permute_rows(const float* x, float* out, const PermuteLayout& l, int64_t r0
 }
 
 // ---------------------------------------------------------------------------
-// Argument checking: every error names the function and the argument.
+// Argument checking: every error names the function and the argument (the
+// helpers of napi_util.h).
 
-bool pending(napi_env env) {
-  bool is_pending = false;
-  napi_is_exception_pending(env, &is_pending);
-  return is_pending;
-}
-
-bool is_null(napi_env env, napi_value v) {
-  napi_valuetype type = napi_undefined;
-  napi_typeof(env, v, &type);
-  return type == napi_null;
-}
-
-// A Float32Array argument; `optional` accepts null (data stays null, length 0).
-bool f32_arg(napi_env env, napi_value v, const char* fn, const char* name, bool optional, float** data,
-             int64_t* length) {
-  *data = nullptr;
-  *length = 0;
-  if (optional && is_null(env, v)) return true;
-  return get_typed_array(env, v, fn, name, napi_float32_array, optional ? "a Float32Array or null" : "a Float32Array",
-                         data, length);
-}
-
-bool count_arg(napi_env env, napi_value v, const char* fn, const char* name, int64_t* out) {
-  double d = 0;
-  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0) || d > 9007199254740991.0 ||
-      d != static_cast<double>(static_cast<int64_t>(d))) {
-    napi_throw_range_error(env, nullptr, (std::string(fn) + ": " + name + " must be a non-negative integer").c_str());
-    return false;
+// Reads `count` entries of a Float64Array layout (shapes, strides) into out;
+// each must be an integer in [0, 2^53), so converting it is defined behaviour
+// and sums of products of them can be bounded in doubles.
+bool layout_counts(napi_env env, const char* fn, const double* raw, int count, int64_t* out) {
+  for (int t = 0; t < count; ++t) {
+    if (!is_count(raw[t])) {
+      napi_throw_range_error(env, nullptr,
+                             (std::string(fn) + ": layout entries must be non-negative integers below 2^53").c_str());
+      return false;
+    }
+    out[t] = static_cast<int64_t>(raw[t]);
   }
-  *out = static_cast<int64_t>(d);
   return true;
 }
 
-bool number_arg(napi_env env, napi_value v, const char* fn, const char* name, double* out) {
-  if (napi_get_value_double(env, v, out) == napi_ok) return true;
-  napi_throw_type_error(env, nullptr, (std::string(fn) + ": " + name + " must be a number").c_str());
-  return false;
-}
-
-// `name` (length elements) holds at least rows × cols; computed without overflow.
-bool holds(napi_env env, const char* fn, const char* name, int64_t length, int64_t rows, int64_t cols) {
-  if (rows == 0 || cols == 0 || (cols <= length / rows && rows * cols <= length)) return true;
-  napi_throw_range_error(env, nullptr,
-                         (std::string(fn) + ": " + name + " needs " + std::to_string(rows) + "x" +
-                          std::to_string(cols) + " elements but has " + std::to_string(length))
-                             .c_str());
-  return false;
+// One past the last element read through `strides` over `shape` (4 axes,
+// none empty). In doubles, so huge strides cannot wrap around: exact below
+// 2^53, and past any array's length above it.
+double strided_end(const int64_t* shape, const int64_t* strides) {
+  double last = 0;
+  for (int t = 0; t < 4; ++t) last += static_cast<double>(shape[t] - 1) * static_cast<double>(strides[t]);
+  return last + 1;
 }
 
 // The product of counts, or -1 past 2^53.
 int64_t product(const int64_t* values, int count) {
   double p = 1;
   for (int i = 0; i < count; ++i) p *= static_cast<double>(values[i]);
-  return p > 9007199254740991.0 ? -1 : static_cast<int64_t>(p);
+  return p > kMaxExactInteger ? -1 : static_cast<int64_t>(p);
 }
 
 // ---------------------------------------------------------------------------
@@ -607,18 +579,18 @@ napi_value LayerNorm(napi_env env, napi_callback_info info) {
   float *x, *residual, *sum, *gamma, *beta, *out;
   int64_t x_len, r_len, s_len, g_len, b_len, o_len, rows, d;
   double eps = 0;
-  if (!f32_arg(env, argv[0], fn, "x", false, &x, &x_len) ||
-      !f32_arg(env, argv[1], fn, "residual", true, &residual, &r_len) ||
-      !f32_arg(env, argv[2], fn, "sum", true, &sum, &s_len) ||
-      !f32_arg(env, argv[3], fn, "gamma", false, &gamma, &g_len) ||
-      !f32_arg(env, argv[4], fn, "beta", true, &beta, &b_len) ||
-      !f32_arg(env, argv[5], fn, "out", false, &out, &o_len) || !count_arg(env, argv[6], fn, "rows", &rows) ||
-      !count_arg(env, argv[7], fn, "d", &d) || !number_arg(env, argv[8], fn, "eps", &eps)) {
+  if (!get_float32_array(env, argv[0], fn, "x", &x, &x_len) ||
+      !get_optional_float32_array(env, argv[1], fn, "residual", &residual, &r_len) ||
+      !get_optional_float32_array(env, argv[2], fn, "sum", &sum, &s_len) ||
+      !get_float32_array(env, argv[3], fn, "gamma", &gamma, &g_len) ||
+      !get_optional_float32_array(env, argv[4], fn, "beta", &beta, &b_len) ||
+      !get_float32_array(env, argv[5], fn, "out", &out, &o_len) || !get_count(env, argv[6], fn, "rows", &rows) ||
+      !get_count(env, argv[7], fn, "d", &d) || !get_number(env, argv[8], fn, "eps", &eps)) {
     return nullptr;
   }
-  if (!holds(env, fn, "x", x_len, rows, d) || !holds(env, fn, "out", o_len, rows, d) ||
-      !holds(env, fn, "gamma", g_len, 1, d) || (residual && !holds(env, fn, "residual", r_len, rows, d)) ||
-      (sum && !holds(env, fn, "sum", s_len, rows, d)) || (beta && !holds(env, fn, "beta", b_len, 1, d))) {
+  if (!check_extent(env, fn, "x", x_len, 0, rows, d) || !check_extent(env, fn, "out", o_len, 0, rows, d) ||
+      !check_extent(env, fn, "gamma", g_len, 0, 1, d) || (residual && !check_extent(env, fn, "residual", r_len, 0, rows, d)) ||
+      (sum && !check_extent(env, fn, "sum", s_len, 0, rows, d)) || (beta && !check_extent(env, fn, "beta", b_len, 0, 1, d))) {
     return nullptr;
   }
   if (sum && !residual) {
@@ -626,14 +598,8 @@ napi_value LayerNorm(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   if (d == 0) return undefined(env);
-  const bool wide = use_avx512();
-  parallel_rows(rows, 3 * d, [&](int64_t r0, int64_t r1) {
-#if GLASSFORMER_X86
-    if (wide) return layer_norm_rows_avx512(x, residual, sum, gamma, beta, out, r0, r1, d, eps);
-#endif
-    layer_norm_rows_portable(x, residual, sum, gamma, beta, out, r0, r1, d, eps);
-  });
-  (void)wide;
+  const auto run = GLASSFORMER_WIDEST(layer_norm_rows);
+  parallel_rows(rows, 3 * d, [&](int64_t r0, int64_t r1) { run(x, residual, sum, gamma, beta, out, r0, r1, d, eps); });
   return undefined(env);
 }
 
@@ -645,25 +611,19 @@ napi_value RmsNorm(napi_env env, napi_callback_info info) {
   float *x, *gamma, *out;
   int64_t x_len, g_len, o_len, rows, d;
   double eps = 0;
-  if (!f32_arg(env, argv[0], fn, "x", false, &x, &x_len) ||
-      !f32_arg(env, argv[1], fn, "gamma", false, &gamma, &g_len) ||
-      !f32_arg(env, argv[2], fn, "out", false, &out, &o_len) || !count_arg(env, argv[3], fn, "rows", &rows) ||
-      !count_arg(env, argv[4], fn, "d", &d) || !number_arg(env, argv[5], fn, "eps", &eps)) {
+  if (!get_float32_array(env, argv[0], fn, "x", &x, &x_len) ||
+      !get_float32_array(env, argv[1], fn, "gamma", &gamma, &g_len) ||
+      !get_float32_array(env, argv[2], fn, "out", &out, &o_len) || !get_count(env, argv[3], fn, "rows", &rows) ||
+      !get_count(env, argv[4], fn, "d", &d) || !get_number(env, argv[5], fn, "eps", &eps)) {
     return nullptr;
   }
-  if (!holds(env, fn, "x", x_len, rows, d) || !holds(env, fn, "out", o_len, rows, d) ||
-      !holds(env, fn, "gamma", g_len, 1, d)) {
+  if (!check_extent(env, fn, "x", x_len, 0, rows, d) || !check_extent(env, fn, "out", o_len, 0, rows, d) ||
+      !check_extent(env, fn, "gamma", g_len, 0, 1, d)) {
     return nullptr;
   }
   if (d == 0) return undefined(env);
-  const bool wide = use_avx512();
-  parallel_rows(rows, 2 * d, [&](int64_t r0, int64_t r1) {
-#if GLASSFORMER_X86
-    if (wide) return rms_norm_rows_avx512(x, gamma, out, r0, r1, d, eps);
-#endif
-    rms_norm_rows_portable(x, gamma, out, r0, r1, d, eps);
-  });
-  (void)wide;
+  const auto run = GLASSFORMER_WIDEST(rms_norm_rows);
+  parallel_rows(rows, 2 * d, [&](int64_t r0, int64_t r1) { run(x, gamma, out, r0, r1, d, eps); });
   return undefined(env);
 }
 
@@ -675,28 +635,22 @@ napi_value Unary(napi_env env, napi_callback_info info) {
   float *x, *gate, *out;
   int64_t kind, x_len, g_len, o_len, n;
   double param = 0;
-  if (!count_arg(env, argv[0], fn, "kind", &kind) || !f32_arg(env, argv[1], fn, "x", false, &x, &x_len) ||
-      !f32_arg(env, argv[2], fn, "gate", true, &gate, &g_len) ||
-      !f32_arg(env, argv[3], fn, "out", false, &out, &o_len) || !count_arg(env, argv[4], fn, "n", &n) ||
-      !number_arg(env, argv[5], fn, "param", &param)) {
+  if (!get_count(env, argv[0], fn, "kind", &kind) || !get_float32_array(env, argv[1], fn, "x", &x, &x_len) ||
+      !get_optional_float32_array(env, argv[2], fn, "gate", &gate, &g_len) ||
+      !get_float32_array(env, argv[3], fn, "out", &out, &o_len) || !get_count(env, argv[4], fn, "n", &n) ||
+      !get_number(env, argv[5], fn, "param", &param)) {
     return nullptr;
   }
   if (kind > kScale) {
     napi_throw_range_error(env, nullptr, "unary: kind must be 0 (relu), 1 (gelu), 2 (gelu tanh), 3 (silu) or 4 (scale)");
     return nullptr;
   }
-  if (!holds(env, fn, "x", x_len, 1, n) || !holds(env, fn, "out", o_len, 1, n) ||
-      (gate && !holds(env, fn, "gate", g_len, 1, n))) {
+  if (!check_extent(env, fn, "x", x_len, 0, 1, n) || !check_extent(env, fn, "out", o_len, 0, 1, n) ||
+      (gate && !check_extent(env, fn, "gate", g_len, 0, 1, n))) {
     return nullptr;
   }
-  const bool wide = use_avx512();
-  parallel_elements(n, [&](int64_t i0, int64_t i1) {
-#if GLASSFORMER_X86
-    if (wide) return unary_range_avx512(kind, x, gate, out, i0, i1, param);
-#endif
-    unary_portable_range(kind, x, gate, out, i0, i1, param);
-  });
-  (void)wide;
+  const auto run = GLASSFORMER_WIDEST(unary_range);
+  parallel_elements(n, [&](int64_t i0, int64_t i1) { run(kind, x, gate, out, i0, i1, param); });
   return undefined(env);
 }
 
@@ -713,42 +667,42 @@ napi_value Softmax(napi_env env, napi_callback_info info) {
   double *strides, *dims;
   int64_t x_len, o_len, m_len, s_len, d_len, rows, n;
   double scale = 1;
-  if (!f32_arg(env, argv[0], fn, "x", false, &x, &x_len) || !f32_arg(env, argv[1], fn, "out", false, &out, &o_len) ||
-      !count_arg(env, argv[2], fn, "rows", &rows) || !count_arg(env, argv[3], fn, "n", &n) ||
-      !number_arg(env, argv[4], fn, "scale", &scale) || !f32_arg(env, argv[5], fn, "mask", true, &mask, &m_len) ||
+  if (!get_float32_array(env, argv[0], fn, "x", &x, &x_len) || !get_float32_array(env, argv[1], fn, "out", &out, &o_len) ||
+      !get_count(env, argv[2], fn, "rows", &rows) || !get_count(env, argv[3], fn, "n", &n) ||
+      !get_number(env, argv[4], fn, "scale", &scale) || !get_optional_float32_array(env, argv[5], fn, "mask", &mask, &m_len) ||
       !get_typed_array(env, argv[6], fn, "maskStrides", napi_float64_array, "a Float64Array", &strides, &s_len) ||
       !get_typed_array(env, argv[7], fn, "dims", napi_float64_array, "a Float64Array", &dims, &d_len)) {
     return nullptr;
   }
-  if (!holds(env, fn, "x", x_len, rows, n) || !holds(env, fn, "out", o_len, rows, n)) return nullptr;
+  if (!check_extent(env, fn, "x", x_len, 0, rows, n) || !check_extent(env, fn, "out", o_len, 0, rows, n)) return nullptr;
   MaskLayout layout{mask, {0, 0, 0}, 1, 1};
   if (mask) {
-    if (s_len < 3 || d_len < 2 || !(dims[0] >= 1) || !(dims[1] >= 1)) {
-      napi_throw_range_error(env, nullptr, "softmax: maskStrides needs 3 entries and dims 2 positive ones");
+    int64_t counts[2];
+    if (s_len < 3 || d_len < 2 || !layout_counts(env, fn, strides, 3, layout.strides) ||
+        !layout_counts(env, fn, dims, 2, counts) || counts[0] == 0 || counts[1] == 0 ||
+        static_cast<double>(counts[0]) * static_cast<double>(counts[1]) > kMaxExactInteger) {
+      if (!pending(env)) {
+        napi_throw_range_error(env, nullptr,
+                               "softmax: maskStrides needs 3 entries and dims 2 positive ones with a product below 2^53");
+      }
       return nullptr;
     }
-    for (int t = 0; t < 3; ++t) layout.strides[t] = static_cast<int64_t>(strides[t]);
-    layout.heads = static_cast<int64_t>(dims[0]);
-    layout.queries = static_cast<int64_t>(dims[1]);
+    layout.heads = counts[0];
+    layout.queries = counts[1];
     if (rows > 0 && n > 0) {
-      const int64_t batch = (rows + layout.heads * layout.queries - 1) / (layout.heads * layout.queries);
-      const int64_t last = (batch - 1) * layout.strides[0] + (layout.heads - 1) * layout.strides[1] +
-                           (layout.queries - 1) * layout.strides[2] + n;
-      if (layout.strides[0] < 0 || layout.strides[1] < 0 || layout.strides[2] < 0 || last > m_len) {
+      // The mask row of the last [B, H, Q] index must end inside the mask.
+      const int64_t per_batch = layout.heads * layout.queries;
+      const int64_t shape[4] = {(rows + per_batch - 1) / per_batch, layout.heads, layout.queries, n};
+      const int64_t mask_strides[4] = {layout.strides[0], layout.strides[1], layout.strides[2], 1};
+      if (strided_end(shape, mask_strides) > static_cast<double>(m_len)) {
         napi_throw_range_error(env, nullptr, "softmax: the mask's strides reach past its end");
         return nullptr;
       }
     }
   }
   if (n == 0) return undefined(env);
-  const bool wide = use_avx512();
-  parallel_rows(rows, 3 * n, [&](int64_t r0, int64_t r1) {
-#if GLASSFORMER_X86
-    if (wide) return softmax_rows_avx512(x, out, r0, r1, n, scale, layout);
-#endif
-    softmax_rows_portable(x, out, r0, r1, n, scale, layout);
-  });
-  (void)wide;
+  const auto run = GLASSFORMER_WIDEST(softmax_rows);
+  parallel_rows(rows, 3 * n, [&](int64_t r0, int64_t r1) { run(x, out, r0, r1, n, scale, layout); });
   return undefined(env);
 }
 
@@ -761,8 +715,8 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   float *a, *b, *out;
   double* raw;
   int64_t op, a_len, b_len, o_len, l_len;
-  if (!count_arg(env, argv[0], fn, "op", &op) || !f32_arg(env, argv[1], fn, "a", false, &a, &a_len) ||
-      !f32_arg(env, argv[2], fn, "b", false, &b, &b_len) || !f32_arg(env, argv[3], fn, "out", false, &out, &o_len) ||
+  if (!get_count(env, argv[0], fn, "op", &op) || !get_float32_array(env, argv[1], fn, "a", &a, &a_len) ||
+      !get_float32_array(env, argv[2], fn, "b", &b, &b_len) || !get_float32_array(env, argv[3], fn, "out", &out, &o_len) ||
       !get_typed_array(env, argv[4], fn, "layout", napi_float64_array, "a Float64Array", &raw, &l_len)) {
     return nullptr;
   }
@@ -771,35 +725,25 @@ napi_value Binary(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   BinaryLayout l;
-  for (int t = 0; t < 4; ++t) {
-    l.shape[t] = static_cast<int64_t>(raw[t]);
-    l.a_strides[t] = static_cast<int64_t>(raw[4 + t]);
-    l.b_strides[t] = static_cast<int64_t>(raw[8 + t]);
-    if (l.shape[t] < 0 || l.a_strides[t] < 0 || l.b_strides[t] < 0 || raw[t] > 9007199254740991.0) {
-      napi_throw_range_error(env, nullptr, "binary: layout entries must be non-negative");
-      return nullptr;
-    }
+  if (!layout_counts(env, fn, raw, 4, l.shape) || !layout_counts(env, fn, raw + 4, 4, l.a_strides) ||
+      !layout_counts(env, fn, raw + 8, 4, l.b_strides)) {
+    return nullptr;
   }
   if (l.a_strides[3] > 1 || l.b_strides[3] > 1) {
     napi_throw_range_error(env, nullptr, "binary: the last axis must have stride 0 or 1 in both operands");
     return nullptr;
   }
   const int64_t total = product(l.shape, 4);
-  if (total < 0 || !holds(env, fn, "out", o_len, 1, total)) {
+  if (total < 0 || !check_extent(env, fn, "out", o_len, 0, 1, total)) {
     if (!pending(env)) napi_throw_range_error(env, nullptr, "binary: the shape is too large");
     return nullptr;
   }
   if (total == 0) return undefined(env);
   // The last element each operand reads must lie inside it.
-  int64_t a_last = 0, b_last = 0;
-  for (int t = 0; t < 4; ++t) {
-    a_last += (l.shape[t] - 1) * l.a_strides[t];
-    b_last += (l.shape[t] - 1) * l.b_strides[t];
-  }
-  if (a_last >= a_len || b_last >= b_len) {
-    napi_throw_range_error(env, nullptr, (std::string("binary: the strides of ") + (a_last >= a_len ? "a" : "b") +
-                                          " reach past its end")
-                                             .c_str());
+  const bool a_fits = strided_end(l.shape, l.a_strides) <= static_cast<double>(a_len);
+  if (!a_fits || strided_end(l.shape, l.b_strides) > static_cast<double>(b_len)) {
+    napi_throw_range_error(env, nullptr,
+                           (std::string("binary: the strides of ") + (a_fits ? "b" : "a") + " reach past its end").c_str());
     return nullptr;
   }
   run_binary(op, a, b, out, l);
@@ -816,7 +760,7 @@ napi_value Permute(napi_env env, napi_callback_info info) {
   float *x, *out;
   double* raw;
   int64_t x_len, o_len, l_len;
-  if (!f32_arg(env, argv[0], fn, "x", false, &x, &x_len) || !f32_arg(env, argv[1], fn, "out", false, &out, &o_len) ||
+  if (!get_float32_array(env, argv[0], fn, "x", &x, &x_len) || !get_float32_array(env, argv[1], fn, "out", &out, &o_len) ||
       !get_typed_array(env, argv[2], fn, "layout", napi_float64_array, "a Float64Array", &raw, &l_len)) {
     return nullptr;
   }
@@ -825,23 +769,14 @@ napi_value Permute(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   PermuteLayout l;
-  for (int t = 0; t < 4; ++t) {
-    if (!(raw[t] >= 0) || !(raw[4 + t] >= 0) || raw[t] > 9007199254740991.0 || raw[4 + t] > 9007199254740991.0) {
-      napi_throw_range_error(env, nullptr, "permute: layout entries must be non-negative");
-      return nullptr;
-    }
-    l.shape[t] = static_cast<int64_t>(raw[t]);
-    l.strides[t] = static_cast<int64_t>(raw[4 + t]);
-  }
+  if (!layout_counts(env, fn, raw, 4, l.shape) || !layout_counts(env, fn, raw + 4, 4, l.strides)) return nullptr;
   const int64_t total = product(l.shape, 4);
-  if (total < 0 || !holds(env, fn, "out", o_len, 1, total)) {
+  if (total < 0 || !check_extent(env, fn, "out", o_len, 0, 1, total)) {
     if (!pending(env)) napi_throw_range_error(env, nullptr, "permute: the shape is too large");
     return nullptr;
   }
   if (total == 0) return undefined(env);
-  int64_t last = 0;
-  for (int t = 0; t < 4; ++t) last += (l.shape[t] - 1) * l.strides[t];
-  if (last >= x_len) {
+  if (strided_end(l.shape, l.strides) > static_cast<double>(x_len)) {
     napi_throw_range_error(env, nullptr, "permute: the strides of x reach past its end");
     return nullptr;
   }
@@ -853,15 +788,13 @@ napi_value Permute(napi_env env, napi_callback_info info) {
 }  // namespace
 
 void register_elementwise(napi_env env, napi_value exports) {
-  const napi_property_descriptor props[] = {
-      {"layerNorm", nullptr, LayerNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"rmsNorm", nullptr, RmsNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"permute", nullptr, Permute, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  define_functions(env, exports,
+                   {{"layerNorm", LayerNorm},
+                    {"rmsNorm", RmsNorm},
+                    {"unary", Unary},
+                    {"softmax", Softmax},
+                    {"binary", Binary},
+                    {"permute", Permute}});
 }
 
 }  // namespace glassformer

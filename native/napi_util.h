@@ -1,11 +1,14 @@
-// Argument helpers shared by the N-API entry points (addon.cc, ops.cc): each
-// throws a JavaScript error naming the function and argument, and returns false.
+// Argument helpers shared by the N-API entry points (addon.cc, elementwise.cc,
+// ops.cc): each throws a JavaScript error naming the function and argument,
+// and returns false.
 #pragma once
 
 #include <node_api.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace glassformer {
 
@@ -41,31 +44,72 @@ inline bool get_typed_array(napi_env env, napi_value value, const char* fn, cons
   return true;
 }
 
-inline bool get_float32_array(napi_env env, napi_value value, const char* name, float** data, int64_t* length) {
-  return get_typed_array(env, value, "gemm", name, napi_float32_array, "a Float32Array", data, length);
+// True when a JavaScript exception is already pending (a helper threw).
+inline bool pending(napi_env env) {
+  bool is_pending = false;
+  napi_is_exception_pending(env, &is_pending);
+  return is_pending;
 }
 
-inline bool get_count(napi_env env, napi_value value, const char* name, int64_t* out) {
+inline bool get_float32_array(napi_env env, napi_value value, const char* fn, const char* name, float** data,
+                              int64_t* length) {
+  return get_typed_array(env, value, fn, name, napi_float32_array, "a Float32Array", data, length);
+}
+
+// A Float32Array or null ("absent": data null, length 0).
+inline bool get_optional_float32_array(napi_env env, napi_value value, const char* fn, const char* name, float** data,
+                                       int64_t* length) {
+  *data = nullptr;
+  *length = 0;
+  napi_valuetype type = napi_undefined;
+  if (!check(env, napi_typeof(env, value, &type))) return false;
+  if (type == napi_null) return true;
+  return get_typed_array(env, value, fn, name, napi_float32_array, "a Float32Array or null", data, length);
+}
+
+// The largest integer a double holds exactly (2^53 − 1): counts and strides
+// stay below it, so sums of their products can be checked in doubles.
+constexpr double kMaxExactInteger = 9007199254740991.0;
+
+// True for an integer in [0, 2^53): the only doubles that convert to int64_t
+// without undefined behaviour or rounding (NaN, ±∞ and 1e300 do not).
+inline bool is_count(double d) {
+  return d >= 0 && d <= kMaxExactInteger && d == static_cast<double>(static_cast<int64_t>(d));
+}
+
+inline bool get_count(napi_env env, napi_value value, const char* fn, const char* name, int64_t* out) {
   double d = 0;
-  if (napi_get_value_double(env, value, &d) != napi_ok || !(d >= 0) || d > 9007199254740991.0 ||
-      d != static_cast<double>(static_cast<int64_t>(d))) {
-    napi_throw_range_error(env, nullptr,
-                           (std::string("gemm: ") + name + " must be a non-negative integer").c_str());
+  if (napi_get_value_double(env, value, &d) != napi_ok || !is_count(d)) {
+    napi_throw_range_error(env, nullptr, (std::string(fn) + ": " + name + " must be a non-negative integer").c_str());
     return false;
   }
   *out = static_cast<int64_t>(d);
   return true;
 }
 
+inline bool get_number(napi_env env, napi_value value, const char* fn, const char* name, double* out) {
+  if (napi_get_value_double(env, value, out) == napi_ok) return true;
+  napi_throw_type_error(env, nullptr, (std::string(fn) + ": " + name + " must be a number").c_str());
+  return false;
+}
+
+inline bool get_bool(napi_env env, napi_value value, const char* fn, const char* name, bool* out) {
+  if (napi_get_value_bool(env, value, out) == napi_ok) return true;
+  napi_throw_type_error(env, nullptr, (std::string(fn) + ": " + name + " must be a boolean").c_str());
+  return false;
+}
+
 // `offset + rows * cols <= length`, computed without overflow for sizes below 2^53.
-inline bool check_extent(napi_env env, const char* name, int64_t length, int64_t offset, int64_t rows, int64_t cols) {
+inline bool check_extent(napi_env env, const char* fn, const char* name, int64_t length, int64_t offset, int64_t rows,
+                         int64_t cols) {
   const bool fits = offset <= length && (rows == 0 || cols == 0 || (cols <= (length - offset) / rows &&
                                                                     rows * cols <= length - offset));
   if (!fits) {
     napi_throw_range_error(env, nullptr,
-                           (std::string("gemm: ") + name + " needs " + std::to_string(rows) + "x" +
-                            std::to_string(cols) + " elements from offset " + std::to_string(offset) +
-                            " but has length " + std::to_string(length))
+                           (std::string(fn) + ": " + name + " needs " + std::to_string(rows) + "x" +
+                            std::to_string(cols) + " elements" +
+                            (offset == 0 ? std::string() : " from offset " + std::to_string(offset)) + " but has " +
+                            std::to_string(length))
                                .c_str());
     return false;
   }
@@ -81,6 +125,22 @@ inline bool get_args(napi_env env, napi_callback_info info, size_t count, napi_v
     return false;
   }
   return true;
+}
+
+// One function of the module's exports.
+struct Export {
+  const char* name;
+  napi_callback function;
+};
+
+// Defines each function as an enumerable property of exports.
+inline void define_functions(napi_env env, napi_value exports, std::initializer_list<Export> functions) {
+  std::vector<napi_property_descriptor> props;
+  props.reserve(functions.size());
+  for (const Export& f : functions) {
+    props.push_back({f.name, nullptr, f.function, nullptr, nullptr, nullptr, napi_enumerable, nullptr});
+  }
+  napi_define_properties(env, exports, props.size(), props.data());
 }
 
 inline napi_value undefined(napi_env env) {

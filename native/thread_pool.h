@@ -37,6 +37,24 @@ class ThreadPool {
   // (two Node worker threads), runs them all on the caller.
   void run(int64_t chunks, Task task, const void* context, int max_threads = 1 << 30);
 
+  // Cuts [0, count) into `chunks` contiguous ranges [count·c/chunks,
+  // count·(c+1)/chunks) and calls body(first, end) for each through run().
+  template <class Body>
+  void run_ranges(int64_t count, int64_t chunks, const Body& body) {
+    struct Ranges {
+      const Body* body;
+      int64_t count;
+      int64_t chunks;
+    } ranges{&body, count, chunks};
+    run(
+        chunks,
+        [](const void* context, int64_t chunk) {
+          const Ranges& r = *static_cast<const Ranges*>(context);
+          (*r.body)(r.count * chunk / r.chunks, r.count * (chunk + 1) / r.chunks);
+        },
+        &ranges);
+  }
+
  private:
   // Per-worker handshake for one job: the caller posts it, then either the
   // worker starts it or the caller cancels it, whichever comes first.
