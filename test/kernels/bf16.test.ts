@@ -13,23 +13,11 @@ import { f32ToBf16, bf16ToF32 } from '../../src/tensor/dtype.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { randomArray } from '../helpers/random.js';
 import { SHARED } from '../helpers/shared.js';
-
+import { withVariant, WEIGHT_GEMM_CASES as CASES } from '../helpers/native.js';
 
 function toBf16(values: Float32Array): Uint16Array {
   return Uint16Array.from(values, (v) => f32ToBf16(v));
 }
-
-// Decode (m ≤ 4, streamed) and prefill (m > 4, widened as the f32 GEMM packs), with
-// k and n off every vector width, and offset slices.
-const CASES = [
-  { m: 1, n: 3072, k: 768, offsets: [0, 0, 0] },
-  { m: 1, n: 37, k: 33, offsets: [3, 5, 7] },
-  { m: 3, n: 250, k: 100, offsets: [1, 0, 2] },
-  { m: 4, n: 9, k: 47, offsets: [0, 0, 0] },
-  { m: 7, n: 130, k: 65, offsets: [2, 3, 1] },
-  { m: 64, n: 300, k: 200, offsets: [0, 0, 0] },
-  { m: 9, n: 70, k: 800, offsets: [1, 3, 2] }, // two k blocks of the packed GEMM
-];
 
 describe('bf16 weight kernels', () => {
   const loaded = loadNativeKernel();
@@ -37,9 +25,7 @@ describe('bf16 weight kernels', () => {
   for (const isa of native?.supportedIsas() ?? []) {
     test(`native ${isa} gemmBf16 agrees with the reference (weights widened, f32 sums)`, () => {
       assert.ok(native);
-      const before = native.isa();
-      native.setIsa(isa);
-      try {
+      withVariant(native, isa, undefined, () => {
         for (const { m, n, k, offsets } of CASES) {
           const [ao, bo, co] = offsets;
           const a = randomArray(ao + m * k, m * 31 + k);
@@ -56,9 +42,7 @@ describe('bf16 weight kernels', () => {
             assert.ok(diff <= bound, `${isa} ${m}×${n}×${k} element ${i}: ${actual[co + i]} vs ${expected[co + i]}`);
           }
         }
-      } finally {
-        native.setIsa(before);
-      }
+      });
     });
   }
 
@@ -69,11 +53,7 @@ describe('bf16 weight kernels', () => {
     for (const threads of [1, 2]) {
       test(`native ${isa} gemmBf16Rounded agrees with the reference on bf16-rounded activations, ${threads} thread(s)`, () => {
         assert.ok(native);
-        const before = native.isa();
-        const threadsBefore = native.threads();
-        native.setIsa(isa);
-        native.setThreads(threads);
-        try {
+        withVariant(native, isa, threads, () => {
           for (const { m, n, k, offsets } of ROUNDED_CASES) {
             const [ao, bo, co] = offsets;
             const a = randomArray(ao + m * k, m * 37 + k);
@@ -94,10 +74,7 @@ describe('bf16 weight kernels', () => {
             // The rounding of A shows (it is the point of the test), within bf16's half step of each term.
             if (k > 32) assert.ok(moved > 1e-6 && moved <= k * 2 ** -9, `${m}×${n}×${k}: rounding moved the result by ${moved}`);
           }
-        } finally {
-          native.setIsa(before);
-          native.setThreads(threadsBefore);
-        }
+        });
       });
     }
   }

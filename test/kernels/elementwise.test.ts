@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BINARY_OPS, UNARY_KINDS, binaryLayout, elementwiseKernel, permuteLayout, setElementwiseKernel, type ElementwiseKernel } from '../../src/kernels/elementwise.js';
 import { useFastestKernel } from '../../src/kernels/index.js';
-import { loadAddon, loadNativeKernel } from '../../src/kernels/native.js';
+import { loadNativeKernel } from '../../src/kernels/native.js';
 import { ShapeError, UnsupportedError } from '../../src/errors.js';
 import {
   F32_MIN,
@@ -30,6 +30,7 @@ import {
   sub,
 } from '../../src/ops/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { forEachIsa } from '../helpers/native.js';
 
 /** Deterministic values in [-amplitude, amplitude) (an LCG), so a failure reproduces. */
 function random(shape: number[], seed: number, amplitude = 1): Tensor {
@@ -55,22 +56,6 @@ function reference<T>(fn: () => T): T {
     return fn();
   } finally {
     setElementwiseKernel(previous);
-  }
-}
-
-/** Each instruction set the addon can run here, made active in turn (the elementwise kernels follow setIsa). */
-function forEachIsa(fn: (isa: string) => void): void {
-  const loaded = loadAddon();
-  if (!('addon' in loaded)) return;
-  const addon = loaded.addon as { isa(): string; supportedIsas(): string[]; setIsa(name: string): void };
-  const before = addon.isa();
-  try {
-    for (const isa of addon.supportedIsas()) {
-      addon.setIsa(isa);
-      fn(isa);
-    }
-  } finally {
-    addon.setIsa(before);
   }
 }
 
@@ -371,6 +356,32 @@ describe('fused elementwise kernels', () => {
     assert.throws(() => kernel.binary(BINARY_OPS.add, x, new Float32Array(3), out, Float64Array.from([1, 1, 3, 4, 0, 0, 4, 1, 0, 0, 1, 1])), /binary: the strides of b reach past its end/);
     assert.throws(() => kernel.binary(BINARY_OPS.add, x, x, out, Float64Array.from([1, 1, 1, 12, 0, 0, 0, 2, 0, 0, 0, 1])), /binary: the last axis must have stride 0 or 1/);
     assert.throws(() => kernel.binary(7, x, x, out, new Float64Array(12)), /binary: op must be/);
+  });
+
+  test('layouts and strides that are not integers below 2^53, or whose extent wraps int64, are refused before any read', async () => {
+    const kernel = await native();
+    if (!kernel) return;
+    const x = new Float32Array(12);
+    const out = new Float32Array(12);
+    // (3 − 1) · 2^62 wraps int64 to a negative "last element", which passed a
+    // `last < length` check and read far outside a.
+    const wrapping = Float64Array.from([3, 1, 1, 4, 2 ** 62, 0, 0, 1, 0, 0, 4, 1]);
+    assert.throws(() => kernel.binary(BINARY_OPS.add, x, x, out, wrapping), /binary: layout entries must be non-negative integers below 2\^53/);
+    for (const bad of [Number.NaN, Infinity, 1e300, 0.5, -1]) {
+      const layout = Float64Array.from([1, 1, 3, 4, 0, 0, 4, 1, 0, 0, 4, 1]);
+      layout[5] = bad;
+      assert.throws(() => kernel.binary(BINARY_OPS.add, x, x, out, layout), /binary: layout entries must be non-negative integers/, `stride ${bad}`);
+      assert.throws(() => kernel.permute(x, out, Float64Array.from([1, 1, 3, bad, 0, 0, 4, 1])), /permute: layout entries must be non-negative integers/, `extent ${bad}`);
+      assert.throws(() => kernel.softmax(x, out, 3, 4, 1, x, Float64Array.from([4, bad, 0]), Float64Array.from([1, 3])), /softmax: layout entries must be non-negative integers/, `mask stride ${bad}`);
+    }
+    // Strides just below 2^53 sum past the mask's end in doubles, not modulo 2^64.
+    assert.throws(() => kernel.binary(BINARY_OPS.add, x, x, out, Float64Array.from([3, 1, 1, 4, 2 ** 52, 0, 0, 1, 0, 0, 4, 1])), /binary: the strides of a reach past its end/);
+    assert.throws(() => kernel.softmax(x, out, 3, 4, 1, x, Float64Array.from([2 ** 52, 0, 0]), Float64Array.from([1, 1])), /softmax: the mask's strides reach past its end/);
+    assert.throws(() => kernel.softmax(x, out, 3, 4, 1, x, Float64Array.from([0, 0, 4]), Float64Array.from([2 ** 30, 2 ** 30])), /softmax: maskStrides needs 3 entries and dims 2 positive ones with a product below 2\^53/);
+    // In range, the same layout is accepted and adds.
+    const y = Float32Array.from({ length: 12 }, (_, i) => i);
+    kernel.binary(BINARY_OPS.add, y, y, out, Float64Array.from([1, 1, 3, 4, 0, 0, 4, 1, 0, 0, 4, 1]));
+    assert.deepEqual(Array.from(out), Array.from(y, (v) => 2 * v));
   });
 
   test('the *Into ops write into the given tensor, in place when it is the input, natively and in TypeScript', async () => {

@@ -13,27 +13,14 @@ import { UnsupportedError } from '../../src/errors.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { randomArray } from '../helpers/random.js';
 import { SHARED } from '../helpers/shared.js';
-
-
-// Decode (m ≤ 4, streamed) and prefill (m > 4, dequantized as the f32 GEMM packs), odd sizes and offsets.
-const CASES = [
-  { m: 1, n: 3072, k: 768, offsets: [0, 0, 0] },
-  { m: 1, n: 37, k: 33, offsets: [3, 5, 7] },
-  { m: 3, n: 250, k: 100, offsets: [1, 0, 2] },
-  { m: 4, n: 9, k: 47, offsets: [0, 0, 0] },
-  { m: 7, n: 130, k: 65, offsets: [2, 3, 1] },
-  { m: 64, n: 300, k: 200, offsets: [0, 0, 0] },
-  { m: 9, n: 70, k: 800, offsets: [1, 3, 2] }, // two k blocks of the packed GEMM
-];
+import { withVariant, WEIGHT_GEMM_CASES as CASES } from '../helpers/native.js';
 
 describe('int8 weight kernels', () => {
   const native = loadNativeKernel().kernel;
   for (const isa of native?.supportedIsas() ?? []) {
     test(`native ${isa} gemmInt8 agrees with the reference`, () => {
       assert.ok(native);
-      const before = native.isa();
-      native.setIsa(isa);
-      try {
+      withVariant(native, isa, undefined, () => {
         for (const { m, n, k, offsets } of CASES) {
           const [ao, qo, co] = offsets;
           const a = randomArray(ao + m * k, m * 31 + k);
@@ -51,9 +38,7 @@ describe('int8 weight kernels', () => {
             assert.ok(diff <= bound, `${isa} ${m}×${n}×${k} element ${i}: ${actual[co + i]} vs ${expected[co + i]}`);
           }
         }
-      } finally {
-        native.setIsa(before);
-      }
+      });
     });
   }
 
@@ -71,11 +56,7 @@ describe('int8 weight kernels', () => {
     for (const threads of [1, 2]) {
       test(`native ${isa} gemmInt8Quantized gives the reference's bits on ${threads} thread(s)`, () => {
         assert.ok(native);
-        const before = native.isa();
-        const threadsBefore = native.threads();
-        native.setIsa(isa);
-        native.setThreads(threads);
-        try {
+        withVariant(native, isa, threads, () => {
           for (const { m, n, k, offsets } of QUANTIZED_CASES) {
             const [ao, qo, co] = offsets;
             const a = randomArray(ao + m * k, m * 29 + k).map((v, i) => v * (1 + (i % 5)));
@@ -101,10 +82,7 @@ describe('int8 weight kernels', () => {
               }
             }
           }
-        } finally {
-          native.setIsa(before);
-          native.setThreads(threadsBefore);
-        }
+        });
       });
     }
   }

@@ -7,21 +7,12 @@ import {
   blockedMatmul,
   kernelInfo,
   matmulKernel,
-  referenceMatmul,
   setMatmulKernel,
   useFastestKernel,
 } from '../../src/kernels/index.js';
 import { loadNativeKernel } from '../../src/kernels/native.js';
 import type { MatmulKernel } from '../../src/kernels/types.js';
-
-interface Case {
-  m: number;
-  n: number;
-  k: number;
-  transB: boolean;
-  // Element offsets of A, B and C inside their arrays.
-  offsets: [number, number, number];
-}
+import { assertGemmAgrees, type GemmCase as Case, runGemm, SENTINEL } from '../helpers/gemm.js';
 
 /** Deterministic values in [-1, 1) (mulberry32), so a failure reproduces. */
 function randomArray(length: number, seed: number): Float32Array {
@@ -69,66 +60,12 @@ const MODEL_CASES: Case[] = [
   { m: 128, n: 96, k: 768, transB: true, offsets: [0, 0, 0] },
 ];
 
-interface Operands {
-  a: Float32Array;
-  b: Float32Array;
-  expected: Float32Array;
-  // Per element of C, Σ_p |A[i][p]| · |B[p][j]|: the scale of the rounding error any f32 sum may make.
-  magnitude: Float64Array;
-}
-
-const SENTINEL = 12345.5;
-const operandCache = new Map<Case, Operands>();
-
-function operands(c: Case): Operands {
-  const cached = operandCache.get(c);
-  if (cached) return cached;
-  const [aOff, bOff] = c.offsets;
-  const a = randomArray(aOff + c.m * c.k + 3, c.m * 7919 + c.k);
-  const b = randomArray(bOff + c.k * c.n + 3, c.n * 104729 + c.k);
-  const expected = new Float32Array(c.m * c.n);
-  referenceMatmul.gemm(a, aOff, b, bOff, expected, 0, c.m, c.n, c.k, c.transB);
-  const magnitude = new Float64Array(c.m * c.n);
-  for (let i = 0; i < c.m; i++) {
-    for (let j = 0; j < c.n; j++) {
-      let sum = 0;
-      for (let p = 0; p < c.k; p++) {
-        const bv = c.transB ? b[bOff + j * c.k + p] : b[bOff + p * c.n + j];
-        sum += Math.abs(a[aOff + i * c.k + p] * bv);
-      }
-      magnitude[i * c.n + j] = sum;
-    }
-  }
-  const result = { a, b, expected, magnitude };
-  operandCache.set(c, result);
-  return result;
-}
-
 function run(kernel: MatmulKernel, c: Case): Float32Array {
-  const { a, b } = operands(c);
-  const [aOff, bOff, cOff] = c.offsets;
-  const out = new Float32Array(cOff + c.m * c.n + 4).fill(SENTINEL);
-  kernel.gemm(a, aOff, b, bOff, out, cOff, c.m, c.n, c.k, c.transB);
-  return out;
+  return runGemm(kernel, c, randomArray);
 }
 
-/** Checks every element of C against the reference, and that nothing outside C was written. */
 function assertAgrees(kernel: MatmulKernel, c: Case): void {
-  const { expected, magnitude } = operands(c);
-  const out = run(kernel, c);
-  const cOff = c.offsets[2];
-  const label = `${kernel.name} m=${c.m} n=${c.n} k=${c.k} transB=${c.transB} offsets=${c.offsets.join(',')}`;
-  for (let i = 0; i < cOff; i++) assert.equal(out[i], SENTINEL, `${label}: wrote before C at ${i}`);
-  for (let i = cOff + c.m * c.n; i < out.length; i++) assert.equal(out[i], SENTINEL, `${label}: wrote after C at ${i}`);
-  for (let e = 0; e < c.m * c.n; e++) {
-    // f32 sums in any order stay within a few k·ε of Σ|a·b|; 1e-5 is loose enough for
-    // blocked orders and tight enough to catch a dropped or doubled term.
-    const tolerance = 1e-5 * magnitude[e] + 1e-30;
-    const error = Math.abs(out[cOff + e] - expected[e]);
-    if (!(error <= tolerance)) {
-      assert.fail(`${label}: C[${Math.floor(e / c.n)}][${e % c.n}] = ${out[cOff + e]}, reference ${expected[e]}`);
-    }
-  }
+  assertGemmAgrees(kernel, c, randomArray, kernel.name);
 }
 
 function assertAgreesOnAllShapes(kernel: MatmulKernel): void {
@@ -219,6 +156,22 @@ describe('native kernel', () => {
     assert.throws(() => native.gemm(a, 0, b, 0, c, 0, 1.5, 2, 3, false), RangeError);
     const notF32 = new Float64Array(6) as unknown as Float32Array;
     assert.throws(() => native.gemm(notF32, 0, b, 0, c, 0, 2, 2, 3, false), TypeError);
+  });
+
+  test('every entry point names itself and the argument in its errors', () => {
+    const a = new Float32Array(6);
+    const c = new Float32Array(4);
+    assert.throws(() => native.gemmInt8(new Float64Array(6) as unknown as Float32Array, 0, new Int8Array(6), 0, new Float32Array(2), c, 0, 2, 2, 3), /^TypeError: gemmInt8: a must be a Float32Array/);
+    assert.throws(() => native.gemmInt8Quantized(a, 0, new Int8Array(6), 0, new Float32Array(2), c, 3, 2, 2, 3), /^RangeError: gemmInt8Quantized: c needs 2x2 elements from offset 3 but has 4/);
+    assert.throws(() => native.gemmBf16(a, 0, new Uint16Array(6), 0, c, 0, 2, 2, 2.5), /^RangeError: gemmBf16: k must be a non-negative integer/);
+    assert.throws(() => native.prepack(a, 0, -2, 3, false), /^RangeError: prepack: n must be a non-negative integer/);
+    assert.throws(() => native.prepack(a, 0, 2, 3, 1 as unknown as boolean), /^TypeError: prepack: transB must be a boolean/);
+    const packed = native.prepack(a, 0, 2, 3, false);
+    assert.throws(() => native.gemmPacked(a, 1, packed, c, 0, 2), /^RangeError: gemmPacked: a needs 2x3 elements from offset 1 but has 6/);
+    assert.throws(() => native.gemm(a, 0, a, 0, c, 0, 2, 2, 3, 0 as unknown as boolean), /^TypeError: gemm: transB must be a boolean/);
+    assert.throws(() => native.setThreads(-1), /^RangeError: setThreads: threads must be a non-negative integer/);
+    assert.throws(() => native.streamRead(a, 1, 'yes' as unknown as boolean), /^TypeError: streamRead: prefetch must be a boolean/);
+    assert.throws(() => native.fmaPeak('long' as unknown as number), /^TypeError: fmaPeak: seconds must be a number/);
   });
 
   test('setThreads refuses a count below 1', () => {

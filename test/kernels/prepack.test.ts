@@ -8,6 +8,7 @@ import { backward, noGrad } from '../../src/tensor/autograd.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { SGD } from '../../src/train/optim.js';
 import { randomArray } from '../helpers/random.js';
+import { withVariant } from '../helpers/native.js';
 
 // Both weight layouts, sizes off every tile (6×64, 6×16, 4×16) and more than
 // one k block (KC = 768 on AVX-512, 256 elsewhere), decode-sized m too.
@@ -26,11 +27,7 @@ describe('prepacked weights', () => {
     for (const threads of [1, 2]) {
       test(`native ${isa}, ${threads} thread(s): gemmPacked gives gemm's bits above 4 rows, the reference's sums at any m`, () => {
         assert.ok(native);
-        const isaBefore = native.isa();
-        const threadsBefore = native.threads();
-        native.setIsa(isa);
-        native.setThreads(threads);
-        try {
+        withVariant(native, isa, threads, () => {
           for (const { m, n, k, transB } of CASES) {
             const a = randomArray(3 + m * k, m + k);
             const b = randomArray(5 + n * k, n * 3 + k);
@@ -48,10 +45,7 @@ describe('prepacked weights', () => {
             referenceMatmul.gemm(a, 3, b, 5, ref, 0, m, n, k, transB);
             for (let i = 0; i < m * n; i++) assert.ok(Math.abs(ref[i] - actual[2 + i]) <= 4 * k * 2 ** -24 + 1e-6);
           }
-        } finally {
-          native.setIsa(isaBefore);
-          native.setThreads(threadsBefore);
-        }
+        });
       });
     }
   }
