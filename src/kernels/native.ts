@@ -11,7 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { UnsupportedError } from '../errors.js';
 import type {
   AttentionKernel,
+  Bf16Gemm,
   Bf16MatmulKernel,
+  Int8Gemm,
   Int8MatmulKernel,
   PackedMatrix,
   PrepackingMatmulKernel,
@@ -31,22 +33,10 @@ interface NativeAddon {
     a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number,
     m: number, n: number, k: number, transB: boolean,
   ): void;
-  gemmBf16(
-    a: Float32Array, aOffset: number, b: Uint16Array, bOffset: number, c: Float32Array, cOffset: number,
-    m: number, n: number, k: number,
-  ): void;
-  gemmInt8(
-    a: Float32Array, aOffset: number, q: Int8Array, qOffset: number, scales: Float32Array, c: Float32Array, cOffset: number,
-    m: number, n: number, k: number,
-  ): void;
-  gemmBf16Rounded(
-    a: Float32Array, aOffset: number, b: Uint16Array, bOffset: number, c: Float32Array, cOffset: number,
-    m: number, n: number, k: number,
-  ): void;
-  gemmInt8Quantized(
-    a: Float32Array, aOffset: number, q: Int8Array, qOffset: number, scales: Float32Array, c: Float32Array, cOffset: number,
-    m: number, n: number, k: number,
-  ): void;
+  gemmBf16: Bf16Gemm;
+  gemmInt8: Int8Gemm;
+  gemmBf16Rounded: Bf16Gemm;
+  gemmInt8Quantized: Int8Gemm;
   prepack(b: Float32Array, bOffset: number, n: number, k: number, transB: boolean): ArrayBuffer;
   gemmPacked(a: Float32Array, aOffset: number, packed: ArrayBuffer, c: Float32Array, cOffset: number, m: number, n: number, k: number): void;
   attend: AttentionKernel['attend'];

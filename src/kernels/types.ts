@@ -79,17 +79,7 @@ export interface KernelInfo {
  */
 export interface Bf16MatmulKernel {
   readonly name: string;
-  gemmBf16(
-    a: Float32Array,
-    aOffset: number,
-    b: Uint16Array,
-    bOffset: number,
-    c: Float32Array,
-    cOffset: number,
-    m: number,
-    n: number,
-    k: number,
-  ): void;
+  gemmBf16: Bf16Gemm;
   /**
    * The same product with A rounded to bf16 first (nearest even, as
    * `f32ToBf16`): every product of two bf16 values is exact in f32, the sums
@@ -97,18 +87,21 @@ export interface Bf16MatmulKernel {
    * work an instruction; the activations' rounding is the price (measured in
    * docs/performance.md), so models use it only when asked (`setBf16Activations`).
    */
-  gemmBf16Rounded(
-    a: Float32Array,
-    aOffset: number,
-    b: Uint16Array,
-    bOffset: number,
-    c: Float32Array,
-    cOffset: number,
-    m: number,
-    n: number,
-    k: number,
-  ): void;
+  gemmBf16Rounded: Bf16Gemm;
 }
+
+/** C [m, n] (from cOffset) = A [m, k] (from aOffset) · Bᵀ with B [n, k] bf16 bits (from bOffset). */
+export type Bf16Gemm = (
+  a: Float32Array,
+  aOffset: number,
+  b: Uint16Array,
+  bOffset: number,
+  c: Float32Array,
+  cOffset: number,
+  m: number,
+  n: number,
+  k: number,
+) => void;
 
 /**
  * C = A · (s ⊙ Q)ᵀ with int8 weights Q [n, k] and one f32 scale per row of Q
@@ -116,18 +109,7 @@ export interface Bf16MatmulKernel {
  */
 export interface Int8MatmulKernel {
   readonly name: string;
-  gemmInt8(
-    a: Float32Array,
-    aOffset: number,
-    q: Int8Array,
-    qOffset: number,
-    scales: Float32Array,
-    c: Float32Array,
-    cOffset: number,
-    m: number,
-    n: number,
-    k: number,
-  ): void;
+  gemmInt8: Int8Gemm;
   /**
    * The same product with A quantized too, per row and at run time
    * (dynamic, symmetric): sa_i = max|a_i| / 127 (f32), a8 = a / sa_i rounded
@@ -136,19 +118,22 @@ export interface Int8MatmulKernel {
    * bits (k ≤ 65536). Integer dot products are what VNNI (vpdpbusd) runs at
    * four times the f32 FMA rate; rounding the activations is the price.
    */
-  gemmInt8Quantized(
-    a: Float32Array,
-    aOffset: number,
-    q: Int8Array,
-    qOffset: number,
-    scales: Float32Array,
-    c: Float32Array,
-    cOffset: number,
-    m: number,
-    n: number,
-    k: number,
-  ): void;
+  gemmInt8Quantized: Int8Gemm;
 }
+
+/** C [m, n] (from cOffset) = A [m, k] (from aOffset) · (scales ⊙ Q)ᵀ with Q [n, k] int8 (from qOffset), scales [n]. */
+export type Int8Gemm = (
+  a: Float32Array,
+  aOffset: number,
+  q: Int8Array,
+  qOffset: number,
+  scales: Float32Array,
+  c: Float32Array,
+  cOffset: number,
+  m: number,
+  n: number,
+  k: number,
+) => void;
 
 /**
  * Attention for a few query rows in one pass (decoding against a KV cache):
