@@ -449,9 +449,13 @@ napi_value GemmInt8Quantized(napi_env env, napi_callback_info info) {
 }
 
 // A weight packed ahead of its products (prepack): a header, then at byte 64
-// the panels pack_b_cols lays out for the variant that packed it.
+// the panels pack_b_cols lays out for the variant that packed it. `self` is
+// the buffer's own address: a copy (ArrayBuffer.prototype.slice) keeps the
+// magic but moves, and may be shorter or lose the 64-byte alignment the
+// kernels' aligned loads need, so only the buffer prepack returned is used.
 struct PackedHeader {
   uint64_t magic;
+  const void* self;
   const IsaKernels* isa;
   int64_t n;
   int64_t k;
@@ -498,7 +502,7 @@ napi_value Prepack(napi_env env, napi_callback_info info) {
     napi_throw_error(env, nullptr, "prepack: out of memory for the packed weight");
     return nullptr;
   }
-  new (memory) PackedHeader{kPackedMagic, &isa, n, k, trans_b};
+  new (memory) PackedHeader{kPackedMagic, memory, &isa, n, k, trans_b};
   PackBJob job{&g, &isa, reinterpret_cast<float*>(static_cast<char*>(memory) + kPackedDataOffset), 0};
   const int64_t panels = (n + isa.nr - 1) / isa.nr;
   job.chunks = std::min<int64_t>(panels, n * k < kParallelMinMacs ? 1 : state().pool.threads());
@@ -540,7 +544,7 @@ napi_value GemmPacked(napi_env env, napi_callback_info info) {
   if (!check(env, napi_is_arraybuffer(env, argv[2], &is_buffer))) return nullptr;
   if (is_buffer && !check(env, napi_get_arraybuffer_info(env, argv[2], &data, &bytes))) return nullptr;
   const auto* header = static_cast<const PackedHeader*>(data);
-  if (!is_buffer || bytes < kPackedDataOffset || header->magic != kPackedMagic) {
+  if (!is_buffer || bytes < kPackedDataOffset || header->magic != kPackedMagic || header->self != data) {
     napi_throw_type_error(env, nullptr, "gemmPacked: packed must be an ArrayBuffer returned by prepack");
     return nullptr;
   }

@@ -70,6 +70,16 @@ describe('prepacked weights', () => {
     assert.throws(() => native.gemmPacked(a, 0, { n: 40, k: 30, kernel: 'blocked' }, c, 0, 8), UnsupportedError);
     assert.throws(() => native.prepack(b, 1, 40, 30, true), RangeError);
     assert.throws(() => native.gemmPacked(a, 1, packed, c, 0, 8), RangeError);
+    // A copy keeps the header but not the panels' length or 64-byte alignment
+    // (a truncated one was read past its end): only prepack's own buffer is used.
+    const { buffer } = packed as typeof packed & { buffer: ArrayBuffer };
+    for (const copy of [buffer.slice(0), buffer.slice(0, 100)]) {
+      assert.throws(() => native.gemmPacked(a, 0, { ...packed, buffer: copy } as typeof packed, c, 0, 8), /^TypeError: gemmPacked: packed must be an ArrayBuffer returned by prepack/);
+    }
+    native.gemmPacked(a, 0, packed, c, 0, 8);
+    const expected = new Float32Array(8 * 40);
+    native.gemm(a, 0, b, 0, expected, 0, 8, 40, 30, true);
+    assert.deepEqual(c, expected);
   });
 
   test('a Linear multiplies from its packed weight with the same bits, and never from a pack an optimizer step made stale', async () => {
