@@ -87,41 +87,14 @@ const BINARY_AXES = 4;
 
 /**
  * The native `binary` layout of a ∘ b broadcast to `out`: NumPy broadcasting
- * as element strides (0 on a repeated axis), with neighbouring axes merged
- * while both operands walk them as one, padded to four axes. Undefined when
- * more than four axes remain or an operand repeats along a run of the last
- * axis that is not the whole axis (the kernel needs stride 0 or 1 there).
+ * as element strides (0 on a repeated axis), merged and padded by
+ * `mergedLayout`. Undefined when more than four axes remain or an operand
+ * repeats along a run of the last axis that is not the whole axis (the kernel
+ * needs stride 0 or 1 there).
  */
 export function binaryLayout(a: readonly number[], b: readonly number[], out: readonly number[]): Float64Array | undefined {
-  const sa = broadcastStrides(a, out);
-  const sb = broadcastStrides(b, out);
-  const shape: number[] = [];
-  const aStrides: number[] = [];
-  const bStrides: number[] = [];
-  for (let axis = 0; axis < out.length; axis++) {
-    if (out[axis] === 1) continue;
-    const last = shape.length - 1;
-    // Merge with the previous axis when each operand steps over both as one run.
-    if (last >= 0 && aStrides[last] === sa[axis] * out[axis] && bStrides[last] === sb[axis] * out[axis]) {
-      shape[last] *= out[axis];
-      aStrides[last] = sa[axis];
-      bStrides[last] = sb[axis];
-    } else {
-      shape.push(out[axis]);
-      aStrides.push(sa[axis]);
-      bStrides.push(sb[axis]);
-    }
-  }
-  if (shape.length > BINARY_AXES) return undefined;
-  const n = shape.length;
-  if (n > 0 && (aStrides[n - 1] > 1 || bStrides[n - 1] > 1)) return undefined;
-  const pad = BINARY_AXES - n;
-  const layout = new Float64Array(3 * BINARY_AXES);
-  for (let i = 0; i < BINARY_AXES; i++) {
-    layout[i] = i < pad ? 1 : shape[i - pad];
-    layout[BINARY_AXES + i] = i < pad ? 0 : aStrides[i - pad];
-    layout[2 * BINARY_AXES + i] = i < pad ? 0 : bStrides[i - pad];
-  }
+  const layout = mergedLayout(out, [broadcastStrides(a, out), broadcastStrides(b, out)]);
+  if (layout === undefined || layout[2 * BINARY_AXES - 1] > 1 || layout[3 * BINARY_AXES - 1] > 1) return undefined;
   return layout;
 }
 
@@ -140,9 +113,8 @@ function broadcastStrides(shape: readonly number[], target: readonly number[]): 
 /**
  * The native `permute` layout of a contiguous tensor of `shape` with its axes
  * reordered by `axes` (output axis i is input axis axes[i]): the output shape
- * and the input's strides along it, with neighbouring output axes merged
- * where the input walks them as one, padded to four axes. Undefined when more
- * than four axes remain.
+ * and the input's strides along it, merged and padded by `mergedLayout`.
+ * Undefined when more than four axes remain.
  */
 export function permuteLayout(shape: readonly number[], axes: readonly number[]): Float64Array | undefined {
   const inStrides = new Array<number>(shape.length);
@@ -150,26 +122,37 @@ export function permuteLayout(shape: readonly number[], axes: readonly number[])
     inStrides[i] = stride;
     stride *= shape[i];
   }
-  const outShape: number[] = [];
-  const strides: number[] = [];
-  for (const axis of axes) {
+  return mergedLayout(
+    axes.map((axis) => shape[axis]),
+    [axes.map((axis) => inStrides[axis])],
+  );
+}
+
+/**
+ * [shape ×4, then each operand's element strides ×4]: `shape` with axes of
+ * size 1 dropped and neighbouring axes merged while every operand steps over
+ * both as one run (so the kernel's innermost loop is as long as it can be),
+ * padded in front to four axes. Undefined when more than four axes remain.
+ */
+function mergedLayout(shape: readonly number[], operands: readonly (readonly number[])[]): Float64Array | undefined {
+  const merged: number[] = [];
+  const strides: number[][] = operands.map(() => []);
+  for (let axis = 0; axis < shape.length; axis++) {
     const size = shape[axis];
     if (size === 1) continue;
-    const last = outShape.length - 1;
-    if (last >= 0 && strides[last] === inStrides[axis] * size) {
-      outShape[last] *= size;
-      strides[last] = inStrides[axis];
-    } else {
-      outShape.push(size);
-      strides.push(inStrides[axis]);
-    }
+    const last = merged.length - 1;
+    let joins = last >= 0;
+    for (let o = 0; o < operands.length && joins; o++) joins = strides[o][last] === operands[o][axis] * size;
+    if (joins) merged[last] *= size;
+    else merged.push(size);
+    for (let o = 0; o < operands.length; o++) strides[o][merged.length - 1] = operands[o][axis];
   }
-  if (outShape.length > BINARY_AXES) return undefined;
-  const pad = BINARY_AXES - outShape.length;
-  const layout = new Float64Array(2 * BINARY_AXES);
+  if (merged.length > BINARY_AXES) return undefined;
+  const pad = BINARY_AXES - merged.length;
+  const layout = new Float64Array((1 + operands.length) * BINARY_AXES);
   for (let i = 0; i < BINARY_AXES; i++) {
-    layout[i] = i < pad ? 1 : outShape[i - pad];
-    layout[BINARY_AXES + i] = i < pad ? 0 : strides[i - pad];
+    layout[i] = i < pad ? 1 : merged[i - pad];
+    for (let o = 0; o < operands.length; o++) layout[(1 + o) * BINARY_AXES + i] = i < pad ? 0 : strides[o][i - pad];
   }
   return layout;
 }
