@@ -28,6 +28,7 @@ import { activationInto, add, addInto, gelu, layerNorm, layerNormInto, scale, so
 import { normalizeL2, pool } from '../src/tasks/pooling.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { randomTensor } from './random.js';
+import { prove } from './proof.js';
 
 interface Shape {
   name: string;
@@ -233,6 +234,7 @@ function fastPath(native: NativeMatmulKernel, model: EncoderModel, peak: number)
     console.log(
       `| ${threads} | ${fixed((BATCH * 1000) / ms, 2)} (${fixed((BATCH * 1000) / best, 2)}) | ${fixed(productFlops / (part('products') / 1000) / 1e9)} | ${fixed(whole)} | ${percent(whole / ceilings.get(threads)!)} of ${fixed(ceilings.get(threads)!)} | ${percent(whole / (peak * threads))} of ${fixed(peak * threads)} | ${share(part('products'))} | ${share(part('attention'))} | ${share(part('elementwise'))} | ${share(rest)} |`,
     );
+    prove('encoder', `BERT-base batch ${BATCH}×${SEQ}, ${threads} thread${threads > 1 ? 's' : ''}: ${fixed((BATCH * 1000) / ms, 2)} sentences/s, whole pass / GEMM ceiling`, whole / ceilings.get(threads)!, '%');
   }
   console.log(`\nmedian of ${runs.get(1)!.length} runs a thread count, interleaved; "of GEMM ceiling" divides the whole pass's rate by the native GEMM's best on [4096×768]·[768×768]ᵀ at that thread count; "rest" is everything outside the three seams (embedding, head split/merge copies, bias adds, allocation, pooling).`);
 }
@@ -264,6 +266,7 @@ function slices(native: NativeMatmulKernel | undefined): void {
   paths.forEach(({ name, batch }, i) => {
     const gflops = (rates[i] * (linearFlops(BERT, SEQ) + attentionFlops(BERT, SEQ))) / 1e9;
     console.log(`| ${name} | ${batch} | ${fixed(rates[i], rates[i] < 1 ? 3 : 2)} | ${fixed(gflops, 2)} | ${fixed(rates[0] / rates[i])}× |`);
+    if (i > 0 && name.startsWith('reference')) prove('encoder', 'BERT-base batch 32×128: fast path / reference path sentences/s (one layer, scaled)', rates[0] / rates[i], '×');
   });
   if (full.length > 0) console.log(`
 the batch-${BATCH} rows: median of 3 interleaved runs; the others: one run.`);
