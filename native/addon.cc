@@ -5,7 +5,7 @@
 //   gemmBf16Rounded(same arguments)  the same with A rounded to bf16 (vdpbf16ps)
 //   gemmInt8(a, aOffset, q, qOffset, scales, c, cOffset, m, n, k)  C = A · (scales ⊙ Q)ᵀ, Q [n, k] int8
 //   gemmInt8Quantized(same arguments)  the same with A quantized per row to int8 (VNNI)
-//   and the fused ops of ops.cc (attend, ...) and elementwise.cc, registered by
+//   and the fused ops of ops.cc (attention) and elementwise.cc, registered by
 //   register_ops and register_elementwise
 //   prepack(b, bOffset, n, k, transB) -> ArrayBuffer   op(B) packed once, for
 //   gemmPacked(a, aOffset, packed, c, cOffset, m, n, k)  C = A · op(B) without packing B

@@ -4,9 +4,6 @@
 //             batch, heads, kvHeads, queries, keys, dim)
 //                              fused attention for any number of queries: decode steps
 //                              against a KV cache read in place, and whole prompts
-//   attend(q, k, v, mask, maskStrides, scale, pattern, z, batch, heads, queries, keys, dim)
-//                              the same kernel with the decode-only signature of
-//                              kernels/native.ts (no bias, keys packed, one KV head per head)
 #include <node_api.h>
 
 #include <algorithm>
@@ -547,13 +544,6 @@ bool check_attention(napi_env env, const char* fn, const Attention& a, int64_t q
          (!a.bias || check_broadcast(env, fn, "bias", b_len, a.bias_strides, a));
 }
 
-// Row-major strides of [n0, n1, n2, dim] for its three outer axes.
-void packed_strides(int64_t* strides, int64_t n1, int64_t n2, int64_t dim) {
-  strides[2] = dim;
-  strides[1] = n2 * dim;
-  strides[0] = n1 * n2 * dim;
-}
-
 // attention(q, k, v, z, pattern | null, mask | null, bias | null, strides[20], scale,
 //           batch, heads, kvHeads, queries, keys, dim)
 // strides: q's (batch, head, query), k's (batch, KV head, key), v's, z's, then
@@ -618,69 +608,11 @@ napi_value AttentionCall(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// attend(q, k, v, mask | null, maskStrides[4], scale, pattern, z, batch, heads, queries, keys, dim):
-// kernels/native.ts's decode-attention seam, on the same kernel (packed operands).
-napi_value Attend(napi_env env, napi_callback_info info) {
-  constexpr const char* fn = "attend";
-  napi_value argv[13];
-  if (!get_args(env, info, 13, argv,
-                "attend: expected (q, k, v, mask, maskStrides, scale, pattern, z, batch, heads, queries, keys, dim)")) {
-    return nullptr;
-  }
-  Attention a{};
-  float *q, *k, *v, *pattern, *z, *mask, *strides_f;
-  int64_t q_len, k_len, v_len, p_len, z_len, m_len, s_len;
-  double scale = 1;
-  if (!get_f32(env, argv[0], fn, "q", &q, &q_len) || !get_f32(env, argv[1], fn, "k", &k, &k_len) ||
-      !get_f32(env, argv[2], fn, "v", &v, &v_len) || !get_optional_f32(env, argv[3], fn, "mask", &mask, &m_len) ||
-      !get_f32(env, argv[4], fn, "maskStrides", &strides_f, &s_len)) {
-    return nullptr;
-  }
-  if (napi_get_value_double(env, argv[5], &scale) != napi_ok) {
-    napi_throw_type_error(env, nullptr, "attend: scale must be a number");
-    return nullptr;
-  }
-  if (!get_f32(env, argv[6], fn, "pattern", &pattern, &p_len) || !get_f32(env, argv[7], fn, "z", &z, &z_len) ||
-      !get_size(env, argv[8], fn, "batch", &a.batch) || !get_size(env, argv[9], fn, "heads", &a.heads) ||
-      !get_size(env, argv[10], fn, "queries", &a.queries) || !get_size(env, argv[11], fn, "keys", &a.keys) ||
-      !get_size(env, argv[12], fn, "dim", &a.dim)) {
-    return nullptr;
-  }
-  if (s_len < 4) {
-    throw_pending_or(env, "attend: maskStrides needs 4 entries");
-    return nullptr;
-  }
-  for (int t = 0; t < 4; ++t) {
-    const float v = strides_f[t];
-    if (!(v >= 0) || v != static_cast<float>(static_cast<int64_t>(v))) {
-      throw_pending_or(env, "attend: maskStrides must be non-negative integers");
-      return nullptr;
-    }
-    a.mask_strides[t] = static_cast<int64_t>(v);
-  }
-  a.kv_heads = a.heads;
-  packed_strides(a.q_strides, a.heads, a.queries, a.dim);
-  packed_strides(a.z_strides, a.heads, a.queries, a.dim);
-  packed_strides(a.k_strides, a.heads, a.keys, a.dim);
-  packed_strides(a.v_strides, a.heads, a.keys, a.dim);
-  a.q = q;
-  a.k = k;
-  a.v = v;
-  a.z = z;
-  a.pattern = pattern;
-  a.mask = mask;
-  a.scale = static_cast<float>(scale);
-  if (!check_attention(env, fn, a, q_len, k_len, v_len, z_len, p_len, m_len, 0)) return nullptr;
-  run_attention(a);
-  return undefined(env);
-}
-
 }  // namespace
 
 void register_ops(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"attention", nullptr, AttentionCall, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"attend", nullptr, Attend, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -15,9 +15,9 @@ import { blockedMatmul } from './blocked.js';
 import { referenceBf16Matmul } from './bf16.js';
 import { referenceInt8Matmul } from './int8.js';
 import { createWasmKernel, type WasmMatmulKernel } from './wasm/kernel.js';
-import type { AttentionKernel, Bf16MatmulKernel, Int8MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
+import type { Bf16MatmulKernel, Int8MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
 
-export type { AttentionKernel, Bf16MatmulKernel, Int8MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
+export type { Bf16MatmulKernel, Int8MatmulKernel, KernelInfo, MatmulKernel, ThreadedMatmulKernel } from './types.js';
 export { referenceInt8Matmul } from './int8.js';
 export { referenceMatmul } from './reference.js';
 export { blockedMatmul } from './blocked.js';
@@ -27,7 +27,6 @@ export { createWasmKernel, type WasmMatmulKernel } from './wasm/kernel.js';
 let active: MatmulKernel = blockedMatmul;
 let activeBf16: Bf16MatmulKernel = referenceBf16Matmul;
 let activeInt8: Int8MatmulKernel = referenceInt8Matmul;
-let fusedAttention: AttentionKernel | undefined;
 let nativeUnavailable: string | undefined;
 let fastest: Promise<KernelInfo> | undefined;
 let nativeAddon: Record<string, unknown> | undefined;
@@ -70,21 +69,6 @@ export function int8MatmulKernel(): Int8MatmulKernel {
 export function setInt8MatmulKernel(kernel: Int8MatmulKernel): Int8MatmulKernel {
   const previous = activeInt8;
   activeInt8 = kernel;
-  return previous;
-}
-
-/**
- * The fused attention kernel for a few query rows, when the native addon is
- * loaded; without it `attend` runs its unfused ops, which are the reference.
- */
-export function attentionKernel(): AttentionKernel | undefined {
-  return fusedAttention;
-}
-
-/** Swap the fused attention kernel (undefined turns the fused path off); returns the previous one. */
-export function setAttentionKernel(kernel: AttentionKernel | undefined): AttentionKernel | undefined {
-  const previous = fusedAttention;
-  fusedAttention = kernel;
   return previous;
 }
 
@@ -154,7 +138,6 @@ async function loadNative(): Promise<string | undefined> {
   active = loaded.kernel;
   activeBf16 = loaded.kernel;
   activeInt8 = loaded.kernel;
-  fusedAttention = loaded.kernel;
   const raw = loadAddon();
   if ('addon' in raw) {
     nativeAddon = raw.addon;

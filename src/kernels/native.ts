@@ -10,7 +10,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UnsupportedError } from '../errors.js';
 import type {
-  AttentionKernel,
   Bf16Gemm,
   Bf16MatmulKernel,
   Int8Gemm,
@@ -39,7 +38,6 @@ interface NativeAddon {
   gemmInt8Quantized: Int8Gemm;
   prepack(b: Float32Array, bOffset: number, n: number, k: number, transB: boolean): ArrayBuffer;
   gemmPacked(a: Float32Array, aOffset: number, packed: ArrayBuffer, c: Float32Array, cOffset: number, m: number, n: number, k: number): void;
-  attend: AttentionKernel['attend'];
   setThreads(threads: number): number;
   threads(): number;
   isa(): NativeIsa;
@@ -55,7 +53,7 @@ interface NativePacked extends PackedMatrix {
 }
 
 export interface NativeMatmulKernel
-  extends ThreadedMatmulKernel, PrepackingMatmulKernel, Bf16MatmulKernel, Int8MatmulKernel, AttentionKernel {
+  extends ThreadedMatmulKernel, PrepackingMatmulKernel, Bf16MatmulKernel, Int8MatmulKernel {
   /** The instruction-set variant in use. */
   isa(): NativeIsa;
   /** Every variant this CPU can run, widest first. */
@@ -148,7 +146,6 @@ function wrap(addon: NativeAddon): NativeMatmulKernel {
     },
     gemmInt8: addon.gemmInt8,
     gemmInt8Quantized: addon.gemmInt8Quantized,
-    attend: addon.attend,
     threads: () => addon.threads(),
     setThreads: (threads) => addon.setThreads(threads),
     isa: () => addon.isa(),

@@ -134,28 +134,3 @@ export type Int8Gemm = (
   n: number,
   k: number,
 ) => void;
-
-/**
- * Attention for a few query rows in one pass (decoding against a KV cache):
- * z = softmax(q·kᵀ·scale + mask) · v, writing the pattern too. q, z
- * [batch, heads, queries, dim]; k, v [batch, heads, keys, dim]; pattern
- * [batch, heads, queries, keys]; the mask (or null) is read at
- * b·s0 + h·s1 + i·s2 + j·s3 for maskStrides [s0, s1, s2, s3] (0 on a broadcast axis).
- */
-export interface AttentionKernel {
-  attend(
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    mask: Float32Array | null,
-    maskStrides: Float32Array,
-    scale: number,
-    pattern: Float32Array,
-    z: Float32Array,
-    batch: number,
-    heads: number,
-    queries: number,
-    keys: number,
-    dim: number,
-  ): void;
-}
