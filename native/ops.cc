@@ -452,44 +452,16 @@ void run_attention(Attention& a) {
   shared_pool().run(tasks, run_attention_task, &a);
 }
 
-bool throw_pending_or(napi_env env, const std::string& message) {
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (!pending) napi_throw_range_error(env, nullptr, message.c_str());
-  return false;
-}
-
-bool get_f32(napi_env env, napi_value value, const char* fn, const char* name, float** data, int64_t* length) {
-  return get_typed_array(env, value, fn, name, napi_float32_array, "a Float32Array", data, length);
-}
-
-// A Float32Array, or null for "absent".
-bool get_optional_f32(napi_env env, napi_value value, const char* fn, const char* name, float** data, int64_t* length) {
-  napi_valuetype type = napi_undefined;
-  if (!check(env, napi_typeof(env, value, &type))) return false;
-  if (type == napi_null) {
-    *data = nullptr;
-    *length = 0;
-    return true;
-  }
-  return get_f32(env, value, fn, name, data, length);
-}
-
-bool get_size(napi_env env, napi_value value, const char* fn, const char* name, int64_t* out) {
-  double d = 0;
-  if (napi_get_value_double(env, value, &d) != napi_ok || !(d >= 0) || d > 9007199254740991.0 ||
-      d != static_cast<double>(static_cast<int64_t>(d))) {
-    return throw_pending_or(env, std::string(fn) + ": " + name + " must be a non-negative integer");
-  }
-  *out = static_cast<int64_t>(d);
-  return true;
-}
-
 // `length >= count` for an array that must hold `count` floats.
 bool check_length(napi_env env, const char* fn, const char* name, int64_t length, int64_t count) {
   if (length >= count) return true;
-  return throw_pending_or(env, std::string(fn) + ": " + name + " needs " + std::to_string(count) +
-                                   " elements but has length " + std::to_string(length));
+  if (!pending(env)) {
+    napi_throw_range_error(env, nullptr,
+                           (std::string(fn) + ": " + name + " needs " + std::to_string(count) +
+                            " elements but has length " + std::to_string(length))
+                               .c_str());
+  }
+  return false;
 }
 
 // The last element an additive term reads through its strides must lie inside it.
@@ -499,9 +471,14 @@ bool check_broadcast(napi_env env, const char* fn, const char* name, int64_t len
   const double last = static_cast<double>(a.batch - 1) * strides[0] + static_cast<double>(a.heads - 1) * strides[1] +
                       static_cast<double>(a.queries - 1) * strides[2] + static_cast<double>(a.keys - 1) * strides[3];
   if (last < static_cast<double>(length)) return true;
-  return throw_pending_or(env, std::string(fn) + ": the " + name + "'s strides reach element " +
-                                   std::to_string(static_cast<int64_t>(std::min(last, 9007199254740992.0))) +
-                                   " but it has length " + std::to_string(length));
+  if (!pending(env)) {
+    napi_throw_range_error(env, nullptr,
+                           (std::string(fn) + ": the " + name + "'s strides reach element " +
+                            std::to_string(static_cast<int64_t>(std::min(last, 9007199254740992.0))) +
+                            " but it has length " + std::to_string(length))
+                               .c_str());
+  }
+  return false;
 }
 
 // One past the last element a strided operand reads: rows of `dim` floats at
@@ -517,21 +494,34 @@ bool check_strided(napi_env env, const char* fn, const char* name, int64_t lengt
   if (n0 == 0 || n1 == 0 || n2 == 0 || dim == 0) return true;
   const double end = strided_extent(strides, n0, n1, n2, dim);
   if (end <= static_cast<double>(length)) return true;
-  return throw_pending_or(env, std::string(fn) + ": " + name + " needs " +
-                                   std::to_string(static_cast<int64_t>(std::min(end, 9007199254740992.0))) +
-                                   " elements for its strides but has length " + std::to_string(length));
+  if (!pending(env)) {
+    napi_throw_range_error(env, nullptr,
+                           (std::string(fn) + ": " + name + " needs " +
+                            std::to_string(static_cast<int64_t>(std::min(end, 9007199254740992.0))) +
+                            " elements for its strides but has length " + std::to_string(length))
+                               .c_str());
+  }
+  return false;
 }
 
 // Every extent the kernel reads or writes, for an Attention whose sizes and strides are set.
 bool check_attention(napi_env env, const char* fn, const Attention& a, int64_t q_len, int64_t k_len, int64_t v_len,
                      int64_t z_len, int64_t p_len, int64_t m_len, int64_t b_len) {
   if (a.heads > 0 && (a.kv_heads == 0 || a.heads % a.kv_heads != 0)) {
-    return throw_pending_or(env, std::string(fn) + ": heads (" + std::to_string(a.heads) +
-                                     ") must be a positive multiple of kvHeads (" + std::to_string(a.kv_heads) + ")");
+    if (!pending(env)) {
+      napi_throw_range_error(env, nullptr,
+                             (std::string(fn) + ": heads (" + std::to_string(a.heads) +
+                              ") must be a positive multiple of kvHeads (" + std::to_string(a.kv_heads) + ")")
+                                 .c_str());
+    }
+    return false;
   }
   const double total = static_cast<double>(a.batch) * std::max(a.heads, a.kv_heads) * std::max(a.queries, a.keys) *
                        std::max<int64_t>(std::max(a.keys, a.dim), 1);
-  if (total > 9007199254740991.0) return throw_pending_or(env, std::string(fn) + ": sizes overflow");
+  if (total > kMaxExactInteger) {
+    if (!pending(env)) napi_throw_range_error(env, nullptr, (std::string(fn) + ": sizes overflow").c_str());
+    return false;
+  }
   if (!check_strided(env, fn, "q", q_len, a.q_strides, a.batch, a.heads, a.queries, a.dim) ||
       !check_strided(env, fn, "z", z_len, a.z_strides, a.batch, a.heads, a.queries, a.dim) ||
       !check_strided(env, fn, "k", k_len, a.k_strides, a.batch, a.kv_heads, a.keys, a.dim) ||
@@ -561,31 +551,31 @@ napi_value AttentionCall(napi_env env, napi_callback_info info) {
   double* strides = nullptr;
   int64_t q_len, k_len, v_len, z_len, p_len, m_len, b_len, s_len;
   double scale = 1;
-  if (!get_f32(env, argv[0], fn, "q", &q, &q_len) || !get_f32(env, argv[1], fn, "k", &k, &k_len) ||
-      !get_f32(env, argv[2], fn, "v", &v, &v_len) || !get_f32(env, argv[3], fn, "z", &z, &z_len) ||
-      !get_optional_f32(env, argv[4], fn, "pattern", &pattern, &p_len) ||
-      !get_optional_f32(env, argv[5], fn, "mask", &mask, &m_len) ||
-      !get_optional_f32(env, argv[6], fn, "bias", &bias, &b_len) ||
+  if (!get_float32_array(env, argv[0], fn, "q", &q, &q_len) || !get_float32_array(env, argv[1], fn, "k", &k, &k_len) ||
+      !get_float32_array(env, argv[2], fn, "v", &v, &v_len) || !get_float32_array(env, argv[3], fn, "z", &z, &z_len) ||
+      !get_optional_float32_array(env, argv[4], fn, "pattern", &pattern, &p_len) ||
+      !get_optional_float32_array(env, argv[5], fn, "mask", &mask, &m_len) ||
+      !get_optional_float32_array(env, argv[6], fn, "bias", &bias, &b_len) ||
       !get_typed_array(env, argv[7], fn, "strides", napi_float64_array, "a Float64Array", &strides, &s_len)) {
     return nullptr;
   }
-  if (napi_get_value_double(env, argv[8], &scale) != napi_ok) {
-    napi_throw_type_error(env, nullptr, "attention: scale must be a number");
-    return nullptr;
-  }
-  if (!get_size(env, argv[9], fn, "batch", &a.batch) || !get_size(env, argv[10], fn, "heads", &a.heads) ||
-      !get_size(env, argv[11], fn, "kvHeads", &a.kv_heads) || !get_size(env, argv[12], fn, "queries", &a.queries) ||
-      !get_size(env, argv[13], fn, "keys", &a.keys) || !get_size(env, argv[14], fn, "dim", &a.dim)) {
+  if (!get_number(env, argv[8], fn, "scale", &scale) || !get_count(env, argv[9], fn, "batch", &a.batch) ||
+      !get_count(env, argv[10], fn, "heads", &a.heads) || !get_count(env, argv[11], fn, "kvHeads", &a.kv_heads) ||
+      !get_count(env, argv[12], fn, "queries", &a.queries) || !get_count(env, argv[13], fn, "keys", &a.keys) ||
+      !get_count(env, argv[14], fn, "dim", &a.dim)) {
     return nullptr;
   }
   if (s_len < 20) {
-    throw_pending_or(env, "attention: strides needs 20 entries (q's, k's, v's and z's 3, the mask's and the bias's 4)");
+    napi_throw_range_error(env, nullptr,
+                           "attention: strides needs 20 entries (q's, k's, v's and z's 3, "
+                           "the mask's and the bias's 4)");
     return nullptr;
   }
   for (int t = 0; t < 20; ++t) {
-    const double v = strides[t];
-    if (!(v >= 0) || v > 9007199254740991.0 || v != static_cast<double>(static_cast<int64_t>(v))) {
-      throw_pending_or(env, "attention: strides[" + std::to_string(t) + "] must be a non-negative integer below 2^53");
+    if (!is_count(strides[t])) {
+      napi_throw_range_error(
+          env, nullptr,
+          ("attention: strides[" + std::to_string(t) + "] must be a non-negative integer below 2^53").c_str());
       return nullptr;
     }
   }
@@ -611,10 +601,7 @@ napi_value AttentionCall(napi_env env, napi_callback_info info) {
 }  // namespace
 
 void register_ops(napi_env env, napi_value exports) {
-  const napi_property_descriptor props[] = {
-      {"attention", nullptr, AttentionCall, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  define_functions(env, exports, {{"attention", AttentionCall}});
 }
 
 }  // namespace glassformer
