@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { fusedAttentionKernel, setFusedAttentionKernel, type FusedAttentionKernel } from '../../src/kernels/attention.js';
 import { useFastestKernel } from '../../src/kernels/index.js';
-import { loadAddon, loadNativeKernel } from '../../src/kernels/native.js';
+import { loadNativeKernel } from '../../src/kernels/native.js';
 import { attend, attendKV, attendRows, attendValues, MultiHeadAttention } from '../../src/nn/attention.js';
 import { attendTo, projectKeysValues } from '../../src/nn/encoder-decoder-cache.js';
 import { Linear } from '../../src/nn/linear.js';
@@ -10,6 +10,7 @@ import { groupedQueryAttend } from '../../src/nn/causal-lm.js';
 import { Hooks, noHooks } from '../../src/nn/hooks.js';
 import { KVCache } from '../../src/nn/kv-cache.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { forEachIsa } from '../helpers/native.js';
 
 const F32_MIN = -3.4028234663852886e38;
 
@@ -70,22 +71,6 @@ function assertClose(actual: Tensor, expected: Tensor, what: string, tolerance =
 async function native(): Promise<FusedAttentionKernel | undefined> {
   await useFastestKernel();
   return fusedAttentionKernel();
-}
-
-/** Each instruction set the addon can run here, made active in turn (the kernel follows setIsa). */
-function forEachIsa(fn: (isa: string) => void): void {
-  const loaded = loadAddon();
-  if (!('addon' in loaded)) return;
-  const addon = loaded.addon as { isa(): string; supportedIsas(): string[]; setIsa(name: string): void };
-  const before = addon.isa();
-  try {
-    for (const isa of addon.supportedIsas()) {
-      addon.setIsa(isa);
-      fn(isa);
-    }
-  } finally {
-    addon.setIsa(before);
-  }
 }
 
 describe('fused attention', () => {

@@ -3,20 +3,11 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ShapeError } from '../../src/errors.js';
-import { referenceMatmul } from '../../src/kernels/reference.js';
 import { type Code, encodeModule, f32x4, I32, i32, local, v128 } from '../../src/kernels/wasm/emit.js';
 import { createWasmKernel, detectWasmFeatures, type WasmMatmulKernel } from '../../src/kernels/wasm/kernel.js';
+import { assertGemmAgrees, type GemmCase as Case, runGemm, SENTINEL } from '../helpers/gemm.js';
 import { randomArray } from '../helpers/random.js';
 import { HF_TINY, REPO } from '../helpers/shared.js';
-
-interface Case {
-  m: number;
-  n: number;
-  k: number;
-  transB: boolean;
-  // Element offsets of A, B and C inside their arrays.
-  offsets: [number, number, number];
-}
 
 const AWKWARD = [1, 3, 17, 65, 129];
 
@@ -52,65 +43,8 @@ const MODEL_CASES: Case[] = [
   { m: 129, n: 600, k: 129, transB: false, offsets: [0, 2, 0] },
 ];
 
-const SENTINEL = 12345.5;
-
-interface Operands {
-  a: Float32Array;
-  b: Float32Array;
-  expected: Float32Array;
-  // Per element of C, Σ_p |A[i][p]·B[p][j]|: the scale of the rounding error any f32 sum may make.
-  magnitude: Float64Array;
-}
-
-const operandCache = new Map<Case, Operands>();
-
-function operands(c: Case): Operands {
-  const cached = operandCache.get(c);
-  if (cached) return cached;
-  const [aOff, bOff] = c.offsets;
-  const a = randomArray(aOff + c.m * c.k + 3, c.m * 7919 + c.k);
-  const b = randomArray(bOff + c.k * c.n + 3, c.n * 104729 + c.k);
-  const expected = new Float32Array(c.m * c.n);
-  referenceMatmul.gemm(a, aOff, b, bOff, expected, 0, c.m, c.n, c.k, c.transB);
-  const magnitude = new Float64Array(c.m * c.n);
-  for (let i = 0; i < c.m; i++) {
-    for (let j = 0; j < c.n; j++) {
-      let sum = 0;
-      for (let p = 0; p < c.k; p++) {
-        sum += Math.abs(a[aOff + i * c.k + p] * (c.transB ? b[bOff + j * c.k + p] : b[bOff + p * c.n + j]));
-      }
-      magnitude[i * c.n + j] = sum;
-    }
-  }
-  const result = { a, b, expected, magnitude };
-  operandCache.set(c, result);
-  return result;
-}
-
-function run(kernel: WasmMatmulKernel, c: Case): Float32Array {
-  const { a, b } = operands(c);
-  const [aOff, bOff, cOff] = c.offsets;
-  const out = new Float32Array(cOff + c.m * c.n + 4).fill(SENTINEL);
-  kernel.gemm(a, aOff, b, bOff, out, cOff, c.m, c.n, c.k, c.transB);
-  return out;
-}
-
-/** Every element of C within f32 rounding of the reference, and nothing outside C written. */
-function assertAgrees(kernel: WasmMatmulKernel, c: Case): void {
-  const { expected, magnitude } = operands(c);
-  const out = run(kernel, c);
-  const cOff = c.offsets[2];
-  const label = `${kernel.name} ×${kernel.threads()} m=${c.m} n=${c.n} k=${c.k} transB=${c.transB} offsets=${c.offsets.join(',')}`;
-  for (let i = 0; i < cOff; i++) assert.equal(out[i], SENTINEL, `${label}: wrote before C at ${i}`);
-  for (let i = cOff + c.m * c.n; i < out.length; i++) assert.equal(out[i], SENTINEL, `${label}: wrote after C at ${i}`);
-  for (let e = 0; e < c.m * c.n; e++) {
-    // Any f32 summation order stays within a few k·ε of Σ|a·b|; 1e-5 also
-    // covers a fused multiply-add's single rounding and catches a dropped or doubled term.
-    if (!(Math.abs(out[cOff + e] - expected[e]) <= 1e-5 * magnitude[e] + 1e-30)) {
-      assert.fail(`${label}: C[${Math.floor(e / c.n)}][${e % c.n}] = ${out[cOff + e]}, reference ${expected[e]}`);
-    }
-  }
-}
+const run = (k: WasmMatmulKernel, c: Case): Float32Array => runGemm(k, c, randomArray);
+const assertAgrees = (k: WasmMatmulKernel, c: Case): void => assertGemmAgrees(k, c, randomArray, `${k.name} ×${k.threads()}`);
 
 /** Waits until the pool's workers have started (they instantiate the module in the background). */
 async function workersReady(kernel: WasmMatmulKernel): Promise<void> {
