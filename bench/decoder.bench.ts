@@ -162,9 +162,12 @@ function bandwidth(): { bytesPerSecond: number; how: string } {
   const loaded = loadAddon();
   const streamRead = 'addon' in loaded ? loaded.addon.streamRead : undefined;
   if (typeof streamRead === 'function') {
+    // Large decode products stream on both threads (native/addon.cc, split_gemv), so the limit is the better of one and two.
     let best = 0;
-    for (let rep = 0; rep < 3; rep++) best = Math.max(best, (streamRead as (b: Float32Array, t: number, p: boolean) => number)(buffer, 1, false));
-    return { bytesPerSecond: best * 1e9, how: 'native streamRead, 1 thread, 512 MB' };
+    for (let rep = 0; rep < 3; rep++) {
+      for (const threads of [1, 2]) best = Math.max(best, (streamRead as (b: Float32Array, t: number, p: boolean) => number)(buffer, threads, false));
+    }
+    return { bytesPerSecond: best * 1e9, how: 'native streamRead, best of 1 and 2 threads, 512 MB' };
   }
   const to = new Float32Array(buffer.length);
   let seconds = Infinity;

@@ -42,14 +42,22 @@ namespace {
 
 // Below this many multiply-adds one thread is faster than waking another.
 constexpr int64_t kParallelMinMacs = 1 << 19;
-// Decoding (m <= kGemvMaxRows) is bound by memory bandwidth, and on this
-// 2-core VM one core already streams as fast as two (18.8 vs 19.2 GB/s); a
-// second thread measured 1.8x slower per GPT-2 token (43.7 vs 77 ms), as it
-// contends for the same memory and, on a shared machine, for a busy core.
-// So decode products run on the calling thread, without the pool.
 // Up to this many rows of A (one token, or a few beams), streaming the weights
 // beats packing them: measured 2.5x at m = 2, even by m = 8.
 constexpr int64_t kGemvMaxRows = 4;
+// Decoding (m <= kGemvMaxRows) is bound by memory bandwidth. On an idle
+// machine two threads stream a cold weight faster than one: GPT-2's weights,
+// interleaved one- and two-thread runs, medians of 40 on this VM, 20.0 -> 31.2
+// GB/s for the [50257, 768] logits, 25.5 -> 30.8 for [3072, 768], 21.7 ->
+// 28.4 for [768, 3072], 23.9 -> 30.6 for [2304, 768]. Smaller weights stay on
+// the calling thread (the worker's handshake would cost more than it saves);
+// a busy second core costs little, as the caller takes the chunks the worker
+// has not started.
+constexpr int64_t kGemvSplitMinBytes = int64_t{1} << 22;
+// Column blocks of a split GEMV: a multiple of every variant's vector width.
+constexpr int64_t kGemvSplitColumns = 64;
+// Chunks per thread of a split GEMV, so a late worker leaves little undone.
+constexpr int64_t kGemvChunksPerThread = 4;
 // Chunks per thread for a GEMM: several, so the load balances when a core is
 // busy with something else (each chunk packs only its own panels of B).
 constexpr int64_t kGemmChunksPerThread = 3;
@@ -196,6 +204,23 @@ void run_gemm_chunk(const void* context, int64_t chunk) {
   }
 }
 
+// Calls gemv(n0, n1) over the columns [0, n) of a decode product whose weight
+// has `weight_bytes`: on this thread, or in column blocks the pool's threads
+// share when the weight is large enough to stream faster on two (see above).
+// Each column is summed by the same code either way, so the result is the same.
+template <class Gemv>
+void split_gemv(int64_t n, int64_t weight_bytes, const Gemv& gemv) {
+  ThreadPool& pool = state().pool;
+  if (weight_bytes < kGemvSplitMinBytes || pool.threads() == 1) {
+    gemv(int64_t{0}, n);
+    return;
+  }
+  const int64_t blocks = (n + kGemvSplitColumns - 1) / kGemvSplitColumns;
+  pool.run_ranges(blocks, std::min<int64_t>(blocks, pool.threads() * kGemvChunksPerThread), [&](int64_t b0, int64_t b1) {
+    gemv(b0 * kGemvSplitColumns, std::min(n, b1 * kGemvSplitColumns));
+  });
+}
+
 // C = A · op(B), with B already packed (packed_b, from prepack) or not (null).
 void run_gemm(const Gemm& g, const float* packed_b = nullptr) {
   State& s = state();
@@ -206,8 +231,9 @@ void run_gemm(const Gemm& g, const float* packed_b = nullptr) {
   const int64_t threads = g.m * g.n * g.k < kParallelMinMacs ? 1 : s.pool.threads();
   Job job{&g, s.active, true, 0, 0, nullptr, 0, packed_b};
   if (g.m <= kGemvMaxRows && !packed_b) {
-    // Stream each weight once, on this thread (see the note at the top).
-    job.isa->gemv(g, 0, g.n);
+    // Stream each weight once, without packing (see the notes at the top).
+    const IsaKernels* isa = job.isa;
+    split_gemv(g.n, g.n * g.k * 4, [&](int64_t n0, int64_t n1) { isa->gemv(g, n0, n1); });
     return;
   }
   if (threads == 1) {
@@ -239,7 +265,8 @@ void run_gemm(const Gemm& g, const float* packed_b = nullptr) {
 void run_gemm_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k) {
   State& s = state();
   if (m <= kGemvMaxRows) {
-    s.active->gemv_bf16(a, b, c, m, n, k, 0, n);
+    const IsaKernels* isa = s.active;
+    split_gemv(n, n * k * 2, [&](int64_t n0, int64_t n1) { isa->gemv_bf16(a, b, c, m, n, k, n0, n1); });
     return;
   }
   Gemm g{a, nullptr, c, m, n, k, true};
@@ -252,7 +279,8 @@ void run_gemm_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64
 void run_gemm_int8(const float* a, const int8_t* q, const float* scales, float* c, int64_t m, int64_t n, int64_t k) {
   State& s = state();
   if (m <= kGemvMaxRows) {
-    s.active->gemv_int8(a, q, scales, c, m, n, k, 0, n);
+    const IsaKernels* isa = s.active;
+    split_gemv(n, n * k, [&](int64_t n0, int64_t n1) { isa->gemv_int8(a, q, scales, c, m, n, k, n0, n1); });
     return;
   }
   Gemm g{a, nullptr, c, m, n, k, true};
@@ -293,8 +321,8 @@ void split_columns(int64_t n, int64_t threads, const Body& body) {
 }
 
 // C = (sa ⊙ A8) · (s ⊙ Q)ᵀ with A quantized per row to int8. Decode (a few
-// rows) streams Q once on this thread, as the f32 GEMV; more rows are
-// compute-bound and split the weight rows between the pool's threads.
+// rows) streams Q once, as the f32 GEMV; more rows are compute-bound and split
+// the weight rows between the pool's threads.
 void run_gemm_int8_q(const float* a, const int8_t* q, const float* scales, float* c, int64_t m, int64_t n,
                      int64_t k) {
   State& s = state();
@@ -303,13 +331,17 @@ void run_gemm_int8_q(const float* a, const int8_t* q, const float* scales, float
   quantized.resize(static_cast<size_t>(m * k));
   row_scales.resize(static_cast<size_t>(m));
   quantize_rows(a, m, k, quantized.data(), row_scales.data());
-  const int64_t threads = m <= kGemvMaxRows || m * n * k < kParallelMinMacs ? 1 : s.pool.threads();
   // Pointers, not the thread_local vectors: in the lambda those would name
   // each worker's own (empty) copy.
   const uint8_t* a8 = quantized.data();
   const float* a_scales = row_scales.data();
   const IsaKernels& isa = *s.active;
-  split_columns(n, threads, [&](int64_t n0, int64_t n1) { isa.gemm_int8_q(a8, a_scales, q, scales, c, m, n, k, n0, n1); });
+  const auto product = [&](int64_t n0, int64_t n1) { isa.gemm_int8_q(a8, a_scales, q, scales, c, m, n, k, n0, n1); };
+  if (m <= kGemvMaxRows) {
+    split_gemv(n, n * k, product);
+    return;
+  }
+  split_columns(n, m * n * k < kParallelMinMacs ? 1 : s.pool.threads(), product);
 }
 
 // f32 to bf16 bits, rounded to nearest even (NaN stays a quiet NaN), as
