@@ -49,11 +49,12 @@ constexpr int64_t kGemvMaxRows = 4;
 // machine two threads stream a cold weight faster than one: GPT-2's weights,
 // interleaved one- and two-thread runs, medians of 40 on this VM, 20.0 -> 31.2
 // GB/s for the [50257, 768] logits, 25.5 -> 30.8 for [3072, 768], 21.7 ->
-// 28.4 for [768, 3072], 23.9 -> 30.6 for [2304, 768]. Smaller weights stay on
-// the calling thread (the worker's handshake would cost more than it saves);
-// a busy second core costs little, as the caller takes the chunks the worker
-// has not started.
-constexpr int64_t kGemvSplitMinBytes = int64_t{1} << 22;
+// 28.4 for [768, 3072], 23.9 -> 30.6 for [2304, 768]. From 1 MB: splitting
+// int8 GPT-2's 1.8-2.4 MB layer weights too took its decode from 142 to
+// 165-175 tokens/s; smaller weights stay on the calling thread (the worker's
+// handshake would cost more than it saves). A busy second core costs little,
+// as the caller takes the chunks the worker has not started.
+constexpr int64_t kGemvSplitMinBytes = int64_t{1} << 20;
 // Column blocks of a split GEMV: a multiple of every variant's vector width.
 constexpr int64_t kGemvSplitColumns = 64;
 // Chunks per thread of a split GEMV, so a late worker leaves little undone.

@@ -32,7 +32,7 @@ export const WEIGHT_GEMM_CASES: readonly { m: number; n: number; k: number; offs
   { m: 7, n: 130, k: 65, offsets: [2, 3, 1] },
   { m: 64, n: 300, k: 200, offsets: [0, 0, 0] },
   { m: 9, n: 70, k: 800, offsets: [1, 3, 2] }, // two k blocks of the packed GEMM
-  { m: 2, n: 5001, k: 1000, offsets: [1, 2, 3] }, // a decode weight over 4 MB: split between threads, n off the 64-column blocks
+  { m: 2, n: 5001, k: 1000, offsets: [1, 2, 3] }, // a decode weight over 1 MB: split between threads, n off the 64-column blocks
 ];
 
 /**

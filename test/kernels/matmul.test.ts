@@ -127,7 +127,7 @@ describe('native kernel', () => {
       ...MODEL_CASES,
       { m: 200, n: 300, k: 100, transB: false, offsets: [0, 0, 0] },
       { m: 257, n: 33, k: 257, transB: true, offsets: [1, 2, 3] },
-      // Decode products of weights over 4 MB stream on both threads, in 64-column blocks (n off them here).
+      // Decode products of weights from 1 MB up stream on both threads, in 64-column blocks (n off them here).
       { m: 3, n: 5001, k: 1000, transB: true, offsets: [1, 2, 3] },
       { m: 1, n: 5001, k: 1000, transB: false, offsets: [2, 0, 1] },
     ];
