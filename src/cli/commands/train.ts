@@ -10,13 +10,15 @@ import { copyFile, cp, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, UnsupportedError } from '../../errors.js';
+import { openModelFolder } from '../../io/model-folder.js';
 import { nodeFileSystem } from '../../io/node-fs.js';
 import { useFastestKernel } from '../../kernels/index.js';
 import { BartModel, parseBartConfig, type BartConfig } from '../../models/bart.js';
-import { loadBert, readFolderWeights, type BertModel } from '../../models/bert.js';
+import { loadBert, type BertModel } from '../../models/bert.js';
 import { parseModelConfig } from '../../io/config.js';
 import { matmul } from '../../ops/index.js';
 import { readSentenceEncoderConfig } from '../../tasks/embed.js';
+import { loadFolderTokenizer } from '../../tasks/encoder-folder.js';
 import { inBatchNegativesLoss, meanPooledEmbeddings, type Pair } from '../../train/contrastive.js';
 import { parseLlamaConfig } from '../../models/llama.js';
 import { T5Model, parseT5Config, type T5Config } from '../../models/t5.js';
@@ -25,7 +27,6 @@ import { decoderFromConfig } from '../../tasks/generate.js';
 import { noGrad } from '../../tensor/autograd.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { Tokenizer } from '../../tokenizers/index.js';
-import { loadTokenizerWith } from '../../tokenizers/load.js';
 import { writeCurve } from '../../train/curve.js';
 import { initParameters, llamaParameterShapes } from '../../train/init.js';
 import { llamaConfigJson, saveHfFolder } from '../../train/save.js';
@@ -120,11 +121,10 @@ async function fromFolder(dir: string, args: TrainArgs): Promise<Setup> {
   if (shapeFlags.length > 0) {
     throw new UnsupportedError(`${shapeFlags.map(flagName).join(', ')}: only for training from scratch; ${dir} fixes the model's shape and tokenizer`);
   }
-  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const { raw: config, file, tensors, tokenizer } = await readFolder(dir);
   // Every tensor becomes a parameter (sharded folders too).
-  const params = trainableCopy((await readFolderWeights(nodeFileSystem, dir)).weights);
-  const model = decoderFromConfig(config, Weights.from(params), join(dir, 'config.json'));
-  const tokenizer = await loadTokenizerWith(async (name) => readFile(join(dir, name), 'utf8').catch(() => undefined), dir);
+  const params = trainableCopy(tensors);
+  const model = decoderFromConfig(config, Weights.from(params), file);
   return { params, config, tokenizer, lossOf: causalLmLoss(model) };
 }
 
@@ -194,14 +194,16 @@ interface Folder {
   tokenizer: Tokenizer;
 }
 
+/** A model folder read whole: its config, every tensor (training copies them all) and its tokenizer. */
 async function readFolder(dir: string): Promise<Folder> {
-  const file = join(dir, 'config.json');
-  const raw = JSON.parse(await readFile(file, 'utf8').catch(() => {
-    throw new UnsupportedError(`${dir}: not a model folder (it has no config.json)`);
-  })) as Record<string, unknown>;
-  const { weights } = await readFolderWeights(nodeFileSystem, dir);
-  const tokenizer = await loadTokenizerWith(async (name) => readFile(join(dir, name), 'utf8').catch(() => undefined), dir);
-  return { dir, raw, file, tensors: weights, tokenizer };
+  const folder = await openModelFolder(nodeFileSystem, dir);
+  return {
+    dir,
+    raw: folder.config.raw as Record<string, unknown>,
+    file: folder.configPath,
+    tensors: await folder.checkpoint!.loadAll(),
+    tokenizer: await loadFolderTokenizer(nodeFileSystem, dir),
+  };
 }
 
 /** Mean loss over `examples` in batches, without gradients: the same loss as training, for before/after. */
