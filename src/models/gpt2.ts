@@ -14,7 +14,7 @@ import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { fusedAttentionKernel } from '../kernels/attention.js';
 import { elementwiseKernel } from '../kernels/elementwise.js';
-import { attendRows, mergeHeads } from '../nn/attention.js';
+import { attendMerged, mergedRows, mergeHeads } from '../nn/attention.js';
 import { cachedSelfAttention, causalLMInputs, CausalLMSession, runDecoderStack, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import type { HeadRows, KVCache } from '../nn/kv-cache.js';
@@ -138,7 +138,7 @@ class Gpt2Attention {
     const dHead = d / h;
     const data = qkv.f32();
     // Head j of q, k or v at sequence position i is the dHead floats from (i·3d + block·d + j·dHead).
-    const block = (i: number): HeadRows => ({ data: data.subarray(i * d), strides: [seq * width3, dHead, width3] });
+    const block = (i: number): HeadRows => mergedRows(data.subarray(i * d), seq, width3, dHead);
     let k = block(1);
     let v = block(2);
     let keys = seq;
@@ -147,9 +147,8 @@ class Gpt2Attention {
       ({ key: k, value: v } = past.rows);
       keys = past.length;
     }
-    const z = new Float32Array(batch * seq * d); // [batch, seq, heads·dHead]: the heads merged as written
-    const pattern = attendRows({ q: block(0), k, v, z: { data: z, strides: [seq * d, dHead, d] } }, { batch, heads: h, kvHeads: h, queries: seq, keys, dHead }, { scale: this.scale, mask }, withPattern);
-    return { out: this.cProj.forward(new Tensor('f32', [batch, seq, d], z)), pattern };
+    const { z, pattern } = attendMerged(block(0), k, v, { batch, heads: h, kvHeads: h, queries: seq, keys, dHead }, { scale: this.scale, mask }, withPattern); // z [batch, seq, d]
+    return { out: this.cProj.forward(z), pattern };
   }
 }
 

@@ -94,27 +94,55 @@ export function attendValues(q: Tensor, k: Tensor, v: Tensor, options: AttendOpt
 function fusedOperands(q: Tensor, kv: LayerKV, options: AttendOptions): { operands: AttentionOperands; dims: AttentionDims; z: Tensor } | undefined {
   if (!fusedAttentionKernel() || options.hooks?.active || needsGrad(q) || q.rank !== 4) return undefined;
   const [batch, heads, queries, dHead] = q.shape;
-  let rows: { key: HeadRows; value: HeadRows };
-  let kvHeads: number;
-  let keys: number;
-  if (kv instanceof CachedKV) {
-    if (kv.batch !== batch || kv.dHead !== dHead) throw new ShapeError(`attend: q ${q} does not line up with the cached keys [${kv.batch}, ${kv.heads}, ${kv.length}, ${kv.dHead}]`);
-    ({ heads: kvHeads, length: keys, rows } = kv);
-  } else {
-    const { key, value } = kv;
-    if (needsGrad(key, value)) return undefined;
-    if (key.rank !== 4 || key.shape[0] !== batch || key.shape[3] !== dHead || value.shape.some((d, i) => d !== key.shape[i])) {
-      throw new ShapeError(`attend: q ${q}, k ${key} and v ${value} do not line up`);
-    }
-    [, kvHeads, keys] = key.shape;
-    rows = { key: packedRows(key.f32(), kvHeads, keys, dHead), value: packedRows(value.f32(), kvHeads, keys, dHead) };
-  }
+  const history = keyValueRows(kv, batch, dHead);
+  if (!history) return undefined;
+  const { rows, kvHeads, keys } = history;
   const z = new Float32Array(batch * heads * queries * dHead); // [batch, heads, queries, dHead]
   return {
     operands: { q: packedRows(q.f32(), heads, queries, dHead), k: rows.key, v: rows.value, z: packedRows(z, heads, queries, dHead) },
     dims: { batch, heads, kvHeads, queries, keys, dHead },
     z: new Tensor('f32', [batch, heads, queries, dHead], z),
   };
+}
+
+/**
+ * A layer's keys and values as the fused kernel reads them: a `CachedKV`'s
+ * buffers where they lie, or packed tensors [batch, kvHeads, keys, dHead];
+ * undefined when the tensors require gradients (the unfused ops record them).
+ */
+export function keyValueRows(kv: LayerKV, batch: number, dHead: number): { rows: { key: HeadRows; value: HeadRows }; kvHeads: number; keys: number } | undefined {
+  if (kv instanceof CachedKV) {
+    if (kv.batch !== batch || kv.dHead !== dHead) throw new ShapeError(`attend: ${batch} rows of ${dHead}-wide heads do not line up with the cached keys [${kv.batch}, ${kv.heads}, ${kv.length}, ${kv.dHead}]`);
+    return { rows: kv.rows, kvHeads: kv.heads, keys: kv.length };
+  }
+  const { key, value } = kv;
+  if (needsGrad(key, value)) return undefined;
+  if (key.rank !== 4 || key.shape[0] !== batch || key.shape[3] !== dHead || value.shape.some((d, i) => d !== key.shape[i])) {
+    throw new ShapeError(`attend: k ${key} and v ${value} do not line up with ${batch} rows of ${dHead}-wide heads`);
+  }
+  const [, kvHeads, keys] = key.shape;
+  return { rows: { key: packedRows(key.f32(), kvHeads, keys, dHead), value: packedRows(value.f32(), kvHeads, keys, dHead) }, kvHeads, keys };
+}
+
+/** Heads side by side in rows of `rowWidth` floats, `seq` rows per batch row: [batch, seq, …heads·dHead…] read per head. */
+export function mergedRows(data: Float32Array, seq: number, rowWidth: number, dHead: number): HeadRows {
+  return { data, strides: [seq * rowWidth, dHead, rowWidth] };
+}
+
+/**
+ * The fused kernel with q read as merged heads (straight from a projection)
+ * and z written as merged heads [batch, queries, heads·dHead], ready for the
+ * output projection: no split or merge copy. Returns z and the pattern (or
+ * no pattern when `withPattern` is false).
+ */
+export function attendMerged(q: HeadRows, k: HeadRows, v: HeadRows, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>): { z: Tensor; pattern: Tensor };
+export function attendMerged(q: HeadRows, k: HeadRows, v: HeadRows, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>, withPattern: boolean): { z: Tensor; pattern?: Tensor };
+export function attendMerged(q: HeadRows, k: HeadRows, v: HeadRows, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>, withPattern = true): { z: Tensor; pattern?: Tensor } {
+  const { batch, heads, queries, dHead } = dims;
+  const width = heads * dHead;
+  const z = new Float32Array(batch * queries * width); // [batch, queries, heads·dHead]
+  const pattern = attendRows({ q, k, v, z: mergedRows(z, queries, width, dHead) }, dims, options, withPattern);
+  return { z: new Tensor('f32', [batch, queries, width], z), pattern };
 }
 
 /** What the fused kernel reads (q, k, v) and writes (z), each through its strides. */
@@ -239,15 +267,15 @@ export class MultiHeadAttention {
       throw new ShapeError(`attention: projections q ${q}, k ${k}, v ${v} do not split into ${this.heads} equal heads`);
     }
     const dHead = width / this.heads;
-    const heads = (data: Float32Array, seq: number): HeadRows => ({ data, strides: [seq * width, dHead, width] });
-    const z = new Float32Array(batch * queries * width); // [batch, queries, heads·dHead]: merged as written
-    const pattern = attendRows(
-      { q: heads(q.f32(), queries), k: heads(k.f32(), keys), v: heads(v.f32(), keys), z: heads(z, queries) },
+    const { z, pattern } = attendMerged(
+      mergedRows(q.f32(), queries, width, dHead),
+      mergedRows(k.f32(), keys, width, dHead),
+      mergedRows(v.f32(), keys, width, dHead),
       { batch, heads: this.heads, kvHeads: this.heads, queries, keys, dHead },
       options,
       withPattern,
     );
-    return { out: this.o.forward(new Tensor('f32', [batch, queries, width], z)), pattern };
+    return { out: this.o.forward(z), pattern };
   }
 
   /** Whether any weight or bias requires gradients (training takes the unfused ops, which record them). */

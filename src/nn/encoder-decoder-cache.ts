@@ -10,9 +10,9 @@ import { scale } from '../ops/index.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { gather, Tensor } from '../tensor/tensor.js';
 import { fusedAttentionKernel } from '../kernels/attention.js';
-import { attendKV, attendRows, mergeHeads, splitHeads, type AttendOptions, type MultiHeadAttention } from './attention.js';
+import { attendKV, attendMerged, keyValueRows, mergedRows, mergeHeads, splitHeads, type AttendOptions, type MultiHeadAttention } from './attention.js';
 import { noHooks, type HookPoints } from './hooks.js';
-import { CachedKV, KVCache, packedRows, type HeadRows, type LayerKV } from './kv-cache.js';
+import { KVCache, type LayerKV } from './kv-cache.js';
 
 /** Keys and values of `source` per head: [batch, seq, d] → 2 × [batch, heads, seq, dHead]. Hook names k, v. */
 export function projectKeysValues(attention: MultiHeadAttention, source: Tensor, hooks: HookPoints = noHooks): LayerKV {
@@ -55,22 +55,12 @@ function fusedAttendTo(attention: MultiHeadAttention, q: Tensor, kv: LayerKV, op
   const heads = attention.heads;
   if (!fusedAttentionKernel() || width % heads !== 0) return undefined;
   const dHead = width / heads;
-  let rows: { key: HeadRows; value: HeadRows };
-  let keys: number;
-  if (kv instanceof CachedKV) {
-    ({ rows, length: keys } = kv);
-    if (kv.heads !== heads || kv.dHead !== dHead || kv.batch !== batch) return undefined;
-  } else {
-    if (needsGrad(kv.key, kv.value)) return undefined;
-    const [kvBatch, kvHeads, length, kvDim] = kv.key.shape;
-    if (kvBatch !== batch || kvHeads !== heads || kvDim !== dHead) return undefined;
-    keys = length;
-    rows = { key: packedRows(kv.key.f32(), heads, keys, dHead), value: packedRows(kv.value.f32(), heads, keys, dHead) };
-  }
-  const z = new Float32Array(batch * queries * width); // [batch, queries, heads·dHead]: merged as written
-  const merged = (data: Float32Array): HeadRows => ({ data, strides: [queries * width, dHead, width] });
-  const pattern = attendRows({ q: merged(q.f32()), k: rows.key, v: rows.value, z: merged(z) }, { batch, heads, kvHeads: heads, queries, keys, dHead }, { mask: options.mask, positionBias: options.positionBias });
-  return { out: attention.o.forward(new Tensor('f32', [batch, queries, width], z)), pattern };
+  const history = keyValueRows(kv, batch, dHead);
+  if (!history) return undefined;
+  const { rows, kvHeads, keys } = history;
+  const dims = { batch, heads, kvHeads, queries, keys, dHead };
+  const { z, pattern } = attendMerged(mergedRows(q.f32(), queries, width, dHead), rows.key, rows.value, dims, { mask: options.mask, positionBias: options.positionBias });
+  return { out: attention.o.forward(z), pattern };
 }
 
 /** Row indices that repeat each of `batch` rows `times` times in a row: [0,0,…,1,1,…]. */
