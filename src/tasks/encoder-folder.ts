@@ -1,7 +1,7 @@
 /**
- * Open a model folder for the encoder jobs: the tokenizer (tokenizer.json or
- * vocab.txt) read through the FileSystem seam, and the model with the head a
- * job needs.
+ * A model folder's tokenizer (tokenizer.json, or the transformers files such
+ * as vocab.txt) read through the FileSystem seam: one reader for the encoder,
+ * decoder, encoder-decoder and training jobs.
  */
 import { FileNotFoundError } from '../errors.js';
 import type { FileSystem } from '../io/source.js';

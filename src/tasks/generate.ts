@@ -18,8 +18,8 @@ import { LLAMA_MODEL_TYPES, LlamaModel, parseLlamaConfig, type LlamaModelType } 
 import { Llama2cTokenizer } from '../models/llama2c-tokenizer.js';
 import type { CausalLM } from '../nn/causal-lm.js';
 import { Weights } from '../nn/weights.js';
-import { loadTokenizerWith } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { loadFolderTokenizer } from './encoder-folder.js';
 
 /** What a text job needs from a tokenizer. */
 export interface TextTokenizer {
@@ -91,10 +91,7 @@ export async function loadFolderGenerator(fs: FileSystem, dir: string): Promise<
   const model = decoderFromConfig(folder.config.raw, await Weights.fromCheckpoint(checkpoint, weightsPath), folder.configPath);
   const defaults =
     folder.generationConfigPath !== null ? generationOptionsFromJson(folder.generationConfig.raw, folder.generationConfigPath) : defaultsFromModelConfig(model);
-  const tokenizer = await loadTokenizerWith(async (name) => {
-    const path = fs.join(dir, name);
-    return (await fs.exists(path)) ? fs.readText(path) : undefined;
-  }, dir);
+  const tokenizer = await loadFolderTokenizer(fs, dir);
   return { source: dir, model, tokenizer: hfTextTokenizer(tokenizer), defaults };
 }
 

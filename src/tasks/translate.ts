@@ -18,8 +18,8 @@ import type { FileSystem } from '../io/source.js';
 import { BartModel, parseBartConfig, type BartConfig } from '../models/bart.js';
 import { parseT5Config, T5Model, type T5Config } from '../models/t5.js';
 import { Weights } from '../nn/weights.js';
-import { loadTokenizerWith } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { loadFolderTokenizer } from './encoder-folder.js';
 
 const ENCODER_DECODER_TYPES = ['t5', 'mt5', 'bart', 'marian'];
 
@@ -104,10 +104,7 @@ export async function loadSeq2Seq(fs: FileSystem, dir: string): Promise<Seq2SeqP
         'it needs a tokenizer.json beside them (the Xenova/opus-mt-* repositories on the Hub include one)',
     );
   }
-  const tokenizer = await loadTokenizerWith(async (name) => {
-    const path = fs.join(dir, name);
-    return (await fs.exists(path)) ? fs.readText(path) : undefined;
-  }, dir);
+  const tokenizer = await loadFolderTokenizer(fs, dir);
   return { ...folder, tokenizer };
 }
 
