@@ -82,7 +82,7 @@ export interface Job {
   partSize: number;
 }
 
-const roundUp = (x: number, multiple: number): number => Math.ceil(x / multiple) * multiple;
+export const roundUp = (x: number, multiple: number): number => Math.ceil(x / multiple) * multiple;
 
 /** Bytes of the packed shared operand: every k block of A (or B) in panels. */
 export function sharedBytes(m: number, n: number, k: number, splitN: boolean, mr: number): number {

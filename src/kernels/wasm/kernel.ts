@@ -17,7 +17,7 @@ import { ShapeError, UnsupportedError } from '../../errors.js';
 import { f32ToBf16 } from '../../tensor/dtype.js';
 import { quantizeRow } from '../int8.js';
 import type { Bf16MatmulKernel, Int8MatmulKernel, ThreadedMatmulKernel } from '../types.js';
-import { claim, CTL, CTL_BYTES, finish, packShared, plan, publish, runPart, scratchAddress, sharedBytes, type Job } from './driver.js';
+import { claim, CTL, CTL_BYTES, finish, packShared, plan, publish, roundUp, runPart, scratchAddress, sharedBytes, type Job } from './driver.js';
 import {
   GEMV_KN_VECTORS, GEMV_NK_GROUP, type GemmExports, gemmModuleBytes, gemvNKName, relaxedProbeBytes, simdProbeBytes, tileFor,
   type WeightStorage,
@@ -133,7 +133,6 @@ export async function createWasmKernel(options: WasmKernelOptions = {}): Promise
   return kernel;
 }
 
-const roundUp = (x: number, multiple: number): number => Math.ceil(x / multiple) * multiple;
 const align = (address: number): number => roundUp(address, 64);
 
 /**
@@ -248,14 +247,14 @@ class WasmKernel implements WasmMatmulKernel {
   gemm(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number,
     m: number, n: number, k: number, transB: boolean): void {
     checkArguments(a, aOffset, { label: 'B', array: b, type: Float32Array, offset: bOffset }, c, cOffset, m, n, k);
-    this.gemmFrom(a, aOffset, this.f32Rows(b, bOffset), c, cOffset, m, n, k, transB);
+    this.gemmFrom(a, aOffset, f32Rows(b, bOffset), c, cOffset, m, n, k, transB);
   }
 
   /** C = A · Bᵀ with B [n, k] as bf16 bits, each widened exactly to f32 in the module; f32 sums. */
   gemmBf16(a: Float32Array, aOffset: number, b: Uint16Array, bOffset: number, c: Float32Array, cOffset: number,
     m: number, n: number, k: number): void {
     checkArguments(a, aOffset, { label: 'B', array: b, type: Uint16Array, offset: bOffset }, c, cOffset, m, n, k);
-    this.gemmFrom(a, aOffset, this.bf16Rows(b, bOffset), c, cOffset, m, n, k, true);
+    this.gemmFrom(a, aOffset, narrowRows(b, bOffset), c, cOffset, m, n, k, true);
   }
 
   /**
@@ -269,7 +268,7 @@ class WasmKernel implements WasmMatmulKernel {
     const rounded = new Float32Array(m * k);
     const bits = new Uint32Array(rounded.buffer);
     for (let e = 0; e < m * k; e++) bits[e] = f32ToBf16(a[aOffset + e]) << 16;
-    this.gemmFrom(rounded, 0, this.bf16Rows(b, bOffset), c, cOffset, m, n, k, true);
+    this.gemmFrom(rounded, 0, narrowRows(b, bOffset), c, cOffset, m, n, k, true);
   }
 
   /** C = A · (s ⊙ Q)ᵀ with int8 Q [n, k]: Q widened to f32 in the module, f32 sums, each column of C times its scale. */
@@ -277,7 +276,7 @@ class WasmKernel implements WasmMatmulKernel {
     cOffset: number, m: number, n: number, k: number): void {
     checkArguments(a, aOffset, { label: 'Q', array: q, type: Int8Array, offset: qOffset }, c, cOffset, m, n, k);
     checkScales(scales, n);
-    this.gemmFrom(a, aOffset, this.int8Rows(q, qOffset), c, cOffset, m, n, k, true);
+    this.gemmFrom(a, aOffset, narrowRows(q, qOffset), c, cOffset, m, n, k, true);
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < n; j++) c[cOffset + i * n + j] *= scales[j];
     }
@@ -375,43 +374,6 @@ class WasmKernel implements WasmMatmulKernel {
     c.set(arena.heap.subarray(cAt / 4, cAt / 4 + m * n), cOffset);
   }
 
-  /** Rows of an f32 B, copied. */
-  private f32Rows(b: Float32Array, bOffset: number): WeightRows {
-    const stored: WeightRows['stored'] = (arena, from, rows, cols, at, stride) =>
-      copyRows(arena.heap, b, bOffset + from * cols, rows, cols, at / 4, stride);
-    return { storage: 'f32', bytes: 4, stored, copy: stored };
-  }
-
-  /** Rows of a bf16 B: copied as they are (2 bytes a weight), widened to f32 in the module. */
-  private bf16Rows(b: Uint16Array, bOffset: number): WeightRows {
-    const stored: WeightRows['stored'] = (arena, from, rows, cols, at, stride) =>
-      copyRows(new Uint16Array(arena.memory.buffer, at), b, bOffset + from * cols, rows, cols, 0, stride);
-    return {
-      storage: 'bf16',
-      bytes: 2,
-      stored,
-      copy: (arena, from, rows, cols, at, stride, staging) => {
-        stored(arena, from, rows, cols, staging, stride);
-        arena.e.widenBf16(staging, at, roundUp(rows * stride, 4));
-      },
-    };
-  }
-
-  /** Rows of an int8 B: copied as they are (1 byte a weight), widened to f32 in the module. */
-  private int8Rows(q: Int8Array, qOffset: number): WeightRows {
-    const stored: WeightRows['stored'] = (arena, from, rows, cols, at, stride) =>
-      copyRows(new Int8Array(arena.memory.buffer, at), q, qOffset + from * cols, rows, cols, 0, stride);
-    return {
-      storage: 'int8',
-      bytes: 1,
-      stored,
-      copy: (arena, from, rows, cols, at, stride, staging) => {
-        stored(arena, from, rows, cols, staging, stride);
-        arena.e.widenInt8(staging, at, roundUp(rows * stride, 4));
-      },
-    };
-  }
-
   private runThreaded(job: Job, threads: number): void {
     const ctl = this.ctl();
     publish(ctl, job, threads);
@@ -495,6 +457,33 @@ interface WeightRows {
   copy(arena: Arena, from: number, rows: number, cols: number, at: number, stride: number, staging: number): void;
 }
 
+/** Rows of an f32 B, copied. */
+function f32Rows(b: Float32Array, bOffset: number): WeightRows {
+  const stored: WeightRows['stored'] = (arena, from, rows, cols, at, stride) =>
+    copyRows(arena.heap, b, bOffset + from * cols, rows, cols, at / 4, stride);
+  return { storage: 'f32', bytes: 4, stored, copy: stored };
+}
+
+/** Rows of a bf16 or int8 B: copied as they are (2 or 1 bytes a weight), widened to f32 in the module. */
+function narrowRows(b: Uint16Array | Int8Array, bOffset: number): WeightRows {
+  const bf16 = b instanceof Uint16Array;
+  const view = (arena: Arena, at: number): Uint16Array | Int8Array =>
+    bf16 ? new Uint16Array(arena.memory.buffer, at) : new Int8Array(arena.memory.buffer, at);
+  const stored: WeightRows['stored'] = (arena, from, rows, cols, at, stride) =>
+    copyRows(view(arena, at), b, bOffset + from * cols, rows, cols, 0, stride);
+  return {
+    storage: bf16 ? 'bf16' : 'int8',
+    bytes: bf16 ? 2 : 1,
+    stored,
+    copy: (arena, from, rows, cols, at, stride, staging) => {
+      stored(arena, from, rows, cols, staging, stride);
+      const count = roundUp(rows * stride, 4);
+      if (bf16) arena.e.widenBf16(staging, at, count);
+      else arena.e.widenInt8(staging, at, count);
+    },
+  };
+}
+
 type Elements = Float32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Int32Array;
 
 /** rows × cols from `src` into `target` at `at` with row stride `stride` ≥ cols (converting element types), the padding zeroed. */
@@ -509,7 +498,6 @@ function copyRows(target: Elements, src: Elements, offset: number, rows: number,
   }
 }
 
-/** Sizes must be non-negative integers and every matrix must fit its array from its offset. */
 /** The weight operand as the caller passed it, and the array type its product takes. */
 interface WeightArgument {
   readonly label: 'B' | 'Q';
@@ -518,6 +506,7 @@ interface WeightArgument {
   readonly offset: number;
 }
 
+/** Sizes must be non-negative integers and every matrix must fit its array from its offset. */
 function checkArguments(a: Float32Array, aOffset: number, weight: WeightArgument, c: Float32Array, cOffset: number,
   m: number, n: number, k: number): void {
   const { label: bLabel, array: b, type, offset: bOffset } = weight;
