@@ -8,7 +8,6 @@
  * from a batch of examples to a scalar loss tensor (see tasks.ts for causal LM,
  * masked LM, classification and seq2seq).
  */
-import { performance } from 'node:perf_hooks';
 import { UnsupportedError, WeightError } from '../errors.js';
 import { backward } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
