@@ -3,8 +3,8 @@
  * scratch (a byte-level BPE tokenizer and a Llama-shaped decoder of the given
  * size) or by fine-tuning a model folder (GPT-2 or Llama family); or
  * fine-tune a folder for another task (--task masked-lm, classification,
- * seq2seq); and save the result as a Hugging Face model folder with its loss
- * curve.
+ * seq2seq, sentence-embedding); and save the result as a Hugging Face model
+ * folder with its loss curve.
  */
 import { copyFile, cp, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
