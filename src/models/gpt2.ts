@@ -9,13 +9,14 @@
  *   logits = ln_f(x) · wteᵀ
  */
 import { ConfigError, ShapeError, WeightError } from '../errors.js';
-import { activateInPlace, activation, add, addInto, embedding, F32_MIN, matmul } from '../ops/index.js';
+import { add, addInto, embedding, F32_MIN, matmul } from '../ops/index.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { fusedAttentionKernel } from '../kernels/attention.js';
 import { elementwiseKernel } from '../kernels/elementwise.js';
 import { attendMerged, mergedRows, mergeHeads } from '../nn/attention.js';
 import { cachedSelfAttention, causalLMInputs, CausalLMSession, runDecoderStack, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
+import { FeedForward } from '../nn/feed-forward.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import type { HeadRows, KVCache } from '../nn/kv-cache.js';
 import { embeddingBf16 } from '../nn/bf16.js';
@@ -152,23 +153,20 @@ class Gpt2Attention {
   }
 }
 
-/** The MLP: c_proj(act(c_fc(x))), act = gelu_new by default. */
-class Gpt2MLP {
-  readonly cFc: Conv1D;
-  readonly cProj: Conv1D;
-  readonly act: (t: Tensor) => Tensor;
-
+/** The MLP: c_proj(act(c_fc(x))), act = gelu_new by default; hook names pre, post, out. */
+class Gpt2MLP extends FeedForward<Conv1D> {
   constructor(w: Weights, c: Gpt2Config) {
-    this.cFc = Conv1D.load(w, 'c_fc', c.nEmbd, c.nInner);
-    this.cProj = Conv1D.load(w, 'c_proj', c.nInner, c.nEmbd);
-    this.act = activation(c.activationFunction);
+    super(Conv1D.load(w, 'c_fc', c.nEmbd, c.nInner), Conv1D.load(w, 'c_proj', c.nInner, c.nEmbd), c.activationFunction);
   }
 
-  forward(x: Tensor, hooks: HookPoints): Tensor {
-    const pre = hooks.run('pre', this.cFc.forward(x)); // [batch, seq, nInner]
-    // Without hooks nothing else holds the fresh up-projection: the activation overwrites it.
-    const post = hooks.run('post', hooks.active ? this.act(pre) : activateInPlace(this.act, pre));
-    return hooks.run('out', this.cProj.forward(post)); // [batch, seq, d]
+  /** The up-projection by its checkpoint name. */
+  get cFc(): Conv1D {
+    return this.up;
+  }
+
+  /** The down-projection by its checkpoint name. */
+  get cProj(): Conv1D {
+    return this.down;
   }
 }
 

@@ -3,22 +3,27 @@ import type { Tensor } from '../tensor/tensor.js';
 import { noHooks, type HookPoints } from './hooks.js';
 import type { Linear } from './linear.js';
 
+/** A learned map of the last axis: a `Linear`, or a family's own (GPT-2's Conv1D). */
+export interface Projection {
+  forward(x: Tensor): Tensor;
+}
+
 /**
  * The position-wise feed-forward network (Vaswani et al. 2017 §3.3): expand,
  * apply a non-linearity, project back: down(act(up(x))). With a `gate` it is the
  * gated form of Shazeer 2020 (SwiGLU, gated GELU): down(act(gate(x)) ⊙ up(x)).
  * Hook names: pre (before the activation), post (after it, and after gating), out.
  */
-export class FeedForward {
+export class FeedForward<P extends Projection = Linear> {
   /** The activation as a function of a tensor. */
   readonly act: (x: Tensor) => Tensor;
 
   /** `act`: an activation name (config.json's `hidden_act` and kin) or a function. */
   constructor(
-    readonly up: Linear,
-    readonly down: Linear,
+    readonly up: P,
+    readonly down: P,
     act: string | ((x: Tensor) => Tensor),
-    readonly gate?: Linear,
+    readonly gate?: P,
   ) {
     this.act = typeof act === 'string' ? activation(act) : act;
   }
