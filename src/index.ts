@@ -46,5 +46,5 @@ export { causalLmLoss, maskedLmLoss, classificationLoss, seq2seqLoss, shiftRight
 export { trainByteLevelBpe, trainWordPiece } from './train/tokenizer-trainers.js';
 export { saveHfFolder } from './train/save.js';
 
-// The native kernel when it built, else the blocked TypeScript one; a browser build gets the latter.
+// The native kernel when it built, else WebAssembly SIMD, else the blocked TypeScript one (a browser build starts at WebAssembly).
 await useFastestKernel();
