@@ -117,7 +117,7 @@ function fusedBinary(op: BinaryOp, a: Tensor, b: Tensor, shape: Shape, out: Tens
   if (!kernel || a.dtype !== 'f32' || b.dtype !== 'f32' || needsGrad(a, b)) return undefined;
   const layout = binaryLayout(a.shape, b.shape, shape);
   if (!layout) return undefined;
-  const result = target(op, out, shape, [a, b]);
+  const result = target(out, shape);
   kernel.binary(BINARY_OPS[op], a.f32(), b.f32(), result.data as Float32Array, layout);
   return result;
 }
@@ -214,7 +214,7 @@ function unary(op: string, t: Tensor, out: Tensor, derivative: (x: number, y: nu
 function fusedUnary(kind: UnaryKind, t: Tensor, param: number, out: Tensor | undefined): Tensor | undefined {
   const kernel = elementwiseKernel();
   if (!kernel || t.dtype !== 'f32' || needsGrad(t)) return undefined;
-  const result = target(kind, out, t.shape, [t]);
+  const result = target(out, t.shape);
   kernel.unary(UNARY_KINDS[kind], t.f32(), null, result.data as Float32Array, t.size, param);
   return result;
 }

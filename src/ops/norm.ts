@@ -31,7 +31,7 @@ function layerNormOp(x: Tensor, weight: Tensor, bias: Tensor | undefined, eps: n
   if (into) checkOut('layerNorm', into, x.shape, [x, weight, bias]);
   const kernel = elementwiseKernel();
   if (kernel && fusable(x, weight, bias)) {
-    const result = target('layerNorm', into, x.shape, [x, weight, bias]);
+    const result = target(into, x.shape);
     kernel.layerNorm(x.f32(), null, null, weight.f32(), bias ? bias.f32() : null, result.data as Float32Array, d === 0 ? 0 : x.size / d, d, eps);
     return result;
   }
@@ -103,7 +103,7 @@ function rmsNormOp(x: Tensor, weight: Tensor, eps: number, into?: Tensor): Tenso
   if (into) checkOut('rmsNorm', into, x.shape, [x, weight]);
   const kernel = elementwiseKernel();
   if (kernel && fusable(x, weight)) {
-    const result = target('rmsNorm', into, x.shape, [x, weight]);
+    const result = target(into, x.shape);
     kernel.rmsNorm(x.f32(), weight.f32(), result.data as Float32Array, d === 0 ? 0 : x.size / d, d, eps);
     return result;
   }

@@ -32,11 +32,9 @@ export function checkOut(op: string, out: Tensor, shape: Shape, inputs: readonly
   }
 }
 
-/** The tensor `op` writes a result of `shape` into: `out` once checked, or a new one. */
-export function target(op: string, out: Tensor | undefined, shape: Shape, inputs: readonly (Tensor | undefined)[]): Tensor {
-  if (!out) return new Tensor('f32', shape, new Float32Array(sizeOf(shape)));
-  checkOut(op, out, shape, inputs);
-  return out;
+/** The tensor an op writes a result of `shape` into: `out` (which the op has passed through `checkOut` on entry), or a new one. */
+export function target(out: Tensor | undefined, shape: Shape): Tensor {
+  return out ?? new Tensor('f32', shape, new Float32Array(sizeOf(shape)));
 }
 
 /** `result` copied into `out` when one was given (the TypeScript paths compute first, then copy). */

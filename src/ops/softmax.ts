@@ -28,7 +28,7 @@ function softmaxOp(t: Tensor, into?: Tensor): Tensor {
   if (into) checkOut('softmax', into, t.shape, [t]);
   const kernel = elementwiseKernel();
   if (kernel && t.rank > 0 && t.dtype === 'f32' && !needsGrad(t)) {
-    const result = target('softmax', into, t.shape, [t]);
+    const result = target(into, t.shape);
     kernel.softmax(x, result.data as Float32Array, n === 0 ? 0 : x.length / n, n, 1, null, NO_MASK, NO_MASK);
     return result;
   }
