@@ -205,21 +205,29 @@ void run_gemm_chunk(const void* context, int64_t chunk) {
   }
 }
 
+// Calls body(n0, n1) over the columns [0, n) of C: on this thread when
+// `threads` is 1, else in up to threads · chunks_per_thread ranges the pool's
+// threads share, each a whole number of `block` columns (but the last).
+template <class Body>
+void split_columns(int64_t n, int64_t threads, int64_t block, int64_t chunks_per_thread, const Body& body) {
+  if (threads == 1) {
+    body(int64_t{0}, n);
+    return;
+  }
+  const int64_t blocks = (n + block - 1) / block;
+  state().pool.run_ranges(blocks, std::min<int64_t>(blocks, threads * chunks_per_thread), [&](int64_t b0, int64_t b1) {
+    body(b0 * block, std::min(n, b1 * block));
+  });
+}
+
 // Calls gemv(n0, n1) over the columns [0, n) of a decode product whose weight
 // has `weight_bytes`: on this thread, or in column blocks the pool's threads
 // share when the weight is large enough to stream faster on two (see above).
 // Each column is summed by the same code either way, so the result is the same.
 template <class Gemv>
 void split_gemv(int64_t n, int64_t weight_bytes, const Gemv& gemv) {
-  ThreadPool& pool = state().pool;
-  if (weight_bytes < kGemvSplitMinBytes || pool.threads() == 1) {
-    gemv(int64_t{0}, n);
-    return;
-  }
-  const int64_t blocks = (n + kGemvSplitColumns - 1) / kGemvSplitColumns;
-  pool.run_ranges(blocks, std::min<int64_t>(blocks, pool.threads() * kGemvChunksPerThread), [&](int64_t b0, int64_t b1) {
-    gemv(b0 * kGemvSplitColumns, std::min(n, b1 * kGemvSplitColumns));
-  });
+  const int64_t threads = weight_bytes < kGemvSplitMinBytes ? 1 : state().pool.threads();
+  split_columns(n, threads, kGemvSplitColumns, kGemvChunksPerThread, gemv);
 }
 
 // C = A · op(B), with B already packed (packed_b, from prepack) or not (null).
@@ -310,17 +318,6 @@ void quantize_rows(const float* a, int64_t m, int64_t k, uint8_t* out, float* sc
   }
 }
 
-// Calls body(n0, n1) over the columns [0, n) of C: on this thread, or cut
-// into chunks the pool's threads share when `threads` > 1.
-template <class Body>
-void split_columns(int64_t n, int64_t threads, const Body& body) {
-  if (threads == 1) {
-    body(int64_t{0}, n);
-    return;
-  }
-  state().pool.run_ranges(n, std::min<int64_t>(n, threads * kGemmChunksPerThread), body);
-}
-
 // C = (sa ⊙ A8) · (s ⊙ Q)ᵀ with A quantized per row to int8. Decode (a few
 // rows) streams Q once, as the f32 GEMV; more rows are compute-bound and split
 // the weight rows between the pool's threads.
@@ -342,7 +339,7 @@ void run_gemm_int8_q(const float* a, const int8_t* q, const float* scales, float
     split_gemv(n, n * k, product);
     return;
   }
-  split_columns(n, m * n * k < kParallelMinMacs ? 1 : s.pool.threads(), product);
+  split_columns(n, m * n * k < kParallelMinMacs ? 1 : s.pool.threads(), 1, kGemmChunksPerThread, product);
 }
 
 // f32 to bf16 bits, rounded to nearest even (NaN stays a quiet NaN), as
@@ -368,7 +365,8 @@ void run_gemm_bf16_rounded(const float* a, const uint16_t* b, float* c, int64_t 
   const int64_t threads = m * n * k < kParallelMinMacs ? 1 : s.pool.threads();
   const uint16_t* a16 = rounded.data();  // not the thread_local itself (see run_gemm_int8_q)
   const IsaKernels& isa = *s.active;
-  split_columns(n, threads, [&](int64_t n0, int64_t n1) { isa.gemm_bf16_rounded(a16, b, c, m, n, k, n0, n1); });
+  split_columns(n, threads, 1, kGemmChunksPerThread,
+                [&](int64_t n0, int64_t n1) { isa.gemm_bf16_rounded(a16, b, c, m, n, k, n0, n1); });
 }
 
 napi_value Gemm_(napi_env env, napi_callback_info info) {
