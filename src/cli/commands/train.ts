@@ -6,11 +6,11 @@
  * seq2seq, sentence-embedding); and save the result as a Hugging Face model
  * folder with its loss curve.
  */
-import { copyFile, cp, mkdir, readFile } from 'node:fs/promises';
+import { cp, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, UnsupportedError } from '../../errors.js';
-import { openModelFolder } from '../../io/model-folder.js';
+import { openModelFolder, TOKENIZER_FILES } from '../../io/model-folder.js';
 import { nodeFileSystem } from '../../io/node-fs.js';
 import { useFastestKernel } from '../../kernels/index.js';
 import { BartModel, parseBartConfig, type BartConfig } from '../../models/bart.js';
@@ -179,11 +179,18 @@ function requireFlag<T>(value: T | undefined, flag: string, task: TrainTask): T 
   return value;
 }
 
-/** The files of a fine-tuned folder that training does not change: tokenizer and generation settings. */
-async function copyFolderFiles(from: string, to: string): Promise<void> {
-  for (const name of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'vocab.txt']) {
-    await copyFile(join(from, name), join(to, name)).catch(() => undefined);
+/** Copy `names` that exist in `from` (files or folders) into `to`; a missing one is skipped, any other error surfaces. */
+async function copyPresent(from: string, to: string, names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    await cp(join(from, name), join(to, name), { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
   }
+}
+
+/** The files of a fine-tuned folder that training does not change: every tokenizer file and the generation settings. */
+async function copyFolderFiles(from: string, to: string): Promise<void> {
+  await copyPresent(from, to, [...TOKENIZER_FILES, 'generation_config.json']);
 }
 
 interface Folder {
@@ -377,11 +384,7 @@ async function sentenceEmbeddingRun(args: TrainArgs): Promise<TaskRun<Pair>> {
     save: async (modelDir) => {
       await saveHfFolder(modelDir, { config: folder.raw, params });
       await copyFolderFiles(dir, modelDir);
-      for (const name of ['modules.json', 'sentence_bert_config.json', 'config_sentence_transformers.json', '1_Pooling', '2_Normalize']) {
-        await cp(join(dir, name), join(modelDir, name), { recursive: true }).catch((error: NodeJS.ErrnoException) => {
-          if (error.code !== 'ENOENT') throw error;
-        });
-      }
+      await copyPresent(dir, modelDir, ['modules.json', 'sentence_bert_config.json', 'config_sentence_transformers.json', '1_Pooling', '2_Normalize']);
     },
   };
 }
