@@ -10,7 +10,7 @@ import { cp, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, UnsupportedError } from '../../errors.js';
-import { openModelFolder, TOKENIZER_FILES } from '../../io/model-folder.js';
+import { openModelFolder, TOKENIZER_FILES, type OpenModelFolderOptions } from '../../io/model-folder.js';
 import { nodeFileSystem } from '../../io/node-fs.js';
 import { useFastestKernel } from '../../kernels/index.js';
 import { BartModel, parseBartConfig, type BartConfig } from '../../models/bart.js';
@@ -201,9 +201,13 @@ interface Folder {
   tokenizer: Tokenizer;
 }
 
-/** A model folder read whole: its config, every tensor (training copies them all) and its tokenizer. */
-async function readFolder(dir: string): Promise<Folder> {
-  const folder = await openModelFolder(nodeFileSystem, dir);
+/**
+ * A model folder read whole: its config, every tensor (training copies them
+ * all) and its tokenizer; `modelTypes` refuses other families before any
+ * tensor is read.
+ */
+async function readFolder(dir: string, modelTypes?: OpenModelFolderOptions['modelTypes']): Promise<Folder> {
+  const folder = await openModelFolder(nodeFileSystem, dir, { modelTypes });
   return {
     dir,
     raw: folder.config.raw as Record<string, unknown>,
@@ -309,7 +313,7 @@ async function classificationRun(args: TrainArgs): Promise<TaskRun<Classificatio
 async function seq2seqRun(args: TrainArgs): Promise<TaskRun<Seq2SeqExample>> {
   const dir = requireFlag(args.model, '--model', 'seq2seq');
   const dataFile = requireFlag(args.data, '--data', 'seq2seq');
-  const folder = await readFolder(dir);
+  const folder = await readFolder(dir, { names: ['t5', 'mt5', 'bart', 'marian'], kind: 'an encoder-decoder' });
   const modelType = String(folder.raw.model_type);
   const params = trainableCopy(folder.tensors);
   let model: T5Model | BartModel;
@@ -317,13 +321,11 @@ async function seq2seqRun(args: TrainArgs): Promise<TaskRun<Seq2SeqExample>> {
   if (modelType === 't5' || modelType === 'mt5') {
     config = parseT5Config(folder.raw, folder.file);
     model = new T5Model(config, Weights.from(params, folder.file));
-  } else if (modelType === 'bart' || modelType === 'marian') {
+  } else {
     config = parseBartConfig(folder.raw, folder.file);
     // final_logits_bias is a registered buffer in HF, never trained.
     params.get('final_logits_bias')?.requireGrad(false);
     model = new BartModel(config, Weights.from(params, folder.file));
-  } else {
-    throw new UnsupportedError(`${folder.file}: model_type "${modelType}" is not an encoder-decoder glassformer trains; supported: t5, mt5, bart, marian`);
   }
   const encode = (texts: readonly string[]): number[][] => truncate(folder.tokenizer, texts, args.blockSize).ids;
   const pairsOf = (pairs: TextPair[]): Seq2SeqExample[] => {
