@@ -5,19 +5,14 @@ import { referenceBf16Matmul } from '../../src/kernels/bf16.js';
 import { referenceInt8Matmul } from '../../src/kernels/int8.js';
 import { createWasmKernel, type WasmMatmulKernel } from '../../src/kernels/wasm/kernel.js';
 import { f32ToBf16 } from '../../src/tensor/dtype.js';
+import { WEIGHT_GEMM_CASES } from '../helpers/native.js';
 import { randomArray } from '../helpers/random.js';
 
-// Decode (m ≤ 4: weight copied in slices), prefill (m > 4: weight widened
-// whole, then the f32 GEMM, threaded when large), odd sizes and offsets.
+// The shared weight-product shapes, and two of this kernel's own: a decode
+// weight copied in several slices, and a prefill large enough to run threaded.
 const CASES = [
-  { m: 1, n: 3072, k: 768, offsets: [0, 0, 0] },
-  { m: 1, n: 37, k: 33, offsets: [3, 5, 7] },
+  ...WEIGHT_GEMM_CASES,
   { m: 2, n: 5003, k: 129, offsets: [1, 2, 3] },
-  { m: 3, n: 250, k: 100, offsets: [1, 0, 2] },
-  { m: 4, n: 9, k: 47, offsets: [0, 0, 0] },
-  { m: 7, n: 130, k: 65, offsets: [2, 3, 1] },
-  { m: 64, n: 300, k: 200, offsets: [0, 0, 0] },
-  { m: 9, n: 70, k: 800, offsets: [1, 3, 2] },
   { m: 129, n: 600, k: 129, offsets: [0, 1, 0] },
 ] as const;
 
