@@ -21,7 +21,7 @@
 export type Code = readonly (number | Code)[];
 
 /** The bytes of a code tree, in order. */
-export function flatten(code: Code, out: number[] = []): number[] {
+function flatten(code: Code, out: number[] = []): number[] {
   for (const item of code) {
     if (typeof item === 'number') out.push(item);
     else flatten(item, out);
@@ -36,7 +36,7 @@ export const V128 = 0x7b;
 export type ValueType = typeof I32 | typeof F32 | typeof V128;
 
 /** Unsigned LEB128 (spec 5.2.2). */
-export function uleb(value: number): number[] {
+function uleb(value: number): number[] {
   const out: number[] = [];
   let rest = value >>> 0;
   do {
@@ -48,7 +48,7 @@ export function uleb(value: number): number[] {
 }
 
 /** Signed LEB128, for i32.const immediates. */
-export function sleb(value: number): number[] {
+function sleb(value: number): number[] {
   const out: number[] = [];
   let rest = value | 0;
   for (;;) {
