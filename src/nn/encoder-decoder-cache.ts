@@ -6,7 +6,7 @@
  */
 import { ShapeError } from '../errors.js';
 import type { DecodingSession, SessionInputs } from '../generation/types.js';
-import { scale } from '../ops/index.js';
+import { scale, scaleInto } from '../ops/index.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { gather, Tensor } from '../tensor/tensor.js';
 import { fusedAttentionKernel } from '../kernels/attention.js';
@@ -35,7 +35,8 @@ export interface AttendToOptions extends Omit<AttendOptions, 'scale'> {
 export function attendTo(attention: MultiHeadAttention, x: Tensor, kv: LayerKV, options: AttendToOptions = {}): { out: Tensor; pattern: Tensor } {
   const hooks = options.hooks ?? noHooks;
   let q = attention.q.forward(x); // [batch, queries, heads·dHead]
-  if (options.queryScale !== undefined) q = scale(q, options.queryScale);
+  // The projection is fresh and no hook has seen it yet: at inference it is scaled in place.
+  if (options.queryScale !== undefined) q = needsGrad(q) ? scale(q, options.queryScale) : scaleInto(q, options.queryScale, q);
   const fused = !hooks.active && !needsGrad(q) ? fusedAttendTo(attention, q, kv, options) : undefined;
   if (fused) return fused;
   q = hooks.run('q', splitHeads(q, attention.heads)); // [batch, heads, queries, dHead]
