@@ -7,9 +7,9 @@
  * config.json is rewritten for the new head (`architectures`, `id2label`,
  * `label2id`) so the saved folder loads as that task's model.
  */
-import { readFile } from 'node:fs/promises';
 import { ConfigError, FormatError, UnsupportedError } from '../errors.js';
 import { parseModelConfig, type BertConfig } from '../io/config.js';
+import type { FileSystem } from '../io/source.js';
 import { headOfArchitectures, isBertConfig, loadBert, type BertHead, type EncoderModel } from '../models/bert.js';
 import type { Shape, Tensor } from '../tensor/tensor.js';
 import { initParameters } from './init.js';
@@ -20,9 +20,9 @@ export function trainableCopy(tensors: ReadonlyMap<string, Tensor>): Map<string,
 }
 
 /** The objects of a JSON-lines file (blank lines skipped); errors name the file and line. */
-export async function readJsonLines(path: string): Promise<Record<string, unknown>[]> {
+export async function readJsonLines(fs: FileSystem, path: string): Promise<Record<string, unknown>[]> {
   const records: Record<string, unknown>[] = [];
-  (await readFile(path, 'utf8')).split('\n').forEach((text, i) => {
+  (await fs.readText(path)).split('\n').forEach((text, i) => {
     if (text.trim() === '') return;
     let value: unknown;
     try {

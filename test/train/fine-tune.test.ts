@@ -109,11 +109,11 @@ describe('fine-tuning setups', () => {
     try {
       const file = join(dir, 'data.jsonl');
       await writeFile(file, '{"text": "a", "label": 1}\n\n{"text": oops}\n');
-      await assert.rejects(readJsonLines(file), (e: unknown) => e instanceof FormatError && /data\.jsonl.*line 3 is not JSON/.test(e.message));
+      await assert.rejects(readJsonLines(nodeFileSystem, file), (e: unknown) => e instanceof FormatError && /data\.jsonl.*line 3 is not JSON/.test(e.message));
       await writeFile(file, '[1, 2]\n');
-      await assert.rejects(readJsonLines(file), (e: unknown) => e instanceof FormatError && /line 1 must be a JSON object/.test(e.message));
+      await assert.rejects(readJsonLines(nodeFileSystem, file), (e: unknown) => e instanceof FormatError && /line 1 must be a JSON object/.test(e.message));
       await writeFile(file, '\n \n');
-      await assert.rejects(readJsonLines(file), (e: unknown) => e instanceof FormatError && /no examples/.test(e.message));
+      await assert.rejects(readJsonLines(nodeFileSystem, file), (e: unknown) => e instanceof FormatError && /no examples/.test(e.message));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -268,8 +268,8 @@ async function classificationRun(args: TrainArgs): Promise<TaskRun<Classificatio
   const dir = requireFlag(args.model, '--model', 'classification');
   const dataFile = requireFlag(args.data, '--data', 'classification');
   const folder = await readFolder(dir);
-  const train = labelledTexts(await readJsonLines(dataFile), dataFile);
-  const held = args.evalData ? labelledTexts(await readJsonLines(args.evalData), args.evalData) : train;
+  const train = labelledTexts(await readJsonLines(nodeFileSystem, dataFile), dataFile);
+  const held = args.evalData ? labelledTexts(await readJsonLines(nodeFileSystem, args.evalData), args.evalData) : train;
   const setup = classificationSetup(folder, [...train, ...held].map((e) => e.label), { seed: args.seed, newHead: args.newHead });
   const padId = folder.tokenizer.padTokenId ?? 0;
   const examples = (texts: LabelledText[]): ClassificationExample[] => {
@@ -333,8 +333,8 @@ async function seq2seqRun(args: TrainArgs): Promise<TaskRun<Seq2SeqExample>> {
     const targets = encode(pairs.map((p) => p.target));
     return pairs.map((_, i) => ({ source: sources[i], target: targets[i] }));
   };
-  const train = pairsOf(textPairs(await readJsonLines(dataFile), dataFile));
-  const held = args.evalData ? pairsOf(textPairs(await readJsonLines(args.evalData), args.evalData)) : train;
+  const train = pairsOf(textPairs(await readJsonLines(nodeFileSystem, dataFile), dataFile));
+  const held = args.evalData ? pairsOf(textPairs(await readJsonLines(nodeFileSystem, args.evalData), args.evalData)) : train;
   const padId = requireConfig(config.padTokenId, 'pad_token_id', folder.file);
   const lossOf = seq2seqLoss(model, { padId, decoderStartTokenId: requireConfig(config.decoderStartTokenId ?? padId, 'decoder_start_token_id', folder.file) });
   return {
@@ -373,8 +373,8 @@ async function sentenceEmbeddingRun(args: TrainArgs): Promise<TaskRun<Pair>> {
     const positives = encode(texts.map((p) => p.positive));
     return texts.map((_, i) => ({ anchor: anchors[i], positive: positives[i] }));
   };
-  const train = pairsOf(await readJsonLines(dataFile), dataFile);
-  const held = args.evalData ? pairsOf(await readJsonLines(args.evalData), args.evalData) : train;
+  const train = pairsOf(await readJsonLines(nodeFileSystem, dataFile), dataFile);
+  const held = args.evalData ? pairsOf(await readJsonLines(nodeFileSystem, args.evalData), args.evalData) : train;
   const padId = folder.tokenizer.padTokenId ?? 0;
   const lossOf = inBatchNegativesLoss(model.bert, padId);
   return {
