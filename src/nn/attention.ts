@@ -20,8 +20,6 @@ export function mergeHeads(x: Tensor): Tensor {
   return x.permute([0, 2, 1, 3]).reshape([batch, seq, heads * dHead]);
 }
 
-export { repeatKv } from '../ops/repeat-kv.js';
-
 export interface AttendOptions {
   /** Multiplies q·kᵀ (1/√dHead in most models; 1 in T5, and in BART where q is pre-scaled). */
   scale?: number;
