@@ -10,7 +10,10 @@
  */
 import { ShapeError } from '../errors.js';
 import { BYTE_TO_CHAR, toByteLevel } from '../tokenizers/byte-level.js';
-import { GPT2_PATTERN } from '../tokenizers/pre-tokenizers.js';
+import { JsonPath } from '../tokenizers/json.js';
+import { NormalizedString } from '../tokenizers/normalized-string.js';
+import { normalizerFromJson } from '../tokenizers/normalizers.js';
+import { GPT2_PATTERN, preTokenizerFromJson } from '../tokenizers/pre-tokenizers.js';
 import { compileOnigPattern } from '../tokenizers/regex.js';
 
 export interface BpeTrainerOptions {
@@ -151,14 +154,23 @@ export interface WordPieceTrainerOptions {
 
 export const BERT_SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
 
+/** The normalizer and pre-tokenizer of a trained WordPiece tokenizer.json, as bert-base-uncased has them. */
+const BERT_NORMALIZER = { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true };
+const BERT_PRE_TOKENIZER = { type: 'BertPreTokenizer' };
+
 /**
- * BERT's normalisation and pre-tokenization as the trainer sees words:
- * lowercase, accents stripped (BertNormalizer with lowercase), then split on
- * whitespace with each punctuation character a word of its own (BertPreTokenizer).
+ * Word counts after the trained tokenizer's own BertNormalizer and
+ * BertPreTokenizer, so the trainer counts the words encoding will see.
  */
-export function bertWords(text: string): string[] {
-  const normalised = text.toLowerCase().normalize('NFD').replace(/\p{Mn}/gu, '');
-  return normalised.match(/[^\s\p{P}\p{S}]+|[\p{P}\p{S}]/gu) ?? [];
+function bertWordCounts(texts: Iterable<string>): Map<string, number> {
+  const where = new JsonPath('trainWordPiece', '');
+  const normalizer = normalizerFromJson(BERT_NORMALIZER, where.at('normalizer'));
+  const preTokenizer = preTokenizerFromJson(BERT_PRE_TOKENIZER, where.at('pre_tokenizer'));
+  const counts = new Map<string, number>();
+  for (const text of texts) {
+    for (const { text: w } of preTokenizer.split(normalizer.normalize(new NormalizedString(text)))) counts.set(w, (counts.get(w) ?? 0) + 1);
+  }
+  return counts;
 }
 
 /**
@@ -171,9 +183,7 @@ export function bertWords(text: string): string[] {
 export function trainWordPiece(texts: Iterable<string>, options: WordPieceTrainerOptions): { json: Record<string, unknown>; vocab: Map<string, number> } {
   const specials = options.specialTokens ?? BERT_SPECIAL_TOKENS;
   const minFrequency = options.minFrequency ?? 2;
-  const counts = new Map<string, number>();
-  for (const text of texts) for (const w of bertWords(text)) counts.set(w, (counts.get(w) ?? 0) + 1);
-  const words = [...counts].map(([word, count]) => ({ symbols: [...word].map((c, i) => (i === 0 ? c : `##${c}`)), count }));
+  const words = [...bertWordCounts(texts)].map(([word, count]) => ({ symbols: [...word].map((c, i) => (i === 0 ? c : `##${c}`)), count }));
   const vocab = new Map<string, number>();
   for (const s of specials) vocab.set(s, vocab.size);
   const alphabet = new Set<string>();
@@ -213,8 +223,8 @@ function wordPieceJson(vocab: Map<string, number>, specials: string[]): Record<s
     truncation: null,
     padding: null,
     added_tokens: specials.map((content) => ({ id: vocab.get(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
-    pre_tokenizer: { type: 'BertPreTokenizer' },
+    normalizer: BERT_NORMALIZER,
+    pre_tokenizer: BERT_PRE_TOKENIZER,
     post_processor: {
       type: 'TemplateProcessing',
       single: [special('[CLS]', 0), sequence('A', 0), special('[SEP]', 0)],
