@@ -373,9 +373,9 @@ function widen(name: string, unit: number, srcBytes: number, dstBytes: number, c
   });
 }
 
-const widenBf16 = (): FunctionSpec => widen('widenBf16', 4, 2, 4, (at) => i32x4.shl(v128.load16x4U(at), imm(16)));
-const widenInt8 = (): FunctionSpec => widen('widenInt8', 4, 1, 4,
-  (at) => i32x4.toF32x4(i32x4.extendLowI16x8(i16x8.extendLowI8x16(v128.load32Zero(at)))));
+// The same conversions the gemvNK products make as they load (STORAGE).
+const widenBf16 = (): FunctionSpec => widen('widenBf16', 4, 2, 4, STORAGE.bf16.load);
+const widenInt8 = (): FunctionSpec => widen('widenInt8', 4, 1, 4, STORAGE.int8.load);
 const widenInt8ToI16 = (): FunctionSpec => widen('widenInt8ToI16', 8, 1, 2, (at) => v128.load8x8S(at));
 
 /**
