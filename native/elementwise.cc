@@ -550,15 +550,6 @@ bool layout_counts(napi_env env, const char* fn, const double* raw, int count, i
   return true;
 }
 
-// One past the last element read through `strides` over `shape` (4 axes,
-// none empty). In doubles, so huge strides cannot wrap around: exact below
-// 2^53, and past any array's length above it.
-double strided_end(const int64_t* shape, const int64_t* strides) {
-  double last = 0;
-  for (int t = 0; t < 4; ++t) last += static_cast<double>(shape[t] - 1) * static_cast<double>(strides[t]);
-  return last + 1;
-}
-
 // The product of counts, or -1 past 2^53.
 int64_t product(const int64_t* values, int count) {
   double p = 1;
@@ -694,7 +685,7 @@ napi_value Softmax(napi_env env, napi_callback_info info) {
       const int64_t per_batch = layout.heads * layout.queries;
       const int64_t shape[4] = {(rows + per_batch - 1) / per_batch, layout.heads, layout.queries, n};
       const int64_t mask_strides[4] = {layout.strides[0], layout.strides[1], layout.strides[2], 1};
-      if (strided_end(shape, mask_strides) > static_cast<double>(m_len)) {
+      if (strided_last(shape, mask_strides) >= static_cast<double>(m_len)) {
         napi_throw_range_error(env, nullptr, "softmax: the mask's strides reach past its end");
         return nullptr;
       }
@@ -740,8 +731,8 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   }
   if (total == 0) return undefined(env);
   // The last element each operand reads must lie inside it.
-  const bool a_fits = strided_end(l.shape, l.a_strides) <= static_cast<double>(a_len);
-  if (!a_fits || strided_end(l.shape, l.b_strides) > static_cast<double>(b_len)) {
+  const bool a_fits = strided_last(l.shape, l.a_strides) < static_cast<double>(a_len);
+  if (!a_fits || strided_last(l.shape, l.b_strides) >= static_cast<double>(b_len)) {
     napi_throw_range_error(env, nullptr,
                            (std::string("binary: the strides of ") + (a_fits ? "b" : "a") + " reach past its end").c_str());
     return nullptr;
@@ -776,7 +767,7 @@ napi_value Permute(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   if (total == 0) return undefined(env);
-  if (strided_end(l.shape, l.strides) > static_cast<double>(x_len)) {
+  if (strided_last(l.shape, l.strides) >= static_cast<double>(x_len)) {
     napi_throw_range_error(env, nullptr, "permute: the strides of x reach past its end");
     return nullptr;
   }

@@ -116,6 +116,15 @@ inline bool check_extent(napi_env env, const char* fn, const char* name, int64_t
   return true;
 }
 
+// The last element read through `strides` over `shape` (4 axes, none empty):
+// inside an array of `length` when below it. In doubles, so huge strides
+// cannot wrap around: exact below 2^53, and past any array's length above it.
+inline double strided_last(const int64_t* shape, const int64_t* strides) {
+  double last = 0;
+  for (int t = 0; t < 4; ++t) last += static_cast<double>(shape[t] - 1) * static_cast<double>(strides[t]);
+  return last;
+}
+
 // Reads the first `count` arguments into argv; throws `usage` if fewer were passed.
 inline bool get_args(napi_env env, napi_callback_info info, size_t count, napi_value* argv, const char* usage) {
   size_t argc = count;

@@ -467,9 +467,8 @@ bool check_length(napi_env env, const char* fn, const char* name, int64_t length
 // The last element an additive term reads through its strides must lie inside it.
 bool check_broadcast(napi_env env, const char* fn, const char* name, int64_t length, const int64_t* strides,
                      const Attention& a) {
-  // In doubles (see strided_extent below), so huge strides cannot wrap around.
-  const double last = static_cast<double>(a.batch - 1) * strides[0] + static_cast<double>(a.heads - 1) * strides[1] +
-                      static_cast<double>(a.queries - 1) * strides[2] + static_cast<double>(a.keys - 1) * strides[3];
+  const int64_t shape[4] = {a.batch, a.heads, a.queries, a.keys};
+  const double last = strided_last(shape, strides);
   if (last < static_cast<double>(length)) return true;
   if (!pending(env)) {
     napi_throw_range_error(env, nullptr,
@@ -481,18 +480,13 @@ bool check_broadcast(napi_env env, const char* fn, const char* name, int64_t len
   return false;
 }
 
-// One past the last element a strided operand reads: rows of `dim` floats at
-// the strides of its three outer axes. In doubles, so huge strides cannot wrap
-// around: exact below 2^53, and past any array's length above it.
-double strided_extent(const int64_t* strides, int64_t n0, int64_t n1, int64_t n2, int64_t dim) {
-  return static_cast<double>(n0 - 1) * strides[0] + static_cast<double>(n1 - 1) * strides[1] +
-         static_cast<double>(n2 - 1) * strides[2] + static_cast<double>(dim);
-}
-
 bool check_strided(napi_env env, const char* fn, const char* name, int64_t length, const int64_t* strides, int64_t n0,
                    int64_t n1, int64_t n2, int64_t dim) {
   if (n0 == 0 || n1 == 0 || n2 == 0 || dim == 0) return true;
-  const double end = strided_extent(strides, n0, n1, n2, dim);
+  // Rows of `dim` contiguous floats at the strides of the three outer axes.
+  const int64_t shape[4] = {n0, n1, n2, dim};
+  const int64_t row_strides[4] = {strides[0], strides[1], strides[2], 1};
+  const double end = strided_last(shape, row_strides) + 1;
   if (end <= static_cast<double>(length)) return true;
   if (!pending(env)) {
     napi_throw_range_error(env, nullptr,
