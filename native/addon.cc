@@ -358,9 +358,10 @@ void run_gemm_bf16_rounded(const float* a, const uint16_t* b, float* c, int64_t 
   // Rows k rounded up to even apart, the pad zero (see IsaKernels::gemm_bf16_rounded).
   const int64_t kp = k + (k & 1);
   static thread_local std::vector<uint16_t> rounded;
-  rounded.assign(static_cast<size_t>(m * kp), 0);
+  rounded.resize(static_cast<size_t>(m * kp));
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t p = 0; p < k; ++p) rounded[i * kp + p] = round_to_bf16(a[i * k + p]);
+    if (kp != k) rounded[i * kp + k] = 0;
   }
   const int64_t threads = m * n * k < kParallelMinMacs ? 1 : s.pool.threads();
   const uint16_t* a16 = rounded.data();  // not the thread_local itself (see run_gemm_int8_q)
