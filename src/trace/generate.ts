@@ -1,13 +1,17 @@
 /**
- * Generation traces: decode with src/generation's own loop (the same
- * processors, samplers and stopping rules as `generate()`), and at every step
- * report the raw logits, the scores after each processing stage, the chosen
- * token with its log-probability, and the new token's attention rows over the
- * keys so far (and, in encoder-decoders, over the encoder output).
+ * Generation traces: decode with src/generation's own loops (the same
+ * processors, samplers, beam search and stopping rules as `generate()`), and
+ * at every step report the raw logits, the scores after each processing
+ * stage, the chosen token with its log-probability, and the new token's
+ * attention rows over the keys so far (and, in encoder-decoders, over the
+ * encoder output). Beam search reports the same for every beam, with the
+ * candidates it ranked, the hypotheses it finished and the beams it kept.
  */
 import { UnsupportedError } from '../errors.js';
-import { decodeSteps, resolveGeneration } from '../generation/generate.js';
+import { beamSteps, type BeamCandidate, type Hypothesis } from '../generation/beam-search.js';
+import { decodeSteps, resolveGeneration, type ResolvedGeneration } from '../generation/generate.js';
 import type { GenerateOptions } from '../generation/options.js';
+import { logSoftmaxRow } from '../generation/processors.js';
 import type { Random } from '../generation/samplers.js';
 import type { DecodingSession, GenerativeModel, SessionInputs } from '../generation/types.js';
 import { Hooks, type HookPoints } from '../nn/hooks.js';
@@ -22,8 +26,52 @@ export interface StageRow {
   scores: Float32Array;
 }
 
+/** One beam at a beam-search step: the sequence it extends and what it predicts next. */
+export interface BeamState {
+  beam: number;
+  /** Its tokens so far (the prompt or the decoder start included). */
+  tokens: number[];
+  /** The sum of its generated tokens' processed log-probabilities (HF's running beam score). */
+  score: number;
+  /** score / generated^lengthPenalty, the score HF gives it if it ends here; null before its first generated token. */
+  normalised: number | null;
+  /** Step 0 only: the beams after the first are copies of it held at −1e9, so that the same sequence is not chosen twice. */
+  copy: boolean;
+  /** The query position of its last token, the one fed at this step. */
+  position: number;
+  /** `logits`, `log_softmax`, then the scores after each processor: the last is what candidates add to `score`. */
+  stages: StageRow[];
+  /** Per attention hook: its last token's rows [heads, keys]. */
+  attention: Map<string, Tensor>;
+}
+
+/** A finished sequence of a beam search, as ranked at the end. */
+export interface HypothesisRecord {
+  /** Its generated tokens, ending with EOS when an EOS candidate finished it. */
+  generated: number[];
+  /** sumLogprobs / length^lengthPenalty. */
+  score: number;
+  sumLogprobs: number;
+  length: number;
+  /** The step whose EOS finished it; null for a beam still running at the end. */
+  finishedAt: number | null;
+  /** The beam that produced each generated token (HF `beam_indices`). */
+  beamIndices: number[];
+  /** Among the numReturnSequences best: returned by generate(). */
+  returned: boolean;
+}
+
 export type GenerationEvent =
-  | { type: 'start'; inputIds: number[]; attentionMask: number[]; decoderStart?: number; mode: 'greedy' | 'sample'; stages: string[] }
+  | {
+      type: 'start';
+      inputIds: number[];
+      attentionMask: number[];
+      decoderStart?: number;
+      mode: 'greedy' | 'sample' | 'beam';
+      stages: string[];
+      /** Beam search: its settings as resolved (numBeams, lengthPenalty, earlyStopping). */
+      beam?: { numBeams: number; lengthPenalty: number; earlyStopping: boolean | 'never'; numReturnSequences: number };
+    }
   | {
       type: 'step';
       step: number;
@@ -39,10 +87,36 @@ export type GenerationEvent =
       /** Per attention hook (e.g. `blocks.0.attn.pattern`, `decoder.blocks.1.cross_attn.pattern`): the new token's rows [heads, keys]. */
       attention: Map<string, Tensor>;
     }
-  | { type: 'end'; ids: number[]; generated: number[]; reason: 'eos' | 'length' };
+  | { type: 'end'; ids: number[]; generated: number[]; reason: 'eos' | 'length' }
+  | {
+      type: 'beam-step';
+      step: number;
+      /** Every beam fed at this step (numBeams of them). */
+      beams: BeamState[];
+      /** The best (beam, token) candidates in rank order, each with what became of it. */
+      candidates: BeamCandidate[];
+      /** Hypotheses finished by an EOS candidate at this step; `kept` when they entered the numBeams best, `evicted` the one they pushed out. */
+      finished: { beam: number; hypothesis: HypothesisRecord; kept: boolean; evicted?: HypothesisRecord }[];
+      /** Beams none of whose candidates was kept. */
+      dropped: number[];
+      /** The next beams: the beam each extends, the token it appends, its running score. */
+      next: { parent: number; token: number; score: number }[];
+      /** No running beam can beat the finished hypotheses any more. */
+      done: boolean;
+    }
+  | {
+      type: 'beam-end';
+      /** Every finished hypothesis, best first (generate() returns the first numReturnSequences). */
+      hypotheses: HypothesisRecord[];
+      /** What generate() returns: EOS-terminated sequences (prompt or decoder start included) and their scores. */
+      sequences: number[][];
+      sequencesScores: number[];
+      /** `done`: numBeams hypotheses finished that no running beam could beat; `length`: the token limit. */
+      reason: 'done' | 'length';
+    };
 
 export interface GenerationTraceOptions {
-  /** generate() options (maxNewTokens, doSample, temperature, topK, topP, repetitionPenalty, …). Beam search is refused. */
+  /** generate() options (maxNewTokens, doSample, temperature, topK, topP, repetitionPenalty, numBeams, lengthPenalty, earlyStopping, …). */
   options?: GenerateOptions;
   /** The model's generation_config.json; its special tokens default to the model's own. */
   defaults?: GenerateOptions;
@@ -52,10 +126,15 @@ export interface GenerationTraceOptions {
   hooks?: readonly HookSpec[];
 }
 
-/** The last query's rows of a pattern [1, heads, queries, keys] → [heads, keys]. */
+/** The last query's rows of a pattern [rows, heads, queries, keys] → [rows, heads, keys]. */
 function lastQuery(pattern: Tensor): Tensor {
-  const [, heads, queries, keys] = pattern.shape;
-  return pattern.slice(2, queries - 1, queries).reshape([heads, keys]);
+  const [rows, heads, queries, keys] = pattern.shape;
+  return pattern.slice(2, queries - 1, queries).reshape([rows, heads, keys]);
+}
+
+/** Row `row` of every captured [rows, heads, keys] pattern → [heads, keys]. */
+function attentionOf(captured: ReadonlyMap<string, Tensor>, row: number): Map<string, Tensor> {
+  return new Map([...captured].map(([name, rows]) => [name, rows.at(row)]));
 }
 
 /**
@@ -136,8 +215,15 @@ export async function* traceGeneration(
   const attentionMask = input.attentionMask ?? input.inputIds.map(() => 1);
   const inputs = { inputIds: [input.inputIds], attentionMask: [attentionMask] };
   const resolved = resolveGeneration(generative, inputs, trace.options ?? {}, { ...modelDefaults(model), ...trace.defaults }, { random: trace.random, traceStages: true });
-  if (resolved.mode === 'beam') throw new UnsupportedError('generation traces follow one sequence; beam search (numBeams > 1) keeps several and is not traced');
-  yield { type: 'start', inputIds: input.inputIds, attentionMask, decoderStart: resolved.decoderStart, mode: resolved.mode, stages: resolved.processors.map((p) => p.name) };
+  const start = { type: 'start' as const, inputIds: input.inputIds, attentionMask, decoderStart: resolved.decoderStart, stages: resolved.processors.map((p) => p.name) };
+  if (resolved.mode === 'beam') {
+    const o = resolved.options;
+    const beam = { numBeams: resolved.numBeams, lengthPenalty: o.lengthPenalty ?? 1, earlyStopping: o.earlyStopping ?? false, numReturnSequences: resolved.numReturnSequences };
+    yield { ...start, mode: 'beam', beam };
+    yield* traceBeams(generative, inputs, resolved, captured);
+    return;
+  }
+  yield { ...start, mode: resolved.mode };
 
   const steps = decodeSteps(generative, inputs, resolved, { traceStages: true, random: trace.random });
   let length = resolved.promptLength;
@@ -163,8 +249,74 @@ export async function* traceGeneration(
       logprob: e.logprobs[0],
       rawLogprob: Math.log(softmaxRow(logits)[token]),
       stages,
-      attention: new Map(captured),
+      attention: attentionOf(captured, 0),
     };
     length++;
+  }
+}
+
+/** A beam's score if it ended here: HF's sum / generated^lengthPenalty. */
+function normalisedScore(score: number, generated: number, lengthPenalty: number): number | null {
+  return generated === 0 ? null : score / generated ** lengthPenalty;
+}
+
+/** A hypothesis as the trace shows it: its generated tokens with the EOS generate() appends (HF: the first EOS id). */
+function hypothesisRecord(h: Hypothesis, r: ResolvedGeneration, returned: boolean): HypothesisRecord {
+  const generated = [...h.tokens.slice(r.promptLength), ...(h.finishedAt === null ? [] : [r.eos[0]])];
+  return { generated, score: h.score, sumLogprobs: h.sumLogprobs, length: h.length, finishedAt: h.finishedAt, beamIndices: h.beamIndices, returned };
+}
+
+/** Beam search over one input through beamSteps, the loop generate() runs, with each beam's stages and attention. */
+function* traceBeams(model: GenerativeModel, inputs: { inputIds: number[][]; attentionMask: number[][] }, r: ResolvedGeneration, captured: Map<string, Tensor>): Generator<GenerationEvent> {
+  const lengthPenalty = r.options.lengthPenalty ?? 1;
+  const steps = beamSteps(model, inputs, r, { traceStages: true });
+  let lastDone = false;
+  for (;;) {
+    captured.clear();
+    const next = steps.next();
+    if (next.done) {
+      const { result, hypotheses } = next.value;
+      yield {
+        type: 'beam-end',
+        hypotheses: hypotheses[0].map((h, rank) => hypothesisRecord(h, r, rank < r.numReturnSequences)),
+        sequences: result.sequences,
+        sequencesScores: result.sequencesScores ?? [],
+        reason: lastDone ? 'done' : 'length',
+      };
+      return;
+    }
+    const e = next.value;
+    const logits = e.logits ?? [];
+    const beams = e.sequences.map((tokens, j): BeamState => ({
+      beam: j,
+      tokens,
+      score: e.beamScores[j],
+      normalised: normalisedScore(e.beamScores[j], tokens.length - r.promptLength, lengthPenalty),
+      copy: e.step === 0 && j > 0,
+      position: tokens.length - 1,
+      stages: [
+        { name: 'logits', scores: logits[j] },
+        { name: 'log_softmax', scores: logSoftmaxRow(logits[j]) },
+        ...(e.stages ?? []).map((s) => ({ name: s.name, scores: s.scores[j] })),
+      ],
+      attention: attentionOf(captured, j),
+    }));
+    const kept = new Set(e.parents);
+    lastDone = e.done[0];
+    yield {
+      type: 'beam-step',
+      step: e.step,
+      beams,
+      candidates: e.candidates[0],
+      finished: e.finished[0].map((f) => ({
+        beam: f.beam,
+        hypothesis: hypothesisRecord(f.hypothesis, r, false),
+        kept: f.kept,
+        evicted: f.evicted && hypothesisRecord(f.evicted, r, false),
+      })),
+      dropped: beams.filter((b) => !b.copy && !kept.has(b.beam)).map((b) => b.beam),
+      next: e.parents.map((parent, j) => ({ parent, token: e.tokens[j], score: e.nextScores[j] })),
+      done: e.done[0],
+    };
   }
 }

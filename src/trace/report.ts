@@ -10,7 +10,7 @@ import type { GenerateOptions } from '../generation/options.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ActivationCache } from './cache.js';
 import { serialiseWithin, type Budget, type EncodedTensor, type PendingTensor, type Precision } from './encoding.js';
-import { traceGeneration, type GenerationEvent } from './generate.js';
+import { traceGeneration, type GenerationEvent, type HypothesisRecord } from './generate.js';
 import { directLogitAttribution, logitLens, rowAt, topTokens, type LogitAttribution, type TokenProbability } from './lens.js';
 import { runWithCache } from './run.js';
 import type { ModelDescription, StackDescription, TraceableModel, TraceInputs } from './types.js';
@@ -85,6 +85,56 @@ export interface StepRecord {
   attention: Record<string, string>;
 }
 
+/** One beam at a beam-search step (the step-0 copies of the first beam are left out). */
+export interface BeamRecord {
+  beam: number;
+  /** Its generated tokens so far. */
+  generated: TokenInfo[];
+  /** Sum of its generated tokens' processed log-probabilities. */
+  score: number;
+  /** score / generated^lengthPenalty; null before its first generated token. */
+  normalised: number | null;
+  /** Query position of its last token (the one fed at this step). */
+  position: number;
+  /** Top tokens after each stage (`logits`, `log_softmax`, then each processor). */
+  stages: { name: string; top: RankedToken[] }[];
+  /** Attention hook name → key into `tensors` of its last token's rows [heads, keys]. */
+  attention: Record<string, string>;
+}
+
+export interface HypothesisInfo {
+  generated: TokenInfo[];
+  score: number;
+  sumLogprobs: number;
+  length: number;
+  finishedAt: number | null;
+  beamIndices: number[];
+  returned: boolean;
+}
+
+export interface BeamStepRecord {
+  step: number;
+  beams: BeamRecord[];
+  /** The best candidates in rank order; `fate` says what became of each (docs/trace.md). */
+  candidates: { beam: number; token: TokenInfo; logprob: number; score: number; fate: string; slot?: number }[];
+  finished: { beam: number; hypothesis: HypothesisInfo; kept: boolean; evicted?: HypothesisInfo }[];
+  dropped: number[];
+  next: { parent: number; token: TokenInfo; score: number }[];
+  done: boolean;
+}
+
+export interface BeamTrace {
+  numBeams: number;
+  lengthPenalty: number;
+  earlyStopping: boolean | 'never';
+  numReturnSequences: number;
+  steps: BeamStepRecord[];
+  /** Every finished hypothesis, best first. */
+  hypotheses: HypothesisInfo[];
+  /** generate()'s sequences_scores for the returned sequences. */
+  sequencesScores: number[];
+}
+
 export interface TraceFile {
   format: typeof TRACE_FORMAT;
   version: typeof TRACE_VERSION;
@@ -97,7 +147,8 @@ export interface TraceFile {
   /** Top next-token candidates at each position of the lens stack; null without a language-model head. */
   predictions: RankedToken[][] | null;
   lens: { stack: string; layers: { label: string; name: string; positions: RankedToken[][] }[] } | null;
-  generation: { mode: string; stages: string[]; steps: StepRecord[]; generated: TokenInfo[]; reason: string } | null;
+  /** Beam search fills `beam` and leaves `steps` empty; `generated` is then the best sequence's. */
+  generation: { mode: string; stages: string[]; steps: StepRecord[]; generated: TokenInfo[]; reason: string; beam?: BeamTrace } | null;
   /** Sequence classifiers: every label with its probability, most probable first. */
   classification: { label: string; id: number; prob: number; logit: number }[] | null;
   /** Direct logit attribution of the top prediction at the last position; null when the read-out is not linear after the final norm. */
@@ -273,11 +324,48 @@ export async function buildTrace(model: TraceableModel, request: TraceRequest, o
     let mode = 'greedy';
     let stageNames: string[] = [];
     const events = traceGeneration(model, { inputIds: request.inputIds }, { options: { ...options.generateOptions, maxNewTokens: options.maxNewTokens }, defaults: options.generationDefaults });
+    const tokenInfo = (id: number): TokenInfo => ({ id, text: text(id, outSide) });
+    const hypothesis = (h: HypothesisRecord): HypothesisInfo => ({ ...h, generated: h.generated.map(tokenInfo) });
+    let beam: BeamTrace | undefined;
+    let promptLength = 0;
     for await (const e of events) {
       options.onEvent?.(e);
       if (e.type === 'start') {
         mode = e.mode;
         stageNames = e.stages;
+        promptLength = d.family === 'encoder-decoder' ? 1 : e.inputIds.length;
+        if (e.beam) beam = { ...e.beam, steps: [], hypotheses: [], sequencesScores: [] };
+      } else if (e.type === 'beam-step' && beam) {
+        const beams = e.beams.filter((b) => !b.copy).map((b): BeamRecord => {
+          const attention: Record<string, string> = {};
+          for (const [name, rows] of b.attention) {
+            attention[name] = `beam.${e.step}.${b.beam}/${name}`;
+            stepTensors.push({ key: attention[name], tensor: rows, summaryK: 3 });
+          }
+          return {
+            beam: b.beam,
+            generated: b.tokens.slice(promptLength).map(tokenInfo),
+            score: b.score,
+            normalised: b.normalised,
+            position: b.position,
+            stages: b.stages.map((s) => ({ name: s.name, top: ranked(topTokens(s.scores, k)) })),
+            attention,
+          };
+        });
+        beam.steps.push({
+          step: e.step,
+          beams,
+          candidates: e.candidates.map((c) => ({ beam: c.beam, token: tokenInfo(c.token), logprob: c.logprob, score: c.score, fate: c.fate, slot: c.slot })),
+          finished: e.finished.map((f) => ({ beam: f.beam, hypothesis: hypothesis(f.hypothesis), kept: f.kept, evicted: f.evicted && hypothesis(f.evicted) })),
+          dropped: e.dropped,
+          next: e.next.map((n) => ({ parent: n.parent, token: tokenInfo(n.token), score: n.score })),
+          done: e.done,
+        });
+      } else if (e.type === 'beam-end' && beam) {
+        sequence = e.sequences[0];
+        beam.hypotheses = e.hypotheses.map(hypothesis);
+        beam.sequencesScores = e.sequencesScores;
+        generation = { mode, stages: stageNames, steps, generated: sequence.slice(promptLength).map(tokenInfo), reason: e.reason, beam };
       } else if (e.type === 'step') {
         const attention: Record<string, string> = {};
         for (const [name, rows] of e.attention) {
@@ -294,7 +382,7 @@ export async function buildTrace(model: TraceableModel, request: TraceRequest, o
           stages: e.stages.map((s) => ({ name: s.name, top: ranked(topTokens(s.scores, k)) })),
           attention,
         });
-      } else {
+      } else if (e.type === 'end') {
         sequence = e.ids;
         generation = { mode, stages: stageNames, steps, generated: e.generated.map((id) => ({ id, text: text(id, outSide) })), reason: e.reason };
       }
