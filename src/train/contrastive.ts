@@ -6,16 +6,19 @@
  * every positive in the batch: cross-entropy over scale · cos(anchor, positive).
  */
 import type { BertModel } from '../models/bert.js';
+import type { HookPoints } from '../nn/hooks.js';
 import { matmul, normalizeL2, scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { crossEntropy } from './losses.js';
-import { idsBatch, padBatch } from './tasks.js';
+import type { Random } from './random.js';
+import { trainingHooks } from './dropout.js';
+import { idsBatch, padBatch, type TrainingOptions } from './tasks.js';
 import type { StepLoss } from './trainer.js';
 
 /** Mean of the last hidden states over real tokens, L2-normalised: [rows, d]. */
-export function meanPooledEmbeddings(encoder: BertModel, rows: readonly (readonly number[])[], padId: number): Tensor {
+export function meanPooledEmbeddings(encoder: BertModel, rows: readonly (readonly number[])[], padId: number, hooks?: HookPoints): Tensor {
   const { ids, mask } = padBatch(rows, padId);
-  const hidden = encoder.forward({ inputIds: idsBatch(ids), attentionMask: idsBatch(mask) }).lastHiddenState; // [rows, seq, d]
+  const hidden = encoder.forward({ inputIds: idsBatch(ids), attentionMask: idsBatch(mask) }, { hooks }).lastHiddenState; // [rows, seq, d]
   const [count, seq, d] = hidden.shape;
   // Mean pooling as one product: each row's weights are mask / (number of real tokens).
   const weights = new Float32Array(count * seq);
@@ -33,10 +36,11 @@ export interface Pair {
 }
 
 /** MultipleNegativesRankingLoss with sentence-transformers' default scale 20. */
-export function inBatchNegativesLoss(encoder: BertModel, padId: number, similarityScale = 20): (batch: Pair[]) => StepLoss {
-  return (batch) => {
-    const anchors = meanPooledEmbeddings(encoder, batch.map((p) => p.anchor), padId);
-    const positives = meanPooledEmbeddings(encoder, batch.map((p) => p.positive), padId);
+export function inBatchNegativesLoss(encoder: BertModel, padId: number, similarityScale = 20, options: TrainingOptions = {}): (batch: Pair[], random?: Random) => StepLoss {
+  return (batch, random) => {
+    // Each pass draws its own masks, as the two sentence-transformers forward passes do.
+    const anchors = meanPooledEmbeddings(encoder, batch.map((p) => p.anchor), padId, trainingHooks(options.dropout, random));
+    const positives = meanPooledEmbeddings(encoder, batch.map((p) => p.positive), padId, trainingHooks(options.dropout, random));
     const scores = scale(matmul(anchors, positives, { transposeB: true }), similarityScale); // [batch, batch]
     const labels = Tensor.i32(batch.map((_, i) => i));
     return { loss: crossEntropy(scores, labels), tokens: batch.reduce((n, p) => n + p.anchor.length + p.positive.length, 0) };

@@ -8,10 +8,21 @@
 import { ShapeError } from '../errors.js';
 import type { EncoderModel } from '../models/bert.js';
 import type { CausalLM } from '../nn/causal-lm.js';
+import type { HookPoints } from '../nn/hooks.js';
 import { Tensor } from '../tensor/tensor.js';
+import { trainingHooks, type DropoutSite } from './dropout.js';
 import { IGNORE_INDEX, crossEntropy, mseLoss } from './losses.js';
 import type { Random } from './random.js';
 import type { StepLoss } from './trainer.js';
+
+/**
+ * Train mode: the dropout a step applies (`dropoutSites(model.config)` for
+ * what Hugging Face's `model.train()` does). Without it the step runs as in
+ * eval mode, which is also how held-out losses are measured.
+ */
+export interface TrainingOptions {
+  dropout?: readonly DropoutSite[];
+}
 
 /** Rows of equal length as an i32 [rows, length] tensor. */
 export function idsBatch(rows: readonly (readonly number[])[]): Tensor {
@@ -43,11 +54,11 @@ export function packBlocks(tokens: readonly number[], blockSize: number): number
  * Causal LM loss of a batch of equal-length rows: position t predicts token
  * t + 1 (HF shifts labels inside *ForCausalLM), mean over all predictions.
  */
-export function causalLmLoss(model: CausalLM): (batch: number[][]) => StepLoss {
-  return (batch) => {
+export function causalLmLoss(model: CausalLM, options: TrainingOptions = {}): (batch: number[][], random?: Random) => StepLoss {
+  return (batch, random) => {
     const ids = idsBatch(batch);
     const [rows, seq] = ids.shape;
-    const logits = model.forward(ids).logits.slice(1, 0, seq - 1); // [rows, seq − 1, vocab]
+    const logits = model.forward(ids, { hooks: trainingHooks(options.dropout, random) }).logits.slice(1, 0, seq - 1); // [rows, seq − 1, vocab]
     const labels = idsBatch(batch.map((r) => r.slice(1)));
     return { loss: crossEntropy(logits, labels), tokens: rows * seq };
   };
@@ -85,11 +96,11 @@ export function maskTokens(rows: readonly (readonly number[])[], random: Random,
 }
 
 /** Masked LM loss of a BERT-family *ForMaskedLM on padded rows. */
-export function maskedLmLoss(model: EncoderModel, padId: number, masking: MaskingOptions): (batch: number[][], random: Random) => StepLoss {
+export function maskedLmLoss(model: EncoderModel, padId: number, masking: MaskingOptions, options: TrainingOptions = {}): (batch: number[][], random: Random) => StepLoss {
   return (batch, random) => {
     const padded = padBatch(batch, padId);
     const { inputs, labels } = maskTokens(padded.ids, random, { ...masking, specialIds: new Set([...masking.specialIds, padId]) });
-    const logits = model.forward({ inputIds: idsBatch(inputs), attentionMask: idsBatch(padded.mask) }).logits;
+    const logits = model.forward({ inputIds: idsBatch(inputs), attentionMask: idsBatch(padded.mask) }, { hooks: trainingHooks(options.dropout, random) }).logits;
     if (!logits) throw new ShapeError('maskedLmLoss: the model has no masked-LM head');
     return { loss: crossEntropy(logits, idsBatch(labels)), tokens: batch.reduce((n, r) => n + r.length, 0) };
   };
@@ -102,13 +113,13 @@ export interface ClassificationExample {
 }
 
 /** Sequence classification loss: cross-entropy over num_labels classes, MSE when there is one label (HF). */
-export function classificationLoss(model: EncoderModel, padId: number): (batch: ClassificationExample[]) => StepLoss {
-  return (batch) => {
+export function classificationLoss(model: EncoderModel, padId: number, options: TrainingOptions = {}): (batch: ClassificationExample[], random?: Random) => StepLoss {
+  return (batch, random) => {
     const padded = padBatch(
       batch.map((e) => e.ids),
       padId,
     );
-    const logits = model.forward({ inputIds: idsBatch(padded.ids), attentionMask: idsBatch(padded.mask) }).logits;
+    const logits = model.forward({ inputIds: idsBatch(padded.ids), attentionMask: idsBatch(padded.mask) }, { hooks: trainingHooks(options.dropout, random) }).logits;
     if (!logits) throw new ShapeError('classificationLoss: the model has no classification head');
     const numLabels = logits.shape[logits.rank - 1];
     const loss =
@@ -129,7 +140,7 @@ export function shiftRight(labels: readonly number[], decoderStartTokenId: numbe
 
 /** An encoder-decoder with a teacher-forced forward pass (T5, BART, the 2017 Transformer). */
 export interface Seq2SeqLM {
-  forward(ids: Tensor, attentionMask: Tensor, decoderIds: Tensor): { decoder: { logits: Tensor } };
+  forward(ids: Tensor, attentionMask: Tensor, decoderIds: Tensor, hooks?: HookPoints): { decoder: { logits: Tensor } };
 }
 
 export interface Seq2SeqExample {
@@ -139,8 +150,8 @@ export interface Seq2SeqExample {
 }
 
 /** Seq2seq loss with teacher forcing: padded targets become −100 so they take no part. */
-export function seq2seqLoss(model: Seq2SeqLM, o: { padId: number; decoderStartTokenId: number }): (batch: Seq2SeqExample[]) => StepLoss {
-  return (batch) => {
+export function seq2seqLoss(model: Seq2SeqLM, o: { padId: number; decoderStartTokenId: number } & TrainingOptions): (batch: Seq2SeqExample[], random?: Random) => StepLoss {
+  return (batch, random) => {
     const source = padBatch(
       batch.map((e) => e.source),
       o.padId,
@@ -151,7 +162,7 @@ export function seq2seqLoss(model: Seq2SeqLM, o: { padId: number; decoderStartTo
       IGNORE_INDEX,
     ).ids;
     const decoderIds = labels.map((l) => shiftRight(l, o.decoderStartTokenId, o.padId));
-    const { decoder } = model.forward(idsBatch(source.ids), idsBatch(source.mask), idsBatch(decoderIds));
+    const { decoder } = model.forward(idsBatch(source.ids), idsBatch(source.mask), idsBatch(decoderIds), trainingHooks(o.dropout, random));
     return { loss: crossEntropy(decoder.logits, idsBatch(labels)), tokens: batch.reduce((n, e) => n + e.source.length + e.target.length, 0) };
   };
 }

@@ -31,6 +31,7 @@ import { writeCurve } from '../../train/curve.js';
 import { initParameters, llamaParameterShapes } from '../../train/init.js';
 import { llamaConfigJson, saveHfFolder } from '../../train/save.js';
 import { anchorPositives, classificationSetup, labelledTexts, maskedLmSetup, readJsonLines, textPairs, trainableCopy, type LabelledText, type TextPair } from '../../train/fine-tune.js';
+import { dropoutSites, type DropoutHead } from '../../train/dropout.js';
 import { Random } from '../../train/random.js';
 import {
   causalLmLoss,
@@ -42,6 +43,7 @@ import {
   seq2seqLoss,
   type ClassificationExample,
   type Seq2SeqExample,
+  type TrainingOptions,
 } from '../../train/tasks.js';
 import { trainByteLevelBpe } from '../../train/tokenizer-trainers.js';
 import { Trainer, type StepLoss } from '../../train/trainer.js';
@@ -113,7 +115,15 @@ async function fromScratch(args: TrainArgs, lines: string[]): Promise<Setup> {
   const parsed = parseLlamaConfig(config);
   const params = initParameters(llamaParameterShapes(parsed), { std: 0.02, seed: args.seed });
   const model = decoderFromConfig(config, Weights.from(params));
-  return { params, config, tokenizer: Tokenizer.fromJSON(bpe.json), tokenizerJson: bpe.json, lossOf: causalLmLoss(model) };
+  return { params, config, tokenizer: Tokenizer.fromJSON(bpe.json), tokenizerJson: bpe.json, lossOf: causalLmLoss(model, trainMode(config)) };
+}
+
+/**
+ * Train mode as Hugging Face's Trainer sets it (`model.train()`): dropout at
+ * the config's probabilities. Held-out losses are measured without it.
+ */
+function trainMode(raw: Readonly<Record<string, unknown>>, head?: DropoutHead): TrainingOptions {
+  return { dropout: dropoutSites({ modelType: String(raw.model_type), raw }, head) };
 }
 
 async function fromFolder(dir: string, args: TrainArgs): Promise<Setup> {
@@ -125,7 +135,7 @@ async function fromFolder(dir: string, args: TrainArgs): Promise<Setup> {
   // Every tensor becomes a parameter (sharded folders too).
   const params = trainableCopy(tensors);
   const model = decoderFromConfig(config, Weights.from(params), file);
-  return { params, config, tokenizer, lossOf: causalLmLoss(model) };
+  return { params, config, tokenizer, lossOf: causalLmLoss(model, trainMode(config)) };
 }
 
 /** One run's examples, loss and saving, whatever the task. */
@@ -252,7 +262,7 @@ async function maskedLmRun(args: TrainArgs): Promise<TaskRun<number[]>> {
   return {
     params: setup.params,
     examples: train.ids,
-    lossOf,
+    lossOf: maskedLmLoss(setup.model, padId, masking, trainMode(setup.model.config.raw, 'masked-lm')),
     tokens: train.ids.reduce((n, r) => n + r.length, 0),
     // A fixed seed masks the same tokens before and after, so the two losses compare.
     evaluate: () => ({ loss: meanLoss(held.ids, lossOf, args.batchSize, args.seed) }),
@@ -280,6 +290,7 @@ async function classificationRun(args: TrainArgs): Promise<TaskRun<Classificatio
   const trainExamples = examples(train);
   const heldExamples = args.evalData ? examples(held) : trainExamples;
   const lossOf = classificationLoss(setup.model, padId);
+  const trainLoss = classificationLoss(setup.model, padId, trainMode(setup.model.config.raw, setup.model.head));
   const accuracy = (): number =>
     noGrad(() => {
       let right = 0;
@@ -299,7 +310,7 @@ async function classificationRun(args: TrainArgs): Promise<TaskRun<Classificatio
   return {
     params: setup.params,
     examples: trainExamples,
-    lossOf,
+    lossOf: trainLoss,
     tokens: trainExamples.reduce((n, e) => n + e.ids.length, 0),
     evaluate: () => ({ loss: meanLoss(heldExamples, lossOf, args.batchSize, args.seed), accuracy: accuracy() }),
     save: async (modelDir) => {
@@ -336,11 +347,12 @@ async function seq2seqRun(args: TrainArgs): Promise<TaskRun<Seq2SeqExample>> {
   const train = pairsOf(textPairs(await readJsonLines(nodeFileSystem, dataFile), dataFile));
   const held = args.evalData ? pairsOf(textPairs(await readJsonLines(nodeFileSystem, args.evalData), args.evalData)) : train;
   const padId = requireConfig(config.padTokenId, 'pad_token_id', folder.file);
-  const lossOf = seq2seqLoss(model, { padId, decoderStartTokenId: requireConfig(config.decoderStartTokenId ?? padId, 'decoder_start_token_id', folder.file) });
+  const ids = { padId, decoderStartTokenId: requireConfig(config.decoderStartTokenId ?? padId, 'decoder_start_token_id', folder.file) };
+  const lossOf = seq2seqLoss(model, ids);
   return {
     params,
     examples: train,
-    lossOf,
+    lossOf: seq2seqLoss(model, { ...ids, ...trainMode(config.raw) }),
     tokens: train.reduce((n, e) => n + e.source.length + e.target.length, 0),
     evaluate: () => ({ loss: meanLoss(held, lossOf, args.batchSize, args.seed) }),
     save: async (modelDir) => {
@@ -380,7 +392,7 @@ async function sentenceEmbeddingRun(args: TrainArgs): Promise<TaskRun<Pair>> {
   return {
     params,
     examples: train,
-    lossOf,
+    lossOf: inBatchNegativesLoss(model.bert, padId, undefined, trainMode(folder.raw)),
     tokens: train.reduce((n, p) => n + p.anchor.length + p.positive.length, 0),
     evaluate: () => ({ loss: meanLoss(held, lossOf, args.batchSize, args.seed), recallAt1: recallAt1(model.bert, held, padId) }),
     save: async (modelDir) => {
