@@ -80,7 +80,14 @@ function checkModelType(json: unknown, path: string, accepted: OpenModelFolderOp
   );
 }
 
-async function findWeights(fs: FileSystem, dir: string, requireWeights: boolean): Promise<string | null> {
+/**
+ * The folder's safetensors weights (single file or sharded index); weights in
+ * other formats are refused with the reason, and a folder without weights is a
+ * WeightError unless `requireWeights` is false (then null).
+ */
+export async function findWeights(fs: FileSystem, dir: string, requireWeights: true): Promise<string>;
+export async function findWeights(fs: FileSystem, dir: string, requireWeights: boolean): Promise<string | null>;
+export async function findWeights(fs: FileSystem, dir: string, requireWeights: boolean): Promise<string | null> {
   for (const name of [SAFETENSORS_WEIGHTS, SAFETENSORS_INDEX]) {
     const path = fs.join(dir, name);
     if (await fs.exists(path)) return path;

@@ -19,6 +19,7 @@
 import { ConfigError, ShapeError, UnsupportedError, WeightError } from '../errors.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { readModelConfig, type BertConfig, type ModelConfig } from '../io/config.js';
+import { findWeights } from '../io/model-folder.js';
 import type { FileSystem } from '../io/source.js';
 import { activation, add, embedding, paddingMask, relu, tanh } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -518,16 +519,7 @@ export function loadBert(
 
 /** The checkpoint of a model folder, opened (header only): model.safetensors, or the shards model.safetensors.index.json lists. */
 export async function openFolderCheckpoint(fs: FileSystem, dir: string): Promise<{ checkpoint: Checkpoint; file: string }> {
-  const single = fs.join(dir, 'model.safetensors');
-  const index = fs.join(dir, 'model.safetensors.index.json');
-  const file = (await fs.exists(single)) ? single : (await fs.exists(index)) ? index : undefined;
-  if (!file) {
-    const hasBin = await fs.exists(fs.join(dir, 'pytorch_model.bin'));
-    throw new WeightError(
-      `${dir}: no model.safetensors or model.safetensors.index.json` +
-        (hasBin ? ' (pytorch_model.bin is a pickle, which glassformer does not read; convert it with safetensors)' : ''),
-    );
-  }
+  const file = await findWeights(fs, dir, true);
   return { checkpoint: await Checkpoint.open(fs, file), file };
 }
 

@@ -208,5 +208,5 @@ test('a sharded checkpoint (model.safetensors.index.json) loads to the same mode
   assert.ok(maxDiffAtValid(logits, run.expected.get('logits')!, run.inputs.attention_mask) < 1e-4);
   const empty = await temporaryFolder('empty');
   await writeFile(join(empty, 'config.json'), JSON.stringify(config));
-  await assert.rejects(loadBertFolder(nodeFileSystem, empty), /no model.safetensors or model.safetensors.index.json/);
+  await assert.rejects(loadBertFolder(nodeFileSystem, empty), /no weights found: expected model.safetensors or model.safetensors.index.json/);
 });
