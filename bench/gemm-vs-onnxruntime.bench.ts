@@ -21,6 +21,7 @@ import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
 import { loadNativeKernel, type NativeMatmulKernel } from '../src/kernels/native.js';
 import { matmulModel } from './onnx-matmul.js';
 import { prove } from './proof.js';
+import { median, filled } from './stats.js';
 
 interface Shape {
   label: string;
@@ -42,23 +43,11 @@ const SHAPES: Shape[] = [
 const RUNS = 15;
 const BUDGET_MS = 1200;
 
-function filled(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  for (let i = 0; i < length; i++) out[i] = Math.sin(i * 0.618 + seed);
-  return out;
-}
-
 /** [n, k] → [k, n]. */
 function transpose(w: Float32Array, n: number, k: number): Float32Array {
   const out = new Float32Array(w.length);
   for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) out[p * n + j] = w[j * k + p];
   return out;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 interface Pair {

@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { blockedMatmul, referenceMatmul } from '../src/kernels/index.js';
 import { loadNativeKernel, type NativeMatmulKernel } from '../src/kernels/native.js';
 import type { MatmulKernel } from '../src/kernels/types.js';
+import { median, filled } from './stats.js';
 
 interface Shape {
   label: string;
@@ -47,18 +48,6 @@ interface Contender {
   warmUpBelowMs: number;
   // A rough rate, to estimate what a run costs before making one.
   expectedGflops: number;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-function filled(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  for (let i = 0; i < length; i++) out[i] = Math.sin(i * 0.618 + seed);
-  return out;
 }
 
 interface Timing {

@@ -17,6 +17,7 @@ import { VanillaTraceable } from '../src/trace/adapters/vanilla.js';
 import { runWithCache } from '../src/trace/run.js';
 import type { TraceInputs } from '../src/trace/types.js';
 import { randomTensor } from './random.js';
+import { median } from './stats.js';
 
 const D = 256;
 const HEADS = 8;
@@ -24,7 +25,6 @@ const LAYERS = 4;
 const FFN = 1024;
 const VOCAB = 1000;
 const SEQ = 64;
-
 
 /** torch.nn.Transformer state_dict names inside the fixture's wrapper. */
 function randomModel(): VanillaTraceable {
@@ -77,11 +77,6 @@ function randomModel(): VanillaTraceable {
     norm(`transformer.${stack}.norm`);
   }
   return new VanillaTraceable(new VanillaTransformer(config, Weights.from(w, 'random weights')));
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 type Mode = 'noHooks' | 'empty Hooks' | 'full cache';

@@ -15,15 +15,11 @@ import { noGrad } from '../src/tensor/autograd.js';
 import { gpt2ParameterShapes, initParameters } from '../src/train/init.js';
 import { causalLmLoss } from '../src/train/tasks.js';
 import { Trainer } from '../src/train/trainer.js';
+import { median } from './stats.js';
 
 const SEQ = 32;
 /** Tokens on the reference path (and the active path it is compared with). */
 const SHORT = 8;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1];
-}
 
 export async function run(): Promise<void> {
   await useFastestKernel();

@@ -27,6 +27,7 @@ import { blockedMatmul, createWasmKernel, referenceMatmul, type WasmMatmulKernel
 import { loadNativeKernel } from '../src/kernels/native.js';
 import { f32ToBf16 } from '../src/tensor/dtype.js';
 import { prove } from './proof.js';
+import { median, filled } from './stats.js';
 
 interface Shape {
   label: string;
@@ -52,18 +53,6 @@ interface Contender {
   setUp(shape: Shape, a: Float32Array, b: Float32Array, bKn: Float32Array): () => void;
   maxRuns(shape: Shape): number;
   budgetMs: number;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-function filled(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  for (let i = 0; i < length; i++) out[i] = Math.sin(i * 0.618 + seed);
-  return out;
 }
 
 /** B [n, k] as [k, n]: the layout tfjs multiplies fastest. */
