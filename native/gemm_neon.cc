@@ -155,6 +155,7 @@ struct Neon {
   template <int I>
   static void fma_row(float32x4_t acc[MR][NV], const float32x4_t b[NV], float32x4_t a_lo, float32x4_t a_hi) {
     const float32x4_t a = I < 4 ? a_lo : a_hi;
+#pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) acc[I][v] = vfmaq_laneq_f32(acc[I][v], b[v], a, I % 4);
   }
 
@@ -167,7 +168,9 @@ struct Neon {
   static void kernel(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc, int64_t rows, int64_t cols,
                      bool accumulate) {
     float32x4_t acc[MR][NV];
+#pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 3
       for (int v = 0; v < NV; ++v) acc[i][v] = vdupq_n_f32(0.0f);
     }
     for (int64_t p = 0; p < kc; ++p) {
@@ -177,8 +180,10 @@ struct Neon {
       pb += NR;
     }
     if (rows == MR && cols == NR) {
+#pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         float* row = c + i * ldc;
+#pragma GCC unroll 3
         for (int v = 0; v < NV; ++v) {
           const float32x4_t out = accumulate ? vaddq_f32(vld1q_f32(row + 4 * v), acc[i][v]) : acc[i][v];
           vst1q_f32(row + 4 * v, out);
@@ -188,7 +193,9 @@ struct Neon {
     }
     // Edge tile: spill, then copy the valid part.
     float tile[MR][NR];
+#pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 3
       for (int v = 0; v < NV; ++v) vst1q_f32(tile[i] + 4 * v, acc[i][v]);
     }
     for (int64_t i = 0; i < rows; ++i) {
@@ -246,22 +253,29 @@ struct Int8Rows {
 // A is summed in the same order whatever M or the split between threads.
 template <class Rows, int M>
 inline void dot_row(const float* a, const typename Rows::Weight* w, int64_t k, float* out) {
+  // Every index constant once the loops unroll, so the accumulators stay in registers.
   float32x4_t acc[M][4];
+#pragma GCC unroll 4
   for (int i = 0; i < M; ++i) {
+#pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) acc[i][v] = vdupq_n_f32(0.0f);
   }
   int64_t p = 0;
   for (; p + 16 <= k; p += 16) {
     float32x4_t wv[4];
     Rows::load16(w + p, wv);
+#pragma GCC unroll 4
     for (int i = 0; i < M; ++i) {
+#pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) acc[i][v] = vfmaq_f32(acc[i][v], vld1q_f32(a + i * k + p + 4 * v), wv[v]);
     }
   }
-  for (int v = 0; p + 4 <= k; p += 4, ++v) {
+  for (; p + 4 <= k; p += 4) {
     const float32x4_t wt = Rows::load4(w + p);
-    for (int i = 0; i < M; ++i) acc[i][v] = vfmaq_f32(acc[i][v], vld1q_f32(a + i * k + p), wt);
+#pragma GCC unroll 4
+    for (int i = 0; i < M; ++i) acc[i][0] = vfmaq_f32(acc[i][0], vld1q_f32(a + i * k + p), wt);
   }
+#pragma GCC unroll 4
   for (int i = 0; i < M; ++i) {
     float sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc[i][0], acc[i][1]), vaddq_f32(acc[i][2], acc[i][3])));
     for (int64_t q = p; q < k; ++q) sum = std::fma(a[i * k + q], Rows::at(w + q), sum);
