@@ -2,8 +2,9 @@
  * The trace as one self-contained HTML page: the trace file is embedded as
  * JSON and drawn by inline script as SVG (no network, no external files):
  * a layer × head overview, an attention heatmap per layer and head with the
- * tokens on both axes, the logit lens as a table, and probability bars for
- * each generated token.
+ * tokens on both axes, the logit lens as a table, probability bars for
+ * each generated token, and for beam search a tree of the beams with each
+ * step's ranked candidates and the finished hypotheses.
  */
 import type { TraceFile } from './report.js';
 
@@ -21,6 +22,10 @@ svg text { font: 10px ui-monospace, monospace; fill: #1b1f24; }
 .bar { height: 12px; background: #0969da; border-radius: 2px; } .bar.chosen { background: #1a7f37; }
 .omitted { font-size: 12px; color: #9a6700; }
 .scroll { overflow-x: auto; max-width: 100%; }
+.beam-tree line { stroke: #8c959f; stroke-width: 1.5; } .beam-tree line.best { stroke: #1a7f37; stroke-width: 3; }
+.beam-tree circle { fill: #0969da; } .beam-tree circle.finished { fill: #1a7f37; } .beam-tree circle.dropped { fill: #cf222e; }
+tr.fate-continues td { background: #ddf4ff; } tr.fate-finished td { background: #dafbe1; } tr.fate-eos-late td, tr.fate-spare td { color: #57606a; }
+tr.returned td { font-weight: 600; background: #dafbe1; }
 `;
 
 /* The renderer runs in the page; it reads the embedded trace and builds SVG as strings. */
@@ -193,6 +198,58 @@ const SCRIPT = `
       }).join('');
       gen.innerHTML += '<div class="step"><b>step ' + (s.step + 1) + '</b>: chose <span class="tok">' + esc(s.text) + '</span> (id ' + s.token + ', log-prob ' + s.logprob.toFixed(3) + ')' + rows + '</div>';
     });
+  }
+  if (trace.generation && trace.generation.beam) drawBeams(trace.generation.beam);
+  /* Beam search: a tree of the beams (columns: steps, rows: beam slots), then each step's beams and ranked candidates. */
+  function drawBeams(beam) {
+    var sec = section('Beam search: ' + beam.numBeams + ' beams, length penalty ' + beam.lengthPenalty + ', early stopping ' + beam.earlyStopping);
+    sec.innerHTML += '<p class="muted">Beam search keeps the ' + beam.numBeams + ' most likely sequences. At each step every beam proposes tokens; the score of a candidate is the sum of the log-probabilities of its beam plus that of the new token; the best ' + (2 * beam.numBeams) +
+      ' are ranked, the first ' + beam.numBeams + ' that do not end the sequence become the next beams, and an end token ranked among the first ' + beam.numBeams + ' finishes a hypothesis scored sum / length^' + beam.lengthPenalty + '.</p>';
+    var dx = 110, dy = 34, left = 20, top = 20, steps = beam.steps.length;
+    var w = left + (steps + 1) * dx + 80, h = top + beam.numBeams * dy + 10;
+    var best = beam.hypotheses.filter(function (x) { return x.returned; })[0];
+    /* The returned hypothesis' path: at step s it extended beam beamIndices[s] with its s-th generated token. */
+    function onBest(s, parent, token) { return !!best && best.beamIndices[s] === parent && best.generated[s].id === token; }
+    var svg = ['<svg class="beam-tree" width="' + w + '" height="' + h + '" viewBox="0 0 ' + w + ' ' + h + '">'];
+    beam.steps.forEach(function (s) {
+      var x0 = left + s.step * dx, x1 = x0 + dx;
+      s.next.forEach(function (n, j) {
+        var y0 = top + n.parent * dy, y1 = top + j * dy;
+        svg.push('<line class="beam-edge' + (onBest(s.step, n.parent, n.token.id) ? ' best' : '') + '" x1="' + x0 + '" y1="' + y0 + '" x2="' + x1 + '" y2="' + y1 + '"><title>beam ' + n.parent + ' + ' + esc(n.token.text) + ': sum ' + n.score.toFixed(3) + '</title></line>');
+        svg.push('<text x="' + (x1 - 6) + '" y="' + (y1 - 6) + '" text-anchor="end">' + esc(label(n.token)) + '</text>');
+      });
+      s.finished.forEach(function (f) {
+        var y0 = top + f.beam * dy, yEnd = y0 + dy / 2;
+        svg.push('<line class="beam-edge' + (best && best.finishedAt === s.step && best.beamIndices[s.step] === f.beam ? ' best' : '') + '" x1="' + x0 + '" y1="' + y0 + '" x2="' + (x0 + dx / 2) + '" y2="' + yEnd + '"></line>');
+        svg.push('<circle class="finished" cx="' + (x0 + dx / 2) + '" cy="' + yEnd + '" r="5"><title>finished: score ' + f.hypothesis.score.toFixed(3) + (f.kept ? '' : ' (discarded)') + '</title></circle>');
+      });
+      s.beams.forEach(function (b) {
+        var dropped = s.dropped.indexOf(b.beam) >= 0;
+        svg.push('<circle class="beam-node' + (dropped ? ' dropped' : '') + '" cx="' + x0 + '" cy="' + (top + b.beam * dy) + '" r="5"><title>step ' + (s.step + 1) + ', beam ' + b.beam + ': sum ' + b.score.toFixed(3) + '</title></circle>');
+      });
+      if (s.step === steps - 1) s.next.forEach(function (n, j) { svg.push('<circle class="beam-node" cx="' + x1 + '" cy="' + (top + j * dy) + '" r="5"></circle>'); });
+    });
+    svg.push('</svg>');
+    sec.innerHTML += '<div class="scroll">' + svg.join('') + '</div>';
+    beam.steps.forEach(function (s) {
+      var html = '<div class="step beam-step"><b>step ' + (s.step + 1) + '</b>' + (s.done ? ' — done after this step' : '') + '<table class="beams"><tr><th>beam</th><th>tokens so far</th><th>sum</th><th>normalised</th><th>most likely next</th></tr>';
+      s.beams.forEach(function (b) {
+        var last = b.stages[b.stages.length - 1];
+        html += '<tr class="beam-row"><td>' + b.beam + '</td><td>' + b.generated.map(function (t) { return '<span class="tok">' + esc(t.text) + '</span>'; }).join(' ') + '</td><td>' + b.score.toFixed(3) + '</td><td>' + (b.normalised === null ? '' : b.normalised.toFixed(3)) +
+          '</td><td>' + last.top.slice(0, 3).map(function (t) { return '<span class="tok">' + esc(t.text) + '</span> ' + (100 * t.prob).toFixed(1) + '%'; }).join(', ') + '</td></tr>';
+      });
+      html += '</table><table class="beam-candidates"><tr><th>rank</th><th>beam</th><th>token</th><th>log-prob</th><th>sum</th><th>became</th></tr>';
+      s.candidates.forEach(function (c, r) {
+        var became = c.fate === 'continues' ? 'beam ' + c.slot : c.fate === 'finished' ? 'finished hypothesis' : c.fate === 'eos-late' ? 'ignored (end token ranked too low)' : 'spare';
+        html += '<tr class="candidate fate-' + c.fate + '"><td>' + (r + 1) + '</td><td>' + c.beam + '</td><td><span class="tok">' + esc(c.token.text) + '</span></td><td>' + c.logprob.toFixed(3) + '</td><td>' + c.score.toFixed(3) + '</td><td>' + became + '</td></tr>';
+      });
+      sec.innerHTML += html + '</table></div>';
+    });
+    var hyp = '<h3>Finished hypotheses, best first</h3><table class="beam-hypotheses"><tr><th>rank</th><th>generated</th><th>score</th><th>sum / length^p</th><th>beams</th></tr>';
+    beam.hypotheses.forEach(function (x, r) {
+      hyp += '<tr class="hypothesis' + (x.returned ? ' returned' : '') + '"><td>' + (r + 1) + '</td><td>' + x.generated.map(function (t) { return '<span class="tok">' + esc(t.text) + '</span>'; }).join(' ') + '</td><td>' + x.score.toFixed(4) + '</td><td>' + x.sumLogprobs.toFixed(3) + ' / ' + x.length + '^' + beam.lengthPenalty + '</td><td>' + x.beamIndices.join(' → ') + '</td></tr>';
+    });
+    sec.innerHTML += hyp + '</table>';
   }
   if (trace.budget.omitted.length || trace.budget.summarised.length) {
     var b = section('Size cap');

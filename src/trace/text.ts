@@ -4,7 +4,7 @@
  * and (for decoders) pick the next token and repeat.
  */
 import { decodeTensor } from './encoding.js';
-import type { HeadFocus, RankedToken, StackSummary, StepRecord, TokenInfo, TraceFile, VectorSummary } from './report.js';
+import type { BeamRecord, BeamStepRecord, BeamTrace, HeadFocus, HypothesisInfo, RankedToken, StackSummary, TokenInfo, TraceFile, VectorSummary } from './report.js';
 
 const show = (t: { text: string }): string => JSON.stringify(t.text);
 const pct = (p: number): string => `${(100 * p).toFixed(1)}%`;
@@ -59,11 +59,15 @@ function describeStack(file: TraceFile, s: StackSummary, out: string[]): void {
   }
 }
 
-/** Where the new token of a step looks most, per attention hook and head. */
-function stepAttention(file: TraceFile, s: StepRecord): string[] {
+/** The tokens of the generating stack (the decoder's in encoder-decoders). */
+function ownTokens(file: TraceFile): TokenInfo[] {
+  return (file.model.family === 'encoder-decoder' ? file.tokens.decoder : file.tokens.input) ?? [];
+}
+
+/** Where the new token of a step looks most, per attention hook and head; `own` are the tokens its self-attention sees. */
+function stepAttention(file: TraceFile, attention: Record<string, string>, own: readonly TokenInfo[], indent = '      '): string[] {
   const lines: string[] = [];
-  const own = (file.model.family === 'encoder-decoder' ? file.tokens.decoder : file.tokens.input) ?? [];
-  for (const [name, key] of Object.entries(s.attention)) {
+  for (const [name, key] of Object.entries(attention)) {
     const encoded = file.tensors[key];
     if (!encoded || encoded.encoding === 'omitted') continue;
     const rows = decodeTensor(encoded, key); // [heads, keys]
@@ -76,9 +80,66 @@ function stepAttention(file: TraceFile, s: StepRecord): string[] {
       for (let j = 1; j < keys; j++) if (v[h * keys + j] > v[h * keys + best]) best = j;
       parts.push(`h${h}→${show(keyTokens[best] ?? { text: `#${best}` })} ${v[h * keys + best].toFixed(2)}`);
     }
-    lines.push(`      ${name.replace(/\.pattern$/, '')}: ${parts.join('  ')}`);
+    lines.push(`${indent}${name.replace(/\.pattern$/, '')}: ${parts.join('  ')}`);
   }
   return lines;
+}
+
+const words = (tokens: readonly TokenInfo[]): string => (tokens.length ? tokens.map(show).join(' ') : '(nothing yet)');
+const signed = (x: number): string => (x >= 0 ? ` ${x.toFixed(3)}` : x.toFixed(3));
+
+/** The tokens a beam's last token attends over: the shared prompt (or decoder start), then its own generated tokens. */
+function beamKeys(file: TraceFile, b: BeamRecord): TokenInfo[] {
+  return [...ownTokens(file).slice(0, b.position + 1 - b.generated.length), ...b.generated];
+}
+
+function candidateFate(c: BeamStepRecord['candidates'][number], step: BeamStepRecord, numBeams: number): string {
+  if (c.fate === 'continues') return `→ beam ${c.slot}`;
+  if (c.fate === 'finished') {
+    const f = step.finished.find((x) => x.beam === c.beam);
+    return f ? `→ finished, score ${f.hypothesis.score.toFixed(3)}${f.kept ? '' : ' (not among the best, discarded)'}` : '→ finished';
+  }
+  if (c.fate === 'eos-late') return `→ ignored: an end token ranked below the first ${numBeams}`;
+  return `→ spare: the ${numBeams} beams were already filled`;
+}
+
+function hypothesisLine(h: HypothesisInfo, rank: number, lengthPenalty: number): string {
+  const lineage = h.beamIndices.join(' → ');
+  const how = h.finishedAt === null ? 'still running at the end' : `finished at step ${h.finishedAt + 1}`;
+  return `    ${rank + 1}. ${words(h.generated)}  score ${h.score.toFixed(3)} = ${h.sumLogprobs.toFixed(3)} / ${h.length}^${lengthPenalty}  (${how}; beams ${lineage})${h.returned ? '  ← returned' : ''}`;
+}
+
+/** Why an input with numBeams finished hypotheses stops, per early_stopping (HF BeamHypotheses.is_done). */
+const DONE_RULE: Record<string, string> = {
+  true: ' (early stopping: that is enough)',
+  false: ' and the best running beam, scored at its current length, cannot beat the worst of them (HF\'s heuristic)',
+  never: ' and no running beam can beat the worst of them even at the longest length still allowed',
+};
+
+/** Beam search, step by step: the beams, the candidates they proposed and what became of each, then the ranked hypotheses. */
+function describeBeams(file: TraceFile, g: BeamTrace, out: string[]): void {
+  const k = g.numBeams;
+  out.push(`Beam search keeps the ${k} most likely sequences (the beams) instead of one. At each step every beam proposes its next tokens; a candidate's score is its beam's running score (the sum of the log-probabilities of its tokens) plus the new token's log-probability. The best ${2 * k} candidates are ranked: the first ${k} that do not end the sequence become the next beams, and an end-of-sequence candidate ranked among the first ${k} becomes a finished hypothesis, scored sum / length^${g.lengthPenalty} (length: generated tokens, the end token included).`);
+  for (const s of g.steps) {
+    const copies = s.step === 0 && k > 1 ? ` (the other ${k - 1} start as copies of it, held at −1e9 so that the same sequence is not chosen twice)` : '';
+    out.push('', `  step ${s.step + 1}: ${s.beams.length} beam${s.beams.length === 1 ? '' : 's'}${copies}`);
+    for (const b of s.beams) {
+      const norm = b.normalised === null ? '' : `, normalised ${b.normalised.toFixed(3)}`;
+      out.push(`    beam ${b.beam}: ${words(b.generated)}   sum ${signed(b.score)}${norm}`);
+      const last = b.stages[b.stages.length - 1];
+      out.push(`      next (${last.name}): ${candidates(last.top.slice(0, 3))}`);
+      for (const line of stepAttention(file, b.attention, beamKeys(file, b))) out.push(line);
+    }
+    out.push(`    the best ${s.candidates.length} candidates, by sum of log-probabilities:`);
+    s.candidates.forEach((c, rank) => {
+      out.push(`      ${String(rank + 1).padStart(2)}. beam ${c.beam} + ${show(c.token)} (id ${c.token.id})  log-prob ${signed(c.logprob)}  sum ${signed(c.score)}  ${candidateFate(c, s, k)}`);
+    });
+    for (const f of s.finished) if (f.evicted) out.push(`    it pushed out ${words(f.evicted.generated)} (score ${f.evicted.score.toFixed(3)}): only the ${k} best hypotheses are kept`);
+    if (s.dropped.length) out.push(`    dropped: ${s.dropped.map((b) => `beam ${b}`).join(', ')} (no candidate of ${s.dropped.length === 1 ? 'it' : 'theirs'} was kept)`);
+    if (s.done) out.push(`    done: ${k} hypotheses are finished${DONE_RULE[String(g.earlyStopping)] ?? ''}`);
+  }
+  out.push('', `  Finished hypotheses, best first (beams: the beam each generated token came from, HF's beam_indices):`);
+  g.hypotheses.forEach((h, rank) => out.push(hypothesisLine(h, rank, g.lengthPenalty)));
 }
 
 /** The trace as plain text for a terminal. */
@@ -131,14 +192,22 @@ export function formatTrace(file: TraceFile): string {
   }
   if (file.generation) {
     const g = file.generation;
-    out.push('', `## Generate (${g.mode}${g.stages.length ? `; score stages: ${g.stages.join(' → ')}` : ''})`);
-    out.push('Each step feeds the sequence so far, takes the scores of the last position, picks a token and appends it.');
+    const b = g.beam;
+    const mode = b ? `beam search: ${b.numBeams} beams, length penalty ${b.lengthPenalty}, early stopping ${b.earlyStopping}` : g.mode;
+    out.push('', `## Generate (${mode}${g.stages.length ? `; score stages: ${g.stages.join(' → ')}` : ''})`);
+    if (!b) out.push('Each step feeds the sequence so far, takes the scores of the last position, picks a token and appends it.');
     for (const s of g.steps) {
       out.push(`  step ${s.step + 1}: chose ${show(s)} (id ${s.token}), log-probability ${s.logprob.toFixed(3)}`);
       for (const stage of s.stages) out.push(`      ${stage.name.padEnd(20)} ${candidates(stage.top.slice(0, 3))}`);
-      for (const line of stepAttention(file, s)) out.push(line);
+      for (const line of stepAttention(file, s.attention, ownTokens(file))) out.push(line);
     }
-    out.push(`  stopped: ${g.reason === 'eos' ? 'the end-of-sequence token' : 'the token limit'}; generated ${g.generated.map(show).join(' ')}`);
+    if (b) describeBeams(file, b, out);
+    const reasons: Record<string, string> = {
+      eos: 'the end-of-sequence token',
+      length: 'the token limit',
+      done: `${b?.numBeams} finished hypotheses`,
+    };
+    out.push(`  stopped: ${reasons[g.reason] ?? g.reason}; generated ${g.generated.map(show).join(' ')}${b ? ` (the best hypothesis, sequence score ${b.sequencesScores[0]?.toFixed(4)})` : ''}`);
   }
   if (file.budget.omitted.length + file.budget.summarised.length > 0) {
     out.push('', `(size cap ${file.budget.maxBytes} bytes: ${file.budget.summarised.length} tensors summarised as top-k, ${file.budget.omitted.length} left out)`);

@@ -112,11 +112,9 @@ test('marian: a traced encoder-decoder run gives HF\'s ids and scores, with cros
   assert.ok(maxDiff((steps[0].attention.get('decoder.blocks.1.cross_attn.pattern') as Tensor).f32(), recorded.f32()) < 1e-5);
 });
 
-test('encoders and beam search are refused with a reason', async () => {
+test('encoders are refused with a reason', async () => {
   const bert = await loadTraceable(nodeFileSystem, join(HF_TINY, 'bert'));
   await assert.rejects(collect(bert, { inputIds: [2, 5, 3] }, {}), /encoder .* no decoder to generate with/);
-  const gpt2 = await loadTraceable(nodeFileSystem, join(HF_TINY, 'gpt2'));
-  await assert.rejects(collect(gpt2, { inputIds: [5, 6] }, { options: { numBeams: 2, maxNewTokens: 2 } }), /beam search/);
 });
 
 test('the 2017 Transformer (no decoding session) is traced by re-running the pass: each step\'s logits are the teacher-forced ones', async () => {
@@ -154,4 +152,75 @@ test('hooks given to a generation trace act at every step: an ablated head chang
     assert.ok(maxDiff(s.stages[0].scores, row) < 1e-4, `step ${k}`);
     assert.ok(maxDiff(s.stages[0].scores, base[k].stages[0].scores) > 1e-3, `step ${k} must differ from the unablated run`);
   });
+});
+
+/** The generated part of a recorded beam sequence, without the pad generate() fills after the batch's longest. */
+function unpadded(ids: number[], got: number[]): number[] {
+  return ids.slice(0, got.length);
+}
+
+for (const folder of ['gpt2', 't5']) {
+  test(`${folder}: a traced beam search returns HF's recorded beam ids and sequence scores for each input`, async () => {
+    const f = await fixture(folder);
+    const expected = f.expectedJson.generate as Record<string, { sequences: Ids; sequences_scores: number[] }>;
+    for (const run of ['beam', 'beam_eos_probe']) {
+      const eosTokenId = run === 'beam_eos_probe' ? (folder === 'gpt2' ? 52 : 95) : undefined;
+      for (let b = 0; b < 2; b++) {
+        const options = { maxNewTokens: 16, numBeams: 4, lengthPenalty: 1, earlyStopping: true as const, ...(eosTokenId === undefined ? {} : { eosTokenId }) };
+        const events = await collect(f.model, { inputIds: f.inputs.input_ids[b], attentionMask: f.inputs.attention_mask[b] }, { options, defaults: f.defaults });
+        const start = events[0];
+        assert.ok(start.type === 'start' && start.mode === 'beam');
+        assert.deepEqual(start.beam, { numBeams: 4, lengthPenalty: 1, earlyStopping: true, numReturnSequences: 1 });
+        const end = events[events.length - 1];
+        assert.ok(end.type === 'beam-end');
+        assert.deepEqual(end.sequences[0], unpadded(expected[run].sequences[b], end.sequences[0]), `${run} input ${b}`);
+        assert.ok(Math.abs(end.sequencesScores[0] - expected[run].sequences_scores[b]) < 1e-4, `${run} input ${b}`);
+        assert.equal(end.hypotheses.filter((h) => h.returned).length, 1);
+        assert.equal(end.sequencesScores[0], Math.fround(end.hypotheses[0].score));
+        const last = events[events.length - 2];
+        assert.ok(last.type === 'beam-step');
+        assert.equal(end.reason, last.done ? 'done' : 'length');
+      }
+    }
+  });
+}
+
+test('gpt2: each beam\'s attention rows are those of a forward pass over that beam\'s own tokens', async () => {
+  const f = await fixture('gpt2');
+  const prompt = f.inputs.input_ids[0];
+  const events = await collect(f.model, { inputIds: prompt }, { options: { maxNewTokens: 5, numBeams: 3 }, defaults: f.defaults });
+  const steps = events.filter((e) => e.type === 'beam-step');
+  assert.equal(steps.length, 5);
+  let checked = 0;
+  for (const s of steps) {
+    assert.equal(s.beams.length, 3);
+    for (const beam of s.beams) {
+      if (beam.copy) continue;
+      assert.equal(beam.position, beam.tokens.length - 1);
+      const captured = new Map<string, Tensor>();
+      const hooks = [{ name: 'blocks.1.attn.pattern', fn: (t: Tensor) => void captured.set('p', t) }];
+      runWithHooks(f.model, { inputIds: [beam.tokens] }, hooks);
+      const pattern = captured.get('p') as Tensor; // [1, 4, seq, seq]
+      const seq = beam.tokens.length;
+      const last = pattern.at(0).slice(1, seq - 1, seq).reshape([4, seq]);
+      assert.ok(maxDiff((beam.attention.get('blocks.1.attn.pattern') as Tensor).f32(), last.f32()) < 1e-5, `step ${s.step} beam ${beam.beam}`);
+      // The stages: raw logits, log_softmax of them, and no processor for this fixture.
+      assert.deepEqual(beam.stages.map((x) => x.name), ['logits', 'log_softmax']);
+      checked++;
+    }
+    // Dropped beams are those no kept candidate extends; the next beams are the continuing candidates in rank order.
+    const extended = new Set(s.candidates.filter((c) => c.fate === 'continues').map((c) => c.beam));
+    assert.deepEqual(s.dropped, s.beams.filter((b) => !b.copy && !extended.has(b.beam)).map((b) => b.beam));
+    assert.deepEqual(s.next.map((n) => n.token), s.candidates.filter((c) => c.fate === 'continues').map((c) => c.token));
+  }
+  assert.equal(checked, 1 + 4 * 3);
+  // Each live beam's running score is the sum of the log-probabilities its path took.
+  for (let i = 1; i < steps.length; i++) {
+    const prev = steps[i - 1];
+    for (const n of prev.next) {
+      const parent = prev.beams[n.parent];
+      const logprob = parent.stages[1].scores[n.token];
+      assert.ok(Math.abs(n.score - (parent.score + logprob)) < 1e-5);
+    }
+  }
 });

@@ -12,7 +12,7 @@ import { loadLlama2cGenerator } from '../../src/tasks/generate.js';
 import { LlamaTraceable } from '../../src/trace/adapters/decoder.js';
 import { loadTraceable } from '../../src/trace/adapters/index.js';
 import { renderHtml } from '../../src/trace/html.js';
-import { buildTrace } from '../../src/trace/report.js';
+import { buildTrace, type BeamStepRecord, type BeamTrace } from '../../src/trace/report.js';
 import { HF_TINY } from '../helpers/shared.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -118,6 +118,52 @@ test('long sequences are drawn as one bitmap per head with every other token lab
     assert.deepEqual(size, [ids.length, ids.length]);
     await tab.screenshot({ path: join(dir, 'long.png') });
     console.log(`screenshot: ${join(dir, 'long.png')}`);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a beam-search report draws the tree of beams, the best path, each step\'s ranked candidates and the hypotheses, offline', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'glassformer-trace-beam-'));
+  const model = await loadTraceable(nodeFileSystem, join(HF_TINY, 't5'));
+  const { file } = await buildTrace(model, { inputIds: [42, 112, 71, 108, 90, 1], source: 'hf-tiny/t5' }, {
+    maxNewTokens: 8,
+    generateOptions: { numBeams: 3, earlyStopping: true, eosTokenId: 95 },
+  });
+  const traced = file.generation?.beam;
+  assert.ok(traced);
+  const beam: BeamTrace = traced;
+  const page = join(dir, 'beam.html');
+  await writeFile(page, renderHtml(file));
+  const context = await launch(join(dir, 'profile'));
+  try {
+    const tab = await context.newPage();
+    const requests: string[] = [];
+    tab.on('request', (r) => void (r.url().startsWith('file:') || requests.push(r.url())));
+    const errors: string[] = [];
+    tab.on('pageerror', (e) => void errors.push(e.message));
+    await tab.goto(pathToFileURL(page).href);
+    await tab.waitForSelector('body[data-rendered="true"]', { timeout: 10000 });
+    assert.deepEqual(errors, []);
+    assert.deepEqual(requests, []);
+    const sum = (f: (s: BeamStepRecord) => number) => beam.steps.reduce((a, s) => a + f(s), 0);
+    // One node per beam per step (the step-0 copies left out) and the final beams; one edge per next beam and per finished hypothesis.
+    assert.equal(await tab.locator('svg.beam-tree circle.beam-node').count(), sum((s) => s.beams.length) + beam.numBeams);
+    assert.equal(await tab.locator('svg.beam-tree line.beam-edge').count(), sum((s) => s.next.length + s.finished.length));
+    assert.equal(await tab.locator('svg.beam-tree circle.finished').count(), sum((s) => s.finished.length));
+    // The returned hypothesis is drawn as one highlighted path: one edge per generated token.
+    const best = beam.hypotheses[0];
+    assert.equal(await tab.locator('svg.beam-tree line.best').count(), best.generated.length);
+    assert.equal(await tab.locator('.beam-step').count(), beam.steps.length);
+    assert.equal(await tab.locator('table.beam-candidates tr.candidate').count(), sum((s) => s.candidates.length));
+    assert.equal(await tab.locator('table.beam-candidates tr.fate-continues').count(), sum((s) => s.next.length));
+    const returned = tab.locator('table.beam-hypotheses tr.returned');
+    assert.equal(await returned.count(), 1);
+    assert.match((await returned.textContent()) ?? '', new RegExp(best.score.toFixed(4)));
+    assert.equal(await tab.locator('table.beam-hypotheses tr.hypothesis').count(), beam.hypotheses.length);
+    const shot = join(dir, 'beam.png');
+    await tab.screenshot({ path: shot, fullPage: true });
+    console.log(`screenshot: ${shot}`);
   } finally {
     await context.close();
   }

@@ -36,6 +36,10 @@ export interface TraceArgs {
   topP?: number;
   seed?: number;
   repetitionPenalty?: number;
+  /** Beam search with this many beams (HF num_beams). */
+  numBeams?: number;
+  lengthPenalty?: number;
+  earlyStopping?: boolean | 'never';
   /** Candidates shown per position and per stage. */
   show?: number;
   /** Write the self-contained HTML report here. */
@@ -91,6 +95,9 @@ function generateOptions(args: TraceArgs): GenerateOptions {
   if (args.topP !== undefined) o.topP = args.topP;
   if (args.seed !== undefined) o.seed = args.seed;
   if (args.repetitionPenalty !== undefined) o.repetitionPenalty = args.repetitionPenalty;
+  if (args.numBeams !== undefined) o.numBeams = args.numBeams;
+  if (args.lengthPenalty !== undefined) o.lengthPenalty = args.lengthPenalty;
+  if (args.earlyStopping !== undefined) o.earlyStopping = args.earlyStopping;
   return o;
 }
 
@@ -147,6 +154,12 @@ function idList(value: string): number[] {
   return ids.map(Number);
 }
 
+function earlyStopping(value: string): boolean | 'never' {
+  if (value === 'true' || value === 'false') return value === 'true';
+  if (value !== 'never') throw new InvalidArgumentError(`expected true, false or never, found "${value}"`);
+  return value;
+}
+
 function precision(value: string): Precision {
   if (value !== 'f16' && value !== 'f32') throw new InvalidArgumentError(`expected f16 or f32, found "${value}"`);
   return value;
@@ -167,6 +180,9 @@ export function traceCommand(): Command {
     .option('--top-p <p>', 'sampling: keep the smallest set of tokens with this probability mass', decimal)
     .option('--seed <n>', 'sampling seed', integer)
     .option('--repetition-penalty <p>', 'penalise tokens already in the sequence', decimal)
+    .option('--num-beams <n>', 'beam search with n beams: trace every beam, the candidates ranked and the hypotheses finished at each step', integer)
+    .option('--length-penalty <p>', 'beam search: a hypothesis scores sum of log-probabilities / length^p', decimal)
+    .option('--early-stopping <when>', 'beam search: true (stop at numBeams finished hypotheses), false (HF heuristic) or never', earlyStopping)
     .option('--show <n>', 'candidates shown per position and per stage', integer, 5)
     .option('--html <file>', 'write a self-contained HTML report (attention heatmaps, logit lens, probability bars)')
     .option('--out <file>', 'write the trace file (JSON, docs/trace-format.md)')
@@ -180,6 +196,7 @@ Examples:
   glassformer trace --model models/gpt2 "The cat sat on the"
   glassformer trace --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin "Once upon a time" --html story.html
   glassformer trace --model ../shared/fixtures/hf-tiny/t5 --ids 42,112,71,1 --max-new-tokens 3 --html t5.html
+  glassformer trace --model ../shared/fixtures/hf-tiny/gpt2 --ids 5,17,42 --num-beams 4 --early-stopping true --max-new-tokens 6
   glassformer trace --model ../shared/fixtures/hf-tiny/bert --ids 2,10,4,11,3 --out bert-trace.json`,
     )
     .action(async function (this: Command, text: string | undefined, options: Omit<TraceArgs, 'text'>) {
