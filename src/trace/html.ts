@@ -187,7 +187,7 @@ const SCRIPT = `
       return '<div class="barrow attribution"><span class="name">' + esc(c.label) + '</span><div class="bar" style="width:' + Math.max(1, Math.round(300 * Math.abs(c.value) / widest)) + 'px;background:' + (c.value >= 0 ? '#1a7f37' : '#cf222e') + '"></div><span>' + c.value.toFixed(3) + '</span></div>';
     }).join('') + '<p class="muted">biases ' + a.bias.toFixed(3) + '; sum ' + a.sum.toFixed(3) + '; logit ' + a.logit.toFixed(3) + '</p>';
   }
-  if (trace.generation) {
+  if (trace.generation && !trace.generation.beam) {
     var gen = section('Generation: probabilities at each step');
     var g = trace.generation;
     gen.innerHTML += '<div class="muted">' + esc(g.mode) + (g.stages.length ? '; stages: ' + esc(g.stages.join(' → ')) : '') + '; stopped at ' + (g.reason === 'eos' ? 'the end-of-sequence token' : 'the token limit') + '</div>';
@@ -199,9 +199,9 @@ const SCRIPT = `
       gen.innerHTML += '<div class="step"><b>step ' + (s.step + 1) + '</b>: chose <span class="tok">' + esc(s.text) + '</span> (id ' + s.token + ', log-prob ' + s.logprob.toFixed(3) + ')' + rows + '</div>';
     });
   }
-  if (trace.generation && trace.generation.beam) drawBeams(trace.generation.beam);
+  if (trace.generation && trace.generation.beam) drawBeams(trace.generation.beam, trace.generation.reason);
   /* Beam search: a tree of the beams (columns: steps, rows: beam slots), then each step's beams and ranked candidates. */
-  function drawBeams(beam) {
+  function drawBeams(beam, reason) {
     var sec = section('Beam search: ' + beam.numBeams + ' beams, length penalty ' + beam.lengthPenalty + ', early stopping ' + beam.earlyStopping);
     sec.innerHTML += '<p class="muted">Beam search keeps the ' + beam.numBeams + ' most likely sequences. At each step every beam proposes tokens; the score of a candidate is the sum of the log-probabilities of its beam plus that of the new token; the best ' + (2 * beam.numBeams) +
       ' are ranked, the first ' + beam.numBeams + ' that do not end the sequence become the next beams, and an end token ranked among the first ' + beam.numBeams + ' finishes a hypothesis scored sum / length^' + beam.lengthPenalty + '.</p>';
@@ -249,7 +249,7 @@ const SCRIPT = `
     beam.hypotheses.forEach(function (x, r) {
       hyp += '<tr class="hypothesis' + (x.returned ? ' returned' : '') + '"><td>' + (r + 1) + '</td><td>' + x.generated.map(function (t) { return '<span class="tok">' + esc(t.text) + '</span>'; }).join(' ') + '</td><td>' + x.score.toFixed(4) + '</td><td>' + x.sumLogprobs.toFixed(3) + ' / ' + x.length + '^' + beam.lengthPenalty + '</td><td>' + x.beamIndices.join(' → ') + '</td></tr>';
     });
-    sec.innerHTML += hyp + '</table>';
+    sec.innerHTML += hyp + '</table><p class="muted beam-stop">stopped: ' + (reason === 'done' ? beam.numBeams + ' hypotheses were finished' : 'the token limit') + '; generate() returns the first ' + beam.numReturnSequences + ' (sequence score ' + beam.sequencesScores.map(function (x) { return x.toFixed(4); }).join(', ') + ')</p>';
   }
   if (trace.budget.omitted.length || trace.budget.summarised.length) {
     var b = section('Size cap');

@@ -152,6 +152,8 @@ test('glassformer trace rejects malformed flags and inputs with messages that na
   await assert.rejects(command().parseAsync(['--model', 'x', '--ids', '1,x'], { from: 'user' }), /comma-separated token ids like 5,17,42, found "1,x"/);
   await assert.rejects(command().parseAsync(['--model', 'x', '--precision', 'f64', '--ids', '1'], { from: 'user' }), /expected f16 or f32, found "f64"/);
   await assert.rejects(command().parseAsync(['--ids', '1'], { from: 'user' }), /required option '--model <path>'/);
+  await assert.rejects(command().parseAsync(['--model', 'x', '--ids', '1', '--early-stopping', 'soon'], { from: 'user' }), /expected true, false or never, found "soon"/);
+  await assert.rejects(runTrace({ model: join(HF_TINY, 'gpt2'), ids: [5, 6], numBeams: 2, sample: true }, sink().stream), /beam sampling/);
   await assert.rejects(runTrace({ model: join(HF_TINY, 'gpt2') }, sink().stream), /exactly one of them/);
   await assert.rejects(runTrace({ model: join(HF_TINY, 'gpt2'), ids: [500] }, sink().stream), /500/);
 });
@@ -172,5 +174,38 @@ test('a sequence classifier\'s trace gives each label\'s probability, from the l
     assert.ok(c[0].prob >= c[1].prob && c[1].prob >= c[2].prob);
     assert.ok(Math.abs(c.reduce((a, e) => a + e.prob, 0) - 1) < 1e-9);
     assert.equal(c[0].label, `LABEL_${c[0].id}`);
+  }
+});
+
+test('glassformer trace --num-beams tells each beam-search step and returns HF\'s recorded beam sequence', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'glassformer-trace-beam-cli-'));
+  const expected = JSON.parse(await readFile(join(HF_TINY, 'gpt2', 'expected.json'), 'utf8')) as { generate: { beam: { sequences: number[][]; sequences_scores: number[] } } };
+  const inputs = JSON.parse(await readFile(join(HF_TINY, 'gpt2', 'inputs.json'), 'utf8')) as { input_ids: number[][] };
+  const out = sink();
+  const args = { model: join(HF_TINY, 'gpt2'), ids: inputs.input_ids[0], maxNewTokens: 16, numBeams: 4, lengthPenalty: 1, earlyStopping: true as const, out: join(dir, 'beam.json') };
+  assert.equal(await runTrace(args, out.stream), 0);
+  const text = out.text();
+  for (const line of ['## Generate (beam search: 4 beams, length penalty 1, early stopping true)', 'Beam search keeps the 4 most likely sequences', 'step 1: 1 beam (the other 3 start as copies', 'step 16: 4 beams', 'the best 8 candidates', 'Finished hypotheses, best first']) {
+    assert.ok(text.includes(line), `missing "${line}"`);
+  }
+  const file = JSON.parse(await readFile(join(dir, 'beam.json'), 'utf8')) as TraceFile;
+  const beam = file.generation?.beam;
+  assert.ok(beam);
+  assert.equal(beam.steps.length, 16);
+  const want = expected.generate.beam;
+  // The forward pass of the file is the returned sequence, which is HF's.
+  assert.deepEqual(file.tokens.input.map((t) => t.id), want.sequences[0]);
+  assert.ok(Math.abs(beam.sequencesScores[0] - want.sequences_scores[0]) < 1e-4);
+  const returned = beam.hypotheses.filter((h) => h.returned);
+  assert.equal(returned.length, 1);
+  assert.deepEqual(returned[0].generated.map((t) => t.id), want.sequences[0].slice(inputs.input_ids[0].length));
+  // The returned line names its score as sum / length and the beams it came through.
+  const line = text.split('\n').find((l) => l.endsWith('← returned')) ?? '';
+  assert.ok(line.includes(`score ${returned[0].score.toFixed(3)} = ${returned[0].sumLogprobs.toFixed(3)} / 16^1`), line);
+  assert.ok(line.includes(`beams ${returned[0].beamIndices.join(' → ')}`), line);
+  // Every step lists its 8 ranked candidates, and 4 of them continue.
+  for (const s of beam.steps) {
+    assert.equal(s.candidates.length, 8);
+    assert.equal(s.candidates.filter((c) => c.fate === 'continues').length, 4);
   }
 });

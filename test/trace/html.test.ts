@@ -161,6 +161,9 @@ test('a beam-search report draws the tree of beams, the best path, each step\'s 
     assert.equal(await returned.count(), 1);
     assert.match((await returned.textContent()) ?? '', new RegExp(best.score.toFixed(4)));
     assert.equal(await tab.locator('table.beam-hypotheses tr.hypothesis').count(), beam.hypotheses.length);
+    assert.match((await tab.locator('.beam-stop').textContent()) ?? '', new RegExp(`sequence score ${beam.sequencesScores[0].toFixed(4)}`));
+    // The single-sequence probability bars are not drawn for a beam search.
+    assert.equal(await tab.locator('.bar.chosen').count(), 0);
     const shot = join(dir, 'beam.png');
     await tab.screenshot({ path: shot, fullPage: true });
     console.log(`screenshot: ${shot}`);

@@ -167,7 +167,7 @@ function precision(value: string): Precision {
 
 export function traceCommand(): Command {
   return new Command('trace')
-    .description('load a model and trace each step: tokens, embeddings, positions, attention per layer and head, residual norms, predictions, generation')
+    .description('load a model and trace each step: tokens, embeddings, positions, attention per layer and head, residual norms, predictions, generation (greedy, sampled, or every beam of a beam search)')
     .argument('[text]', 'the input text (needs tokenizer.json in the model folder, or --tokenizer)')
     .requiredOption('--model <path>', 'a model folder (config.json + model.safetensors), a Hub id, or a llama2.c .bin checkpoint')
     .option('--ids <ids>', 'token ids instead of text, e.g. 5,17,42', idList)
@@ -184,7 +184,7 @@ export function traceCommand(): Command {
     .option('--length-penalty <p>', 'beam search: a hypothesis scores sum of log-probabilities / length^p', decimal)
     .option('--early-stopping <when>', 'beam search: true (stop at numBeams finished hypotheses), false (HF heuristic) or never', earlyStopping)
     .option('--show <n>', 'candidates shown per position and per stage', integer, 5)
-    .option('--html <file>', 'write a self-contained HTML report (attention heatmaps, logit lens, probability bars)')
+    .option('--html <file>', 'write a self-contained HTML report (attention heatmaps, logit lens, probability bars, the tree of beams)')
     .option('--out <file>', 'write the trace file (JSON, docs/trace-format.md)')
     .option('--max-bytes <n>', 'cap on the trace file size; tensors beyond it are summarised or left out', integer)
     .option('--precision <p>', 'stored tensor precision, f16 or f32', precision, 'f16')
