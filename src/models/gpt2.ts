@@ -9,13 +9,13 @@
  *   logits = ln_f(x) · wteᵀ
  */
 import { ConfigError, ShapeError, WeightError } from '../errors.js';
-import { add, addInto, embedding, F32_MIN, matmul } from '../ops/index.js';
+import { add, addInPlace, embedding, embeddingInto, F32_MIN, matmul, matmulInto, type Workspace } from '../ops/index.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { fusedAttentionKernel } from '../kernels/attention.js';
 import { elementwiseKernel } from '../kernels/elementwise.js';
-import { attendMerged, mergedRows, mergeHeads } from '../nn/attention.js';
-import { cachedSelfAttention, causalLMInputs, CausalLMSession, runDecoderStack, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
+import { attendMerged, maskTensor, mergedRows, mergeHeads, type MaskRows } from '../nn/attention.js';
+import { additiveMask, cachedSelfAttention, causalLMInputs, CausalLMSession, runDecoderStack, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs, type KeyMask } from '../nn/causal-lm.js';
 import { FeedForward } from '../nn/feed-forward.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import type { HeadRows, KVCache } from '../nn/kv-cache.js';
@@ -35,10 +35,11 @@ export function parseGpt2Config(raw: Record<string, unknown>, file = 'config.jso
   return config;
 }
 
-/** Rows of the token table, whichever dtype it is held in. ids [batch, seq] → [batch, seq, d]. */
-function embedTokens(table: LinearWeight, ids: Tensor): Tensor {
-  if (table instanceof Int8Matrix) return embeddingInt8(table, ids);
-  return table.dtype === 'bf16' ? embeddingBf16(table, ids) : embedding(table, ids);
+/** Rows of the token table, whichever dtype it is held in, into `into` when given. ids [batch, seq] → [batch, seq, d]. */
+function embedTokens(table: LinearWeight, ids: Tensor, into?: Tensor): Tensor {
+  if (table instanceof Int8Matrix) return embeddingInt8(table, ids, into);
+  if (table.dtype === 'bf16') return embeddingBf16(table, ids, into);
+  return into && !table.requiresGrad ? embeddingInto(table, ids, into) : embedding(table, ids);
 }
 
 /**
@@ -65,9 +66,15 @@ export class Conv1D {
     return new Conv1D(scoped.transposedMatrix('weight', [inFeatures, outFeatures]), bias, true); // [out, in]
   }
 
-  forward(x: Tensor): Tensor {
-    if (this.transposed) return linearAny(x, this.weight, this.bias);
+  /** `into`: where the result may go at inference (see `linearAny`). */
+  forward(x: Tensor, into?: Tensor): Tensor {
+    if (this.transposed) return linearAny(x, this.weight, this.bias, into);
     return add(matmul(x, this.weight as Tensor), this.bias);
+  }
+
+  /** The output's width. */
+  get outFeatures(): number {
+    return this.weight.shape[this.transposed ? 0 : 1];
   }
 }
 
@@ -79,19 +86,23 @@ export class Conv1D {
  * [batch, 1, queries, keys] holding 0, finfo.min or −∞ reproduces it exactly.
  */
 export function gpt2AttentionMask(queries: number, keys: number, attentionMask: Tensor): Tensor {
-  const batch = attentionMask.shape[0];
+  return gpt2Mask(attentionMask.shape[0], queries, keys, { flags: attentionMask.data, stride: keys }, undefined) as Tensor;
+}
+
+/** `gpt2AttentionMask` over a mask read in place, as a new tensor or in a workspace's rows (see `additiveMask`). */
+function gpt2Mask(batch: number, queries: number, keys: number, mask: KeyMask, buffers: Workspace | undefined): Tensor | MaskRows {
   const past = keys - queries;
-  const out = new Float32Array(batch * queries * keys);
-  for (let b = 0; b < batch; b++) {
-    for (let i = 0; i < queries; i++) {
-      for (let j = 0; j < keys; j++) {
-        const future = j > past + i ? F32_MIN : 0;
-        const padding = attentionMask.data[b * keys + j] === 0 ? F32_MIN : 0;
-        out[(b * queries + i) * keys + j] = future + padding;
+  return additiveMask(batch, queries, keys, buffers, (out) => {
+    for (let b = 0; b < batch; b++) {
+      for (let i = 0; i < queries; i++) {
+        for (let j = 0; j < keys; j++) {
+          const future = j > past + i ? F32_MIN : 0;
+          const padding = mask.flags[b * mask.stride + j] === 0 ? F32_MIN : 0;
+          out[(b * queries + i) * keys + j] = future + padding;
+        }
       }
     }
-  }
-  return new Tensor('f32', [batch, 1, queries, keys], out);
+  });
 }
 
 /** Causal self-attention with the fused q|k|v projection `c_attn` and the output projection `c_proj`. */
@@ -111,18 +122,22 @@ class Gpt2Attention {
     this.scale = scale;
   }
 
-  /** With `withPattern` false (nothing reads it) the fused path skips the pattern; the unfused path returns it anyway. */
-  forward(x: Tensor, mask: Tensor, cache: KVCache | undefined, hooks: HookPoints, withPattern = true): { out: Tensor; pattern?: Tensor } {
+  /**
+   * With `withPattern` false (nothing reads it) the fused path skips the
+   * pattern; the unfused path returns it anyway. With `buffers` (a decoding
+   * session's workspace) the projections and z are written into its tensors.
+   */
+  forward(x: Tensor, mask: Tensor | MaskRows, cache: KVCache | undefined, hooks: HookPoints, withPattern = true, buffers?: Workspace): { out: Tensor; pattern?: Tensor } {
     const [batch, seq, d] = x.shape;
     const h = this.heads;
-    const projected = this.cAttn.forward(x); // [batch, seq, 3d]
-    if (!hooks.active && fusedAttentionKernel() && !needsGrad(projected)) return this.fusedForward(projected, mask, cache, withPattern);
+    const projected = this.cAttn.forward(x, buffers?.f32([batch, seq, 3 * d])); // [batch, seq, 3d]
+    if (!hooks.active && fusedAttentionKernel() && !needsGrad(projected)) return this.fusedForward(projected, mask, cache, withPattern, buffers);
     // [batch, seq, 3d] → [batch, 3·heads, seq, dHead]: q, k, v are the three consecutive d-column blocks.
     const qkv = projected.reshape([batch, seq, 3 * h, d / h]).permute([0, 2, 1, 3]);
     const q = hooks.run('q', qkv.slice(1, 0, h)); // [batch, heads, seq, dHead]
     const k = hooks.run('k', qkv.slice(1, h, 2 * h));
     const v = hooks.run('v', qkv.slice(1, 2 * h, 3 * h));
-    const { z, pattern } = cachedSelfAttention(q, k, v, { cache, layer: this.layer, mask, scale: this.scale, hooks });
+    const { z, pattern } = cachedSelfAttention(q, k, v, { cache, layer: this.layer, mask: maskTensor(mask), scale: this.scale, hooks });
     const out = hooks.run('out', this.cProj.forward(mergeHeads(z))); // [batch, seq, d]
     return { out, pattern };
   }
@@ -132,14 +147,14 @@ class Gpt2Attention {
    * c_attn wrote them and writes z as merged heads, so there is no split or
    * merge copy; this step's keys and values go into the cache in place.
    */
-  private fusedForward(qkv: Tensor, mask: Tensor, cache: KVCache | undefined, withPattern: boolean): { out: Tensor; pattern?: Tensor } {
+  private fusedForward(qkv: Tensor, mask: Tensor | MaskRows, cache: KVCache | undefined, withPattern: boolean, buffers: Workspace | undefined): { out: Tensor; pattern?: Tensor } {
     const [batch, seq, width3] = qkv.shape;
     const d = width3 / 3;
     const h = this.heads;
     const dHead = d / h;
     const data = qkv.f32();
     // Head j of q, k or v at sequence position i is the dHead floats from (i·3d + block·d + j·dHead).
-    const block = (i: number): HeadRows => mergedRows(data.subarray(i * d), seq, width3, dHead);
+    const block = (i: number): HeadRows => mergedRows(data, seq, width3, dHead, i * d);
     let k = block(1);
     let v = block(2);
     let keys = seq;
@@ -148,8 +163,9 @@ class Gpt2Attention {
       ({ key: k, value: v } = past.rows);
       keys = past.length;
     }
-    const { z, pattern } = attendMerged(block(0), k, v, { batch, heads: h, kvHeads: h, queries: seq, keys, dHead }, { scale: this.scale, mask }, withPattern); // z [batch, seq, d]
-    return { out: this.cProj.forward(z), pattern };
+    const dims = { batch, heads: h, kvHeads: h, queries: seq, keys, dHead };
+    const { z, pattern } = attendMerged(block(0), k, v, dims, { scale: this.scale, mask }, withPattern, buffers?.f32([batch, seq, d])); // z [batch, seq, d]
+    return { out: this.cProj.forward(z, buffers?.f32([batch, seq, d])), pattern };
   }
 }
 
@@ -175,25 +191,26 @@ class Gpt2MLP extends FeedForward<Conv1D> {
  * holds) takes the sum in place; with hooks or gradients, a new tensor.
  */
 function residual(x: Tensor, sublayer: Tensor, hooks: HookPoints): Tensor {
-  return hooks.active || needsGrad(x, sublayer) ? add(x, sublayer) : addInto(x, sublayer, sublayer);
+  return hooks.active || needsGrad(x, sublayer) ? add(x, sublayer) : addInPlace(sublayer, x);
 }
 
 /**
  * The residual sum x + sublayer and its layer norm: with no hook and no
  * gradients, one native pass that writes the sum over the sublayer's fresh
- * output and the norm beside it (the same f32 sums as add, then layerNorm).
+ * output and the norm beside it (the same f32 sums as add, then layerNorm),
+ * into `buffers` when given.
  */
-function residualNorm(x: Tensor, sublayer: Tensor, norm: LayerNorm, hooks: HookPoints): { sum: Tensor; normed: Tensor } {
+function residualNorm(x: Tensor, sublayer: Tensor, norm: LayerNorm, hooks: HookPoints, buffers: Workspace | undefined): { sum: Tensor; normed: Tensor } {
   const kernel = elementwiseKernel();
   if (!kernel || hooks.active || needsGrad(x, sublayer) || needsGrad(norm.weight, norm.bias)) {
-    const sum = hooks.run('resid_mid', add(x, sublayer));
-    return { sum, normed: hooks.run('ln2', norm.forward(sum)) };
+    const sum = hooks.run('resid_mid', residual(x, sublayer, hooks));
+    return { sum, normed: hooks.run('ln2', norm.forward(sum, buffers?.f32(x.shape))) };
   }
   const d = x.shape[x.rank - 1];
-  const normed = new Float32Array(x.size);
+  const normed = buffers?.f32(x.shape) ?? new Tensor('f32', x.shape, new Float32Array(x.size));
   const sum = sublayer.f32();
-  kernel.layerNorm(x.f32(), sum, sum, norm.weight.f32(), norm.bias ? norm.bias.f32() : null, normed, x.size / d, d, norm.eps);
-  return { sum: sublayer, normed: new Tensor('f32', x.shape, normed) };
+  kernel.layerNorm(x.f32(), sum, sum, norm.weight.f32(), norm.bias ? norm.bias.f32() : null, normed.data as Float32Array, x.size / d, d, norm.eps);
+  return { sum: sublayer, normed };
 }
 
 /** Pre-norm block: x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)). */
@@ -210,12 +227,13 @@ class Gpt2Block {
     this.mlp = new Gpt2MLP(w.scope('mlp'), c);
   }
 
-  forward(x: Tensor, mask: Tensor, cache: KVCache | undefined, hooks: HookPoints, withPattern = true): { out: Tensor; pattern?: Tensor } {
+  /** With `buffers` (a decoding session's workspace, no hook attached) every intermediate is written into its tensors. */
+  forward(x: Tensor, mask: Tensor | MaskRows, cache: KVCache | undefined, hooks: HookPoints, withPattern = true, buffers?: Workspace): { out: Tensor; pattern?: Tensor } {
     x = hooks.run('resid_pre', x);
-    const attn = this.attn.forward(hooks.run('ln1', this.ln1.forward(x)), mask, cache, hooks.scope('attn.'), withPattern);
-    const mid = residualNorm(x, attn.out, this.ln2, hooks);
+    const attn = this.attn.forward(hooks.run('ln1', this.ln1.forward(x, buffers?.f32(x.shape))), mask, cache, hooks.scope('attn.'), withPattern, buffers);
+    const mid = residualNorm(x, attn.out, this.ln2, hooks, buffers);
     x = mid.sum;
-    const mlp = this.mlp.forward(mid.normed, hooks.scope('mlp.'));
+    const mlp = this.mlp.forward(mid.normed, hooks.scope('mlp.'), buffers);
     return { out: hooks.run('resid_post', residual(x, mlp, hooks)), pattern: attn.pattern };
   }
 }
@@ -268,32 +286,41 @@ export class Gpt2Model implements CausalLM, GenerativeModel {
     return this.config.vocabSize;
   }
 
-  /** Token embedding plus learned position embedding. ids, positions [batch, seq] → [batch, seq, d]. */
-  embed(ids: Tensor, positionIds: Tensor, hooks: HookPoints): Tensor {
-    const longest = Math.max(...positionIds.data);
+  /** Token embedding plus learned position embedding. ids, positions [batch, seq] → [batch, seq, d]; into `buffers` when given. */
+  embed(ids: Tensor, positionIds: Tensor, hooks: HookPoints, buffers?: Workspace): Tensor {
+    let longest = 0;
+    for (let i = 0; i < positionIds.size; i++) longest = Math.max(longest, positionIds.data[i]);
     if (longest >= this.config.nPositions) {
       throw new ShapeError(`GPT-2 has learned positions 0…${this.config.nPositions - 1} (n_positions); position ${longest} was asked for: shorten the prompt or maxNewTokens`);
     }
-    const tokens = hooks.run('embed', embedTokens(this.tokenTable, ids));
-    const positions = hooks.run('pos_embed', embedding(this.wpe, positionIds));
-    return add(tokens, positions);
+    const shape = [...ids.shape, this.config.nEmbd];
+    const tokens = hooks.run('embed', embedTokens(this.tokenTable, ids, buffers?.f32(shape)));
+    const inPlace = buffers !== undefined && !needsGrad(tokens, this.wpe);
+    const positions = hooks.run('pos_embed', inPlace ? embeddingInto(this.wpe, positionIds, buffers.f32(shape)) : embedding(this.wpe, positionIds));
+    return inPlace ? addInPlace(tokens, positions) : add(tokens, positions);
   }
 
   forward(ids: Tensor, options: CausalLMForwardOptions = {}): CausalLMOutputs {
     const hooks = options.hooks ?? noHooks;
-    const { seq, past, attentionMask, positionIds } = causalLMInputs(ids, options);
+    const { seq, past, keyMask, positionIds, buffers } = causalLMInputs(ids, options);
     hooks.run('tokens', ids);
-    const embedded = this.embed(ids, positionIds, hooks);
-    const mask = gpt2AttentionMask(seq, past + seq, attentionMask);
+    const embedded = this.embed(ids, positionIds, hooks, buffers);
+    const mask = gpt2Mask(ids.shape[0], seq, past + seq, keyMask, buffers);
     const { x, hiddenStates, attentions } = runDecoderStack(
       embedded,
       this.blocks,
-      (block, h, blockHooks) => block.forward(h, mask, options.cache, blockHooks, options.outputAttentions !== false),
-      (h) => this.lnF.forward(h),
+      (block, h, blockHooks) => block.forward(h, mask, options.cache, blockHooks, options.outputAttentions !== false, buffers),
+      (h) => this.lnF.forward(h, buffers?.f32(h.shape)),
       { hooks, lastOnly: options.lastOnly },
     );
-    const logits = hookLogits(hooks, this.head instanceof Int8Matrix || this.head.dtype === 'bf16' ? linearAny(x, this.head) : matmul(x, this.head, { transposeB: true })); // [batch, seq, vocab]
-    return { logits, hiddenStates, attentions };
+    return { logits: hookLogits(hooks, this.logits(x, buffers)), hiddenStates, attentions };
+  }
+
+  /** x [batch, seq, d] → [batch, seq, vocab] through the head as held; into `buffers` when given. */
+  private logits(x: Tensor, buffers: Workspace | undefined): Tensor {
+    const into = buffers?.f32([...x.shape.slice(0, -1), this.config.vocabSize]);
+    if (this.head instanceof Int8Matrix || this.head.dtype === 'bf16') return linearAny(x, this.head, undefined, into);
+    return into && !needsGrad(x, this.head) ? matmulInto(x, this.head, into, { transposeB: true }) : matmul(x, this.head, { transposeB: true });
   }
 
   startSession(inputs: SessionInputs, hooks?: HookPoints): DecodingSession {

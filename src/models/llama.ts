@@ -15,13 +15,15 @@
  * (Mistral, Phi-3) and rope_scaling.
  */
 import { ConfigError, UnsupportedError, WeightError } from '../errors.js';
-import { embedding, F32_MIN, add } from '../ops/index.js';
+import { add, addInPlace, embedding, embeddingInto, F32_MIN, rotaryMergedInPlace, type Workspace } from '../ops/index.js';
+import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
-import { mergeHeads } from '../nn/attention.js';
-import { cachedSelfAttention, causalLMInputs, CausalLMSession, runDecoderStack, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs } from '../nn/causal-lm.js';
+import { fusedAttentionKernel } from '../kernels/attention.js';
+import { attendMerged, maskTensor, mergedRows, mergeHeads, type MaskRows } from '../nn/attention.js';
+import { additiveMask, cachedSelfAttention, causalLMInputs, CausalLMSession, runDecoderStack, type CausalLM, type CausalLMForwardOptions, type CausalLMOutputs, type KeyMask } from '../nn/causal-lm.js';
 import { FeedForward } from '../nn/feed-forward.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
-import type { KVCache } from '../nn/kv-cache.js';
+import type { HeadRows, KVCache } from '../nn/kv-cache.js';
 import { Linear, linearAny, RMSNorm } from '../nn/linear.js';
 import { applyRotary, RotaryEmbedding, type RopeScaling } from '../nn/rotary.js';
 import { parseModelConfig, type LlamaConfig, type ModelConfig } from '../io/config.js';
@@ -66,19 +68,31 @@ export function parseLlamaConfig(json: Record<string, unknown>, file = 'config.j
  * future, padded, or (with a sliding window) `window` or more positions back; 0 elsewhere.
  */
 export function llamaAttentionMask(queries: number, keys: number, attentionMask: Tensor, slidingWindow: number | null): Tensor {
-  const batch = attentionMask.shape[0];
+  return llamaMask(attentionMask.shape[0], queries, keys, { flags: attentionMask.data, stride: keys }, slidingWindow, undefined) as Tensor;
+}
+
+/** `llamaAttentionMask` over a mask read in place, as a new tensor or in a workspace's rows (see `additiveMask`). */
+function llamaMask(batch: number, queries: number, keys: number, mask: KeyMask, slidingWindow: number | null, buffers: Workspace | undefined): Tensor | MaskRows {
   const past = keys - queries;
-  const out = new Float32Array(batch * queries * keys);
-  for (let b = 0; b < batch; b++) {
-    for (let i = 0; i < queries; i++) {
-      const q = past + i;
-      for (let j = 0; j < keys; j++) {
-        const hidden = j > q || attentionMask.data[b * keys + j] === 0 || (slidingWindow !== null && q - j >= slidingWindow);
-        out[(b * queries + i) * keys + j] = hidden ? F32_MIN : 0;
+  return additiveMask(batch, queries, keys, buffers, (out) => {
+    for (let b = 0; b < batch; b++) {
+      for (let i = 0; i < queries; i++) {
+        const q = past + i;
+        for (let j = 0; j < keys; j++) {
+          const hidden = j > q || mask.flags[b * mask.stride + j] === 0 || (slidingWindow !== null && q - j >= slidingWindow);
+          out[(b * queries + i) * keys + j] = hidden ? F32_MIN : 0;
+        }
       }
     }
-  }
-  return new Tensor('f32', [batch, 1, queries, keys], out);
+  });
+}
+
+/**
+ * x + sublayer: without hooks the sublayer's fresh output (which nothing else
+ * holds) takes the sum in place; with hooks or gradients, a new tensor.
+ */
+function residual(x: Tensor, sublayer: Tensor, hooks: HookPoints): Tensor {
+  return hooks.active || needsGrad(x, sublayer) ? add(x, sublayer) : addInPlace(sublayer, x);
 }
 
 /** Rows [start, end) of a fused projection, as a Linear of its own (a view, so training updates reach it). */
@@ -126,16 +140,71 @@ class LlamaAttention {
     return split.permute([0, 2, 1, 3]);
   }
 
-  forward(x: Tensor, rope: { cos: Tensor; sin: Tensor }, mask: Tensor, cache: KVCache | undefined, hooks: HookPoints): { out: Tensor; pattern: Tensor } {
+  /**
+   * With `withPattern` false (nothing reads it) the fused path skips the
+   * pattern. With `buffers` (a decoding session's workspace) the projections
+   * and z are written into its tensors.
+   */
+  forward(x: Tensor, rope: { cos: Tensor; sin: Tensor }, mask: Tensor | MaskRows, cache: KVCache | undefined, hooks: HookPoints, withPattern = true, buffers?: Workspace): { out: Tensor; pattern?: Tensor } {
     const c = this.c;
-    const q = hooks.run('q', this.heads(this.q.forward(x), c.numAttentionHeads, this.qNorm)); // [batch, heads, seq, headDim]
-    const k = hooks.run('k', this.heads(this.k.forward(x), c.numKeyValueHeads, this.kNorm)); // [batch, kvHeads, seq, headDim]
-    const v = hooks.run('v', this.heads(this.v.forward(x), c.numKeyValueHeads));
+    const [batch, seq] = x.shape;
+    const qp = this.q.forward(x, buffers?.f32([batch, seq, this.q.outFeatures])); // [batch, seq, heads·headDim]
+    const kp = this.k.forward(x, buffers?.f32([batch, seq, this.k.outFeatures])); // [batch, seq, kvHeads·headDim]
+    const vp = this.v.forward(x, buffers?.f32([batch, seq, this.v.outFeatures]));
+    if (!hooks.active && fusedAttentionKernel() && !needsGrad(qp, kp, vp) && !this.normsTrain()) return this.fusedForward(qp, kp, vp, rope, mask, cache, withPattern, buffers);
+    const q = hooks.run('q', this.heads(qp, c.numAttentionHeads, this.qNorm)); // [batch, heads, seq, headDim]
+    const k = hooks.run('k', this.heads(kp, c.numKeyValueHeads, this.kNorm)); // [batch, kvHeads, seq, headDim]
+    const v = hooks.run('v', this.heads(vp, c.numKeyValueHeads));
     const qRot = hooks.run('rotary_q', applyRotary(q, rope.cos, rope.sin));
     const kRot = hooks.run('rotary_k', applyRotary(k, rope.cos, rope.sin));
-    const { z, pattern } = cachedSelfAttention(qRot, kRot, v, { cache, layer: this.layer, mask, scale: this.scale, hooks });
+    const { z, pattern } = cachedSelfAttention(qRot, kRot, v, { cache, layer: this.layer, mask: maskTensor(mask), scale: this.scale, hooks });
     const out = hooks.run('out', this.o.forward(mergeHeads(z))); // [batch, seq, d]
     return { out, pattern };
+  }
+
+  /** Whether Qwen3's q/k norms require gradients (the unfused ops record them). */
+  private normsTrain(): boolean {
+    return needsGrad(this.qNorm?.weight, this.kNorm?.weight);
+  }
+
+  /**
+   * Inference with no hook attached: each head is normalised (Qwen3) and
+   * rotated in place where the projections wrote it, this step's keys and
+   * values go into the cache in place, and the fused kernel reads q as merged
+   * heads and writes z merged: no split, rotate or merge copy.
+   */
+  private fusedForward(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    rope: { cos: Tensor; sin: Tensor },
+    mask: Tensor | MaskRows,
+    cache: KVCache | undefined,
+    withPattern: boolean,
+    buffers: Workspace | undefined,
+  ): { out: Tensor; pattern?: Tensor } {
+    const c = this.c;
+    const [batch, seq, qWidth] = q.shape;
+    const dHead = c.headDim;
+    const heads = c.numAttentionHeads;
+    const kvHeads = c.numKeyValueHeads;
+    const kvWidth = kvHeads * dHead;
+    // [batch, seq, heads·dHead] read as [batch, seq, heads, dHead] for the per-head norm, written over itself.
+    if (this.qNorm) this.qNorm.forward(q.reshape([batch, seq, heads, dHead]), q.reshape([batch, seq, heads, dHead]));
+    if (this.kNorm) this.kNorm.forward(k.reshape([batch, seq, kvHeads, dHead]), k.reshape([batch, seq, kvHeads, dHead]));
+    rotaryMergedInPlace(q, heads, rope.cos, rope.sin);
+    rotaryMergedInPlace(k, kvHeads, rope.cos, rope.sin);
+    let keyRows: HeadRows = mergedRows(k.f32(), seq, kvWidth, dHead);
+    let valueRows: HeadRows = mergedRows(v.f32(), seq, kvWidth, dHead);
+    let keys = seq;
+    if (cache) {
+      const past = cache.appendRows(this.layer, keyRows, valueRows, [batch, kvHeads, seq, dHead]);
+      ({ key: keyRows, value: valueRows } = past.rows);
+      keys = past.length;
+    }
+    const dims = { batch, heads, kvHeads, queries: seq, keys, dHead };
+    const { z, pattern } = attendMerged(mergedRows(q.f32(), seq, qWidth, dHead), keyRows, valueRows, dims, { scale: this.scale, mask }, withPattern, buffers?.f32([batch, seq, qWidth])); // z [batch, seq, heads·dHead]
+    return { out: this.o.forward(z, buffers?.f32([batch, seq, this.o.outFeatures])), pattern };
   }
 }
 
@@ -166,12 +235,13 @@ class LlamaBlock {
     this.mlp = loadMlp(w.scope('mlp'), c);
   }
 
-  forward(x: Tensor, rope: { cos: Tensor; sin: Tensor }, mask: Tensor, cache: KVCache | undefined, hooks: HookPoints): { out: Tensor; pattern: Tensor } {
+  /** With `buffers` (a decoding session's workspace, no hook attached) every intermediate is written into its tensors. */
+  forward(x: Tensor, rope: { cos: Tensor; sin: Tensor }, mask: Tensor | MaskRows, cache: KVCache | undefined, hooks: HookPoints, withPattern = true, buffers?: Workspace): { out: Tensor; pattern?: Tensor } {
     x = hooks.run('resid_pre', x);
-    const attn = this.attn.forward(hooks.run('ln1', this.inputNorm.forward(x)), rope, mask, cache, hooks.scope('attn.'));
-    x = hooks.run('resid_mid', add(x, attn.out));
-    const mlp = this.mlp.forward(hooks.run('ln2', this.postAttentionNorm.forward(x)), hooks.scope('mlp.'));
-    return { out: hooks.run('resid_post', add(x, mlp)), pattern: attn.pattern };
+    const attn = this.attn.forward(hooks.run('ln1', this.inputNorm.forward(x, buffers?.f32(x.shape))), rope, mask, cache, hooks.scope('attn.'), withPattern, buffers);
+    x = hooks.run('resid_mid', residual(x, attn.out, hooks));
+    const mlp = this.mlp.forward(hooks.run('ln2', this.postAttentionNorm.forward(x, buffers?.f32(x.shape))), hooks.scope('mlp.'), buffers);
+    return { out: hooks.run('resid_post', residual(x, mlp, hooks)), pattern: attn.pattern };
   }
 }
 
@@ -212,19 +282,20 @@ export class LlamaModel implements CausalLM, GenerativeModel {
 
   forward(ids: Tensor, options: CausalLMForwardOptions = {}): CausalLMOutputs {
     const hooks = options.hooks ?? noHooks;
-    const { seq, past, attentionMask, positionIds } = causalLMInputs(ids, options);
+    const { seq, past, keyMask, positionIds, buffers } = causalLMInputs(ids, options);
     hooks.run('tokens', ids);
-    const embedded = hooks.run('embed', embedding(this.embedTokens, ids)); // [batch, seq, d]
-    const rope = this.rotary.cosSin(positionIds); // [batch, seq, headDim] each
-    const mask = llamaAttentionMask(seq, past + seq, attentionMask, this.config.slidingWindow);
+    const table = this.embedTokens;
+    const embedded = hooks.run('embed', buffers && !needsGrad(table) ? embeddingInto(table, ids, buffers.f32([...ids.shape, this.config.hiddenSize])) : embedding(table, ids)); // [batch, seq, d]
+    const rope = this.rotary.cosSin(positionIds, buffers); // [batch, seq, headDim] each
+    const mask = llamaMask(ids.shape[0], seq, past + seq, keyMask, this.config.slidingWindow, buffers);
     const { x, hiddenStates, attentions } = runDecoderStack(
       embedded,
       this.blocks,
-      (block, h, blockHooks) => block.forward(h, rope, mask, options.cache, blockHooks),
-      (h) => this.norm.forward(h),
+      (block, h, blockHooks) => block.forward(h, rope, mask, options.cache, blockHooks, options.outputAttentions !== false, buffers),
+      (h) => this.norm.forward(h, buffers?.f32(h.shape)),
       { hooks, lastOnly: options.lastOnly },
     );
-    const logits = hookLogits(hooks, linearAny(x, this.lmHead)); // [batch, seq, vocab]
+    const logits = hookLogits(hooks, linearAny(x, this.lmHead, undefined, buffers?.f32([...x.shape.slice(0, -1), this.config.vocabSize]))); // [batch, seq, vocab]
     return { logits, hiddenStates, attentions };
   }
 

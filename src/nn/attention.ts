@@ -122,25 +122,69 @@ export function keyValueRows(kv: LayerKV, batch: number, dHead: number): { rows:
   return { rows: { key: packedRows(key.f32(), kvHeads, keys, dHead), value: packedRows(value.f32(), kvHeads, keys, dHead) }, kvHeads, keys };
 }
 
-/** Heads side by side in rows of `rowWidth` floats, `seq` rows per batch row: [batch, seq, …heads·dHead…] read per head. */
-export function mergedRows(data: Float32Array, seq: number, rowWidth: number, dHead: number): HeadRows {
-  return { data, strides: [seq * rowWidth, dHead, rowWidth] };
+/**
+ * Heads side by side in rows of `rowWidth` floats, `seq` rows per batch row:
+ * [batch, seq, …heads·dHead…] read per head, the first head from `start`.
+ */
+export function mergedRows(data: Float32Array, seq: number, rowWidth: number, dHead: number, start = 0): HeadRows {
+  return { data, strides: [seq * rowWidth, dHead, rowWidth], start };
+}
+
+/** The array the kernel reads rows from: the rows' own, or a view from their start. */
+function rowData(rows: HeadRows): Float32Array {
+  return rows.start ? rows.data.subarray(rows.start) : rows.data;
+}
+
+/**
+ * An additive mask read through element strides over (batch, head, query,
+ * key), 0 on an axis it repeats: a decoding session's mask, whose rows lie
+ * in a buffer that grows with the session and so are further apart than the
+ * keys of one step.
+ */
+export interface MaskRows {
+  data: Float32Array;
+  /** [batch, 1, queries, keys] */
+  shape: readonly [number, number, number, number];
+  strides: readonly [number, number, number, number];
+}
+
+/**
+ * The mask as a tensor [batch, 1, queries, keys] for the unfused
+ * ops: a tensor as given, strided rows copied (the unfused path of a
+ * decoding step that lent its mask rows: no fused kernel, or gradients).
+ */
+export function maskTensor(mask: Tensor | MaskRows): Tensor {
+  if (mask instanceof Tensor) return mask;
+  const [batch, , queries, keys] = mask.shape;
+  const [sb, , sq, sk] = mask.strides;
+  const out = new Float32Array(batch * queries * keys);
+  for (let b = 0; b < batch; b++) {
+    for (let i = 0; i < queries; i++) for (let j = 0; j < keys; j++) out[(b * queries + i) * keys + j] = mask.data[b * sb + i * sq + j * sk];
+  }
+  return new Tensor('f32', [batch, 1, queries, keys], out);
+}
+
+/** The fused kernel's options: as `AttendOptions`, and a mask may also be given as strided rows. */
+export interface FusedAttendOptions extends Omit<AttendOptions, 'hooks' | 'mask'> {
+  mask?: Tensor | MaskRows;
 }
 
 /**
  * The fused kernel with q read as merged heads (straight from a projection)
  * and z written as merged heads [batch, queries, heads·dHead], ready for the
- * output projection: no split or merge copy. Returns z and the pattern (or
- * no pattern when `withPattern` is false).
+ * output projection: no split or merge copy. z goes into `into` when given
+ * (a decoding session's workspace). Returns z and the pattern (or no pattern
+ * when `withPattern` is false).
  */
-export function attendMerged(q: HeadRows, k: HeadRows, v: HeadRows, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>): { z: Tensor; pattern: Tensor };
-export function attendMerged(q: HeadRows, k: HeadRows, v: HeadRows, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>, withPattern: boolean): { z: Tensor; pattern?: Tensor };
-export function attendMerged(q: HeadRows, k: HeadRows, v: HeadRows, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>, withPattern = true): { z: Tensor; pattern?: Tensor } {
+export function attendMerged(q: HeadRows, k: HeadRows, v: HeadRows, dims: AttentionDims, options: FusedAttendOptions): { z: Tensor; pattern: Tensor };
+export function attendMerged(q: HeadRows, k: HeadRows, v: HeadRows, dims: AttentionDims, options: FusedAttendOptions, withPattern: boolean, into?: Tensor): { z: Tensor; pattern?: Tensor };
+export function attendMerged(q: HeadRows, k: HeadRows, v: HeadRows, dims: AttentionDims, options: FusedAttendOptions, withPattern = true, into?: Tensor): { z: Tensor; pattern?: Tensor } {
   const { batch, heads, queries, dHead } = dims;
   const width = heads * dHead;
-  const z = new Float32Array(batch * queries * width); // [batch, queries, heads·dHead]
-  const pattern = attendRows({ q, k, v, z: mergedRows(z, queries, width, dHead) }, dims, options, withPattern);
-  return { z: new Tensor('f32', [batch, queries, width], z), pattern };
+  if (into && into.size !== batch * queries * width) throw new ShapeError(`attend: z ${into} does not hold [${batch}, ${queries}, ${width}]`);
+  const z = into ?? new Tensor('f32', [batch, queries, width], new Float32Array(batch * queries * width)); // [batch, queries, heads·dHead]
+  const pattern = attendRows({ q, k, v, z: mergedRows(z.data as Float32Array, queries, width, dHead) }, dims, options, withPattern);
+  return { z, pattern };
 }
 
 /** What the fused kernel reads (q, k, v) and writes (z), each through its strides. */
@@ -168,9 +212,9 @@ export interface AttentionDims {
  * `withPattern` is false. For callers that checked `fusedAttentionKernel()`
  * and that no hook or gradient needs the unfused ops.
  */
-export function attendRows(operands: AttentionOperands, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>): Tensor;
-export function attendRows(operands: AttentionOperands, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>, withPattern: boolean): Tensor | undefined;
-export function attendRows(operands: AttentionOperands, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>, withPattern = true): Tensor | undefined {
+export function attendRows(operands: AttentionOperands, dims: AttentionDims, options: FusedAttendOptions): Tensor;
+export function attendRows(operands: AttentionOperands, dims: AttentionDims, options: FusedAttendOptions, withPattern: boolean): Tensor | undefined;
+export function attendRows(operands: AttentionOperands, dims: AttentionDims, options: FusedAttendOptions, withPattern = true): Tensor | undefined {
   if (!withPattern) {
     runFused(operands, dims, options, null);
     return undefined;
@@ -181,19 +225,26 @@ export function attendRows(operands: AttentionOperands, dims: AttentionDims, opt
   return new Tensor('f32', [batch, heads, queries, keys], pattern);
 }
 
+// The strides of one call (q, k, v, z, mask, bias): the call is synchronous and
+// the kernel keeps nothing, so one array serves every call.
+const callStrides = new Float64Array(20);
+
 /** One call of the fused kernel; `pattern` receives the probabilities, or null skips them. */
-function runFused(operands: AttentionOperands, dims: AttentionDims, options: Omit<AttendOptions, 'hooks'>, pattern: Float32Array | null): void {
+function runFused(operands: AttentionOperands, dims: AttentionDims, options: FusedAttendOptions, pattern: Float32Array | null): void {
   const kernel = fusedAttentionKernel();
   if (!kernel) throw new UnsupportedError('attendRows: the native fused attention is not loaded (call useFastestKernel(); without the addon use attend)');
   const { batch, heads, kvHeads, queries, keys, dHead } = dims;
   if (kvHeads === 0 || heads % kvHeads !== 0) throw new ShapeError(`attend: ${heads} query heads are not a multiple of ${kvHeads} key/value heads`);
-  const shape = [batch, heads, queries, keys];
-  const strides = new Float64Array(20);
-  [operands.q, operands.k, operands.v, operands.z].forEach((rows, i) => strides.set(rows.strides, 3 * i));
-  if (options.mask) strides.set(broadcastStrides(options.mask, shape), 12);
-  if (options.positionBias) strides.set(broadcastStrides(options.positionBias, shape), 16);
-  const additive = (t?: Tensor) => (t ? t.f32() : null);
-  kernel.attention(operands.q.data, operands.k.data, operands.v.data, operands.z.data, pattern, additive(options.mask), additive(options.positionBias), strides, options.scale ?? 1, batch, heads, kvHeads, queries, keys, dHead);
+  const strides = callStrides.fill(0);
+  strides.set(operands.q.strides, 0);
+  strides.set(operands.k.strides, 3);
+  strides.set(operands.v.strides, 6);
+  strides.set(operands.z.strides, 9);
+  const mask = options.mask;
+  if (mask) strides.set(mask instanceof Tensor ? broadcastStrides(mask, [batch, heads, queries, keys]) : mask.strides, 12);
+  if (options.positionBias) strides.set(broadcastStrides(options.positionBias, [batch, heads, queries, keys]), 16);
+  const maskData = mask ? (mask instanceof Tensor ? mask.f32() : mask.data) : null;
+  kernel.attention(rowData(operands.q), rowData(operands.k), rowData(operands.v), rowData(operands.z), pattern, maskData, options.positionBias ? options.positionBias.f32() : null, strides, options.scale ?? 1, batch, heads, kvHeads, queries, keys, dHead);
 }
 
 /** Element strides of `t` read as `shape` (left-padded with 1s; 0 on every axis it repeats). */

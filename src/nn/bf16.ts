@@ -8,6 +8,7 @@
  */
 import { ShapeError, UnsupportedError } from '../errors.js';
 import { bf16MatmulKernel } from '../kernels/index.js';
+import { addInPlace } from '../ops/elementwise.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /**
@@ -33,39 +34,56 @@ export function setBf16Activations(mode: Bf16Activations): Bf16Activations {
 /**
  * y = x·Wᵀ + b with W [out, in] held as bf16 (`Weights` loaded with
  * linearDtype 'bf16'): the kernel widens each weight as it reads it, so the
- * result is the f32 product on the widened weights. x [..., in] → [..., out].
+ * result is the f32 product on the widened weights. x [..., in] → [..., out],
+ * written into `into` when given (a decoding session's workspace).
  */
-export function linearBf16(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+export function linearBf16(x: Tensor, weight: Tensor, bias?: Tensor, into?: Tensor): Tensor {
   const [out, inFeatures] = weight.shape;
   if (x.shape[x.rank - 1] !== inFeatures) throw new ShapeError(`linear: input ${x} does not match the bf16 weight [${out}, ${inFeatures}]`);
   if (x.requiresGrad || weight.requiresGrad) {
     throw new UnsupportedError('linear: bf16 weights are for inference; load the weights with linearDtype f32 to train');
   }
   const rows = x.size / inFeatures;
-  const y = new Float32Array(rows * out);
+  if (into && into.size !== rows * out) throw new ShapeError(`linear: output ${into} does not hold ${rows} rows of ${out}`);
+  const result = into ?? new Tensor('f32', [...x.shape.slice(0, -1), out], new Float32Array(rows * out));
+  const y = result.data as Float32Array;
   const kernel = bf16MatmulKernel();
   if (activations === 'bf16' && rows >= ROUNDED_MIN_ROWS) {
     kernel.gemmBf16Rounded(x.f32(), 0, weight.data as Uint16Array, 0, y, 0, rows, out, inFeatures);
   } else {
     kernel.gemmBf16(x.f32(), 0, weight.data as Uint16Array, 0, y, 0, rows, out, inFeatures);
   }
-  if (bias) {
-    const b = bias.f32();
-    for (let r = 0; r < rows; r++) for (let j = 0; j < out; j++) y[r * out + j] += b[j];
-  }
-  return new Tensor('f32', [...x.shape.slice(0, -1), out], y);
+  return bias ? addInPlace(result, bias) : result;
 }
 
-/** Rows of a bf16 table [vocab, d], widened: ids [...] → [..., d] f32, as `embedding` on the f32 table. */
-export function embeddingBf16(table: Tensor, ids: Tensor): Tensor {
+/**
+ * Rows of a bf16 table [vocab, d], widened: ids [...] → [..., d] f32, as
+ * `embedding` on the f32 table; into `into` when given (a decoding session's workspace).
+ */
+export function embeddingBf16(table: Tensor, ids: Tensor, into?: Tensor): Tensor {
   const [vocab, d] = table.shape;
   const bits = table.data as Uint16Array;
-  const out = new Float32Array(ids.size * d);
-  const outBits = new Uint32Array(out.buffer);
+  if (into && (into.dtype !== 'f32' || into.size !== ids.size * d)) throw new ShapeError(`embedding: output ${into} does not hold ${ids.size} rows of ${d}`);
+  const result = into ?? new Tensor('f32', [...ids.shape, d], new Float32Array(ids.size * d));
+  const out = result.data as Float32Array;
+  // The f32 bits of a bf16 value are its 16 bits shifted up.
+  const outBits = bitsOf(out);
   for (let i = 0; i < ids.size; i++) {
     const id = ids.data[i];
     if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new ShapeError(`embedding: token id ${id} is outside the vocabulary of ${vocab} rows`);
     for (let j = 0; j < d; j++) outBits[i * d + j] = bits[id * d + j] << 16;
   }
-  return new Tensor('f32', [...ids.shape, d], out);
+  return result;
+}
+
+// The integer view of each output array, made once per array (a decoding session reuses its arrays).
+const integerViews = new WeakMap<Float32Array, Uint32Array>();
+
+function bitsOf(out: Float32Array): Uint32Array {
+  let view = integerViews.get(out);
+  if (!view) {
+    view = new Uint32Array(out.buffer, out.byteOffset, out.length);
+    integerViews.set(out, view);
+  }
+  return view;
 }

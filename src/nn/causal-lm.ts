@@ -7,9 +7,9 @@
 import { ShapeError } from '../errors.js';
 import type { DecodingSession, SessionInputs } from '../generation/types.js';
 import { Tensor } from '../tensor/tensor.js';
-import { add, matmul, scale, softmax } from '../ops/index.js';
-import { attend, fusedAttend } from './attention.js';
-import type { HookPoints } from './hooks.js';
+import { add, matmul, scale, softmax, Workspace } from '../ops/index.js';
+import { attend, fusedAttend, type MaskRows } from './attention.js';
+import { noHooks, type HookPoints } from './hooks.js';
 import { KVCache } from './kv-cache.js';
 
 export interface CausalLMForwardOptions {
@@ -27,6 +27,27 @@ export interface CausalLMForwardOptions {
    * fused attention skips them and `attentions` is empty. Default true.
    */
   outputAttentions?: boolean;
+  /**
+   * A decoding session's buffers: the pass takes the attention mask from the
+   * session's rows (instead of `attentionMask`) and, when no hook is
+   * attached, writes its intermediates and logits into the session's
+   * workspace, so the outputs are overwritten by the session's next step.
+   */
+  workspace?: DecodeWorkspace;
+}
+
+/** An attention mask read where it lies: row b's flag for key j at b·stride + j (1 a real token, 0 padding). */
+export interface KeyMask {
+  flags: ArrayLike<number>;
+  stride: number;
+}
+
+/** What a decoding session lends a forward pass (see `CausalLMForwardOptions.workspace`). */
+export interface DecodeWorkspace {
+  /** Where the pass takes its outputs from (the session resets it before each step). */
+  buffers: Workspace;
+  /** The session's attention mask over every key of the pass, in rows that grow with the session. */
+  mask: KeyMask;
 }
 
 export interface CausalLMOutputs {
@@ -70,17 +91,50 @@ export function maskRows(mask: Tensor): number[][] {
   return Array.from({ length: batch }, (_, b) => Array.from(mask.data.subarray(b * len, (b + 1) * len)));
 }
 
+/** What a forward pass over ids [batch, seq] after `past` cached positions reads its mask and positions from. */
+export interface CausalLMInputs {
+  seq: number;
+  past: number;
+  /** Which of the past + seq keys are real tokens. */
+  keyMask: KeyMask;
+  /** [batch, seq] */
+  positionIds: Tensor;
+  /** The workspace to take outputs from: a session's, when no hook is attached. */
+  buffers?: Workspace;
+}
+
 /**
  * The attention mask and position ids of a forward pass over ids [batch, seq]
  * after the cached positions, filled in as HF does when absent: all ones, and
- * the cumsum rule over the mask.
+ * the cumsum rule over the mask. A session's workspace lends its mask rows.
  */
-export function causalLMInputs(ids: Tensor, options: CausalLMForwardOptions): { seq: number; past: number; attentionMask: Tensor; positionIds: Tensor } {
+export function causalLMInputs(ids: Tensor, options: CausalLMForwardOptions): CausalLMInputs {
   const [batch, seq] = ids.shape;
   const past = options.cache?.length ?? 0;
+  const hooked = options.hooks?.active ?? false;
+  const workspace = options.workspace;
+  if (workspace && options.positionIds) return { seq, past, keyMask: workspace.mask, positionIds: options.positionIds, buffers: hooked ? undefined : workspace.buffers };
   const attentionMask = options.attentionMask ?? Tensor.i32(new Int32Array(batch * (past + seq)).fill(1), [batch, past + seq]);
   const positionIds = options.positionIds ?? positionIdsFromMask(maskRows(attentionMask), seq);
-  return { seq, past, attentionMask, positionIds };
+  return { seq, past, keyMask: { flags: attentionMask.data, stride: attentionMask.shape[1] }, positionIds };
+}
+
+/**
+ * Where an additive mask [batch, 1, queries, keys] goes: `fill` writes it
+ * densely into the array it is given, a new tensor's, or (with a workspace)
+ * a buffer the workspace keeps across steps, read as strided rows, since the
+ * keys grow by one a step.
+ */
+export function additiveMask(batch: number, queries: number, keys: number, buffers: Workspace | undefined, fill: (data: Float32Array) => void): Tensor | MaskRows {
+  const size = batch * queries * keys;
+  if (!buffers) {
+    const data = new Float32Array(size);
+    fill(data);
+    return new Tensor('f32', [batch, 1, queries, keys], data);
+  }
+  const data = buffers.growing('attention mask', size);
+  fill(data);
+  return { data, shape: [batch, 1, queries, keys], strides: [queries * keys, 0, keys, 1] };
 }
 
 /**
@@ -97,14 +151,16 @@ export function runDecoderStack<B>(
 ): { x: Tensor; hiddenStates: Tensor[]; attentions: Tensor[] } {
   const hiddenStates = [x];
   const attentions: Tensor[] = [];
+  const hooked = options.hooks.active;
   blocks.forEach((b, i) => {
-    const { out, pattern } = block(b, x, options.hooks.scope(`blocks.${i}.`));
+    // Without hooks, no scope name is built (a decode step runs this for every block).
+    const { out, pattern } = block(b, x, hooked ? options.hooks.scope(`blocks.${i}.`) : noHooks);
     x = out;
     hiddenStates.push(x);
     if (pattern) attentions.push(pattern);
   });
   const seq = x.shape[1];
-  if (options.lastOnly) x = x.slice(1, seq - 1, seq);
+  if (options.lastOnly && seq > 1) x = x.slice(1, seq - 1, seq);
   x = options.hooks.run('ln_final', finalNorm(x));
   hiddenStates[hiddenStates.length - 1] = x;
   return { x, hiddenStates, attentions };
@@ -120,11 +176,26 @@ export function idsTensor(rows: readonly (readonly number[])[]): Tensor {
  * Decoding with a KV cache: the first step feeds the prompt, later steps the
  * new tokens; the attention mask grows by one real token per fed position and
  * the position ids continue each row's own count.
+ *
+ * A step of one token per row with no hook attached runs on the session's
+ * buffers: the mask rows grow in place (doubling, as the KV cache), the ids
+ * and positions, every intermediate and the logits are written into a
+ * workspace the next such step reuses, so once the shapes have settled a
+ * decoded token allocates no array. The logits it returns are therefore valid
+ * until the next call (see `DecodingSession.step`). Prompts, steps of several
+ * tokens and hooked steps allocate as a plain forward pass does (hooks may
+ * keep what they see).
  */
 export class CausalLMSession implements DecodingSession {
   private readonly cache: KVCache;
-  private mask: number[][];
+  /** The attention mask, [rows, capacity]: row b's flags at b·capacity … b·capacity + length − 1. */
+  private flags: Int32Array;
+  private spareFlags?: Int32Array;
+  private capacity: number;
+  private maskLength: number;
+  private rows: number;
   private started = false;
+  private readonly workspace: DecodeWorkspace;
 
   constructor(
     private readonly model: CausalLM,
@@ -132,8 +203,15 @@ export class CausalLMSession implements DecodingSession {
     private readonly hooks?: HookPoints,
   ) {
     this.cache = new KVCache(model.numLayers);
-    this.mask = [];
-    for (const row of inputs.attentionMask) for (let i = 0; i < inputs.expandBy; i++) this.mask.push([...row]);
+    this.rows = inputs.attentionMask.length * inputs.expandBy;
+    this.maskLength = inputs.attentionMask[0]?.length ?? 0;
+    this.capacity = Math.max(INITIAL_MASK_CAPACITY, 2 * this.maskLength);
+    this.flags = new Int32Array(this.rows * this.capacity);
+    inputs.attentionMask.forEach((row, i) => {
+      if (row.length !== this.maskLength) throw new ShapeError(`session: attention mask rows have different lengths (${row.length} and ${this.maskLength})`);
+      for (let e = 0; e < inputs.expandBy; e++) this.flags.set(row, (i * inputs.expandBy + e) * this.capacity);
+    });
+    this.workspace = { buffers: new Workspace(), mask: { flags: this.flags, stride: this.capacity } };
   }
 
   /** Positions held in the cache. */
@@ -141,31 +219,98 @@ export class CausalLMSession implements DecodingSession {
     return this.cache.length;
   }
 
+  /** Buffers allocated by the session's workspace so far (a decode step in steady state adds none). */
+  get allocations(): number {
+    return this.workspace.buffers.allocations;
+  }
+
   step(ids: readonly (readonly number[])[]): Tensor {
-    if (ids.length !== this.mask.length) throw new ShapeError(`session step: ${ids.length} rows given, the session has ${this.mask.length}`);
+    if (ids.length !== this.rows) throw new ShapeError(`session step: ${ids.length} rows given, the session has ${this.rows}`);
     const n = ids[0]?.length ?? 0;
-    if (this.started) for (const row of this.mask) for (let i = 0; i < n; i++) row.push(1);
-    else if (this.mask[0]?.length !== n) throw new ShapeError(`session step: the first step must feed the whole prompt (${this.mask[0]?.length} tokens), got ${n}`);
+    if (ids.some((row) => row.length !== n)) throw new ShapeError(`token id rows have different lengths: ${ids.map((r) => r.length).join(', ')}`);
+    if (this.started) this.appendRealTokens(n);
+    else if (this.maskLength !== n) throw new ShapeError(`session step: the first step must feed the whole prompt (${this.maskLength} tokens), got ${n}`);
     this.started = true;
-    const attentionMask = idsTensor(this.mask);
-    const positionIds = positionIdsFromMask(this.mask, n);
+    if (n === 1 && !this.hooks?.active) return this.decodeStep(ids);
+    const attentionMask = this.maskTensor();
+    const positionIds = positionIdsFromMask(maskRows(attentionMask), n);
     const { logits } = this.model.forward(idsTensor(ids), { attentionMask, positionIds, cache: this.cache, hooks: this.hooks, lastOnly: true, outputAttentions: false });
     const vocab = logits.shape[2];
     return logits.reshape([ids.length, vocab]); // [rows, vocab]
   }
 
+  /** One token per row on the session's buffers. */
+  private decodeStep(ids: readonly (readonly number[])[]): Tensor {
+    const buffers = this.workspace.buffers;
+    buffers.reset();
+    const tokens = buffers.i32([this.rows, 1]);
+    const positions = buffers.i32([this.rows, 1]);
+    for (let b = 0; b < this.rows; b++) {
+      tokens.data[b] = ids[b][0];
+      positions.data[b] = lastPosition(this.flags, b * this.capacity, this.maskLength);
+    }
+    const { logits } = this.model.forward(tokens, { positionIds: positions, cache: this.cache, workspace: this.workspace, lastOnly: true, outputAttentions: false });
+    const vocab = logits.shape[2];
+    return logits.reshape([this.rows, vocab]); // [rows, vocab]
+  }
+
+  /** n more real tokens at the end of every row's mask, growing the rows by doubling when full. */
+  private appendRealTokens(n: number): void {
+    const length = this.maskLength + n;
+    if (length > this.capacity) this.growMask(Math.max(length, 2 * this.capacity));
+    for (let b = 0; b < this.rows; b++) this.flags.fill(1, b * this.capacity + this.maskLength, b * this.capacity + length);
+    this.maskLength = length;
+  }
+
+  private growMask(capacity: number): void {
+    const flags = new Int32Array(this.rows * capacity);
+    for (let b = 0; b < this.rows; b++) flags.set(this.flags.subarray(b * this.capacity, b * this.capacity + this.maskLength), b * capacity);
+    this.setFlags(flags, capacity);
+    this.spareFlags = undefined;
+  }
+
+  private setFlags(flags: Int32Array, capacity: number): void {
+    this.flags = flags;
+    this.capacity = capacity;
+    this.workspace.mask = { flags, stride: capacity };
+  }
+
+  /** The mask as a tensor [rows, length] (a copy), for the passes that take one. */
+  private maskTensor(): Tensor {
+    const out = new Int32Array(this.rows * this.maskLength);
+    for (let b = 0; b < this.rows; b++) out.set(this.flags.subarray(b * this.capacity, b * this.capacity + this.maskLength), b * this.maskLength);
+    return new Tensor('i32', [this.rows, this.maskLength], out);
+  }
+
   reorder(indices: readonly number[]): void {
+    for (const from of indices) if (!Number.isInteger(from) || from < 0 || from >= this.rows) throw new ShapeError(`session reorder: row ${from} does not exist (the session has ${this.rows})`);
     this.cache.reorder(indices);
-    this.mask = indices.map((i) => [...this.mask[i]]);
+    // Gathered into a spare array of the same size, then swapped, as the KV cache does (beam search reorders every step).
+    const size = indices.length * this.capacity;
+    const gathered = this.spareFlags?.length === size ? this.spareFlags : new Int32Array(size);
+    indices.forEach((from, b) => gathered.set(this.flags.subarray(from * this.capacity, from * this.capacity + this.maskLength), b * this.capacity));
+    this.spareFlags = this.flags;
+    this.rows = indices.length;
+    this.setFlags(gathered, this.capacity);
   }
 
   /** Forget every position from `length` on, so that different tokens can be fed from there (a chat that re-renders a turn). */
   truncate(length: number): void {
     if (length > this.cache.length) throw new ShapeError(`session truncate: ${length} positions asked, ${this.cache.length} cached`);
     this.cache.truncate(length);
-    this.mask = this.mask.map((row) => row.slice(0, length));
+    this.maskLength = length;
   }
 }
+
+/** HF's position id of a row's last token (see `positionIdsFromMask`): the real tokens up to it, less one; 1 for padding. */
+function lastPosition(flags: Int32Array, start: number, length: number): number {
+  let seen = 0;
+  for (let j = 0; j < length; j++) seen += flags[start + j];
+  return flags[start + length - 1] === 0 ? 1 : seen - 1;
+}
+
+// Mask positions a session holds before its rows first grow.
+const INITIAL_MASK_CAPACITY = 64;
 
 /**
  * Causal self-attention over the cache: this step's keys and values are

@@ -1,11 +1,13 @@
-import { activateGatedInPlace, activateInPlace, activation, mul } from '../ops/index.js';
+import { activateGatedInPlace, activateInPlace, activation, mul, type Workspace } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { noHooks, type HookPoints } from './hooks.js';
 import type { Linear } from './linear.js';
 
 /** A learned map of the last axis: a `Linear`, or a family's own (GPT-2's Conv1D). */
 export interface Projection {
-  forward(x: Tensor): Tensor;
+  /** `into`: a tensor of the result's shape it may be written into at inference. */
+  forward(x: Tensor, into?: Tensor): Tensor;
+  readonly outFeatures: number;
 }
 
 /**
@@ -28,19 +30,25 @@ export class FeedForward<P extends Projection = Linear> {
     this.act = typeof act === 'string' ? activation(act) : act;
   }
 
-  forward(x: Tensor, hooks: HookPoints = noHooks): Tensor {
+  /**
+   * With `buffers` (a decoding session's workspace, no hook attached) the
+   * projections write into its tensors.
+   */
+  forward(x: Tensor, hooks: HookPoints = noHooks, buffers?: Workspace): Tensor {
     // Without hooks nothing else holds the fresh projection `pre`: the
     // activation (times the up-projection, when gated) is written over it, in
     // one native pass at inference (ops/elementwise.ts).
+    const rows = x.shape.slice(0, -1);
+    const out = (p: P) => buffers?.f32([...rows, p.outFeatures]);
     let hidden: Tensor;
     if (this.gate) {
-      const pre = hooks.run('pre', this.gate.forward(x)); // [batch, seq, dFF]
-      const up = this.up.forward(x);
+      const pre = hooks.run('pre', this.gate.forward(x, out(this.gate))); // [batch, seq, dFF]
+      const up = this.up.forward(x, out(this.up));
       hidden = hooks.run('post', hooks.active ? mul(this.act(pre), up) : activateGatedInPlace(this.act, pre, up));
     } else {
-      const pre = hooks.run('pre', this.up.forward(x)); // [batch, seq, dFF]
+      const pre = hooks.run('pre', this.up.forward(x, out(this.up))); // [batch, seq, dFF]
       hidden = hooks.run('post', hooks.active ? this.act(pre) : activateInPlace(this.act, pre));
     }
-    return hooks.run('out', this.down.forward(hidden)); // [batch, seq, d]
+    return hooks.run('out', this.down.forward(hidden, out(this.down))); // [batch, seq, d]
   }
 }

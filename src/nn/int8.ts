@@ -11,6 +11,7 @@
  */
 import { ShapeError, UnsupportedError } from '../errors.js';
 import { int8MatmulKernel } from '../kernels/index.js';
+import { addInPlace } from '../ops/elementwise.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /** An int8 matrix [rows, cols] with one f32 scale per row. */
@@ -68,31 +69,31 @@ export function setInt8Activations(mode: Int8Activations): Int8Activations {
   return previous;
 }
 
-/** y = x·Wᵀ + b with W an Int8Matrix [out, in]. x [..., in] → [..., out]. */
-export function linearInt8(x: Tensor, weight: Int8Matrix, bias?: Tensor): Tensor {
+/** y = x·Wᵀ + b with W an Int8Matrix [out, in]. x [..., in] → [..., out], written into `into` when given (a decoding session's workspace). */
+export function linearInt8(x: Tensor, weight: Int8Matrix, bias?: Tensor, into?: Tensor): Tensor {
   const [out, inFeatures] = weight.shape;
   if (x.shape[x.rank - 1] !== inFeatures) throw new ShapeError(`linear: input ${x} does not match the int8 weight [${out}, ${inFeatures}]`);
   if (x.requiresGrad) throw new UnsupportedError('linear: int8 weights are for inference; load the weights with linearDtype f32 to train');
   const rows = x.size / inFeatures;
-  const y = new Float32Array(rows * out);
+  if (into && into.size !== rows * out) throw new ShapeError(`linear: output ${into} does not hold ${rows} rows of ${out}`);
+  const result = into ?? new Tensor('f32', [...x.shape.slice(0, -1), out], new Float32Array(rows * out));
+  const y = result.data as Float32Array;
   const kernel = int8MatmulKernel();
   if (activations === 'int8') kernel.gemmInt8Quantized(x.f32(), 0, weight.q, 0, weight.scales, y, 0, rows, out, inFeatures);
   else kernel.gemmInt8(x.f32(), 0, weight.q, 0, weight.scales, y, 0, rows, out, inFeatures);
-  if (bias) {
-    const b = bias.f32();
-    for (let r = 0; r < rows; r++) for (let j = 0; j < out; j++) y[r * out + j] += b[j];
-  }
-  return new Tensor('f32', [...x.shape.slice(0, -1), out], y);
+  return bias ? addInPlace(result, bias) : result;
 }
 
-/** Rows of an int8 table [vocab, d], dequantized: ids [...] → [..., d] f32. */
-export function embeddingInt8(table: Int8Matrix, ids: Tensor): Tensor {
+/** Rows of an int8 table [vocab, d], dequantized: ids [...] → [..., d] f32, into `into` when given (a decoding session's workspace). */
+export function embeddingInt8(table: Int8Matrix, ids: Tensor, into?: Tensor): Tensor {
   const [vocab, d] = table.shape;
-  const out = new Float32Array(ids.size * d);
+  if (into && (into.dtype !== 'f32' || into.size !== ids.size * d)) throw new ShapeError(`embedding: output ${into} does not hold ${ids.size} rows of ${d}`);
+  const result = into ?? new Tensor('f32', [...ids.shape, d], new Float32Array(ids.size * d));
+  const out = result.data as Float32Array;
   for (let i = 0; i < ids.size; i++) {
     const id = ids.data[i];
     if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new ShapeError(`embedding: token id ${id} is outside the vocabulary of ${vocab} rows`);
     for (let j = 0; j < d; j++) out[i * d + j] = table.q[id * d + j] * table.scales[id];
   }
-  return new Tensor('f32', [...ids.shape, d], out);
+  return result;
 }

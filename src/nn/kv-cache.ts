@@ -16,6 +16,8 @@ export interface LayerKV {
 export interface HeadRows {
   data: Float32Array;
   strides: readonly [number, number, number];
+  /** The element where the first row starts (0 when absent): k and v in a fused q|k|v projection. */
+  start?: number;
 }
 
 /** A packed [batch, heads, n, dHead] buffer as HeadRows. */
@@ -79,7 +81,7 @@ export class CachedKV implements LayerKV {
   appendRows(key: HeadRows, value: HeadRows, n: number): void {
     for (const [name, rows] of [['keys', key], ['values', value]] as const) {
       const [sb, sh, sp] = rows.strides;
-      const end = n === 0 ? 0 : (this.batch - 1) * sb + (this.heads - 1) * sh + (n - 1) * sp + this.dHead;
+      const end = n === 0 ? 0 : (rows.start ?? 0) + (this.batch - 1) * sb + (this.heads - 1) * sh + (n - 1) * sp + this.dHead;
       if (end > rows.data.length) throw new ShapeError(`KVCache.appendRows: ${n} positions of ${name} need ${end} floats through strides [${rows.strides.join(', ')}], the array holds ${rows.data.length}`);
     }
     if (this.length + n > this.capacity) this.grow(Math.max(this.length + n, 2 * this.capacity));
@@ -159,15 +161,19 @@ export class CachedKV implements LayerKV {
   }
 }
 
-/** Positions 0…n−1 of (batch b, head h) from strided rows into `to` from `at`, contiguous. */
+/**
+ * Positions 0…n−1 of (batch b, head h) from strided rows into `to` from `at`,
+ * contiguous. A loop rather than set(subarray): a decoded token copies one
+ * short row per head and layer, and a subarray per row was most of the cost.
+ */
 function copyPositions(from: HeadRows, b: number, h: number, n: number, dHead: number, to: Float32Array, at: number): void {
   const [sb, sh, sp] = from.strides;
-  const start = b * sb + h * sh;
-  if (sp === dHead) {
-    to.set(from.data.subarray(start, start + n * dHead), at);
-    return;
+  const data = from.data;
+  for (let p = 0; p < n; p++) {
+    const start = (from.start ?? 0) + b * sb + h * sh + p * sp;
+    const out = at + p * dHead;
+    for (let j = 0; j < dHead; j++) to[out + j] = data[start + j];
   }
-  for (let p = 0; p < n; p++) to.set(from.data.subarray(start + p * sp, start + p * sp + dHead), at + p * dHead);
 }
 
 /**

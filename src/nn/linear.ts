@@ -1,22 +1,27 @@
 import { matmulKernel } from '../kernels/index.js';
 import type { MatmulKernel, PackedMatrix, PrepackingMatmulKernel } from '../kernels/types.js';
-import { addInto, layerNorm, linear, matmul, rmsNorm } from '../ops/index.js';
+import { ShapeError } from '../errors.js';
+import { addInPlace, layerNorm, layerNormInto, linear, matmul, matmulInto, rmsNorm, rmsNormInto } from '../ops/index.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { linearBf16 } from './bf16.js';
 import { Int8Matrix, linearInt8 } from './int8.js';
 import type { LinearWeight, Weights } from './weights.js';
 
-/** y = x·Wᵀ + b for a weight held as f32, bf16 or int8. */
-export function linearAny(x: Tensor, weight: LinearWeight, bias?: Tensor): Tensor {
-  if (weight instanceof Int8Matrix) return linearInt8(x, weight, bias);
-  if (weight.dtype === 'bf16') return linearBf16(x, weight, bias);
+/**
+ * y = x·Wᵀ + b for a weight held as f32, bf16 or int8. `into`, a tensor of the
+ * result's shape (a decoding session's workspace), receives the result at
+ * inference; when gradients are recorded it is ignored and y is new.
+ */
+export function linearAny(x: Tensor, weight: LinearWeight, bias?: Tensor, into?: Tensor): Tensor {
+  if (weight instanceof Int8Matrix) return linearInt8(x, weight, bias, into);
+  if (weight.dtype === 'bf16') return linearBf16(x, weight, bias, into);
   // Training records the op graph through ops/linear; inference adds the bias
   // into the fresh product in place (the same f32 sums as a broadcast add,
   // without its index arithmetic or a second output buffer).
   if (needsGrad(x, weight, bias)) return linear(x, weight, bias);
-  const y = packedProduct(x, weight) ?? matmul(x, weight, { transposeB: true }); // [..., out]
-  if (bias) addInto(y, bias, y);
+  const y = packedProduct(x, weight, into) ?? (into ? matmulInto(x, weight, into, { transposeB: true }) : matmul(x, weight, { transposeB: true })); // [..., out]
+  if (bias) addInPlace(y, bias);
   return y;
 }
 
@@ -57,8 +62,8 @@ function canPrepack(kernel: MatmulKernel): kernel is PrepackingMatmulKernel {
   return typeof (kernel as Partial<PrepackingMatmulKernel>).prepack === 'function';
 }
 
-/** x·Wᵀ from W's packed copy (packed on first use), or undefined where packing does not apply. */
-function packedProduct(x: Tensor, weight: Tensor): Tensor | undefined {
+/** x·Wᵀ from W's packed copy (packed on first use), into `into` when given, or undefined where packing does not apply. */
+function packedProduct(x: Tensor, weight: Tensor, into: Tensor | undefined): Tensor | undefined {
   const kernel = matmulKernel();
   if (!prepacking || weight.requiresGrad || weight.dtype !== 'f32' || weight.rank !== 2 || !canPrepack(kernel)) return undefined;
   const [n, k] = weight.shape;
@@ -70,9 +75,10 @@ function packedProduct(x: Tensor, weight: Tensor): Tensor | undefined {
     packed = kernel.prepack(data, 0, n, k, true);
     packs.set(data, packed);
   }
-  const y = new Float32Array(rows * n);
-  kernel.gemmPacked(x.f32(), 0, packed, y, 0, rows);
-  return new Tensor('f32', [...x.shape.slice(0, -1), n], y); // [..., out]
+  if (into && into.size !== rows * n) throw new ShapeError(`linear: output ${into} does not match ${rows} rows of the weight [${n}, ${k}]`);
+  const y = into ?? new Tensor('f32', [...x.shape.slice(0, -1), n], new Float32Array(rows * n)); // [..., out]
+  kernel.gemmPacked(x.f32(), 0, packed, y.data as Float32Array, 0, rows);
+  return y;
 }
 
 /**
@@ -85,6 +91,11 @@ export class Linear {
     readonly bias?: Tensor,
   ) {}
 
+  /** The output's width. */
+  get outFeatures(): number {
+    return this.stored.shape[0];
+  }
+
   /** W as an f32 or bf16 tensor; an int8 weight is dequantized for the caller (a copy). */
   get weight(): Tensor {
     return this.stored instanceof Int8Matrix ? this.stored.dequantize() : this.stored;
@@ -96,8 +107,9 @@ export class Linear {
     return new Linear(scoped.matrix('weight', [outFeatures, inFeatures]), bias ? scoped.get('bias', [outFeatures]) : undefined);
   }
 
-  forward(x: Tensor): Tensor {
-    return linearAny(x, this.stored, this.bias);
+  /** `into`: where the result may go at inference (see `linearAny`). */
+  forward(x: Tensor, into?: Tensor): Tensor {
+    return linearAny(x, this.stored, this.bias, into);
   }
 }
 
@@ -114,7 +126,9 @@ export class LayerNorm {
     return new LayerNorm(scoped.get('weight', [d]), bias ? scoped.get('bias', [d]) : undefined, eps);
   }
 
-  forward(x: Tensor): Tensor {
+  /** `into`: a tensor of x's shape the result is written into at inference; ignored when gradients are recorded. */
+  forward(x: Tensor, into?: Tensor): Tensor {
+    if (into && !needsGrad(x, this.weight, this.bias)) return layerNormInto(x, this.weight, this.bias, this.eps, into);
     return layerNorm(x, this.weight, this.bias, this.eps);
   }
 }
@@ -130,7 +144,9 @@ export class RMSNorm {
     return new RMSNorm(w.scope(name).get('weight', [d]), eps);
   }
 
-  forward(x: Tensor): Tensor {
+  /** `into`: a tensor of x's shape the result is written into at inference; ignored when gradients are recorded. */
+  forward(x: Tensor, into?: Tensor): Tensor {
+    if (into && !needsGrad(x, this.weight)) return rmsNormInto(x, this.weight, this.eps, into);
     return rmsNorm(x, this.weight, this.eps);
   }
 }

@@ -8,6 +8,7 @@
  */
 import { ShapeError } from '../errors.js';
 import { rotary } from '../ops/rotary.js';
+import type { Workspace } from '../ops/workspace.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /** The `rope_scaling` kinds RotaryEmbedding implements (io/config.ts parses them from config.json). */
@@ -72,8 +73,12 @@ export class RotaryEmbedding {
     return ropeInverseFrequencies(this.dim, base);
   }
 
-  /** cos and sin of the rotation angles, each [batch, seq, dim] (both halves share one angle). */
-  cosSin(positionIds: Tensor): { cos: Tensor; sin: Tensor } {
+  /**
+   * cos and sin of the rotation angles, each [batch, seq, dim] (both halves
+   * share one angle); into two tensors of `buffers` when given (a decoding
+   * session's workspace).
+   */
+  cosSin(positionIds: Tensor, buffers?: Workspace): { cos: Tensor; sin: Tensor } {
     const [batch, seq] = positionIds.shape;
     const pos = positionIds.data;
     if (this.scaling?.type === 'dynamic') {
@@ -89,8 +94,11 @@ export class RotaryEmbedding {
       }
     }
     const half = this.dim / 2;
-    const cos = new Float32Array(batch * seq * this.dim);
-    const sin = new Float32Array(batch * seq * this.dim);
+    const shape = [batch, seq, this.dim];
+    const cosTensor = buffers ? buffers.f32(shape) : new Tensor('f32', shape, new Float32Array(batch * seq * this.dim));
+    const sinTensor = buffers ? buffers.f32(shape) : new Tensor('f32', shape, new Float32Array(batch * seq * this.dim));
+    const cos = cosTensor.data as Float32Array;
+    const sin = sinTensor.data as Float32Array;
     for (let t = 0; t < batch * seq; t++) {
       for (let i = 0; i < half; i++) {
         const angle = Math.fround(pos[t] * this.invFreq[i]);
@@ -102,7 +110,7 @@ export class RotaryEmbedding {
         sin[t * this.dim + half + i] = s;
       }
     }
-    return { cos: new Tensor('f32', [batch, seq, this.dim], cos), sin: new Tensor('f32', [batch, seq, this.dim], sin) };
+    return { cos: cosTensor, sin: sinTensor };
   }
 }
 

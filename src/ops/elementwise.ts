@@ -175,6 +175,30 @@ export const addInto = (a: Tensor, b: Tensor, out: Tensor): Tensor => addOp(a, b
 /** mul(a, b) written into `out` (inference only; `out` may be `a` or `b` when it has the result's shape: see ops/out.ts). */
 export const mulInto = (a: Tensor, b: Tensor, out: Tensor): Tensor => mulOp(a, b, out);
 
+// Up to this many elements (a decode step's rows), a loop adds faster than the
+// broadcast op builds its layout and calls the native kernel; larger sums
+// take that op and its threads. The f32 sums are the same.
+const LOOP_MAX_ELEMENTS = 16384;
+
+/**
+ * y += b in place, b repeated over y's leading axes (a bias [n] over
+ * [..., n], or a tensor of y's shape: a residual): for a fresh result nobody
+ * else holds, at inference.
+ */
+export function addInPlace(y: Tensor, b: Tensor): Tensor {
+  const n = b.size;
+  if (y.dtype !== 'f32' || !isSuffix(b.shape, y.shape)) throw new ShapeError(`addInPlace: ${b} does not match the last axes of ${y}`);
+  if (needsGrad(y, b)) throw new UnsupportedError('addInPlace: in place is for inference, but an input requires gradients');
+  if (y.size > LOOP_MAX_ELEMENTS) return addInto(y, b, y);
+  if (n === 0) return y;
+  const out = y.data as Float32Array;
+  const add = b.f32();
+  for (let at = 0; at < out.length; at += n) {
+    for (let j = 0; j < n; j++) out[at + j] += add[j];
+  }
+  return y;
+}
+
 /**
  * An elementwise function without a gradient rule: the values only. A tensor
  * that requires gradients is refused rather than silently cut off the tape.

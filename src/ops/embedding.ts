@@ -1,4 +1,4 @@
-import { ShapeError } from '../errors.js';
+import { ShapeError, UnsupportedError } from '../errors.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -27,4 +27,23 @@ export function embedding(weight: Tensor, ids: Tensor | ArrayLike<number>, shape
     }
     return [dw];
   });
+}
+
+/**
+ * Rows of `weight` [vocab, d] written into `out` [..., d] (inference only: a
+ * decoding session's workspace); ids [...]. The same values as `embedding`.
+ */
+export function embeddingInto(weight: Tensor, ids: Tensor, out: Tensor): Tensor {
+  const [vocab, d] = weight.shape;
+  if (needsGrad(weight)) throw new UnsupportedError('embeddingInto: out is for inference, but the table requires gradients');
+  if (out.dtype !== 'f32' || out.size !== ids.size * d) throw new ShapeError(`embeddingInto: out ${out} does not hold ${ids.size} rows of ${d}`);
+  const table = weight.f32();
+  const to = out.data as Float32Array;
+  for (let i = 0; i < ids.size; i++) {
+    const id = ids.data[i];
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new ShapeError(`embedding: token id ${id} is outside the vocabulary of ${vocab} rows`);
+    // A loop rather than set(subarray): a decode step copies one row and allocates nothing.
+    for (let j = 0, from = id * d, at = i * d; j < d; j++) to[at + j] = table[from + j];
+  }
+  return out;
 }

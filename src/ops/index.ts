@@ -1,7 +1,8 @@
-export { matmul, linear, type MatmulOptions } from './matmul.js';
+export { matmul, matmulInto, linear, type MatmulOptions } from './matmul.js';
 export {
   add,
   addInto,
+  addInPlace,
   sub,
   mul,
   mulInto,
@@ -25,9 +26,10 @@ export {
 } from './elementwise.js';
 export { softmax, softmaxInto, logSoftmax } from './softmax.js';
 export { layerNorm, layerNormInto, rmsNorm, rmsNormInto } from './norm.js';
-export { embedding } from './embedding.js';
+export { embedding, embeddingInto } from './embedding.js';
+export { Workspace } from './workspace.js';
 export { F32_MIN, paddingMask, causalMask } from './mask.js';
-export { rotary } from './rotary.js';
+export { rotary, rotaryMergedInPlace } from './rotary.js';
 export { repeatKv } from './repeat-kv.js';
 export { dropout, type RandomSource } from './dropout.js';
 export { normalizeL2 } from './normalize.js';

@@ -1,4 +1,4 @@
-import { ShapeError } from '../errors.js';
+import { ShapeError, UnsupportedError } from '../errors.js';
 import { matmulKernel } from '../kernels/index.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor, shapeString, sizeOf, type Shape } from '../tensor/tensor.js';
@@ -91,6 +91,24 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     }
     return [gradA, gradB];
   });
+}
+
+/**
+ * matmul(a, b) written into `out` [..., m, n] for a weight b [k, n] (or [n, k]
+ * with `transposeB`) shared by every batch (inference only: a decoding
+ * session's workspace; see ops/out.ts).
+ */
+export function matmulInto(a: Tensor, b: Tensor, out: Tensor, options: MatmulOptions = {}): Tensor {
+  const transB = options.transposeB ?? false;
+  if (b.rank !== 2 || a.rank < 1) throw new ShapeError(`matmulInto needs a matrix b, got ${a} and ${b}`);
+  const k = a.shape[a.rank - 1];
+  const n = transB ? b.shape[0] : b.shape[1];
+  if ((transB ? b.shape[1] : b.shape[0]) !== k) throw new ShapeError(`matmul: inner dimensions differ, ${a} · ${b}${transB ? 'ᵀ' : ''}`);
+  const rows = k === 0 ? 0 : a.size / k;
+  if (needsGrad(a, b)) throw new UnsupportedError('matmulInto: out is for inference, but an input requires gradients');
+  if (out.dtype !== 'f32' || out.size !== rows * n || out.shape[out.rank - 1] !== n) throw new ShapeError(`matmulInto: out ${out} must hold ${rows} rows of ${n}`);
+  if (rows > 0 && n > 0) matmulKernel().gemm(a.f32(), 0, b.f32(), 0, out.data as Float32Array, 0, rows, n, k, transB);
+  return out;
 }
 
 /** The [rows, cols] block at `offset` of `x`, transposed to [cols, rows]. */

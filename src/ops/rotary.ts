@@ -1,4 +1,4 @@
-import { ShapeError } from '../errors.js';
+import { ShapeError, UnsupportedError } from '../errors.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -46,4 +46,34 @@ export function rotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
     }
     return [dx];
   });
+}
+
+/**
+ * `rotary` written over x where the heads lie side by side, [batch, seq,
+ * heads·dim] (a projection's fresh output, at inference): the same values,
+ * without splitting the heads out first. cos, sin [batch, seq, dim].
+ */
+export function rotaryMergedInPlace(x: Tensor, heads: number, cos: Tensor, sin: Tensor): Tensor {
+  const [batch, seq, width] = x.shape;
+  const dim = cos.shape[2];
+  if (x.rank !== 3 || width !== heads * dim || cos.shape[0] !== batch || cos.shape[1] !== seq) throw new ShapeError(`rotary: ${x} is not ${heads} heads of the rotary dimension ${dim} over [${cos.shape.slice(0, 2).join(', ')}]`);
+  if (needsGrad(x)) throw new UnsupportedError('rotaryMergedInPlace: in place is for inference, but x requires gradients');
+  const half = dim / 2;
+  const data = x.data as Float32Array;
+  const c = cos.f32();
+  const s = sin.f32();
+  for (let t = 0; t < batch * seq; t++) {
+    const table = t * dim;
+    for (let h = 0; h < heads; h++) {
+      const row = t * width + h * dim;
+      // Each pair (x1, x2) = (x[i], x[i + half]) is read before either is written.
+      for (let i = 0; i < half; i++) {
+        const x1 = data[row + i];
+        const x2 = data[row + i + half];
+        data[row + i] = Math.fround(x1 * c[table + i]) + Math.fround(-x2 * s[table + i]);
+        data[row + i + half] = Math.fround(x2 * c[table + i + half]) + Math.fround(x1 * s[table + i + half]);
+      }
+    }
+  }
+  return x;
 }
