@@ -12,6 +12,10 @@ export interface DecodingSession {
    * or the decoder start ids (encoder-decoder), [rows, n]; later calls one token
    * per row, [rows, 1]. Returns the logits of each row's last position, [rows, vocab].
    * The session keeps its own KV cache, attention mask and position ids.
+   * The logits may lie in the session's own buffers, which its next call
+   * (step, reorder, truncate) overwrites, so that decoding allocates nothing
+   * per token: copy what is kept longer (generate() copies each row into its
+   * scores before the next step, and `rowsOf` for outputLogits).
    */
   step(ids: readonly (readonly number[])[]): Tensor;
   /** Keep rows `indices`, in that order (row i becomes old row indices[i]). */
