@@ -92,13 +92,13 @@ export function gpt2AttentionMask(queries: number, keys: number, attentionMask: 
 /** `gpt2AttentionMask` over a mask read in place, as a new tensor or in a workspace's rows (see `additiveMask`). */
 function gpt2Mask(batch: number, queries: number, keys: number, mask: KeyMask, buffers: Workspace | undefined): Tensor | MaskRows {
   const past = keys - queries;
-  return additiveMask(batch, queries, keys, buffers, (out) => {
+  return additiveMask(batch, queries, keys, mask, buffers, (out, stride) => {
     for (let b = 0; b < batch; b++) {
       for (let i = 0; i < queries; i++) {
         for (let j = 0; j < keys; j++) {
           const future = j > past + i ? F32_MIN : 0;
           const padding = mask.flags[b * mask.stride + j] === 0 ? F32_MIN : 0;
-          out[(b * queries + i) * keys + j] = future + padding;
+          out[(b * queries + i) * stride + j] = future + padding;
         }
       }
     }

@@ -74,13 +74,13 @@ export function llamaAttentionMask(queries: number, keys: number, attentionMask:
 /** `llamaAttentionMask` over a mask read in place, as a new tensor or in a workspace's rows (see `additiveMask`). */
 function llamaMask(batch: number, queries: number, keys: number, mask: KeyMask, slidingWindow: number | null, buffers: Workspace | undefined): Tensor | MaskRows {
   const past = keys - queries;
-  return additiveMask(batch, queries, keys, buffers, (out) => {
+  return additiveMask(batch, queries, keys, mask, buffers, (out, stride) => {
     for (let b = 0; b < batch; b++) {
       for (let i = 0; i < queries; i++) {
         const q = past + i;
         for (let j = 0; j < keys; j++) {
           const hidden = j > q || mask.flags[b * mask.stride + j] === 0 || (slidingWindow !== null && q - j >= slidingWindow);
-          out[(b * queries + i) * keys + j] = hidden ? F32_MIN : 0;
+          out[(b * queries + i) * stride + j] = hidden ? F32_MIN : 0;
         }
       }
     }

@@ -120,21 +120,30 @@ export function causalLMInputs(ids: Tensor, options: CausalLMForwardOptions): Ca
 }
 
 /**
- * Where an additive mask [batch, 1, queries, keys] goes: `fill` writes it
- * densely into the array it is given, a new tensor's, or (with a workspace)
- * a buffer the workspace keeps across steps, read as strided rows, since the
- * keys grow by one a step.
+ * Where an additive mask [batch, 1, queries, keys] goes: `fill` writes each
+ * query's row of keys `stride` floats after the last one, into a new
+ * tensor's array (stride = keys), or (with a workspace) into a buffer the
+ * workspace keeps across steps, rows as far apart as the session's mask rows
+ * (`keyMask.stride`), read as strided rows: the keys grow by one a step, the
+ * buffer only when the session's rows do.
  */
-export function additiveMask(batch: number, queries: number, keys: number, buffers: Workspace | undefined, fill: (data: Float32Array) => void): Tensor | MaskRows {
-  const size = batch * queries * keys;
+export function additiveMask(
+  batch: number,
+  queries: number,
+  keys: number,
+  keyMask: KeyMask,
+  buffers: Workspace | undefined,
+  fill: (data: Float32Array, stride: number) => void,
+): Tensor | MaskRows {
   if (!buffers) {
-    const data = new Float32Array(size);
-    fill(data);
+    const data = new Float32Array(batch * queries * keys);
+    fill(data, keys);
     return new Tensor('f32', [batch, 1, queries, keys], data);
   }
-  const data = buffers.growing('attention mask', size);
-  fill(data);
-  return { data, shape: [batch, 1, queries, keys], strides: [queries * keys, 0, keys, 1] };
+  const stride = Math.max(keys, keyMask.stride);
+  const data = buffers.growing('attention mask', batch * queries * stride);
+  fill(data, stride);
+  return { data, shape: [batch, 1, queries, keys], strides: [queries * stride, 0, stride, 1] };
 }
 
 /**
