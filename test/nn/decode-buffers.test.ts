@@ -204,9 +204,14 @@ function countTypedArrays(fn: () => void): { count: number; where: string[] } {
 }
 
 for (const { family, dtype } of CASES) {
-  test(`${family} (${dtype} weights): a decoded token allocates no typed array once the shapes have settled, and the allocating pass does`, async () => {
+  test(`${family} (${dtype} weights): a decoded token allocates no typed array once the shapes have settled, and the allocating pass does`, async (t) => {
     await useFastestKernel();
-    if (process.env.GLASSFORMER_NATIVE !== '0') assert.ok(fusedAttentionKernel(), 'the addon has no fused attention');
+    // Without the addon (GLASSFORMER_NATIVE=0) attention runs its unfused ops, which allocate; the numbers are checked above.
+    if (!fusedAttentionKernel()) {
+      assert.equal(process.env.GLASSFORMER_NATIVE, '0', 'the addon has no fused attention');
+      t.skip('no fused attention kernel: the unfused ops allocate');
+      return;
+    }
     const model = await fixtureModel(family, dtype);
     const buffered = new CausalLMSession(model, PROMPTS);
     const plain = new AllocatingSession(model, PROMPTS);
