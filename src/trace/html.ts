@@ -205,7 +205,7 @@ const SCRIPT = `
     var sec = section('Beam search: ' + beam.numBeams + ' beams, length penalty ' + beam.lengthPenalty + ', early stopping ' + beam.earlyStopping);
     sec.innerHTML += '<p class="muted">Beam search keeps the ' + beam.numBeams + ' most likely sequences. At each step every beam proposes tokens; the score of a candidate is the sum of the log-probabilities of its beam plus that of the new token; the best ' + (2 * beam.numBeams) +
       ' are ranked, the first ' + beam.numBeams + ' that do not end the sequence become the next beams, and an end token ranked among the first ' + beam.numBeams + ' finishes a hypothesis scored sum / length^' + beam.lengthPenalty + '.</p>';
-    var dx = 110, dy = 34, left = 20, top = 20, steps = beam.steps.length;
+    var dx = 110, dy = 34, left = 20, top = 36, steps = beam.steps.length;
     var w = left + (steps + 1) * dx + 80, h = top + beam.numBeams * dy + 10;
     var best = beam.hypotheses.filter(function (x) { return x.returned; })[0];
     /* The returned hypothesis' path: at step s it extended beam beamIndices[s] with its s-th generated token. */
@@ -213,6 +213,7 @@ const SCRIPT = `
     var svg = ['<svg class="beam-tree" width="' + w + '" height="' + h + '" viewBox="0 0 ' + w + ' ' + h + '">'];
     beam.steps.forEach(function (s) {
       var x0 = left + s.step * dx, x1 = x0 + dx;
+      svg.push('<text class="step-label" x="' + x0 + '" y="12" text-anchor="middle">step ' + (s.step + 1) + '</text>');
       s.next.forEach(function (n, j) {
         var y0 = top + n.parent * dy, y1 = top + j * dy;
         svg.push('<line class="beam-edge' + (onBest(s.step, n.parent, n.token.id) ? ' best' : '') + '" x1="' + x0 + '" y1="' + y0 + '" x2="' + x1 + '" y2="' + y1 + '"><title>beam ' + n.parent + ' + ' + esc(n.token.text) + ': sum ' + n.score.toFixed(3) + '</title></line>');

@@ -151,6 +151,7 @@ test('a beam-search report draws the tree of beams, the best path, each step\'s 
     assert.equal(await tab.locator('svg.beam-tree circle.beam-node').count(), sum((s) => s.beams.length) + beam.numBeams);
     assert.equal(await tab.locator('svg.beam-tree line.beam-edge').count(), sum((s) => s.next.length + s.finished.length));
     assert.equal(await tab.locator('svg.beam-tree circle.finished').count(), sum((s) => s.finished.length));
+    assert.deepEqual(await tab.locator('svg.beam-tree text.step-label').allTextContents(), beam.steps.map((s) => `step ${s.step + 1}`));
     // The returned hypothesis is drawn as one highlighted path: one edge per generated token.
     const best = beam.hypotheses[0];
     assert.equal(await tab.locator('svg.beam-tree line.best').count(), best.generated.length);
