@@ -108,9 +108,10 @@ class BeamHypotheses {
       this.beams.push(hypothesis);
       if (this.beams.length > this.numBeams) {
         const ranked = this.beams.map((b, i) => [b.score, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+        // It scores above the worst, so the one pushed out is an older hypothesis.
         const [evicted] = this.beams.splice(ranked[0][1], 1);
         this.worstScore = ranked[1][0];
-        return { hypothesis, kept: evicted !== hypothesis, evicted: evicted === hypothesis ? undefined : evicted };
+        return { hypothesis, kept: true, evicted };
       }
       this.worstScore = Math.min(score, this.worstScore);
       return { hypothesis, kept: true };
