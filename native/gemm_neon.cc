@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -485,28 +484,38 @@ double fma_peak(double seconds) {
 
 // SDOT (FEAT_DotProd, optional from ARMv8.2-A: Cortex-A55/A75 and later, every
 // Neoverse, Apple M1 and later): four byte products summed into each 32-bit
-// lane, 16 a instruction, exact. Compiled for that extension alone; chosen at
-// run time only where neon_dotprod_supported() says the CPU has it.
-// (GCC's arm_neon.h declares vdotq_s32 for armv8.2-a+dotprod, so the target
-// names the architecture too; the code uses no other v8.2 instruction.)
-#if defined(__clang__)
-#define GLASSFORMER_DOTPROD __attribute__((target("dotprod")))
+// lane, 16 an instruction, exact. This file is built for baseline ARMv8-A, so
+// the SDOT functions are compiled for the extension on their own, and chosen
+// at run time only where neon_dotprod_supported() says the CPU has it. GCC
+// declares vdotq_s32 for such functions; Clang before 16 only when the whole
+// file targets the extension (Apple's arm64 default, apple-m1, does). With
+// neither, `neon-dotprod` keeps the widening product and is never chosen.
+#if defined(__ARM_FEATURE_DOTPROD)
+#define GLASSFORMER_SDOT 1
+#define GLASSFORMER_SDOT_TARGET
+#elif !defined(__clang__)
+#define GLASSFORMER_SDOT 1
+#define GLASSFORMER_SDOT_TARGET __attribute__((target("arch=armv8.2-a+dotprod")))
 #else
-#define GLASSFORMER_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#define GLASSFORMER_SDOT 0
 #endif
 
+#if GLASSFORMER_SDOT
 namespace {
 
 // dot_row_q by SDOT: the same integers, so the same bits.
 template <int M>
-GLASSFORMER_DOTPROD inline void dot_row_q_sdot(const uint8_t* a, const int8_t* w, int64_t k, int32_t* dot) {
+GLASSFORMER_SDOT_TARGET inline void dot_row_q_sdot(const uint8_t* a, const int8_t* w, int64_t k, int32_t* dot) {
   const uint8x16_t bias = vdupq_n_u8(0x80);
   int32x4_t acc[M][2];
+#pragma GCC unroll 4
   for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = vdupq_n_s32(0);
   int64_t p = 0;
   for (; p + 32 <= k; p += 32) {
+#pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
       const int8x16_t wv = vld1q_s8(w + p + 16 * h);
+#pragma GCC unroll 4
       for (int i = 0; i < M; ++i) {
         const int8x16_t x = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + i * k + p + 16 * h), bias));
         acc[i][h] = vdotq_s32(acc[i][h], x, wv);
@@ -515,6 +524,7 @@ GLASSFORMER_DOTPROD inline void dot_row_q_sdot(const uint8_t* a, const int8_t* w
   }
   for (; p + 16 <= k; p += 16) {
     const int8x16_t wv = vld1q_s8(w + p);
+#pragma GCC unroll 4
     for (int i = 0; i < M; ++i) {
       acc[i][0] = vdotq_s32(acc[i][0], vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + i * k + p), bias)), wv);
     }
@@ -528,21 +538,23 @@ GLASSFORMER_DOTPROD inline void dot_row_q_sdot(const uint8_t* a, const int8_t* w
 
 template <int M>
 struct SdotDot {
-  GLASSFORMER_DOTPROD static void run(const uint8_t* a, const int8_t* w, int64_t k, int32_t* dot) {
+  GLASSFORMER_SDOT_TARGET static void run(const uint8_t* a, const int8_t* w, int64_t k, int32_t* dot) {
     dot_row_q_sdot<M>(a, w, k, dot);
   }
 };
 
-GLASSFORMER_DOTPROD void gemm_int8_q_sdot(const uint8_t* a, const float* a_scales, const int8_t* q,
-                                          const float* scales, float* c, int64_t m, int64_t n, int64_t k, int64_t n0,
-                                          int64_t n1) {
+void gemm_int8_q_sdot(const uint8_t* a, const float* a_scales, const int8_t* q, const float* scales, float* c,
+                      int64_t m, int64_t n, int64_t k, int64_t n0, int64_t n1) {
   gemm_int8_q_rows<SdotDot>(a, a_scales, q, scales, c, m, n, k, n0, n1);
 }
 
 }  // namespace
+#endif
 
 bool glassformer::neon_dotprod_supported() {
-#if defined(__linux__) && defined(HWCAP_ASIMDDP)
+#if !GLASSFORMER_SDOT
+  return false;
+#elif defined(__linux__) && defined(HWCAP_ASIMDDP)
   return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 #elif defined(__APPLE__)
   int has = 0;
@@ -556,6 +568,12 @@ bool glassformer::neon_dotprod_supported() {
 const glassformer::IsaKernels glassformer::kNeonKernels =
     isa_kernels<Neon>("neon", gemv, gemv_bf16, gemv_int8, gemm_int8_q, gemm_bf16_rounded, fma_peak, stream_read);
 
+#if GLASSFORMER_SDOT
 const glassformer::IsaKernels glassformer::kNeonDotprodKernels =
     isa_kernels<Neon>("neon-dotprod", gemv, gemv_bf16, gemv_int8, gemm_int8_q_sdot, gemm_bf16_rounded, fma_peak,
                       stream_read);
+#else
+const glassformer::IsaKernels glassformer::kNeonDotprodKernels =
+    isa_kernels<Neon>("neon-dotprod", gemv, gemv_bf16, gemv_int8, gemm_int8_q, gemm_bf16_rounded, fma_peak,
+                      stream_read);
+#endif

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,12 @@ const toolsMissing =
 // installs them) a missing tool fails the test instead of passing it unrun.
 const skip = process.env.CI ? false : toolsMissing;
 
+/** Runs an AArch64 program: under the emulator (with its options) when there is one. */
+function execute(program: string, args: string[], emulatorOptions: string[] = []): SpawnSyncReturns<string> {
+  const options = { encoding: 'utf8' as const, timeout: 300_000 };
+  return EMULATOR ? spawnSync(EMULATOR, [...emulatorOptions, program, ...args], options) : spawnSync(program, args, options);
+}
+
 function compile(args: string[]): void {
   const build = spawnSync(COMPILER, ['-std=c++17', '-Wall', '-Wextra', ...args], { encoding: 'utf8' });
   assert.equal(build.status, 0, `${COMPILER} failed:\n${build.stderr}`);
@@ -40,15 +46,22 @@ test('NEON kernels match double-precision references on every entry point and sh
   const dir = await mkdtemp(join(tmpdir(), 'glassformer-neon-'));
   try {
     const program = join(dir, 'neon_check');
-    compile(['-O2', '-static', '-Werror', join(NATIVE, 'gemm_neon.cc'), join(NATIVE, 'check', 'neon_check.cc'), '-o', program]);
-    const run = EMULATOR
-      ? spawnSync(EMULATOR, [program], { encoding: 'utf8', timeout: 300_000 })
-      : spawnSync(program, [], { encoding: 'utf8', timeout: 300_000 });
+    // Static, so the emulator needs no AArch64 C library.
+    const linking = EMULATOR ? ['-static'] : [];
+    compile(['-O2', ...linking, '-Werror', join(NATIVE, 'gemm_neon.cc'), join(NATIVE, 'check', 'neon_check.cc'), '-o', program]);
+    const run = execute(program, []);
     assert.equal(run.status, 0, `neon_check failed:\n${run.stdout}${run.stderr}`);
-    const passed = /neon_check: (\d+) cases passed/.exec(run.stdout);
+    const passed = /neon_check: (\d+) cases passed \(neon-dotprod (checked|not checked)/.exec(run.stdout);
     assert.ok(passed, `no summary line in:\n${run.stdout}`);
     // Shapes x weight kinds x column splits of every entry point: thousands.
     assert.ok(Number(passed[1]) > 5000, run.stdout);
+    if (EMULATOR) {
+      // qemu's default CPU ("max") has SDOT, so the SDOT product was checked
+      // too; a Cortex-A57 (ARMv8.0) has not, and the CPU check must say so.
+      assert.equal(passed[2], 'checked', run.stdout);
+      assert.equal(execute(program, ['--dotprod'], ['-cpu', 'cortex-a57']).stdout.trim(), 'neon_dotprod_supported: no');
+      assert.equal(execute(program, ['--dotprod']).stdout.trim(), 'neon_dotprod_supported: yes');
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
