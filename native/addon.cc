@@ -12,6 +12,8 @@
 //   setThreads(n) -> threads in use     threads() -> threads in use
 //   isa() -> "avx512bf16" | "avx512vnni" | "avx512" | "avx2" | "scalar"   supportedIsas() -> string[]
 //   setIsa(name)   (tests use it to check every variant on one machine)
+//   setDecodePrefetch(bytes) -> the previous value: how much of the next decode
+//     product's weight the idle worker prefetches between products (0: off)
 //   fmaPeak(seconds) -> GFLOP/s of one core in a register-only FMA loop
 //   streamRead(buffer, threads, prefetch) -> GB/s of one pass reading a
 //     Float32Array the way a GEMV reads its weights (the decode limit)
@@ -21,6 +23,7 @@
 #include <node_api.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <limits>
 #include <new>
@@ -30,6 +33,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "gemm.h"
@@ -69,6 +73,9 @@ constexpr int64_t kMaxSharedPackFloats = int64_t{1} << 24;
 // of microseconds, against a handshake with a worker that may be asleep or
 // descheduled (a second barrier the caller would wait at).
 constexpr int64_t kSoloPackFloats = int64_t{1} << 18;
+// The most setDecodePrefetch accepts: more than the last-level cache would
+// evict the start of what it prefetched before the product reads it.
+constexpr int64_t kMaxDecodePrefetchBytes = int64_t{32} << 20;
 // Pieces of a streamRead pass on several threads: enough that a late worker
 // only misses a few.
 constexpr int64_t kStreamChunks = 32;
@@ -220,14 +227,117 @@ void split_columns(int64_t n, int64_t threads, int64_t block, int64_t chunks_per
   });
 }
 
-// Calls gemv(n0, n1) over the columns [0, n) of a decode product whose weight
-// has `weight_bytes`: on this thread, or in column blocks the pool's threads
-// share when the weight is large enough to stream faster on two (see above).
-// Each column is summed by the same code either way, so the result is the same.
+// A decode product's weight: where it starts, its size, and how C's columns
+// [0, n) lie in it: column j is the run of row_bytes at base + j · row_bytes
+// (an [n, k] weight), or row_bytes is 0 (a [k, n] weight: columns strided).
+struct GemvWeight {
+  const char* base = nullptr;
+  int64_t bytes = 0;
+  int64_t n = 0;
+  int64_t row_bytes = 0;
+};
+
+// Decoding issues the same products in the same order every token (GPT-2: four
+// a layer and the head), so the weight that followed a weight last time is
+// the one that will follow it now. Kept per calling thread (each has its own
+// sequence), keyed by the weight's address; bounded, as addresses are reused
+// once weights are freed.
+class DecodeSequence {
+ public:
+  // Records that `now` follows the previous product; returns the weight that
+  // followed `now` last time, or null.
+  const GemvWeight* advance(const GemvWeight& now) {
+    if (previous_ && previous_ != now.base) {
+      if (next_.size() >= kMaxWeights) next_.clear();
+      next_[previous_] = now;
+    }
+    previous_ = now.base;
+    const auto found = next_.find(now.base);
+    return found == next_.end() ? nullptr : &found->second;
+  }
+
+ private:
+  static constexpr size_t kMaxWeights = 4096;
+  std::unordered_map<const char*, GemvWeight> next_;
+  const char* previous_ = nullptr;
+};
+
+// Chunks of a decode product of n columns on `threads` threads (see split_gemv).
+int64_t gemv_chunks(int64_t n, int64_t threads) {
+  const int64_t blocks = (n + kGemvSplitColumns - 1) / kGemvSplitColumns;
+  return std::min<int64_t>(blocks, threads * kGemvChunksPerThread);
+}
+
+// Columns [first, end) of chunk c of a split decode product: its 64-column
+// blocks cut evenly into `chunks` runs.
+void gemv_chunk_columns(int64_t n, int64_t chunks, int64_t c, int64_t* first, int64_t* end) {
+  const int64_t blocks = (n + kGemvSplitColumns - 1) / kGemvSplitColumns;
+  *first = blocks * c / chunks * kGemvSplitColumns;
+  *end = std::min(n, blocks * (c + 1) / chunks * kGemvSplitColumns);
+}
+
+// Bytes of the next decode product's weight the idle helper prefetches (see
+// split_gemv); 0 turns it off (setDecodePrefetch). The helper's L2 is 1 MB on
+// this VM (Zen 4), and a gap of 30-100 us between products fetches about that.
+std::atomic<int64_t> decode_prefetch_bytes{int64_t{1} << 20};
+
+// Asks the idle helper to prefetch the first `budget` bytes it will read of
+// `next`: it takes chunks from the back (ThreadPool::Order), so the last
+// chunk from its start, then the one before, and so on. Weights too small to
+// split, or whose columns are strided ([k, n]), are left to the hardware.
+void prefetch_next_gemv(const GemvWeight& next, int64_t budget) {
+  ThreadPool& pool = state().pool;
+  const int64_t threads = pool.threads();
+  if (threads < 2 || next.row_bytes == 0 || next.bytes < kGemvSplitMinBytes) return;
+  ThreadPool::Span spans[ThreadPool::kMaxSpans];
+  int count = 0;
+  const int64_t chunks = gemv_chunks(next.n, threads);
+  for (int64_t c = chunks - 1; c >= 0 && budget > 0 && count < ThreadPool::kMaxSpans; --c) {
+    int64_t first, end;
+    gemv_chunk_columns(next.n, chunks, c, &first, &end);
+    const int64_t take = std::min((end - first) * next.row_bytes, budget);
+    spans[count++] = {next.base + first * next.row_bytes, take};
+    budget -= take;
+  }
+  pool.prefetch_when_idle(spans, count);
+}
+
+// Calls gemv(n0, n1) over the columns [0, n) of a decode product: on this
+// thread, or in column blocks the pool's threads share when the weight is
+// large enough to stream faster on two (see above), the helpers taking them
+// from the back. Each column is summed by the same code either way, so the
+// result is the same. Then the helper, idle until the next product (the
+// caller goes back to JavaScript for the norms and attention between them,
+// 30-100 us with memory idle), is asked to prefetch the start of its share of
+// the product that came next last time (DecodeSequence).
 template <class Gemv>
-void split_gemv(int64_t n, int64_t weight_bytes, const Gemv& gemv) {
-  const int64_t threads = weight_bytes < kGemvSplitMinBytes ? 1 : state().pool.threads();
-  split_columns(n, threads, kGemvSplitColumns, kGemvChunksPerThread, gemv);
+void split_gemv(const GemvWeight& now, const Gemv& gemv) {
+  ThreadPool& pool = state().pool;
+  const int64_t budget = decode_prefetch_bytes.load(std::memory_order_relaxed);
+  // This product streams now: whatever the helper still prefetches competes with it.
+  if (budget > 0) pool.cancel_prefetch();
+  static thread_local DecodeSequence sequence;
+  const GemvWeight* next = budget > 0 ? sequence.advance(now) : nullptr;
+  const int64_t threads = now.bytes < kGemvSplitMinBytes ? 1 : pool.threads();
+  if (threads == 1) {
+    gemv(int64_t{0}, now.n);
+  } else {
+    struct Ranges {
+      const Gemv* gemv;
+      int64_t n;
+      int64_t chunks;
+    } ranges{&gemv, now.n, gemv_chunks(now.n, threads)};
+    pool.run(
+        ranges.chunks,
+        [](const void* context, int64_t chunk) {
+          const Ranges& r = *static_cast<const Ranges*>(context);
+          int64_t first, end;
+          gemv_chunk_columns(r.n, r.chunks, chunk, &first, &end);
+          (*r.gemv)(first, end);
+        },
+        &ranges, static_cast<int>(threads), ThreadPool::Order::kHelpersFromBack);
+  }
+  if (next) prefetch_next_gemv(*next, budget);
 }
 
 // C = A · op(B), with B already packed (packed_b, from prepack) or not (null).
@@ -242,7 +352,8 @@ void run_gemm(const Gemm& g, const float* packed_b = nullptr) {
   if (g.m <= kGemvMaxRows && !packed_b) {
     // Stream each weight once, without packing (see the notes at the top).
     const IsaKernels* isa = job.isa;
-    split_gemv(g.n, g.n * g.k * 4, [&](int64_t n0, int64_t n1) { isa->gemv(g, n0, n1); });
+    const GemvWeight weight{reinterpret_cast<const char*>(g.b), g.n * g.k * 4, g.n, g.trans_b ? g.k * 4 : 0};
+    split_gemv(weight, [&](int64_t n0, int64_t n1) { isa->gemv(g, n0, n1); });
     return;
   }
   if (threads == 1) {
@@ -275,7 +386,8 @@ void run_gemm_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64
   State& s = state();
   if (m <= kGemvMaxRows) {
     const IsaKernels* isa = s.active;
-    split_gemv(n, n * k * 2, [&](int64_t n0, int64_t n1) { isa->gemv_bf16(a, b, c, m, n, k, n0, n1); });
+    split_gemv(GemvWeight{reinterpret_cast<const char*>(b), n * k * 2, n, k * 2},
+               [&](int64_t n0, int64_t n1) { isa->gemv_bf16(a, b, c, m, n, k, n0, n1); });
     return;
   }
   Gemm g{a, nullptr, c, m, n, k, true};
@@ -289,7 +401,8 @@ void run_gemm_int8(const float* a, const int8_t* q, const float* scales, float* 
   State& s = state();
   if (m <= kGemvMaxRows) {
     const IsaKernels* isa = s.active;
-    split_gemv(n, n * k, [&](int64_t n0, int64_t n1) { isa->gemv_int8(a, q, scales, c, m, n, k, n0, n1); });
+    split_gemv(GemvWeight{reinterpret_cast<const char*>(q), n * k, n, k},
+               [&](int64_t n0, int64_t n1) { isa->gemv_int8(a, q, scales, c, m, n, k, n0, n1); });
     return;
   }
   Gemm g{a, nullptr, c, m, n, k, true};
@@ -336,7 +449,7 @@ void run_gemm_int8_q(const float* a, const int8_t* q, const float* scales, float
   const IsaKernels& isa = *s.active;
   const auto product = [&](int64_t n0, int64_t n1) { isa.gemm_int8_q(a8, a_scales, q, scales, c, m, n, k, n0, n1); };
   if (m <= kGemvMaxRows) {
-    split_gemv(n, n * k, product);
+    split_gemv(GemvWeight{reinterpret_cast<const char*>(q), n * k, n, k}, product);
     return;
   }
   split_columns(n, m * n * k < kParallelMinMacs ? 1 : s.pool.threads(), 1, kGemmChunksPerThread, product);
@@ -684,6 +797,25 @@ napi_value StreamRead(napi_env env, napi_callback_info info) {
   return number(env, seconds > 0 ? static_cast<double>(count) * 4 / seconds / 1e9 : 0);
 }
 
+// setDecodePrefetch(bytes) -> the previous value: how much of the next
+// decode product's weight the idle helper prefetches between products (0:
+// none), to measure it against not prefetching.
+napi_value SetDecodePrefetch(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv, "setDecodePrefetch: expected (bytes)")) return nullptr;
+  int64_t bytes = 0;
+  if (!get_count(env, argv[0], "setDecodePrefetch", "bytes", &bytes)) return nullptr;
+  if (bytes > kMaxDecodePrefetchBytes) {
+    napi_throw_range_error(env, nullptr,
+                           ("setDecodePrefetch: bytes must be at most " + std::to_string(kMaxDecodePrefetchBytes) +
+                            " (the last-level cache), got " + std::to_string(bytes))
+                               .c_str());
+    return nullptr;
+  }
+  if (bytes == 0) state().pool.cancel_prefetch();
+  return number(env, static_cast<double>(decode_prefetch_bytes.exchange(bytes)));
+}
+
 napi_value FmaPeak(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -714,7 +846,8 @@ NAPI_MODULE_INIT() {
                     {"supportedIsas", SupportedIsas},
                     {"setIsa", SetIsa},
                     {"fmaPeak", FmaPeak},
-                    {"streamRead", StreamRead}});
+                    {"streamRead", StreamRead},
+                    {"setDecodePrefetch", SetDecodePrefetch}});
   register_ops(env, exports);
   register_elementwise(env, exports);
   return exports;

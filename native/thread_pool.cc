@@ -59,19 +59,77 @@ void ThreadPool::set_threads(int threads) {
   // thread is first scheduled still counts as new to it.
   const uint64_t start = generation_.load();
   while (static_cast<int>(workers_.size()) + 1 < threads) {
+    const bool prefetcher = workers_.empty();
     workers_.push_back(std::make_unique<Worker>());
     Worker* w = workers_.back().get();
-    w->thread = std::thread([this, w, start] { worker_loop(w, start); });
+    w->thread = std::thread([this, w, start, prefetcher] { worker_loop(w, start, prefetcher); });
   }
 }
 
-void ThreadPool::work() {
-  for (int64_t chunk; (chunk = next_chunk_.fetch_add(1, std::memory_order_relaxed)) < chunks_;) {
+void ThreadPool::work(bool from_back) {
+  constexpr uint64_t kBack = uint64_t{1} << 32;
+  for (;;) {
+    int64_t chunk;
+    if (from_back) {
+      uint64_t seen = taken_.load(std::memory_order_relaxed);
+      do {
+        if (static_cast<int64_t>((seen & (kBack - 1)) + (seen >> 32)) >= chunks_) return;
+      } while (!taken_.compare_exchange_weak(seen, seen + kBack, std::memory_order_relaxed));
+      chunk = chunks_ - 1 - static_cast<int64_t>(seen >> 32);
+    } else {
+      const uint64_t seen = taken_.fetch_add(1, std::memory_order_relaxed);
+      chunk = static_cast<int64_t>(seen & (kBack - 1));
+      if (chunk + static_cast<int64_t>(seen >> 32) >= chunks_) return;
+    }
     task_(context_, chunk);
   }
 }
 
-void ThreadPool::run(int64_t chunks, Task task, const void* context, int max_threads) {
+bool ThreadPool::helpers_polling() const {
+  // Half the polling time: a margin for a helper that ended its job late.
+  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  return threads_ > 1 && now - last_job_end_.load(std::memory_order_relaxed) <
+                             std::chrono::duration_cast<std::chrono::steady_clock::duration>(kSpin / 2).count();
+}
+
+void ThreadPool::prefetch_when_idle(const Span* spans, int count) {
+  std::lock_guard<std::mutex> lock(prefetch_mutex_);
+  prefetch_count_ = std::min(count, kMaxSpans);
+  for (int i = 0; i < prefetch_count_; ++i) prefetch_spans_[i] = spans[i];
+  prefetch_request_.fetch_add(1, std::memory_order_release);
+}
+
+void ThreadPool::prefetch_spans(uint64_t generation, uint64_t* request) {
+  // A piece is 64 lines: about 0.2 us of memory traffic, the longest a job
+  // posted meanwhile waits for this helper.
+  constexpr int64_t kPiece = 4096;
+  constexpr int64_t kLine = 64;
+  Span spans[kMaxSpans];
+  int count;
+  {
+    std::lock_guard<std::mutex> lock(prefetch_mutex_);
+    *request = prefetch_request_.load(std::memory_order_relaxed);
+    count = prefetch_count_;
+    std::copy(prefetch_spans_, prefetch_spans_ + count, spans);
+  }
+  const auto interrupted = [&] {
+    return generation_.load(std::memory_order_relaxed) != generation ||
+           prefetch_request_.load(std::memory_order_relaxed) != *request;
+  };
+  for (int s = 0; s < count; ++s) {
+    for (int64_t piece = 0; piece < spans[s].bytes; piece += kPiece) {
+      if (interrupted()) return;
+      const int64_t end = std::min(spans[s].bytes, piece + kPiece);
+      // prefetcht0 (locality 3): measured on this Zen 4 VM over 1 MB of cold
+      // memory, it issued at 26 GB/s and left the most of it in L2 (a read
+      // after took 16 us, against 21-23 us after prefetcht1/t2 or nta, 11-13
+      // us fully cached, 57 us cold).
+      for (int64_t at = piece; at < end; at += kLine) __builtin_prefetch(spans[s].begin + at, 0, 3);
+    }
+  }
+}
+
+void ThreadPool::run(int64_t chunks, Task task, const void* context, int max_threads, Order order) {
   std::unique_lock<std::mutex> job(busy_, std::try_to_lock);
   const int helpers = static_cast<int>(std::min<int64_t>(std::min(threads_, max_threads), chunks)) - 1;
   if (!job.owns_lock() || helpers <= 0) {
@@ -84,13 +142,14 @@ void ThreadPool::run(int64_t chunks, Task task, const void* context, int max_thr
     task_ = task;
     context_ = context;
     chunks_ = chunks;
-    next_chunk_.store(0, std::memory_order_relaxed);
+    order_ = order;
+    taken_.store(0, std::memory_order_relaxed);
     generation = generation_.load() + 1;
     for (int i = 0; i < helpers; ++i) workers_[i]->slot.store(slot_value(generation, kPosted));
     generation_.store(generation, std::memory_order_release);
   }
   wake_.notify_all();
-  work();
+  work(false);
   // Every chunk has been taken. Withdraw the offer from helpers that have not
   // started; wait for the ones that have.
   for (int i = 0; i < helpers; ++i) {
@@ -105,14 +164,18 @@ void ThreadPool::run(int64_t chunks, Task task, const void* context, int max_thr
       }
     }
   }
+  last_job_end_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
 }
 
-void ThreadPool::worker_loop(Worker* self, uint64_t seen) {
+void ThreadPool::worker_loop(Worker* self, uint64_t seen, bool prefetcher) {
   never_preempt_on_wake();
+  uint64_t request = prefetch_request_.load();
   for (;;) {
-    // Poll for a while, then sleep until the generation changes.
+    // Poll for a while (prefetching what is asked meanwhile), then sleep
+    // until the generation changes.
     const auto spin_until = std::chrono::steady_clock::now() + kSpin;
     while (generation_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < spin_until) {
+      if (prefetcher && prefetch_request_.load(std::memory_order_acquire) != request) prefetch_spans(seen, &request);
       for (int i = 0; i < 32; ++i) GLASSFORMER_PAUSE();
     }
     if (generation_.load(std::memory_order_acquire) == seen) {
@@ -123,7 +186,7 @@ void ThreadPool::worker_loop(Worker* self, uint64_t seen) {
     seen = generation_.load(std::memory_order_acquire);
     uint64_t expected = slot_value(seen, kPosted);
     if (self->slot.compare_exchange_strong(expected, slot_value(seen, kRunning), std::memory_order_acq_rel)) {
-      work();
+      work(order_ == Order::kHelpersFromBack);
       self->slot.store(slot_value(seen, kDone), std::memory_order_release);
     }
   }

@@ -32,10 +32,40 @@ class ThreadPool {
   int threads() const { return threads_; }
   void set_threads(int threads);
 
+  // Who takes which chunk. kInOrder: every thread takes the next chunk from
+  // the front. kHelpersFromBack: the caller takes chunks from the front and
+  // the helpers from the back, so each thread's first chunks are known before
+  // the job starts (a helper can have them in its cache already; see
+  // prefetch_when_idle) while the two ends still meet wherever the faster
+  // thread got to.
+  enum class Order { kInOrder, kHelpersFromBack };
+
   // Runs every chunk once, on up to min(threads(), max_threads) threads, and
   // returns when all are done. If another thread is already using the pool
   // (two Node worker threads), runs them all on the caller.
-  void run(int64_t chunks, Task task, const void* context, int max_threads = 1 << 30);
+  void run(int64_t chunks, Task task, const void* context, int max_threads = 1 << 30, Order order = Order::kInOrder);
+
+  // True while the helpers are still polling after the last job (they do for
+  // a while, then sleep): a job posted now starts on them within a
+  // microsecond or two, with no wake-up.
+  bool helpers_polling() const;
+
+  // A range of memory to pull into the cache.
+  struct Span {
+    const char* begin;
+    int64_t bytes;
+  };
+  static constexpr int kMaxSpans = 8;
+
+  // Asks the first helper, while it waits for the next job, to prefetch these
+  // spans (up to kMaxSpans) into its cache, in order, a few KB at a time: the
+  // memory bus is otherwise idle between decode products. The helper stops
+  // as soon as a job is posted or another request (or cancel_prefetch)
+  // arrives, so run() never waits for it more than one piece. Prefetch
+  // instructions never fault, so a span whose memory has been freed since is
+  // harmless. Ignored while the helper sleeps (no product for a while).
+  void prefetch_when_idle(const Span* spans, int count);
+  void cancel_prefetch() { prefetch_when_idle(nullptr, 0); }
 
   // Cuts [0, count) into `chunks` contiguous ranges [count·c/chunks,
   // count·(c+1)/chunks) and calls body(first, end) for each through run().
@@ -66,8 +96,12 @@ class ThreadPool {
     std::atomic<uint64_t> slot{0};
   };
 
-  void worker_loop(Worker* self, uint64_t seen);
-  void work();  // takes chunks until none are left
+  // The first helper (`prefetcher`) also serves prefetch_when_idle.
+  void worker_loop(Worker* self, uint64_t seen, bool prefetcher);
+  void work(bool from_back);  // takes chunks until none are left
+  // Prefetches the spans of the latest request until a job or a newer request
+  // arrives; `request` is the one this helper saw last (updated).
+  void prefetch_spans(uint64_t generation, uint64_t* request);
   void stop_workers();
 
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -77,13 +111,25 @@ class ThreadPool {
   std::mutex wake_mutex_;
   std::condition_variable wake_;
   std::atomic<uint64_t> generation_{0};
+  // When the last job ended (steady_clock ticks), for helpers_polling.
+  std::atomic<int64_t> last_job_end_{0};
   std::atomic<bool> stopping_{false};
 
   // The current job, written before its generation is published.
   Task task_ = nullptr;
   const void* context_ = nullptr;
   int64_t chunks_ = 0;
-  std::atomic<int64_t> next_chunk_{0};
+  Order order_ = Order::kInOrder;
+  // Chunks taken: from the front in the low 32 bits, from the back in the
+  // high 32. Chunk f (front) or chunks_ - 1 - b (back) is claimed by the
+  // atomic update that saw f + b < chunks_, so the two ends never overlap.
+  std::atomic<uint64_t> taken_{0};
+
+  // The latest prefetch request, numbered; the spans are read under the mutex.
+  std::mutex prefetch_mutex_;
+  std::atomic<uint64_t> prefetch_request_{0};
+  Span prefetch_spans_[kMaxSpans] = {};
+  int prefetch_count_ = 0;
 };
 
 }  // namespace glassformer
