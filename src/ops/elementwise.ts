@@ -175,24 +175,41 @@ export const addInto = (a: Tensor, b: Tensor, out: Tensor): Tensor => addOp(a, b
 /** mul(a, b) written into `out` (inference only; `out` may be `a` or `b` when it has the result's shape: see ops/out.ts). */
 export const mulInto = (a: Tensor, b: Tensor, out: Tensor): Tensor => mulOp(a, b, out);
 
-// Up to this many elements (a decode step's rows), a loop adds faster than the
-// broadcast op builds its layout and calls the native kernel; larger sums
-// take that op and its threads. The f32 sums are the same.
-const LOOP_MAX_ELEMENTS = 16384;
+// The native layouts of y [rows, n] += b [n] for decode's few rows, made once:
+// a decode step adds a bias after most products, and building the layout
+// cost more than the add.
+const DECODE_ROWS = 4;
+const rowLayouts = new Map<number, Float64Array>();
+
+function rowsLayout(rows: number, n: number): Float64Array | undefined {
+  if (rows > DECODE_ROWS) return binaryLayout([rows, n], [n], [rows, n]);
+  const key = n * (DECODE_ROWS + 1) + rows;
+  let layout = rowLayouts.get(key);
+  if (!layout) {
+    layout = binaryLayout([rows, n], [n], [rows, n]);
+    if (layout) rowLayouts.set(key, layout);
+  }
+  return layout;
+}
 
 /**
  * y += b in place, b repeated over y's leading axes (a bias [n] over
  * [..., n], or a tensor of y's shape: a residual): for a fresh result nobody
- * else holds, at inference.
+ * else holds, at inference. The same f32 sums as `add`.
  */
 export function addInPlace(y: Tensor, b: Tensor): Tensor {
   const n = b.size;
   if (y.dtype !== 'f32' || !isSuffix(b.shape, y.shape)) throw new ShapeError(`addInPlace: ${b} does not match the last axes of ${y}`);
   if (needsGrad(y, b)) throw new UnsupportedError('addInPlace: in place is for inference, but an input requires gradients');
-  if (y.size > LOOP_MAX_ELEMENTS) return addInto(y, b, y);
   if (n === 0) return y;
   const out = y.data as Float32Array;
   const add = b.f32();
+  const kernel = elementwiseKernel();
+  const layout = kernel ? rowsLayout(y.size / n, n) : undefined;
+  if (kernel && layout) {
+    kernel.binary(BINARY_OPS.add, out, add, out, layout);
+    return y;
+  }
   for (let at = 0; at < out.length; at += n) {
     for (let j = 0; j < n; j++) out[at + j] += add[j];
   }
