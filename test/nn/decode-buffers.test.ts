@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { generate } from '../../src/generation/generate.js';
 import type { DecodingSession, GenerativeModel, SessionInputs } from '../../src/generation/types.js';
 import { fusedAttentionKernel } from '../../src/kernels/attention.js';
@@ -15,11 +14,11 @@ import { CausalLMSession, idsTensor, positionIdsFromMask, type CausalLM } from '
 import { Hooks } from '../../src/nn/hooks.js';
 import { KVCache } from '../../src/nn/kv-cache.js';
 import { Weights, type LinearDtype } from '../../src/nn/weights.js';
-import type { Tensor } from '../../src/tensor/tensor.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { randomArray } from '../helpers/random.js';
+import { HF_TINY } from '../helpers/shared.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const shared = process.env.GLASSFORMER_SHARED ?? join(repoRoot, '..', 'shared');
-const fixtures = join(shared, 'fixtures/hf-tiny');
+const fixtures = HF_TINY;
 
 type Model = CausalLM & GenerativeModel;
 
@@ -116,6 +115,7 @@ const CASES: { family: 'gpt2' | 'llama'; dtype: LinearDtype }[] = [
   { family: 'gpt2', dtype: 'bf16' },
   { family: 'gpt2', dtype: 'int8' },
   { family: 'llama', dtype: 'f32' },
+  { family: 'llama', dtype: 'bf16' },
   { family: 'llama', dtype: 'int8' },
 ];
 
@@ -274,3 +274,57 @@ test('decode steps without hooks return the logits in the session buffer, overwr
   const second = session.step([[7], [8], [9]]);
   assert.equal(second.data, first.data);
 });
+
+/** A Llama relative built from the Llama fixture's weights: Qwen3's q/k norms, Qwen2's q/k/v biases, Mistral's window. */
+async function llamaVariant(variant: 'qwen3' | 'qwen2' | 'mistral'): Promise<Model> {
+  const dir = join(fixtures, 'llama');
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const weights = new Map(await readSafetensors(nodeFileSystem, join(dir, 'model.safetensors')));
+  let seed = 11;
+  const random = (n: number, amplitude: number) => new Tensor('f32', [n], randomArray(n, seed++).map((x) => x * amplitude));
+  for (let i = 0; i < 2; i++) {
+    const at = `model.layers.${i}.self_attn`;
+    if (variant === 'qwen3') {
+      weights.set(`${at}.q_norm.weight`, random(8, 1.5));
+      weights.set(`${at}.k_norm.weight`, random(8, 1.5));
+    }
+    if (variant === 'qwen2') {
+      weights.set(`${at}.q_proj.bias`, random(32, 0.5));
+      weights.set(`${at}.k_proj.bias`, random(16, 0.5));
+      weights.set(`${at}.v_proj.bias`, random(16, 0.5));
+    }
+  }
+  const json = variant === 'mistral' ? { ...config, model_type: 'mistral', sliding_window: 5 } : { ...config, model_type: variant };
+  return new LlamaModel(parseLlamaConfig(json), Weights.from(weights, dir));
+}
+
+for (const variant of ['qwen3', 'qwen2', 'mistral'] as const) {
+  test(`${variant}: decode steps on the session's buffers (heads normalised and rotated in place) match the unfused ops over the whole sequence`, async () => {
+    await useFastestKernel();
+    const model = await llamaVariant(variant);
+    const session = new CausalLMSession(model, PROMPTS);
+    const rows = PROMPTS.inputIds.map((r) => [...r]);
+    const masks = PROMPTS.attentionMask.map((r) => [...r]);
+    let logits = session.step(PROMPTS.inputIds);
+    // A hook that changes nothing turns every fused path off: the unfused ops, no cache.
+    const unfused = new Hooks().add('blocks.0.ln1', () => undefined);
+    for (let step = 0; step < 12; step++) {
+      const next = argmaxRows(logits);
+      next.forEach(([id], r) => {
+        rows[r].push(id);
+        masks[r].push(1);
+      });
+      logits = session.step(next);
+      const { logits: full } = model.forward(idsTensor(rows), { attentionMask: idsTensor(masks), positionIds: positionIdsFromMask(masks, rows[0].length), hooks: unfused, lastOnly: true });
+      const want = full.f32();
+      const got = logits.f32();
+      let largest = 0;
+      let diff = 0;
+      for (let i = 0; i < want.length; i++) {
+        largest = Math.max(largest, Math.abs(want[i]));
+        diff = Math.max(diff, Math.abs(got[i] - want[i]));
+      }
+      assert.ok(diff <= 1e-5 * largest, `step ${step}: logits differ by ${diff} (largest ${largest})`);
+    }
+  });
+}
