@@ -60,8 +60,8 @@ class ThreadPool {
   // Asks the first helper, while it waits for the next job, to prefetch these
   // spans (up to kMaxSpans) into its cache, in order, a few KB at a time: the
   // memory bus is otherwise idle between decode products. The helper stops
-  // as soon as a job is posted or another request (or cancel_prefetch)
-  // arrives, so run() never waits for it more than one piece. Prefetch
+  // as soon as a job is posted (and goes on after it) or another request (or
+  // cancel_prefetch) arrives, so run() never waits for it more than one piece. Prefetch
   // instructions never fault, so a span whose memory has been freed since is
   // harmless. Ignored while the helper sleeps (no product for a while).
   void prefetch_when_idle(const Span* spans, int count);
@@ -99,9 +99,19 @@ class ThreadPool {
   // The first helper (`prefetcher`) also serves prefetch_when_idle.
   void worker_loop(Worker* self, uint64_t seen, bool prefetcher);
   void work(bool from_back);  // takes chunks until none are left
-  // Prefetches the spans of the latest request until a job or a newer request
-  // arrives; `request` is the one this helper saw last (updated).
-  void prefetch_spans(uint64_t generation, uint64_t* request);
+  // Where the prefetching helper is in the latest request it saw: a job that
+  // interrupts it (a decode step's attention, between two products) leaves
+  // the rest to be fetched after it; a newer request starts over.
+  struct PrefetchProgress {
+    uint64_t request = 0;
+    Span spans[kMaxSpans] = {};
+    int count = 0;
+    int span = 0;
+    int64_t offset = 0;
+  };
+  // Prefetches the rest of the latest request until a job is posted (the
+  // generation moves past `generation`) or a newer request arrives.
+  void prefetch_spans(uint64_t generation, PrefetchProgress* progress);
   void stop_workers();
 
   std::vector<std::unique_ptr<Worker>> workers_;
