@@ -51,6 +51,7 @@ export const CTL = {
   splitN: 13,
   partSize: 14,
   mr: 16,
+  bPanels: 17,
   /** Parts the workers have finished since the pool started (tests and benchmarks check that threads took part). */
   workerParts: 15,
 } as const;
@@ -76,6 +77,11 @@ export interface Job {
   c: number;
   /** The packed shared operand (A when splitting along n, else B). */
   shared: number;
+  /**
+   * B already packed, every k block (a resident weight, resident.ts), or 0:
+   * then no part packs B (split along m, it is also \`shared\`).
+   */
+  bPanels: number;
   parts: number;
   splitN: boolean;
   /** Columns (split along n) or rows (along m) of one part, a whole number of tiles. */
@@ -106,6 +112,7 @@ export function plan(m: number, n: number, threads: number, mr: number): Pick<Jo
 /** Packs the shared operand, every k block, into job.shared (calling thread, before the parts start). */
 export function packShared(e: GemmExports, job: Job): void {
   const { m, n, k, transB } = job;
+  if (!job.splitN && job.bPanels !== 0) return;
   for (let pc = 0; pc < k; pc += KC) {
     const kc = Math.min(KC, k - pc);
     if (job.splitN) {
@@ -130,15 +137,18 @@ export function runPart(e: GemmExports, job: Job, index: number, scratch: number
   if (job.splitN) {
     const to = Math.min(n, from + job.partSize);
     const mPad = roundUp(m, mr);
+    const nPad = roundUp(n, NR);
     for (let jc = from; jc < to; jc += NC) {
       const nc = Math.min(NC, to - jc);
       for (let pc = 0; pc < k; pc += KC) {
         const kc = Math.min(KC, k - pc);
-        e.packB(job.b + pc * rowStep + jc * colStep, rowStep, colStep, kc, nc, bBlock);
+        // Resident panels hold these columns as packing them here would (parts start at whole panels).
+        const bPanels = job.bPanels !== 0 ? job.bPanels + (nPad * pc + jc * kc) * 4 : bBlock;
+        if (job.bPanels === 0) e.packB(job.b + pc * rowStep + jc * colStep, rowStep, colStep, kc, nc, bBlock);
         for (let ic = 0; ic < m; ic += mcMax) {
           const mc = Math.min(mcMax, m - ic);
           const aPanels = job.shared + (mPad * pc + ic * kc) * 4;
-          e.block(mc, nc, kc, aPanels, bBlock, job.c + (ic * n + jc) * 4, ldc, pc > 0 ? 1 : 0, tile);
+          e.block(mc, nc, kc, aPanels, bPanels, job.c + (ic * n + jc) * 4, ldc, pc > 0 ? 1 : 0, tile);
         }
       }
     }
@@ -171,6 +181,7 @@ export function publish(ctl: Int32Array, job: Job, threads: number): void {
   ctl[CTL.b] = job.b;
   ctl[CTL.c] = job.c;
   ctl[CTL.shared] = job.shared;
+  ctl[CTL.bPanels] = job.bPanels;
   ctl[CTL.parts] = job.parts;
   ctl[CTL.splitN] = job.splitN ? 1 : 0;
   ctl[CTL.partSize] = job.partSize;
@@ -194,6 +205,7 @@ export function readJob(ctl: Int32Array): Job {
     b: ctl[CTL.b],
     c: ctl[CTL.c],
     shared: ctl[CTL.shared],
+    bPanels: ctl[CTL.bPanels],
     parts: ctl[CTL.parts],
     splitN: ctl[CTL.splitN] === 1,
     partSize: ctl[CTL.partSize],

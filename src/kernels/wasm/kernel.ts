@@ -4,7 +4,10 @@
  * emit.ts), so nothing is fetched or built.
  *
  * Operands live in the module's linear memory: each call copies A and B in
- * and C out (the memory grows once to the largest product seen and is reused).
+ * and C out, through a workspace that grows to the largest product seen and
+ * is reused. A weight packed by `prepack` stays in that memory instead
+ * (resident.ts): its products skip the copy, and with more than a few rows
+ * the packing too. heap.ts allocates the memory to both.
  * With shared memory (Node always; browsers when `crossOriginIsolated`),
  * worker threads each instantiate the module on the same memory and take
  * parts of C (driver.ts). The calling thread takes parts too, then waits for
@@ -16,15 +19,17 @@
 import { ShapeError, UnsupportedError } from '../../errors.js';
 import { f32ToBf16 } from '../../tensor/dtype.js';
 import { quantizeRow } from '../int8.js';
-import type { Bf16MatmulKernel, Int8MatmulKernel, ThreadedMatmulKernel } from '../types.js';
-import { claim, CTL, CTL_BYTES, finish, packShared, plan, publish, roundUp, runPart, scratchAddress, sharedBytes, type Job } from './driver.js';
+import type { Bf16MatmulKernel, Int8MatmulKernel, PackedMatrix, PrepackingMatmulKernel, ThreadedMatmulKernel } from '../types.js';
+import { claim, CTL, CTL_BYTES, finish, KC, NR, packShared, plan, publish, roundUp, runPart, scratchAddress, sharedBytes, type Job } from './driver.js';
 import {
   GEMV_KN_VECTORS, GEMV_NK_GROUP, type GemmExports, gemmModuleBytes, gemvNKName, relaxedProbeBytes, simdProbeBytes, tileFor,
   type WeightStorage,
 } from './gemm-module.js';
+import { Heap } from './heap.js';
+import { ResidentStore, ResidentWeight } from './resident.js';
 import type { WorkerInit } from './worker.js';
 
-export interface WasmMatmulKernel extends ThreadedMatmulKernel, Bf16MatmulKernel, Int8MatmulKernel {
+export interface WasmMatmulKernel extends ThreadedMatmulKernel, PrepackingMatmulKernel, Bf16MatmulKernel, Int8MatmulKernel {
   /** Whether the module multiplies with `f32x4.relaxed_madd` (else `f32x4.mul` + `f32x4.add`). */
   readonly relaxed: boolean;
   /** Threads this engine allows (1 without shared memory). */
@@ -35,6 +40,23 @@ export interface WasmMatmulKernel extends ThreadedMatmulKernel, Bf16MatmulKernel
   readyWorkers(): number;
   /** Parts of products the workers (not the calling thread) have computed so far. */
   workerParts(): number;
+  /**
+   * Fewest rows for which `gemmPacked` is the faster product: 1, since
+   * a packed weight stays in the module's memory and decode's few rows
+   * stream it from there (`gemm` copies the weight in on every call).
+   */
+  readonly packedMinRows: number;
+  /**
+   * Sets the bytes resident weights may hold in the module's memory
+   * (default 1 GiB; a WebAssembly memory holds at most 2 GiB here, and
+   * browsers may refuse to grow it that far), evicting the least recently
+   * used ones until the rest fit. Returns the previous budget.
+   */
+  setResidentBudget(bytes: number): number;
+  /** Bytes resident weights hold now. */
+  residentBytes(): number;
+  /** Resident forms evicted so far (to stay within the budget or the memory). */
+  residentEvictions(): number;
 }
 
 export interface WasmKernelOptions {
@@ -42,6 +64,8 @@ export interface WasmKernelOptions {
   readonly relaxed?: boolean;
   /** Largest thread pool (default: the cores; 1 without shared memory). */
   readonly maxThreads?: number;
+  /** Bytes resident weights may hold (default 1 GiB); see `setResidentBudget`. */
+  readonly residentBudget?: number;
 }
 
 const PAGE = 65536;
@@ -59,6 +83,13 @@ const STAGING_SLACK = 64;
 const MAX_QUANTIZED_K = 65536;
 // Below this many multiply-adds one thread finishes before a sleeping worker wakes.
 const THREADED_MIN_MACS = 1 << 22;
+// Half of the memory's maximum: the other half leaves room for the workspace.
+const DEFAULT_RESIDENT_BUDGET = 2 ** 30;
+// A resident weight [n, k] has its rows padded to a multiple of every
+// few-row product's group (8, 4, 3, 2: GEMV_NK_GROUP), and a resident [k, n]
+// its columns to a multiple of every strip (32, 16, 12, 8 floats: 4 · GEMV_KN_VECTORS).
+const RESIDENT_ROW_GROUPS = 24;
+const RESIDENT_COLUMN_STRIPS = 96;
 
 const isNode = typeof globalThis.process?.versions?.node === 'string';
 
@@ -123,12 +154,13 @@ export async function createWasmKernel(options: WasmKernelOptions = {}): Promise
   const maxThreads = features.threads ? Math.max(1, Math.min(options.maxThreads ?? (await coreCount()), 64)) : 1;
   const threaded = maxThreads > 1;
   const [plainModule, sharedModule] = gemmModuleBytes({ ...tileFor(relaxed), relaxed, maximumPages: MAXIMUM_PAGES }, threaded ? [false, true] : [false]);
+  const budget = options.residentBudget ?? DEFAULT_RESIDENT_BUDGET;
   const local = await Arena.create(await WebAssembly.compile(plainModule), false, scratchAddress(1));
-  if (!threaded) return new WasmKernel(local, local, relaxed, 1, () => undefined);
+  if (!threaded) return new WasmKernel(local, local, relaxed, 1, budget, () => undefined);
   const module = await WebAssembly.compile(sharedModule);
   const pool = await Arena.create(module, true, scratchAddress(maxThreads));
   const spawn = await workerSpawner();
-  const kernel = new WasmKernel(local, pool, relaxed, maxThreads, (index) => spawn({ module, memory: pool.memory, index }));
+  const kernel = new WasmKernel(local, pool, relaxed, maxThreads, budget, (index) => spawn({ module, memory: pool.memory, index }));
   kernel.setThreads(maxThreads);
   return kernel;
 }
@@ -136,14 +168,23 @@ export async function createWasmKernel(options: WasmKernelOptions = {}): Promise
 const align = (address: number): number => roundUp(address, 64);
 
 /**
- * One instance of the module on its own memory, operands from `base` on.
- * The memory grows once to the largest product seen and is reused.
+ * One instance of the module on its own memory. Above the control block and
+ * the threads' scratch (`base`) the memory is allocated by a Heap: one
+ * workspace for a product's operands, which grows to the largest product
+ * seen and is reused, and resident weights (on the arena that holds them).
+ * The memory grows as they need and never shrinks.
  */
 class Arena {
   heap: Float32Array;
+  readonly blocks: Heap;
+  /** Evicts one resident weight's form to make room; false when none is left (set by the arena's ResidentStore). */
+  makeRoom: () => boolean = () => false;
+  private workspaceAt = 0;
+  private workspaceBytes = 0;
 
-  private constructor(readonly e: GemmExports, readonly memory: WebAssembly.Memory, readonly base: number) {
+  private constructor(readonly e: GemmExports, readonly memory: WebAssembly.Memory, base: number) {
     this.heap = new Float32Array(memory.buffer);
+    this.blocks = new Heap(base, (end) => this.grow(end));
   }
 
   static async create(module: WebAssembly.Module, shared: boolean, base: number): Promise<Arena> {
@@ -152,18 +193,46 @@ class Arena {
     return new Arena(instance.exports as unknown as GemmExports, memory, base);
   }
 
-  /** Grows the memory to at least `bytes` (never shrinks it) and renews the view on it. */
-  reserve(bytes: number): void {
+  /** Makes the memory at least `end` bytes; false past its maximum or when the engine refuses to grow it. */
+  private grow(end: number): boolean {
     const have = this.memory.buffer.byteLength;
-    if (bytes > have) {
-      if (bytes > MAXIMUM_PAGES * PAGE) {
-        throw new UnsupportedError(`WebAssembly matmul: the operands need ${Math.ceil(bytes / 2 ** 20)} MiB, more than the 2 GiB a WebAssembly memory may hold`);
+    if (end > have) {
+      if (end > MAXIMUM_PAGES * PAGE) return false;
+      try {
+        this.memory.grow(Math.ceil((end - have) / PAGE));
+      } catch {
+        // The engine could not reserve the pages (a browser tab's limit).
+        return false;
       }
-      this.memory.grow(Math.ceil((bytes - have) / PAGE));
     }
-    // Growing a memory that is not shared detaches its old buffer, and a
-    // shared one's old buffer keeps its old length: either way, a new view.
+    this.renewView();
+    return true;
+  }
+
+  /** Growing a memory that is not shared detaches its old buffer, and a shared one's old buffer keeps its old length: either way, a new view. */
+  private renewView(): void {
     if (this.heap.buffer.byteLength !== this.memory.buffer.byteLength) this.heap = new Float32Array(this.memory.buffer);
+  }
+
+  /**
+   * The byte address of a workspace of at least `bytes` for one product's
+   * operands (64-byte aligned, valid until the next call), evicting resident
+   * weights when the memory cannot hold it otherwise.
+   */
+  workspace(bytes: number): number {
+    if (bytes > this.workspaceBytes) {
+      if (this.workspaceBytes > 0) this.blocks.release(this.workspaceAt);
+      this.workspaceBytes = 0;
+      let at = this.blocks.alloc(bytes);
+      while (at === undefined && this.makeRoom()) at = this.blocks.alloc(bytes);
+      if (at === undefined) {
+        throw new UnsupportedError(`WebAssembly matmul: the operands need ${Math.ceil(bytes / 2 ** 20)} MiB, more than this WebAssembly memory can hold (2 GiB at most)`);
+      }
+      this.workspaceAt = at;
+      this.workspaceBytes = bytes;
+    }
+    this.renewView();
+    return this.workspaceAt;
   }
 
   /** C (m × n, rows `stride` floats apart in the heap from float index `at`) out to the caller's array. */
@@ -182,21 +251,33 @@ class Arena {
  * the calling thread alone (one arena when there are no threads). V8 copies
  * into a SharedArrayBuffer with relaxed atomic word copies, slower than the
  * plain memcpy: decode ran at two thirds of the speed on the shared memory.
+ * Resident weights live in the pool's memory, where every thread reads them;
+ * their products copy only A in and C out.
  */
 class WasmKernel implements WasmMatmulKernel {
+  readonly packedMinRows = 1;
   private activeThreads = 1;
   private workers = 0;
   private readonly canBlock: boolean;
+  private readonly store: ResidentStore;
+  /** Frees the resident forms of a packed weight once the caller has dropped it. */
+  private readonly finalizer: FinalizationRegistry<ResidentWeight>;
 
   constructor(
     private readonly local: Arena,
     private readonly pool: Arena,
     readonly relaxed: boolean,
     readonly maxThreads: number,
+    residentBudget: number,
     private readonly startWorker: (index: number) => void,
   ) {
     // A browser's main thread may not call Atomics.wait; workers and Node may.
     this.canBlock = isNode || typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined';
+    checkBudget(residentBudget);
+    const store = new ResidentStore(pool.blocks, residentBudget);
+    pool.makeRoom = () => store.evictOldest();
+    this.store = store;
+    this.finalizer = new FinalizationRegistry((weight) => store.drop(weight));
   }
 
   get name(): string {
@@ -306,11 +387,11 @@ class WasmKernel implements WasmMatmulKernel {
     const np = roundUp(n, 2);
     const sliceRows = Math.max(2, Math.floor(SLICE_BYTES / (kp * 4)) * 2);
     const arena = this.local;
-    const aAt = arena.base;
-    const dotAt = align(aAt + mp * kp * 2);
-    const sliceAt = align(dotAt + mp * np * 4);
-    const stagingAt = align(sliceAt + sliceRows * kp * 2);
-    arena.reserve(stagingAt + sliceRows * kp);
+    const dotSlot = align(mp * kp * 2);
+    const sliceSlot = align(dotSlot + mp * np * 4);
+    const stagingSlot = align(sliceSlot + sliceRows * kp * 2);
+    const aAt = arena.workspace(stagingSlot + sliceRows * kp);
+    const [dotAt, sliceAt, stagingAt] = [dotSlot, sliceSlot, stagingSlot].map((offset) => aAt + offset);
     const words = new Int16Array(arena.memory.buffer);
     const levels = new Int32Array(k);
     const rowScales = new Float32Array(m);
@@ -350,28 +431,38 @@ class WasmKernel implements WasmMatmulKernel {
       else this.gemvKN(a, aOffset, weight, c, cOffset, m, n, k);
       return;
     }
-    const threads = m * n * k >= THREADED_MIN_MACS ? this.activeThreads : 1;
+    const threads = this.threadsFor(m, n, k);
     const mr = tileFor(this.relaxed).mr;
     const split = plan(m, n, threads, mr);
     const arena = threads > 1 ? this.pool : this.local;
-    const aAt = arena.base;
-    const bAt = align(aAt + m * k * 4);
-    const cAt = align(bAt + n * k * 4);
-    const sharedAt = align(cAt + m * n * 4);
-    const stagingAt = align(sharedAt + sharedBytes(m, n, k, split.splitN, mr));
-    arena.reserve(stagingAt + (weight.storage === 'f32' ? 0 : weight.bytes * n * k + STAGING_SLACK));
-    const job: Job = { mr, m, n, k, transB, a: aAt, b: bAt, c: cAt, shared: sharedAt, ...split };
+    const bSlot = align(m * k * 4);
+    const cSlot = align(bSlot + n * k * 4);
+    const sharedSlot = align(cSlot + m * n * 4);
+    const stagingSlot = align(sharedSlot + sharedBytes(m, n, k, split.splitN, mr));
+    const aAt = arena.workspace(stagingSlot + (weight.storage === 'f32' ? 0 : weight.bytes * n * k + STAGING_SLACK));
+    const [bAt, cAt, sharedAt, stagingAt] = [bSlot, cSlot, sharedSlot, stagingSlot].map((offset) => aAt + offset);
+    const job: Job = { mr, m, n, k, transB, a: aAt, b: bAt, c: cAt, shared: sharedAt, bPanels: 0, ...split };
     arena.heap.set(a.subarray(aOffset, aOffset + m * k), aAt / 4);
     // B as one block of rows, whichever layout: [n, k] or [k, n].
     if (transB) weight.copy(arena, 0, n, k, bAt, k, stagingAt);
     else weight.copy(arena, 0, k, n, bAt, n, stagingAt);
+    this.multiply(arena, job, threads, c, cOffset);
+  }
+
+  /** Threads a product of this size uses: below THREADED_MIN_MACS the caller alone. */
+  private threadsFor(m: number, n: number, k: number): number {
+    return m * n * k >= THREADED_MIN_MACS ? this.activeThreads : 1;
+  }
+
+  /** Runs a job whose operands are in the arena (packing the shared one first) and copies C out. */
+  private multiply(arena: Arena, job: Job, threads: number, c: Float32Array, cOffset: number): void {
     packShared(arena.e, job);
     if (threads === 1) {
       for (let part = 0; part < job.parts; part++) runPart(arena.e, job, part, scratchAddress(0));
     } else {
       this.runThreaded(job, threads);
     }
-    c.set(arena.heap.subarray(cAt / 4, cAt / 4 + m * n), cOffset);
+    c.set(arena.heap.subarray(job.c / 4, job.c / 4 + job.m * job.n), cOffset);
   }
 
   private runThreaded(job: Job, threads: number): void {
@@ -400,10 +491,10 @@ class WasmKernel implements WasmMatmulKernel {
     const np = roundUp(n, group);
     const sliceRows = Math.max(group, Math.floor(SLICE_BYTES / (kp * weight.bytes * group)) * group);
     const arena = this.local;
-    const aAt = arena.base;
-    const cAt = align(aAt + m * kp * 4);
-    const sliceAt = align(cAt + m * np * 4);
-    arena.reserve(sliceAt + sliceRows * kp * weight.bytes);
+    const cSlot = align(m * kp * 4);
+    const sliceSlot = align(cSlot + m * np * 4);
+    const aAt = arena.workspace(sliceSlot + sliceRows * kp * weight.bytes);
+    const [cAt, sliceAt] = [aAt + cSlot, aAt + sliceSlot];
     copyRows(arena.heap, a, aOffset, m, k, aAt / 4, kp);
     const product = arena.e[gemvNKName(weight.storage, m)];
     for (let j0 = 0; j0 < n; j0 += sliceRows) {
@@ -426,11 +517,11 @@ class WasmKernel implements WasmMatmulKernel {
     const np = roundUp(n, 4 * GEMV_KN_VECTORS[m]);
     const sliceRows = Math.max(1, Math.floor(SLICE_BYTES / (np * 4)));
     const arena = this.local;
-    const aAt = arena.base;
-    const cAt = align(aAt + m * k * 4);
-    const sliceAt = align(cAt + m * np * 4);
-    const stagingAt = align(sliceAt + sliceRows * np * 4);
-    arena.reserve(stagingAt + (weight.storage === 'f32' ? 0 : weight.bytes * sliceRows * np + STAGING_SLACK));
+    const cSlot = align(m * k * 4);
+    const sliceSlot = align(cSlot + m * np * 4);
+    const stagingSlot = align(sliceSlot + sliceRows * np * 4);
+    const aAt = arena.workspace(stagingSlot + (weight.storage === 'f32' ? 0 : weight.bytes * sliceRows * np + STAGING_SLACK));
+    const [cAt, sliceAt, stagingAt] = [cSlot, sliceSlot, stagingSlot].map((offset) => aAt + offset);
     copyRows(arena.heap, a, aOffset, m, k, aAt / 4, k);
     for (let p0 = 0; p0 < k; p0 += sliceRows) {
       const rows = Math.min(sliceRows, k - p0);
@@ -440,6 +531,144 @@ class WasmKernel implements WasmMatmulKernel {
     arena.copyOut(cAt / 4, np, c, cOffset, m, n);
   }
 
+  setResidentBudget(bytes: number): number {
+    checkBudget(bytes);
+    return this.store.setBudget(bytes);
+  }
+
+  residentBytes(): number {
+    return this.store.used;
+  }
+
+  residentEvictions(): number {
+    return this.store.evicted;
+  }
+
+  /**
+   * A handle on op(B) for products from the module's memory. Its resident
+   * forms are made on first use (the rows for decode's few rows, the packed
+   * panels for more) and may be evicted and made again from `b` later, so
+   * `b` must not be written while the handle is in use: linear.ts forgets
+   * its packs after every optimizer step and never packs a weight that
+   * requires gradients. Dropping the handle frees its forms.
+   */
+  prepack(b: Float32Array, bOffset: number, n: number, k: number, transB: boolean): PackedMatrix {
+    checkArguments(new Float32Array(0), 0, { label: 'B', array: b, type: Float32Array, offset: bOffset }, new Float32Array(0), 0, 0, n, k);
+    const packed = new WasmPacked(this, this.name, b, bOffset, n, k, transB);
+    this.finalizer.register(packed, packed.resident);
+    return packed;
+  }
+
+  /**
+   * C = A · op(B) from B's resident form: the same bits as `gemm` at every
+   * m (the same functions over the same values), without B's copy, and with
+   * more than 4 rows without its packing. A form that cannot be resident
+   * (larger than the budget or the memory) is copied in as `gemm` does.
+   */
+  gemmPacked(a: Float32Array, aOffset: number, packed: PackedMatrix, c: Float32Array, cOffset: number, m: number): void {
+    if (!(packed instanceof WasmPacked)) {
+      throw new UnsupportedError(`gemmPacked: the weight was packed by ${packed.kernel}, not by a WebAssembly kernel`);
+    }
+    const { source, offset, n, k, transB } = packed;
+    checkArguments(a, aOffset, { label: 'B', array: source, type: Float32Array, offset }, c, cOffset, m, n, k);
+    // Another kernel's pack lives in that kernel's memory.
+    if (packed.owner !== this || m === 0 || n === 0 || k === 0) {
+      this.gemm(a, aOffset, source, offset, c, cOffset, m, n, k, transB);
+      return;
+    }
+    const done = m <= 4
+      ? (transB ? this.gemvNKResident(a, aOffset, packed, c, cOffset, m) : this.gemvKNResident(a, aOffset, packed, c, cOffset, m))
+      : this.gemmResident(a, aOffset, packed, c, cOffset, m);
+    if (!done) this.gemm(a, aOffset, source, offset, c, cOffset, m, n, k, transB);
+  }
+
+  /** gemvNK over B's resident rows (k padded to vectors, rows to RESIDENT_ROW_GROUPS); false when they cannot be resident. */
+  private gemvNKResident(a: Float32Array, aOffset: number, packed: WasmPacked, c: Float32Array, cOffset: number, m: number): boolean {
+    const { source, offset, n, k } = packed;
+    const group = GEMV_NK_GROUP[m];
+    const kp = roundUp(k, 4);
+    const np = roundUp(n, group);
+    const arena = this.pool;
+    const cSlot = align(m * kp * 4);
+    const aAt = arena.workspace(cSlot + m * np * 4);
+    const rowsN = roundUp(n, RESIDENT_ROW_GROUPS);
+    const bAt = this.store.acquire(packed.resident, 'rows', rowsN * kp * 4, (at) => {
+      copyRows(arena.heap, source, offset, n, k, at / 4, kp);
+      arena.heap.fill(0, at / 4 + n * kp, at / 4 + rowsN * kp);
+    });
+    if (bAt === undefined) return false;
+    copyRows(arena.heap, a, aOffset, m, k, aAt / 4, kp);
+    arena.e[gemvNKName('f32', m)](aAt, kp * 4, bAt, kp * 4, kp * 4, np, aAt + cSlot, np * 4);
+    arena.copyOut((aAt + cSlot) / 4, np, c, cOffset, m, n);
+    return true;
+  }
+
+  /** gemvKN over B's resident rows ([k, n], n padded to RESIDENT_COLUMN_STRIPS); false when they cannot be resident. */
+  private gemvKNResident(a: Float32Array, aOffset: number, packed: WasmPacked, c: Float32Array, cOffset: number, m: number): boolean {
+    const { source, offset, n, k } = packed;
+    const np = roundUp(n, 4 * GEMV_KN_VECTORS[m]);
+    const stride = roundUp(n, RESIDENT_COLUMN_STRIPS);
+    const arena = this.pool;
+    const cSlot = align(m * k * 4);
+    const aAt = arena.workspace(cSlot + m * np * 4);
+    const bAt = this.store.acquire(packed.resident, 'rows', k * stride * 4, (at) => copyRows(arena.heap, source, offset, k, n, at / 4, stride));
+    if (bAt === undefined) return false;
+    copyRows(arena.heap, a, aOffset, m, k, aAt / 4, k);
+    arena.e[`gemvKN${m}`](aAt, k * 4, bAt, stride * 4, k, np * 4, aAt + cSlot, np * 4, 0);
+    arena.copyOut((aAt + cSlot) / 4, np, c, cOffset, m, n);
+    return true;
+  }
+
+  /**
+   * The GEMM over B's resident panels (every k block packed as packShared
+   * packs B), so no thread packs B; false when they cannot be resident. The
+   * panels are made from B staged in the workspace.
+   */
+  private gemmResident(a: Float32Array, aOffset: number, packed: WasmPacked, c: Float32Array, cOffset: number, m: number): boolean {
+    const { source, offset, n, k, transB } = packed;
+    const threads = this.threadsFor(m, n, k);
+    const mr = tileFor(this.relaxed).mr;
+    const split = plan(m, n, threads, mr);
+    const arena = this.pool;
+    const cSlot = align(m * k * 4);
+    const sharedSlot = align(cSlot + m * n * 4);
+    const stagingSlot = align(sharedSlot + (split.splitN ? sharedBytes(m, n, k, true, mr) : 0));
+    const making = !this.store.has(packed.resident, 'panels');
+    const aAt = arena.workspace(stagingSlot + (making ? n * k * 4 : 0));
+    const nPad = roundUp(n, NR);
+    const bPanels = this.store.acquire(packed.resident, 'panels', nPad * k * 4, (at) => {
+      const staging = aAt + stagingSlot;
+      arena.heap.set(source.subarray(offset, offset + n * k), staging / 4);
+      const [rowStep, colStep] = transB ? [4, k * 4] : [n * 4, 4];
+      for (let pc = 0; pc < k; pc += KC) arena.e.packB(staging + pc * rowStep, rowStep, colStep, Math.min(KC, k - pc), n, at + nPad * pc * 4);
+    });
+    if (bPanels === undefined) return false;
+    const shared = split.splitN ? aAt + sharedSlot : bPanels;
+    const job: Job = { mr, m, n, k, transB, a: aAt, b: 0, c: aAt + cSlot, shared, bPanels, ...split };
+    arena.heap.set(a.subarray(aOffset, aOffset + m * k), aAt / 4);
+    this.multiply(arena, job, threads, c, cOffset);
+    return true;
+  }
+}
+
+/** A weight prepacked by a WebAssembly kernel: where to find B, and its resident forms in that kernel's memory. */
+class WasmPacked implements PackedMatrix {
+  readonly resident = new ResidentWeight();
+
+  constructor(
+    readonly owner: WasmKernel,
+    readonly kernel: string,
+    readonly source: Float32Array,
+    readonly offset: number,
+    readonly n: number,
+    readonly k: number,
+    readonly transB: boolean,
+  ) {}
+}
+
+/** A budget is a non-negative number of bytes. */
+function checkBudget(bytes: number): void {
+  if (!Number.isInteger(bytes) || bytes < 0) throw new ShapeError(`setResidentBudget: bytes must be a non-negative integer, got ${bytes}`);
 }
 
 /** How a weight reaches the module's memory: in its stored form, or widened to f32. */
