@@ -2,12 +2,17 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ShapeError } from '../../src/errors.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { ShapeError, UnsupportedError } from '../../src/errors.js';
+import { matmulKernel, setMatmulKernel } from '../../src/kernels/index.js';
 import { type Code, encodeModule, f32x4, I32, i32, local, v128 } from '../../src/kernels/wasm/emit.js';
 import { createWasmKernel, detectWasmFeatures, type WasmMatmulKernel } from '../../src/kernels/wasm/kernel.js';
-import { assertGemmAgrees, type GemmCase as Case, runGemm, SENTINEL } from '../helpers/gemm.js';
+import { assertGemmAgrees, type GemmCase as Case, gemmOperands, runGemm, SENTINEL } from '../helpers/gemm.js';
 import { randomArray } from '../helpers/random.js';
 import { HF_TINY, REPO } from '../helpers/shared.js';
+import { forgetPackedWeights, Linear, setWeightPrepacking } from '../../src/nn/linear.js';
+import { Tensor } from '../../src/tensor/tensor.js';
 
 const AWKWARD = [1, 3, 17, 65, 129];
 
@@ -153,6 +158,165 @@ describe('WebAssembly kernel arguments', () => {
   test('setThreads refuses a count below 1 and caps at the pool size', () => {
     assert.throws(() => kernel.setThreads(0), ShapeError);
     assert.equal(kernel.setThreads(8), 1);
+  });
+});
+
+/** The kernel's products from resident weights: `gemm` made of prepack and gemmPacked, for the shared checks. */
+function resident(kernel: WasmMatmulKernel): Pick<WasmMatmulKernel, 'gemm'> {
+  return {
+    gemm: (a, aOffset, b, bOffset, c, cOffset, m, n, k, transB) => kernel.gemmPacked(a, aOffset, kernel.prepack(b, bOffset, n, k, transB), c, cOffset, m),
+  };
+}
+
+/** Asserts the resident product of the case has the bits of the copying one (and so the reference's agreement). */
+function assertSameBits(kernel: WasmMatmulKernel, c: Case, from: Pick<WasmMatmulKernel, 'gemm'>, label: string): void {
+  const copied = runGemm(kernel, c, randomArray);
+  const kept = runGemm(from, c, randomArray);
+  assert.deepEqual(kept, copied, `${label}: m=${c.m} n=${c.n} k=${c.k} transB=${c.transB} offsets=${c.offsets.join(',')}`);
+}
+
+for (const relaxed of [true, false]) {
+  describe(`WebAssembly kernel, resident weights, ${relaxed ? 'relaxed_madd' : 'mul + add'}`, () => {
+    let kernel: WasmMatmulKernel;
+    before(async () => {
+      kernel = await createWasmKernel({ relaxed, maxThreads: 2 });
+      await workersReady(kernel);
+    });
+    after(() => kernel.setThreads(1));
+
+    for (const threads of [1, 2]) {
+      test(`gemmPacked gives gemm's bits on every awkward and transformer shape (rows for m ≤ 4, panels above), ${threads} thread(s)`, () => {
+        kernel.setThreads(threads);
+        const before = kernel.workerParts();
+        const kept = resident(kernel);
+        for (const c of [...awkwardCases(), ...MODEL_CASES]) {
+          assertSameBits(kernel, c, kept, `${kernel.name} ×${threads}`);
+          assertAgrees(kernel, c);
+        }
+        assert.ok(kernel.residentBytes() > 0, 'nothing stayed resident');
+        if (threads === 2) assert.ok(kernel.workerParts() > before, 'no part of a resident product ran on the worker');
+      });
+    }
+
+    test('a packed weight multiplied again (rows, then panels, then rows) reuses its forms and keeps its bits', () => {
+      const b = randomArray(3072 * 768, 5);
+      const packed = kernel.prepack(b, 0, 3072, 768, true);
+      const held = kernel.residentBytes();
+      for (const m of [1, 3, 130, 1, 130]) {
+        const a = randomArray(m * 768, m);
+        const expected = new Float32Array(m * 3072);
+        const actual = new Float32Array(m * 3072);
+        kernel.gemm(a, 0, b, 0, expected, 0, m, 3072, 768, true);
+        kernel.gemmPacked(a, 0, packed, actual, 0, m);
+        assert.deepEqual(actual, expected, `m=${m}`);
+      }
+      // Rows padded to 3072 × 768 floats, panels 3072 × 768: both resident once.
+      assert.equal(kernel.residentBytes() - held, 2 * 3072 * 768 * 4);
+    });
+  });
+}
+
+describe('WebAssembly kernel, resident weights under a budget', () => {
+  let kernel: WasmMatmulKernel;
+  before(async () => {
+    kernel = await createWasmKernel({ maxThreads: 2 });
+    await workersReady(kernel);
+  });
+  after(() => kernel.setThreads(1));
+
+  test('a budget of one weight evicts the least recently used, gives the same bits, threaded, and never holds more than the budget', () => {
+    kernel.setThreads(2);
+    // Resident forms of 2.4, 5.0, 1.2, 5.0 and 0.04 MB, and one of 9.4 MB that never fits.
+    const shapes = [MODEL_CASES[0], MODEL_CASES[7], MODEL_CASES[8], MODEL_CASES[3], MODEL_CASES[9], MODEL_CASES[10]];
+    const budget = 6_000_000;
+    kernel.setResidentBudget(budget);
+    const evicted = kernel.residentEvictions();
+    const packs = shapes.map((c) => {
+      const { b } = gemmOperands(c, randomArray);
+      return kernel.prepack(b, c.offsets[1], c.n, c.k, c.transB);
+    });
+    for (let round = 0; round < 2; round++) {
+      shapes.forEach((c, i) => {
+        assertSameBits(kernel, c, { gemm: (a, aOffset, _b, _bOffset, out, cOffset, m) => kernel.gemmPacked(a, aOffset, packs[i], out, cOffset, m) }, 'tiny budget');
+        assert.ok(kernel.residentBytes() <= budget, `${kernel.residentBytes()} bytes resident over a budget of ${budget}`);
+      });
+    }
+    assert.ok(kernel.residentEvictions() - evicted >= 4, `only ${kernel.residentEvictions() - evicted} evictions`);
+    // Below every weight's size nothing is resident, and the products copy as gemm does.
+    assert.equal(kernel.setResidentBudget(0), budget);
+    assert.equal(kernel.residentBytes(), 0);
+    shapes.forEach((c, i) => assertSameBits(kernel, c, { gemm: (a, aOffset, _b, _bOffset, out, cOffset, m) => kernel.gemmPacked(a, aOffset, packs[i], out, cOffset, m) }, 'budget 0'));
+    assert.equal(kernel.residentBytes(), 0);
+    kernel.setResidentBudget(2 ** 30);
+  });
+
+  test('the resident copy of a weight is freed once its handle has been garbage-collected', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const held = kernel.residentBytes();
+    (() => {
+      const b = randomArray(700 * 300, 3);
+      const c = new Float32Array(8 * 700);
+      kernel.gemmPacked(randomArray(8 * 300, 4), 0, kernel.prepack(b, 0, 700, 300, true), c, 0, 8);
+    })();
+    assert.equal(kernel.residentBytes() - held, 704 * 300 * 4, 'the panels were resident');
+    for (let tries = 0; kernel.residentBytes() > held && tries < 50; tries++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(kernel.residentBytes(), held);
+  });
+
+  test('a Linear multiplies from its resident weight with the same bits, and from the new values after forgetPackedWeights', () => {
+    const previous = setMatmulKernel(kernel);
+    const wasPrepacking = setWeightPrepacking(true);
+    try {
+      const weight = new Tensor('f32', [48, 32], randomArray(48 * 32, 11));
+      const layer = new Linear(weight);
+      const x = new Tensor('f32', [2, 6, 32], randomArray(12 * 32, 13)); // 12 rows: packed
+      const product = (): Float32Array => {
+        const c = new Float32Array(12 * 48);
+        kernel.gemm(x.f32(), 0, weight.f32(), 0, c, 0, 12, 48, 32, true);
+        return c;
+      };
+      const plain = product();
+      assert.deepEqual(layer.forward(x).f32(), plain);
+      assert.deepEqual(layer.forward(x).f32(), plain, 'the second call reuses the resident panels');
+      assert.equal(matmulKernel(), kernel);
+      // Written in place, as an optimizer step writes it, then forgotten, as the optimizers do.
+      const data = weight.f32();
+      for (let i = 0; i < data.length; i++) data[i] *= -0.5;
+      forgetPackedWeights();
+      const fresh = product();
+      assert.notDeepEqual(fresh, plain);
+      assert.deepEqual(layer.forward(x).f32(), fresh, 'multiplied from a copy made before the write');
+    } finally {
+      setWeightPrepacking(wasPrepacking);
+      setMatmulKernel(previous);
+    }
+  });
+
+  test('another kernel\'s pack is refused with a typed error, another WebAssembly kernel\'s is multiplied from its array', async () => {
+    const b = randomArray(40 * 30, 1);
+    const a = randomArray(8 * 30, 2);
+    const expected = new Float32Array(8 * 40);
+    kernel.gemm(a, 0, b, 0, expected, 0, 8, 40, 30, true);
+    assert.throws(() => kernel.gemmPacked(a, 0, { n: 40, k: 30, kernel: 'native-avx2' }, new Float32Array(8 * 40), 0, 8), UnsupportedError);
+    const other = await createWasmKernel({ maxThreads: 1 });
+    const c = new Float32Array(8 * 40);
+    kernel.gemmPacked(a, 0, other.prepack(b, 0, 40, 30, true), c, 0, 8);
+    assert.deepEqual(c, expected);
+  });
+
+  test('prepack, gemmPacked and setResidentBudget check their arguments', () => {
+    const b = randomArray(40 * 30, 1);
+    assert.throws(() => kernel.prepack(b, 1, 40, 30, true), /B 1200 elements \(k = 30, n = 40\) from offset 1 needs 1201 elements, the array has 1200/);
+    assert.throws(() => kernel.prepack(b, 0, -1, 30, true), ShapeError);
+    const packed = kernel.prepack(b, 0, 40, 30, true);
+    assert.throws(() => kernel.gemmPacked(new Float32Array(8 * 30), 1, packed, new Float32Array(8 * 40), 0, 8), /A \[8, 30\] from offset 1/);
+    assert.throws(() => kernel.gemmPacked(new Float32Array(8 * 30), 0, packed, new Float32Array(8 * 40 - 1), 0, 8), /C \[8, 40\]/);
+    assert.throws(() => kernel.setResidentBudget(-1), /bytes must be a non-negative integer, got -1/);
+    assert.throws(() => kernel.setResidentBudget(0.5), ShapeError);
   });
 });
 

@@ -66,11 +66,9 @@ export class Heap {
       this.live.set(at, size);
       return at;
     }
-    // A free range that ends at the top is extended rather than left behind.
-    const last = this.free.at(-1);
-    const at = last !== undefined && last.at + last.size === this.end ? last.at : this.end;
+    // No hole ends at the top (release lowers the top instead), so a block that fits none goes above it.
+    const at = this.end;
     if (!this.grow(at + size)) return undefined;
-    if (at !== this.end) this.free.pop();
     this.end = at + size;
     this.live.set(at, size);
     return at;
