@@ -46,6 +46,9 @@ interface PageResult {
   // Per thread count, the largest |C - reference| / (Σ|a·b| + tiny) over every shape.
   worstError: Record<string, number>;
   workerParts: number;
+  // Shapes whose product from the resident weight (prepack, gemmPacked) differed from gemm's in any bit.
+  residentMismatches: string[];
+  residentBytes: number;
 }
 
 /** In the page: the kernel against the reference on a few shapes, at 1 thread and at every thread the page allows. */
@@ -58,6 +61,7 @@ async function checkInPage(): Promise<PageResult> {
   }
   const shapes = [[1, 3072, 768, true], [3, 65, 129, false], [129, 600, 129, true], [128, 768, 768, true], [700, 65, 129, false]] as const;
   const worstError: Record<string, number> = {};
+  const residentMismatches: string[] = [];
   for (const threads of [1, kernel.maxThreads]) {
     kernel.setThreads(threads);
     let worst = 0;
@@ -71,10 +75,16 @@ async function checkInPage(): Promise<PageResult> {
       referenceMatmul.gemm(a, 0, b, 0, expected, 0, m, n, k, transB);
       referenceMatmul.gemm(a.map(Math.abs), 0, b.map(Math.abs), 0, magnitude, 0, m, n, k, transB);
       for (let e = 0; e < m * n; e++) worst = Math.max(worst, Math.abs(c[e] - expected[e]) / (magnitude[e] + 1e-30));
+      const kept = new Float32Array(m * n);
+      kernel.gemmPacked(a, 0, kernel.prepack(b, 0, n, k, transB), kept, 0, m);
+      if (kept.some((v, e) => !Object.is(v, c[e]))) residentMismatches.push(`${m}×${n}×${k} transB=${transB}, ${threads} thread(s)`);
     }
     worstError[threads] = worst;
   }
-  return { name: kernel.name, isolated: crossOriginIsolated, maxThreads: kernel.maxThreads, worstError, workerParts: kernel.workerParts() };
+  return {
+    name: kernel.name, isolated: crossOriginIsolated, maxThreads: kernel.maxThreads, worstError, workerParts: kernel.workerParts(),
+    residentMismatches, residentBytes: kernel.residentBytes(),
+  };
 }
 
 let server: Server;
@@ -109,18 +119,22 @@ async function runInChromium(mode: 'isolated' | 'plain'): Promise<PageResult> {
   }
 }
 
-test('in headless Chromium, cross-origin isolated, the kernel uses relaxed SIMD and worker threads and agrees with the reference', async () => {
+test('in headless Chromium, cross-origin isolated, the kernel uses relaxed SIMD and worker threads, agrees with the reference, and resident weights give its bits', async () => {
   const result = await runInChromium('isolated');
   assert.equal(result.isolated, true);
   assert.equal(result.name, 'wasm-relaxed-simd');
   assert.ok(result.maxThreads >= 2, `only ${result.maxThreads} thread(s) in an isolated page`);
   assert.ok(result.workerParts > 0, 'no part ran on a Web Worker');
   for (const [threads, error] of Object.entries(result.worstError)) assert.ok(error < 1e-5, `${threads} thread(s): relative error ${error}`);
+  assert.deepEqual(result.residentMismatches, [], 'products from resident weights must have gemm\'s bits');
+  assert.ok(result.residentBytes > 0);
 });
 
-test('in headless Chromium without isolation, the kernel runs on one thread and agrees with the reference', async () => {
+test('in headless Chromium without isolation, the kernel runs on one thread, agrees with the reference, and resident weights give its bits', async () => {
   const result = await runInChromium('plain');
   assert.equal(result.isolated, false);
   assert.equal(result.maxThreads, 1);
   assert.ok(result.worstError[1] < 1e-5, `relative error ${result.worstError[1]}`);
+  assert.deepEqual(result.residentMismatches, [], 'products from resident weights must have gemm\'s bits');
+  assert.ok(result.residentBytes > 0);
 });
