@@ -113,7 +113,12 @@ export function causalLMInputs(ids: Tensor, options: CausalLMForwardOptions): Ca
   const past = options.cache?.length ?? 0;
   const hooked = options.hooks?.active ?? false;
   const workspace = options.workspace;
-  if (workspace && options.positionIds) return { seq, past, keyMask: workspace.mask, positionIds: options.positionIds, buffers: hooked ? undefined : workspace.buffers };
+  if (workspace) {
+    const { flags, stride } = workspace.mask;
+    const rows = () => Array.from({ length: batch }, (_, b) => Array.from({ length: past + seq }, (_, j) => flags[b * stride + j]));
+    const positionIds = options.positionIds ?? positionIdsFromMask(rows(), seq);
+    return { seq, past, keyMask: workspace.mask, positionIds, buffers: hooked ? undefined : workspace.buffers };
+  }
   const attentionMask = options.attentionMask ?? Tensor.i32(new Int32Array(batch * (past + seq)).fill(1), [batch, past + seq]);
   const positionIds = options.positionIds ?? positionIdsFromMask(maskRows(attentionMask), seq);
   return { seq, past, keyMask: { flags: attentionMask.data, stride: attentionMask.shape[1] }, positionIds };
