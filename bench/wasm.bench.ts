@@ -18,6 +18,13 @@
  * The ceilings: the WebAssembly FMA loop (`fmaPeak`: 12 independent
  * f32x4 multiply-add chains on registers) and, when the native addon is
  * built, its AVX-512 one-core FMA peak.
+ *
+ * "Resident weights" compares, interleaved, `gemm` (the weight copied into
+ * the module's memory on every call) with `gemmPacked` on a weight prepacked
+ * once (kept in the module's memory: rows for decode, packed panels for
+ * 128 rows) and tfjs-backend-wasm, which keeps its weights in its memory too.
+ * Decode runs on one weight (it stays in L3 between runs) and on 12 weights
+ * in turn (113 MB, as a model's layers: read from DRAM).
  */
 import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
@@ -144,6 +151,73 @@ function decodeByWeightDtype(wasm: WasmMatmulKernel): void {
   }
 }
 
+interface ResidentCase {
+  label: string;
+  m: number;
+  n: number;
+  k: number;
+  /** Distinct weights multiplied in turn: 1 stays in cache, 12 of GPT-2's are more than L3 holds. */
+  weights: number;
+}
+
+const RESIDENT_CASES: ResidentCase[] = [
+  { label: 'decode [1×768]·[768×3072]ᵀ, one weight', m: 1, n: 3072, k: 768, weights: 1 },
+  { label: 'decode [1×768]·[768×3072]ᵀ, 12 weights in turn', m: 1, n: 3072, k: 768, weights: 12 },
+  { label: 'decode [1×3072]·[3072×768]ᵀ, 12 weights in turn', m: 1, n: 768, k: 3072, weights: 12 },
+  { label: 'GPT-2 attention proj [128×768]·[768×768]ᵀ', m: 128, n: 768, k: 768, weights: 1 },
+  { label: 'GPT-2 MLP up [128×768]·[768×3072]ᵀ', m: 128, n: 3072, k: 768, weights: 1 },
+  { label: 'GPT-2 MLP down [128×3072]·[3072×768]ᵀ', m: 128, n: 768, k: 3072, weights: 1 },
+];
+
+/**
+ * Copying against resident weights against tfjs-backend-wasm, one thread,
+ * interleaved round-robin: median ms (best), GB/s of f32 weight read for
+ * decode, GFLOP/s for 128 rows.
+ */
+function residentWeights(wasm: WasmMatmulKernel, tf: Tf): void {
+  console.log('\nResident weights (one thread; median ms (best), and the weight\'s f32 bytes a second for decode or GFLOP/s for 128 rows):\n');
+  const header = ['product', 'wasm copying', 'wasm resident', 'tfjs-wasm', 'resident / copying', 'resident / tfjs'];
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
+  wasm.setThreads(1);
+  for (const { label, m, n, k, weights } of RESIDENT_CASES) {
+    const a = filled(m * k, 1);
+    const bs = Array.from({ length: weights }, (_, i) => filled(n * k, 2 + i));
+    const packs = bs.map((b) => wasm.prepack(b, 0, n, k, true));
+    const ta = tf.tensor2d(a, [m, k]);
+    const tbs = bs.map((b) => tf.tensor2d(transposed(b, n, k), [k, n]));
+    const c = new Float32Array(m * n);
+    const runs: ((i: number) => void)[] = [
+      (i) => wasm.gemm(a, 0, bs[i], 0, c, 0, m, n, k, true),
+      (i) => wasm.gemmPacked(a, 0, packs[i], c, 0, m),
+      (i) => {
+        const out = tf.matMul(ta, tbs[i]);
+        out.dataSync();
+        out.dispose();
+      },
+    ];
+    // A warm-up pass over every weight makes the resident forms and tfjs' packed weights.
+    for (let i = 0; i < weights; i++) runs.forEach((run) => run(i));
+    const times: number[][] = runs.map(() => []);
+    const rounds = m === 1 ? 96 : 15;
+    for (let round = 0; round < rounds; round++) {
+      runs.forEach((run, r) => {
+        const start = performance.now();
+        run(round % weights);
+        times[r].push(performance.now() - start);
+      });
+    }
+    ta.dispose();
+    for (const tb of tbs) tb.dispose();
+    const ms = times.map(median);
+    const rate = (t: number): string => (m === 1 ? `${((n * k * 4) / (t * 1e6)).toFixed(1)} GB/s` : `${((2 * m * n * k) / (t * 1e6)).toFixed(1)} GFLOP/s`);
+    const cells = ms.map((t, r) => `${t.toFixed(3)} (${Math.min(...times[r]).toFixed(3)}), ${rate(t)}`);
+    console.log(`| ${label} | ${cells.join(' | ')} | ${(ms[0] / ms[1]).toFixed(2)}× | ${(ms[2] / ms[1]).toFixed(2)}× |`);
+    prove('wasm', `${label}, 1 thread: WebAssembly resident / tfjs-backend-wasm`, ms[2] / ms[1], '×', m > 1 ? 1.2 : undefined);
+  }
+  console.log(`resident: ${(wasm.residentBytes() / 2 ** 20).toFixed(0)} MiB, ${wasm.residentEvictions()} evictions`);
+}
+
 export async function run(): Promise<void> {
   console.log(`CPU: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores; load average ${loadavg()[0].toFixed(2)}`);
   const wasm = await createWasmKernel({ maxThreads: 2 });
@@ -265,5 +339,7 @@ export async function run(): Promise<void> {
   }
   console.log(`\nworker parts: ${wasm.workerParts()} of the two-thread products ran on the worker`);
   decodeByWeightDtype(wasm);
+  console.log(`load average: ${loadavg()[0].toFixed(2)}`);
+  residentWeights(wasm, tf);
   console.log(`load average after: ${loadavg()[0].toFixed(2)}`);
 }

@@ -301,6 +301,73 @@ function gemvNK(o: GemmModuleOptions, m: number, storage: WeightStorage): Functi
   });
 }
 
+/** Rows of a resident weight interleaved together (gemvRows): a multiple of every group gemvRows uses. */
+export const ROWS_BLOCK = 8;
+/** Weight rows gemvRows takes at a time for m rows of A: groups that divide ROWS_BLOCK, m·group accumulators. */
+export const GEMV_ROWS_GROUP = [0, 8, 4, 2, 2] as const;
+
+/** The exported name of the few-row product over a resident weight's interleaved rows. */
+export function gemvRowsName(storage: WeightStorage, m: number): `gemvRows${string}` {
+  return `gemvRows${STORAGE[storage].suffix}${m}`;
+}
+
+/**
+ * gemvRows{,Bf16,Int8}{m}(a, lda, b, kBytes, n, c, ldc): gemvNK's product,
+ * the same sums in the same order (so the same bits), over a weight [n, k]
+ * laid out for streaming: blocks of ROWS_BLOCK rows, each stored as
+ * [k / 4][ROWS_BLOCK][4], so the four weights of every row the product
+ * takes next are adjacent and one block is read front to back, where gemvNK
+ * reads `group` rows side by side. kBytes is k·4 (a multiple of 16) and n a
+ * multiple of ROWS_BLOCK (the caller zero-pads both).
+ */
+function gemvRows(o: GemmModuleOptions, m: number, storage: WeightStorage): FunctionSpec {
+  const group = GEMV_ROWS_GROUP[m];
+  const { bytesLog2, load } = STORAGE[storage];
+  const vectorBytes = 4 << bytesLog2;
+  return fn(gemvRowsName(storage, m), [I32, I32, I32, I32, I32, I32, I32], [], true, (l) => {
+    const [a, lda, b, kBytes, n, c, ldc] = [0, 1, 2, 3, 4, 5, 6];
+    const [j, q, qb, rows] = [l.add(I32), l.add(I32), l.add(I32), l.add(I32)];
+    const acc = Array.from({ length: m * group }, () => l.add(V128));
+    const av = Array.from({ length: m }, () => l.add(V128));
+    const bv = l.add(V128);
+    return forRange(j, imm(0), local(n), imm(group),
+      // rows: the first of this group's rows in its block (the block's weights take kBytes >> (2 - bytesLog2) bytes a row).
+      set(rows, i32.add(local(b), i32.add(
+        i32.mul(i32.and(local(j), imm(-ROWS_BLOCK)), i32.shrU(local(kBytes), imm(2 - bytesLog2))),
+        i32.mul(i32.and(local(j), imm(ROWS_BLOCK - 1)), imm(vectorBytes))))),
+      ...acc.map((x) => set(x, v128.zero())),
+      forRange(q, imm(0), local(kBytes), imm(VECTOR),
+        // q walks A's f32 row; qb the block's position for the same four columns.
+        set(qb, i32.add(local(rows), i32.shl(local(q), imm(bytesLog2 + 1)))),
+        ...av.map((x, i) => set(x, v128.load(i32.add(i32.add(local(a), i32.mul(imm(i), local(lda))), local(q))))),
+        ...Array.from({ length: group }, (_, g) => seq(
+          set(bv, load(i32.add(local(qb), imm(g * vectorBytes)))),
+          ...av.map((x, i) => set(acc[i * group + g], madd(o.relaxed, local(x), local(bv), local(acc[i * group + g])))),
+        ))),
+      ...Array.from({ length: m }, (_, i) => seq(...Array.from({ length: group }, (_, g) => f32.store(
+        i32.add(i32.add(local(c), i32.mul(imm(i), local(ldc))), i32.shl(i32.add(local(j), imm(g)), imm(2))),
+        horizontalSum(acc[i * group + g]))))));
+  });
+}
+
+/**
+ * interleaveRows(src, dst, kBytes, n): f32 weight rows [n][k] (k a multiple
+ * of 4, n of ROWS_BLOCK) into gemvRows' blocks; kBytes is k·4.
+ */
+function interleaveRows(): FunctionSpec {
+  return fn('interleaveRows', [I32, I32, I32, I32], [], true, (l) => {
+    const [src, dst, kBytes, n] = [0, 1, 2, 3];
+    const [r, q, from, to] = [l.add(I32), l.add(I32), l.add(I32), l.add(I32)];
+    return forRange(r, imm(0), local(n), imm(1),
+      set(from, i32.add(local(src), i32.mul(local(r), local(kBytes)))),
+      set(to, i32.add(local(dst), i32.add(i32.mul(i32.and(local(r), imm(-ROWS_BLOCK)), local(kBytes)),
+        i32.mul(i32.and(local(r), imm(ROWS_BLOCK - 1)), imm(VECTOR))))),
+      forRange(q, imm(0), local(kBytes), imm(VECTOR),
+        v128.store(local(to), v128.load(local(from))),
+        inc(from, imm(VECTOR)), inc(to, imm(ROWS_BLOCK * VECTOR))));
+  });
+}
+
 /**
  * gemvKN{m}(a, lda, b, ldb, k, nBytes, c, ldc, accumulate): C[m × n] (+)= A[m × k] · B
  * for B as [k, n] (GPT-2's Conv1D), m ≤ 4, no packing: C is made in strips
@@ -426,6 +493,8 @@ export function gemmModuleBytes(o: GemmModuleOptions, sharedVariants: readonly b
   functions.push(blockFn(o, 0, 1), packA(o), packB(o), fmaPeak(o));
   for (let m = 1; m <= 4; m++) functions.push(gemvNK(o, m, 'f32'), gemvNK(o, m, 'bf16'), gemvNK(o, m, 'int8'), gemvKN(o, m));
   functions.push(widenBf16(), widenInt8(), widenInt8ToI16(), dotI16());
+  for (let m = 1; m <= 4; m++) functions.push(gemvRows(o, m, 'f32'));
+  functions.push(interleaveRows());
   return sharedVariants.map((shared) => encodeModule({ memory: { initialPages: 1, maximumPages: o.maximumPages, shared }, functions }));
 }
 
@@ -440,6 +509,8 @@ export interface GemmExports {
   widenInt8ToI16(src: number, dst: number, count: number): void;
   dotI16(a: number, m: number, q: number, n: number, kBytes: number, out: number, ldo: number): void;
   [gemv: `gemvNK${string}`]: (a: number, lda: number, b: number, ldb: number, kBytes: number, n: number, c: number, ldc: number) => void;
+  [gemv: `gemvRows${string}`]: (a: number, lda: number, b: number, kBytes: number, n: number, c: number, ldc: number) => void;
+  interleaveRows(src: number, dst: number, kBytes: number, n: number): void;
   [gemv: `gemvKN${number}`]: (a: number, lda: number, b: number, ldb: number, k: number, nBytes: number, c: number, ldc: number,
     accumulate: number) => void;
 }

@@ -22,8 +22,8 @@ import { quantizeRow } from '../int8.js';
 import type { Bf16MatmulKernel, Int8MatmulKernel, PackedMatrix, PrepackingMatmulKernel, ThreadedMatmulKernel } from '../types.js';
 import { claim, CTL, CTL_BYTES, finish, KC, NR, packShared, plan, publish, roundUp, runPart, scratchAddress, sharedBytes, type Job } from './driver.js';
 import {
-  GEMV_KN_VECTORS, GEMV_NK_GROUP, type GemmExports, gemmModuleBytes, gemvNKName, relaxedProbeBytes, simdProbeBytes, tileFor,
-  type WeightStorage,
+  GEMV_KN_VECTORS, GEMV_NK_GROUP, GEMV_ROWS_GROUP, type GemmExports, gemmModuleBytes, gemvNKName, gemvRowsName, relaxedProbeBytes,
+  ROWS_BLOCK, simdProbeBytes, tileFor, type WeightStorage,
 } from './gemm-module.js';
 import { Heap } from './heap.js';
 import { ResidentStore, ResidentWeight } from './resident.js';
@@ -85,10 +85,8 @@ const MAX_QUANTIZED_K = 65536;
 const THREADED_MIN_MACS = 1 << 22;
 // Half of the memory's maximum: the other half leaves room for the workspace.
 const DEFAULT_RESIDENT_BUDGET = 2 ** 30;
-// A resident weight [n, k] has its rows padded to a multiple of every
-// few-row product's group (8, 4, 3, 2: GEMV_NK_GROUP), and a resident [k, n]
-// its columns to a multiple of every strip (32, 16, 12, 8 floats: 4 · GEMV_KN_VECTORS).
-const RESIDENT_ROW_GROUPS = 24;
+// A resident weight [k, n] has its columns padded to a multiple of every
+// few-row product's strip (32, 16, 12, 8 floats: 4 · GEMV_KN_VECTORS).
 const RESIDENT_COLUMN_STRIPS = 96;
 
 const isNode = typeof globalThis.process?.versions?.node === 'string';
@@ -582,23 +580,30 @@ class WasmKernel implements WasmMatmulKernel {
     if (!done) this.gemm(a, aOffset, source, offset, c, cOffset, m, n, k, transB);
   }
 
-  /** gemvNK over B's resident rows (k padded to vectors, rows to RESIDENT_ROW_GROUPS); false when they cannot be resident. */
+  /**
+   * gemvNK's product over B's resident rows, interleaved in blocks for
+   * streaming (gemvRows: the same sums, so the same bits), k padded to
+   * vectors and n to whole blocks; false when they cannot be resident.
+   */
   private gemvNKResident(a: Float32Array, aOffset: number, packed: WasmPacked, c: Float32Array, cOffset: number, m: number): boolean {
     const { source, offset, n, k } = packed;
-    const group = GEMV_NK_GROUP[m];
     const kp = roundUp(k, 4);
-    const np = roundUp(n, group);
+    const np = roundUp(n, GEMV_ROWS_GROUP[m]);
+    const rowsN = roundUp(n, ROWS_BLOCK);
     const arena = this.pool;
     const cSlot = align(m * kp * 4);
-    const aAt = arena.workspace(cSlot + m * np * 4);
-    const rowsN = roundUp(n, RESIDENT_ROW_GROUPS);
+    const stagingSlot = align(cSlot + m * np * 4);
+    const making = !this.store.has(packed.resident, 'rows');
+    const aAt = arena.workspace(stagingSlot + (making ? rowsN * kp * 4 : 0));
     const bAt = this.store.acquire(packed.resident, 'rows', rowsN * kp * 4, (at) => {
-      copyRows(arena.heap, source, offset, n, k, at / 4, kp);
-      arena.heap.fill(0, at / 4 + n * kp, at / 4 + rowsN * kp);
+      const staging = aAt + stagingSlot;
+      copyRows(arena.heap, source, offset, n, k, staging / 4, kp);
+      arena.heap.fill(0, staging / 4 + n * kp, staging / 4 + rowsN * kp);
+      arena.e.interleaveRows(staging, at, kp * 4, rowsN);
     });
     if (bAt === undefined) return false;
     copyRows(arena.heap, a, aOffset, m, k, aAt / 4, kp);
-    arena.e[gemvNKName('f32', m)](aAt, kp * 4, bAt, kp * 4, kp * 4, np, aAt + cSlot, np * 4);
+    arena.e[gemvRowsName('f32', m)](aAt, kp * 4, bAt, kp * 4, np, aAt + cSlot, np * 4);
     arena.copyOut((aAt + cSlot) / 4, np, c, cOffset, m, n);
     return true;
   }
