@@ -79,11 +79,8 @@ export class CachedKV implements LayerKV {
 
   /** Write n positions of keys and values, read through their strides, after the filled positions. */
   appendRows(key: HeadRows, value: HeadRows, n: number): void {
-    for (const [name, rows] of [['keys', key], ['values', value]] as const) {
-      const [sb, sh, sp] = rows.strides;
-      const end = n === 0 ? 0 : (rows.start ?? 0) + (this.batch - 1) * sb + (this.heads - 1) * sh + (n - 1) * sp + this.dHead;
-      if (end > rows.data.length) throw new ShapeError(`KVCache.appendRows: ${n} positions of ${name} need ${end} floats through strides [${rows.strides.join(', ')}], the array holds ${rows.data.length}`);
-    }
+    this.checkRows('keys', key, n);
+    this.checkRows('values', value, n);
     if (this.length + n > this.capacity) this.grow(Math.max(this.length + n, 2 * this.capacity));
     for (let b = 0; b < this.batch; b++) {
       for (let h = 0; h < this.heads; h++) {
@@ -94,6 +91,13 @@ export class CachedKV implements LayerKV {
     }
     this.length += n;
     this.compact = undefined;
+  }
+
+  /** Throws unless n positions of every (batch, head) lie inside `rows`' array. */
+  private checkRows(name: string, rows: HeadRows, n: number): void {
+    const [sb, sh, sp] = rows.strides;
+    const end = n === 0 ? 0 : (rows.start ?? 0) + (this.batch - 1) * sb + (this.heads - 1) * sh + (n - 1) * sp + this.dHead;
+    if (end > rows.data.length) throw new ShapeError(`KVCache.appendRows: ${n} positions of ${name} need ${end} floats through strides [${rows.strides.join(', ')}], the array holds ${rows.data.length}`);
   }
 
   /** Keep the first `length` positions. */
