@@ -175,11 +175,10 @@ const RESIDENT_CASES: ResidentCase[] = [
  * decode, GFLOP/s for 128 rows.
  */
 function residentWeights(wasm: WasmMatmulKernel, tf: Tf): void {
-  console.log('\nResident weights (one thread; median ms (best), and the weight\'s f32 bytes a second for decode or GFLOP/s for 128 rows):\n');
-  const header = ['product', 'wasm copying', 'wasm resident', 'tfjs-wasm', 'resident / copying', 'resident / tfjs'];
+  console.log('\nResident weights (median ms (best), and the weight\'s f32 bytes a second for decode or GFLOP/s for 128 rows):\n');
+  const header = ['product', 'wasm copying 1T', 'wasm resident 1T', 'tfjs-wasm 1T', 'wasm resident 2T', 'resident / copying 1T', 'resident / tfjs 1T', 'resident 2T / tfjs'];
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
-  wasm.setThreads(1);
   for (const { label, m, n, k, weights } of RESIDENT_CASES) {
     const a = filled(m * k, 1);
     const bs = Array.from({ length: weights }, (_, i) => filled(n * k, 2 + i));
@@ -188,18 +187,28 @@ function residentWeights(wasm: WasmMatmulKernel, tf: Tf): void {
     const tbs = bs.map((b) => tf.tensor2d(transposed(b, n, k), [k, n]));
     const c = new Float32Array(m * n);
     const runs: ((i: number) => void)[] = [
-      (i) => wasm.gemm(a, 0, bs[i], 0, c, 0, m, n, k, true),
-      (i) => wasm.gemmPacked(a, 0, packs[i], c, 0, m),
+      (i) => {
+        wasm.setThreads(1);
+        wasm.gemm(a, 0, bs[i], 0, c, 0, m, n, k, true);
+      },
+      (i) => {
+        wasm.setThreads(1);
+        wasm.gemmPacked(a, 0, packs[i], c, 0, m);
+      },
       (i) => {
         const out = tf.matMul(ta, tbs[i]);
         out.dataSync();
         out.dispose();
       },
+      (i) => {
+        wasm.setThreads(2);
+        wasm.gemmPacked(a, 0, packs[i], c, 0, m);
+      },
     ];
     // A warm-up pass over every weight makes the resident forms and tfjs' packed weights.
     for (let i = 0; i < weights; i++) runs.forEach((run) => run(i));
     const times: number[][] = runs.map(() => []);
-    const rounds = m === 1 ? 96 : 15;
+    const rounds = m === 1 ? 96 : 13;
     for (let round = 0; round < rounds; round++) {
       runs.forEach((run, r) => {
         const start = performance.now();
@@ -212,7 +221,7 @@ function residentWeights(wasm: WasmMatmulKernel, tf: Tf): void {
     const ms = times.map(median);
     const rate = (t: number): string => (m === 1 ? `${((n * k * 4) / (t * 1e6)).toFixed(1)} GB/s` : `${((2 * m * n * k) / (t * 1e6)).toFixed(1)} GFLOP/s`);
     const cells = ms.map((t, r) => `${t.toFixed(3)} (${Math.min(...times[r]).toFixed(3)}), ${rate(t)}`);
-    console.log(`| ${label} | ${cells.join(' | ')} | ${(ms[0] / ms[1]).toFixed(2)}× | ${(ms[2] / ms[1]).toFixed(2)}× |`);
+    console.log(`| ${label} | ${cells.join(' | ')} | ${(ms[0] / ms[1]).toFixed(2)}× | ${(ms[2] / ms[1]).toFixed(2)}× | ${(ms[2] / ms[3]).toFixed(2)}× |`);
     prove('wasm', `${label}, 1 thread: WebAssembly resident / tfjs-backend-wasm`, ms[2] / ms[1], '×', m > 1 ? 1.2 : undefined);
   }
   console.log(`resident: ${(wasm.residentBytes() / 2 ** 20).toFixed(0)} MiB, ${wasm.residentEvictions()} evictions`);
