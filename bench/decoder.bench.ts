@@ -9,12 +9,12 @@
  * bound by memory bandwidth. How the fraction of it is measured:
  *
  * - The bandwidth is sampled between the decode rounds, not only before and
- *   after them: before each round's f32 run and once after the last round,
- *   one pass of the addon's `streamRead` over a buffer as large as the f32
- *   weights (read the way a GEMV reads them) on one thread and one on two; a
- *   sample is the better of the two, since decode products stream on both
- *   threads. Without the addon a sample is a JavaScript copy of that buffer
- *   (bytes read + written).
+ *   after them: before each dtype's run in every round and once after the
+ *   last round (16 samples), one pass of the addon's `streamRead` over a
+ *   buffer as large as the f32 weights (read the way a GEMV reads them) on
+ *   one thread and one on two; a sample is the better of the two, since
+ *   decode products stream on both threads. Without the addon a sample is
+ *   a JavaScript copy of that buffer (bytes read + written).
  * - "Of bandwidth" = weight bytes × median decode tokens/s ÷ the median of
  *   those interleaved samples: a typical step against a typical read of the
  *   same minutes. (On this shared machine the read moves by ±10% within
@@ -258,8 +258,10 @@ export async function run(): Promise<void> {
   try {
     for (const d of dtypes) measureRound(d.model, PROMPT, 1, { prompt: [], steps: [] }); // warm-up
     for (let round = 0; round < ROUNDS; round++) {
-      sampleRead();
-      for (const d of dtypes) measureRound(d.model, PROMPT, STEPS_PER_ROUND, samples.get(d.name) as Sample);
+      for (const d of dtypes) {
+        sampleRead();
+        measureRound(d.model, PROMPT, STEPS_PER_ROUND, samples.get(d.name) as Sample);
+      }
       measureRound(stories, 64, 32, storiesSample);
     }
     sampleRead();
