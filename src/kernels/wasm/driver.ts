@@ -13,7 +13,7 @@
  *   split along n (A shared):  for jc in part by NC: for pc by KC: pack B[pc, jc] → for ic by MC: block
  *   split along m (B shared):  for ic in part by MC: for pc by KC: pack A[ic, pc] → for jc by NC: block
  */
-import { type GemmExports, gemvRowsName } from './gemm-module.js';
+import type { GemmExports } from './gemm-module.js';
 
 /** Columns of the register tile (gemm-module.ts tileFor); its rows (MR) depend on the module and travel in the job. */
 export const NR = 8;
@@ -52,7 +52,6 @@ export const CTL = {
   partSize: 14,
   mr: 16,
   bPanels: 17,
-  kind: 18,
   /** Parts the workers have finished since the pool started (tests and benchmarks check that threads took part). */
   workerParts: 15,
 } as const;
@@ -65,16 +64,8 @@ export function scratchAddress(thread: number): number {
   return CTL_BYTES + thread * SCRATCH_BYTES;
 }
 
-/** What a job computes: a GEMM over packed panels, or a few rows against a resident weight's interleaved rows (gemvRows). */
-export const JOB_KIND = { gemm: 0, gemvRows: 1 } as const;
-
-/**
- * One product: sizes, byte addresses of the operands, and how it is split.
- * A gemvRows job is split along n into whole blocks of rows; its k is k
- * padded to vectors and its n the padded rows of C.
- */
+/** One product: sizes, byte addresses of the operands, and how it is split. */
 export interface Job {
-  kind: (typeof JOB_KIND)[keyof typeof JOB_KIND];
   /** Rows of the module's register tile. */
   mr: number;
   m: number;
@@ -136,12 +127,6 @@ export function packShared(e: GemmExports, job: Job): void {
 /** Computes part `index` of the job with the thread's scratch. */
 export function runPart(e: GemmExports, job: Job, index: number, scratch: number): void {
   const { m, n, k, transB, mr } = job;
-  if (job.kind === JOB_KIND.gemvRows) {
-    const from = index * job.partSize;
-    // A part starts at a whole block of rows, so its rows start `from` rows of k floats into the weight.
-    e[gemvRowsName('f32', m)](job.a, k * 4, job.b + from * k * 4, k * 4, Math.min(n, from + job.partSize) - from, job.c + from * 4, n * 4);
-    return;
-  }
   const [rowStep, colStep] = transB ? [4, k * 4] : [n * 4, 4];
   const mcMax = MC_TILES * mr;
   const aBlock = scratch;
@@ -187,7 +172,6 @@ export function runPart(e: GemmExports, job: Job, index: number, scratch: number
 
 /** Writes a job into the control block and opens it to the workers (a new sequence number, part 0 next). */
 export function publish(ctl: Int32Array, job: Job, threads: number): void {
-  ctl[CTL.kind] = job.kind;
   ctl[CTL.mr] = job.mr;
   ctl[CTL.m] = job.m;
   ctl[CTL.n] = job.n;
@@ -212,7 +196,6 @@ export function publish(ctl: Int32Array, job: Job, threads: number): void {
 /** The job in the control block; read only after claiming a part, when it cannot change. */
 export function readJob(ctl: Int32Array): Job {
   return {
-    kind: ctl[CTL.kind] === JOB_KIND.gemvRows ? JOB_KIND.gemvRows : JOB_KIND.gemm,
     mr: ctl[CTL.mr],
     m: ctl[CTL.m],
     n: ctl[CTL.n],

@@ -20,7 +20,7 @@ import { ShapeError, UnsupportedError } from '../../errors.js';
 import { f32ToBf16 } from '../../tensor/dtype.js';
 import { quantizeRow } from '../int8.js';
 import type { Bf16MatmulKernel, Int8MatmulKernel, PackedMatrix, PrepackingMatmulKernel, ThreadedMatmulKernel } from '../types.js';
-import { claim, CTL, CTL_BYTES, finish, JOB_KIND, KC, NR, packShared, plan, publish, roundUp, runPart, scratchAddress, sharedBytes, type Job } from './driver.js';
+import { claim, CTL, CTL_BYTES, finish, KC, NR, packShared, plan, publish, roundUp, runPart, scratchAddress, sharedBytes, type Job } from './driver.js';
 import {
   GEMV_KN_VECTORS, GEMV_NK_GROUP, GEMV_ROWS_GROUP, type GemmExports, gemmModuleBytes, gemvNKName, gemvRowsName, relaxedProbeBytes,
   ROWS_BLOCK, simdProbeBytes, tileFor, type WeightStorage,
@@ -83,10 +83,6 @@ const STAGING_SLACK = 64;
 const MAX_QUANTIZED_K = 65536;
 // Below this many multiply-adds one thread finishes before a sleeping worker wakes.
 const THREADED_MIN_MACS = 1 << 22;
-// A few-row product from a resident weight of this many elements or more is
-// split between the threads: with no copy to make, reading the weight is
-// the whole product, and two cores read memory faster than one.
-const THREADED_MIN_WEIGHTS = 1 << 18;
 // Half of the memory's maximum: the other half leaves room for the workspace.
 const DEFAULT_RESIDENT_BUDGET = 2 ** 30;
 // A resident weight [k, n] has its columns padded to a multiple of every
@@ -443,7 +439,7 @@ class WasmKernel implements WasmMatmulKernel {
     const stagingSlot = align(sharedSlot + sharedBytes(m, n, k, split.splitN, mr));
     const aAt = arena.workspace(stagingSlot + (weight.storage === 'f32' ? 0 : weight.bytes * n * k + STAGING_SLACK));
     const [bAt, cAt, sharedAt, stagingAt] = [bSlot, cSlot, sharedSlot, stagingSlot].map((offset) => aAt + offset);
-    const job: Job = { kind: JOB_KIND.gemm, mr, m, n, k, transB, a: aAt, b: bAt, c: cAt, shared: sharedAt, bPanels: 0, ...split };
+    const job: Job = { mr, m, n, k, transB, a: aAt, b: bAt, c: cAt, shared: sharedAt, bPanels: 0, ...split };
     arena.heap.set(a.subarray(aOffset, aOffset + m * k), aAt / 4);
     // B as one block of rows, whichever layout: [n, k] or [k, n].
     if (transB) weight.copy(arena, 0, n, k, bAt, k, stagingAt);
@@ -607,18 +603,10 @@ class WasmKernel implements WasmMatmulKernel {
     });
     if (bAt === undefined) return false;
     copyRows(arena.heap, a, aOffset, m, k, aAt / 4, kp);
-    const threads = n * k >= THREADED_MIN_WEIGHTS ? this.activeThreads : 1;
-    if (threads === 1) {
-      arena.e[gemvRowsName('f32', m)](aAt, kp * 4, bAt, kp * 4, np, aAt + cSlot, np * 4);
-    } else {
-      // Whole blocks of rows a part, about three parts a thread (as plan() splits a GEMM).
-      const blocks = rowsN / ROWS_BLOCK;
-      const partSize = Math.ceil(blocks / Math.min(blocks, threads * 3)) * ROWS_BLOCK;
-      this.runThreaded({
-        kind: JOB_KIND.gemvRows, mr: 0, m, n: np, k: kp, transB: true, a: aAt, b: bAt, c: aAt + cSlot, shared: 0, bPanels: 0,
-        parts: Math.ceil(np / partSize), splitN: true, partSize,
-      }, threads);
-    }
+    // On the caller alone, as every decode product: split between two threads
+    // on this shared machine, GPT-2-small decode from resident weights took
+    // 66-73 ms a token against 42 on one (a worker that waits for its core).
+    arena.e[gemvRowsName('f32', m)](aAt, kp * 4, bAt, kp * 4, np, aAt + cSlot, np * 4);
     arena.copyOut((aAt + cSlot) / 4, np, c, cOffset, m, n);
     return true;
   }
@@ -664,7 +652,7 @@ class WasmKernel implements WasmMatmulKernel {
     });
     if (bPanels === undefined) return false;
     const shared = split.splitN ? aAt + sharedSlot : bPanels;
-    const job: Job = { kind: JOB_KIND.gemm, mr, m, n, k, transB, a: aAt, b: 0, c: aAt + cSlot, shared, bPanels, ...split };
+    const job: Job = { mr, m, n, k, transB, a: aAt, b: 0, c: aAt + cSlot, shared, bPanels, ...split };
     arena.heap.set(a.subarray(aOffset, aOffset + m * k), aAt / 4);
     this.multiply(arena, job, threads, c, cOffset);
     return true;
