@@ -65,9 +65,11 @@ void parallel_elements(int64_t n, const Body& body) {
   });
 }
 
+#if GLASSFORMER_X86
 // The AVX-512 paths run under every AVX-512 variant of the addon (its names
 // start "avx512"), so forcing a narrower one (setIsa) also tests the portable code.
 bool use_avx512() { return std::strncmp(active_isa().name, "avx512", 6) == 0; }
+#endif
 
 // The function `name`_avx512 under an AVX-512 variant, else `name`_portable:
 // a macro because the AVX-512 functions exist only in x86 builds.

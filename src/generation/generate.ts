@@ -254,7 +254,7 @@ export function* decodeSteps(model: GenerativeModel, inputs: GenerateInputs, r: 
       if (!unfinished[i]) return r.pad;
       return r.mode === 'sample' ? sample(row, r.random) : argmax(row);
     });
-    const stepLogprobs = scores.map((row, i) => P.logSoftmaxRow(row)[tokens[i]]);
+    const stepLogprobs = scores.map((row, i) => P.logSoftmaxAt(row, tokens[i]));
     tokens.forEach((t, i) => {
       sequences[i].push(t);
       if (unfinished[i]) logprobs[i].push(stepLogprobs[i]);

@@ -42,12 +42,25 @@ export function softmaxRow(row: Float32Array): Float64Array {
 
 /** log_softmax of one row into a new Float32Array. */
 export function logSoftmaxRow(row: Float32Array): Float32Array {
+  // Indexed loops: V8 runs them 1.5–3× faster than for…of and map over a
+  // 50257-wide row (a decode token's budget is a few milliseconds); same bits.
   let max = -Infinity;
-  for (const v of row) if (v > max) max = v;
+  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
   let sum = 0;
-  for (const v of row) sum += Math.exp(v - max);
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
   const logZ = max + Math.log(sum);
-  return row.map((v) => v - logZ);
+  const out = new Float32Array(row.length);
+  for (let i = 0; i < row.length; i++) out[i] = row[i] - logZ;
+  return out;
+}
+
+/** log_softmax(row)[index] with logSoftmaxRow's bits, without the row of all the others. */
+export function logSoftmaxAt(row: Float32Array, index: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
+  return Math.fround(row[index] - (max + Math.log(sum)));
 }
 
 /** Indices of a row sorted by value (stable, so ties keep index order). */

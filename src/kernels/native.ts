@@ -22,9 +22,10 @@ import type {
 /**
  * The instruction-set variants the addon carries; it picks the widest the CPU
  * has. `avx512vnni` is `avx512` plus VNNI's int8 dot products, `avx512bf16`
- * that plus AVX512_BF16's bf16 dot products.
+ * that plus AVX512_BF16's bf16 dot products; on arm64, `neon-dotprod` is
+ * `neon` plus SDOT for the quantized int8 product.
  */
-export type NativeIsa = 'avx512bf16' | 'avx512vnni' | 'avx512' | 'avx2' | 'scalar';
+export type NativeIsa = 'avx512bf16' | 'avx512vnni' | 'avx512' | 'avx2' | 'neon-dotprod' | 'neon' | 'scalar';
 
 /** What build/Release/glassformer_native.node exports (see native/addon.cc). */
 interface NativeAddon {

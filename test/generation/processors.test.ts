@@ -108,3 +108,16 @@ test('renormalize turns scores into log-probabilities', () => {
   const out = run(P.renormalize(), [0, 0]);
   assert.ok(Math.abs(out[0] - Math.log(0.5)) < 1e-6);
 });
+
+test('logSoftmaxAt gives logSoftmaxRow\'s value at the index, bit for bit, -Infinity scores included', () => {
+  let state = 12345;
+  const next = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 40;
+  const row = Float32Array.from({ length: 5000 }, next);
+  row[7] = -Infinity;
+  const full = P.logSoftmaxRow(row);
+  for (const i of [0, 7, 1234, 4999]) assert.equal(Object.is(P.logSoftmaxAt(row, i), full[i]), true, `index ${i}: ${P.logSoftmaxAt(row, i)} vs ${full[i]}`);
+  // A real normaliser: the probabilities sum to one.
+  let total = 0;
+  for (let i = 0; i < row.length; i++) total += Math.exp(P.logSoftmaxAt(row, i));
+  assert.ok(Math.abs(total - 1) < 1e-5);
+});
