@@ -16,6 +16,11 @@ export interface HookPoints {
   run(name: string, tensor: Tensor): Tensor;
   /** The same hooks seen under a prefix, e.g. `encoder.` for an encoder stack. */
   scope(prefix: string): HookPoints;
+  /**
+   * Whether a hook reads `name`: lets a model skip an intermediate that is
+   * computed only to be shown (`probs`). Absent: any hook might (`active`).
+   */
+  wants?(name: string): boolean;
 }
 
 export const noHooks: HookPoints = {
@@ -59,6 +64,11 @@ export class Hooks implements HookPoints {
   scope(prefix: string): HookPoints {
     return new Hooks(this.prefix + prefix, this.parent ?? this);
   }
+
+  wants(name: string): boolean {
+    const full = this.prefix + name;
+    return (this.parent ?? this).entries.some(({ matcher }) => matches(matcher, full));
+  }
 }
 
 /**
@@ -67,6 +77,6 @@ export class Hooks implements HookPoints {
  */
 export function hookLogits(hooks: HookPoints, logits: Tensor): Tensor {
   const out = hooks.run('logits', logits);
-  if (hooks.active) hooks.run('probs', softmax(out));
+  if (hooks.wants ? hooks.wants('probs') : hooks.active) hooks.run('probs', softmax(out));
   return out;
 }

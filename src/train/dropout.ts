@@ -165,6 +165,12 @@ export class TrainingDropout implements HookPoints {
   scope(prefix: string): HookPoints {
     return new TrainingDropout(this.sites, this.random, this.prefix + prefix);
   }
+
+  /** Only the dropout sites: a training step never computes `probs` just to show it. */
+  wants(name: string): boolean {
+    const full = this.prefix + name;
+    return this.sites.some((s) => s.names.test(full));
+  }
 }
 
 /** The hooks a training forward pass takes: dropout at `sites` with masks from `random`, or none. */

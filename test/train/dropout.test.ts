@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { UnsupportedError } from '../../src/errors.js';
 import { nodeFileSystem } from '../../src/io/node-fs.js';
 import { loadModel, type LoadedModel } from '../../src/models/registry.js';
-import type { HookPoints } from '../../src/nn/hooks.js';
+import { Hooks, hookLogits, type HookPoints } from '../../src/nn/hooks.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { dropoutSites, TrainingDropout, type DropoutSite } from '../../src/train/dropout.js';
@@ -144,4 +144,18 @@ test('seq2seq loss with dropout: T5 runs it through both stacks', async () => {
   const trainLoss = noGrad(() => seq2seqLoss(loaded.model, { ...o, dropout: dropoutSites(loaded.config) })(batch, new Random(3)).loss.f32()[0]);
   assert.ok(Number.isFinite(trainLoss));
   assert.notEqual(trainLoss, evalLoss);
+});
+
+test('probs are computed only for a hook that reads them: never for training dropout', () => {
+  const logits = Tensor.f32([1, 2, 3], [1, 3]);
+  const seen: string[] = [];
+  const onLogits = new Hooks().add('logits', (_t, name) => void seen.push(name));
+  hookLogits(onLogits, logits);
+  assert.deepEqual(seen, ['logits']);
+  const onProbs = new Hooks().add(/probs/, (t, name) => void seen.push(`${name} ${t.f32()[2].toFixed(4)}`));
+  hookLogits(onProbs, logits);
+  assert.deepEqual(seen, ['logits', 'probs 0.6652']);
+  const training = new TrainingDropout(dropoutSites({ modelType: 'gpt2', raw: {} }), new Random(1));
+  assert.equal(training.wants('probs'), false);
+  assert.equal(training.scope('blocks.1.').scope('attn.').wants?.('pattern'), true);
 });
