@@ -141,6 +141,25 @@ describe('native work between decode products', { skip: addon === undefined ? 'n
     assertClose(prefetched[0], referenceRows(randomArray(k, 1), randomArray(601 * k, 3), 1, 601, k), 1e-4, products[0].name);
   });
 
+  test('a split decode product narrower than its chunks (most of them empty) is still whole, in both layouts', () => {
+    // 20 columns of 20000 weights (1.6 MB: split) are two 16-column blocks for fourteen chunks.
+    const n = 20;
+    const k = 20000;
+    const a = randomArray(2 * k, 41);
+    const rows = randomArray(n * k, 42); // [n, k]
+    const cols = new Float32Array(k * n).map((_, i) => rows[(i % n) * k + Math.floor(i / n)]); // the same weight as [k, n]
+    const expected = referenceRows(a, rows, 2, n, k);
+    for (const threads of [1, 2]) {
+      withSettings(native, threads, 1 << 20, () => {
+        for (const transB of [true, false]) {
+          const c = new Float32Array(2 * n).fill(Number.NaN);
+          native.gemm(a, 0, transB ? rows : cols, 0, c, 0, 2, n, k, transB);
+          assertClose(c, expected, 1e-3, `${threads} thread(s), transB ${transB}`);
+        }
+      });
+    }
+  });
+
   test('a weight changed in place after the sequence was learnt gives the new product', () => {
     const k = 700;
     const a = randomArray(k, 11);
