@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ShapeError } from '../../src/errors.js';
+import { ShapeError, UnsupportedError } from '../../src/errors.js';
 import { referenceBf16Matmul } from '../../src/kernels/bf16.js';
 import { referenceInt8Matmul } from '../../src/kernels/int8.js';
 import { createWasmKernel, type WasmMatmulKernel } from '../../src/kernels/wasm/kernel.js';
@@ -97,6 +97,31 @@ for (const relaxed of [true, false]) {
       });
     }
 
+    for (const threads of [1, 2]) {
+      test(`resident bf16 and int8 weights (gemmBf16Packed, gemmInt8Packed) give gemmBf16's and gemmInt8's bits at every m, ${threads} thread(s)`, () => {
+        kernel.setThreads(threads);
+        const held = kernel.residentBytes();
+        for (const { m, n, k, offsets: [ao, bo, co] } of CASES) {
+          const a = randomArray(ao + m * k, m * 31 + k);
+          const b = bf16Weights(bo + n * k, n * 17 + k);
+          const q = int8Weights(bo + n * k, n * 13 + k);
+          const scales = randomArray(n, 5).map((s) => Math.abs(s) / 127);
+          const products: [string, (c: Float32Array) => void, (c: Float32Array) => void][] = [
+            ['bf16', (c) => kernel.gemmBf16(a, ao, b, bo, c, co, m, n, k), (c) => kernel.gemmBf16Packed(a, ao, kernel.prepackBf16(b, bo, n, k), c, co, m)],
+            ['int8', (c) => kernel.gemmInt8(a, ao, q, bo, scales, c, co, m, n, k), (c) => kernel.gemmInt8Packed(a, ao, kernel.prepackInt8(q, bo, scales, n, k), c, co, m)],
+          ];
+          for (const [dtype, copied, resident] of products) {
+            const expected = new Float32Array(co + m * n + 2).fill(SENTINEL);
+            const actual = new Float32Array(co + m * n + 2).fill(SENTINEL);
+            copied(expected);
+            resident(actual);
+            assert.deepEqual(actual, expected, `${dtype} ${m}×${n}×${k}`);
+          }
+        }
+        assert.ok(kernel.residentBytes() > held, 'nothing stayed resident');
+      });
+    }
+
     test('k = 0 gives zeros for every weight dtype', () => {
       const scales = new Float32Array([1, 2]);
       for (const product of [
@@ -123,6 +148,11 @@ describe('WebAssembly weight product arguments', () => {
     const bytes = new Uint8Array(6) as unknown as Int8Array;
     assert.throws(() => kernel.gemmInt8(a, 0, bytes, 0, new Float32Array(2), c, 0, 2, 2, 3), /Q must be a Int8Array/);
     assert.throws(() => kernel.gemmInt8(a, 0, new Int8Array(6), 0, new Float32Array(1), c, 0, 2, 2, 3), /scales must be a Float32Array of at least n = 2/);
+    const packed = kernel.prepackBf16(new Uint16Array(6), 0, 2, 3);
+    assert.throws(() => kernel.gemmInt8Packed(a, 0, packed, c, 0, 2), /gemmInt8Packed: the weight was packed as bf16, this product takes int8 weights/);
+    assert.throws(() => kernel.gemmPacked(a, 0, packed, c, 0, 2), UnsupportedError);
+    assert.throws(() => kernel.prepackInt8(new Int8Array(6), 0, new Float32Array(1), 2, 3), /scales must be a Float32Array of at least n = 2/);
+    assert.throws(() => kernel.prepackBf16(new Uint16Array(5), 0, 2, 3), ShapeError);
     const k = 65537;
     assert.throws(() => kernel.gemmInt8Quantized(new Float32Array(k), 0, new Int8Array(k), 0, new Float32Array(1), new Float32Array(1), 0, 1, 1, k),
       /k = 65537/);

@@ -110,6 +110,7 @@ export const i32 = {
 };
 
 export const i32Memory = {
+  load: (address: Code, offset = 0): Code => [address, 0x28, ...memarg(2, offset)],
   store: (address: Code, value: Code, offset = 0): Code => [address, value, 0x36, ...memarg(2, offset)],
 };
 

@@ -350,21 +350,35 @@ function gemvRows(o: GemmModuleOptions, m: number, storage: WeightStorage): Func
   });
 }
 
+/** The exported name of the function that lays a weight stored so out for gemvRows. */
+export function interleaveRowsName(storage: WeightStorage): `interleaveRows${string}` {
+  return `interleaveRows${STORAGE[storage].suffix}`;
+}
+
 /**
- * interleaveRows(src, dst, kBytes, n): f32 weight rows [n][k] (k a multiple
- * of 4, n of ROWS_BLOCK) into gemvRows' blocks; kBytes is k·4.
+ * interleaveRows{,Bf16,Int8}(src, dst, kBytes, n): weight rows [n][k] in their
+ * stored form (k a multiple of 4, n of ROWS_BLOCK) into gemvRows' blocks;
+ * kBytes is k·4. Four weights move as one vector (f32) or as one or two i32
+ * words (int8, bf16).
  */
-function interleaveRows(): FunctionSpec {
-  return fn('interleaveRows', [I32, I32, I32, I32], [], true, (l) => {
+function interleaveRows(storage: WeightStorage): FunctionSpec {
+  const { suffix, bytesLog2 } = STORAGE[storage];
+  const vectorBytes = 4 << bytesLog2;
+  return fn(`interleaveRows${suffix}`, [I32, I32, I32, I32], [], true, (l) => {
     const [src, dst, kBytes, n] = [0, 1, 2, 3];
-    const [r, q, from, to] = [l.add(I32), l.add(I32), l.add(I32), l.add(I32)];
-    return forRange(r, imm(0), local(n), imm(1),
-      set(from, i32.add(local(src), i32.mul(local(r), local(kBytes)))),
-      set(to, i32.add(local(dst), i32.add(i32.mul(i32.and(local(r), imm(-ROWS_BLOCK)), local(kBytes)),
-        i32.mul(i32.and(local(r), imm(ROWS_BLOCK - 1)), imm(VECTOR))))),
-      forRange(q, imm(0), local(kBytes), imm(VECTOR),
-        v128.store(local(to), v128.load(local(from))),
-        inc(from, imm(VECTOR)), inc(to, imm(ROWS_BLOCK * VECTOR))));
+    const [r, q, from, to, rowBytes] = [l.add(I32), l.add(I32), l.add(I32), l.add(I32), l.add(I32)];
+    const move = vectorBytes === VECTOR
+      ? v128.store(local(to), v128.load(local(from)))
+      : seq(...Array.from({ length: vectorBytes / 4 }, (_, w) => i32Memory.store(local(to), i32Memory.load(local(from), 4 * w), 4 * w)));
+    return seq(
+      set(rowBytes, i32.shrU(local(kBytes), imm(2 - bytesLog2))),
+      forRange(r, imm(0), local(n), imm(1),
+        set(from, i32.add(local(src), i32.mul(local(r), local(rowBytes)))),
+        set(to, i32.add(local(dst), i32.add(i32.mul(i32.and(local(r), imm(-ROWS_BLOCK)), local(rowBytes)),
+          i32.mul(i32.and(local(r), imm(ROWS_BLOCK - 1)), imm(vectorBytes))))),
+        forRange(q, imm(0), local(rowBytes), imm(vectorBytes),
+          move,
+          inc(from, imm(vectorBytes)), inc(to, imm(ROWS_BLOCK * vectorBytes)))));
   });
 }
 
@@ -493,8 +507,10 @@ export function gemmModuleBytes(o: GemmModuleOptions, sharedVariants: readonly b
   functions.push(blockFn(o, 0, 1), packA(o), packB(o), fmaPeak(o));
   for (let m = 1; m <= 4; m++) functions.push(gemvNK(o, m, 'f32'), gemvNK(o, m, 'bf16'), gemvNK(o, m, 'int8'), gemvKN(o, m));
   functions.push(widenBf16(), widenInt8(), widenInt8ToI16(), dotI16());
-  for (let m = 1; m <= 4; m++) functions.push(gemvRows(o, m, 'f32'));
-  functions.push(interleaveRows());
+  for (const storage of ['f32', 'bf16', 'int8'] as const) {
+    for (let m = 1; m <= 4; m++) functions.push(gemvRows(o, m, storage));
+    functions.push(interleaveRows(storage));
+  }
   return sharedVariants.map((shared) => encodeModule({ memory: { initialPages: 1, maximumPages: o.maximumPages, shared }, functions }));
 }
 
@@ -510,7 +526,7 @@ export interface GemmExports {
   dotI16(a: number, m: number, q: number, n: number, kBytes: number, out: number, ldo: number): void;
   [gemv: `gemvNK${string}`]: (a: number, lda: number, b: number, ldb: number, kBytes: number, n: number, c: number, ldc: number) => void;
   [gemv: `gemvRows${string}`]: (a: number, lda: number, b: number, kBytes: number, n: number, c: number, ldc: number) => void;
-  interleaveRows(src: number, dst: number, kBytes: number, n: number): void;
+  [interleave: `interleaveRows${string}`]: (src: number, dst: number, kBytes: number, n: number) => void;
   [gemv: `gemvKN${number}`]: (a: number, lda: number, b: number, ldb: number, k: number, nBytes: number, c: number, ldc: number,
     accumulate: number) => void;
 }

@@ -22,14 +22,22 @@ import { quantizeRow } from '../int8.js';
 import type { Bf16MatmulKernel, Int8MatmulKernel, PackedMatrix, PrepackingMatmulKernel, ThreadedMatmulKernel } from '../types.js';
 import { claim, CTL, CTL_BYTES, finish, KC, NR, packShared, plan, publish, roundUp, runPart, scratchAddress, sharedBytes, type Job } from './driver.js';
 import {
-  GEMV_KN_VECTORS, GEMV_NK_GROUP, GEMV_ROWS_GROUP, type GemmExports, gemmModuleBytes, gemvNKName, gemvRowsName, relaxedProbeBytes,
-  ROWS_BLOCK, simdProbeBytes, tileFor, type WeightStorage,
+  GEMV_KN_VECTORS, GEMV_NK_GROUP, GEMV_ROWS_GROUP, type GemmExports, gemmModuleBytes, gemvNKName, gemvRowsName, interleaveRowsName,
+  relaxedProbeBytes, ROWS_BLOCK, simdProbeBytes, tileFor, type WeightStorage,
 } from './gemm-module.js';
 import { Heap } from './heap.js';
 import { ResidentStore, ResidentWeight } from './resident.js';
 import type { WorkerInit } from './worker.js';
 
 export interface WasmMatmulKernel extends ThreadedMatmulKernel, PrepackingMatmulKernel, Bf16MatmulKernel, Int8MatmulKernel {
+  /** A bf16 weight B [n, k] kept resident as `prepack` keeps an f32 one (2 bytes a weight for decode). */
+  prepackBf16(b: Uint16Array, bOffset: number, n: number, k: number): PackedMatrix;
+  /** `gemmBf16` from a weight packed by `prepackBf16`: the same bits. */
+  gemmBf16Packed(a: Float32Array, aOffset: number, packed: PackedMatrix, c: Float32Array, cOffset: number, m: number): void;
+  /** An int8 weight Q [n, k] and its per-row scales kept resident (1 byte a weight for decode). */
+  prepackInt8(q: Int8Array, qOffset: number, scales: Float32Array, n: number, k: number): PackedMatrix;
+  /** `gemmInt8` from a weight packed by `prepackInt8`: the same bits. */
+  gemmInt8Packed(a: Float32Array, aOffset: number, packed: PackedMatrix, c: Float32Array, cOffset: number, m: number): void;
   /** Whether the module multiplies with `f32x4.relaxed_madd` (else `f32x4.mul` + `f32x4.add`). */
   readonly relaxed: boolean;
   /** Threads this engine allows (1 without shared memory). */
@@ -356,9 +364,7 @@ class WasmKernel implements WasmMatmulKernel {
     checkArguments(a, aOffset, { label: 'Q', array: q, type: Int8Array, offset: qOffset }, c, cOffset, m, n, k);
     checkScales(scales, n);
     this.gemmFrom(a, aOffset, narrowRows(q, qOffset), c, cOffset, m, n, k, true);
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) c[cOffset + i * n + j] *= scales[j];
-    }
+    scaleColumns(c, cOffset, scales, m, n);
   }
 
   /**
@@ -552,7 +558,22 @@ class WasmKernel implements WasmMatmulKernel {
    */
   prepack(b: Float32Array, bOffset: number, n: number, k: number, transB: boolean): PackedMatrix {
     checkArguments(new Float32Array(0), 0, { label: 'B', array: b, type: Float32Array, offset: bOffset }, new Float32Array(0), 0, 0, n, k);
-    const packed = new WasmPacked(this, this.name, b, bOffset, n, k, transB);
+    return this.keep(new WasmPacked(this, this.name, 'f32', b, bOffset, n, k, transB));
+  }
+
+  prepackBf16(b: Uint16Array, bOffset: number, n: number, k: number): PackedMatrix {
+    checkArguments(new Float32Array(0), 0, { label: 'B', array: b, type: Uint16Array, offset: bOffset }, new Float32Array(0), 0, 0, n, k);
+    return this.keep(new WasmPacked(this, this.name, 'bf16', b, bOffset, n, k, true));
+  }
+
+  prepackInt8(q: Int8Array, qOffset: number, scales: Float32Array, n: number, k: number): PackedMatrix {
+    checkArguments(new Float32Array(0), 0, { label: 'Q', array: q, type: Int8Array, offset: qOffset }, new Float32Array(0), 0, 0, n, k);
+    checkScales(scales, n);
+    return this.keep(new WasmPacked(this, this.name, 'int8', q, qOffset, n, k, true, scales));
+  }
+
+  /** The handle, its resident forms freed once it is collected. */
+  private keep(packed: WasmPacked): WasmPacked {
     this.finalizer.register(packed, packed.resident);
     return packed;
   }
@@ -564,20 +585,37 @@ class WasmKernel implements WasmMatmulKernel {
    * (larger than the budget or the memory) is copied in as `gemm` does.
    */
   gemmPacked(a: Float32Array, aOffset: number, packed: PackedMatrix, c: Float32Array, cOffset: number, m: number): void {
+    this.fromPacked('gemmPacked', 'f32', a, aOffset, packed, c, cOffset, m);
+  }
+
+  gemmBf16Packed(a: Float32Array, aOffset: number, packed: PackedMatrix, c: Float32Array, cOffset: number, m: number): void {
+    this.fromPacked('gemmBf16Packed', 'bf16', a, aOffset, packed, c, cOffset, m);
+  }
+
+  gemmInt8Packed(a: Float32Array, aOffset: number, packed: PackedMatrix, c: Float32Array, cOffset: number, m: number): void {
+    this.fromPacked('gemmInt8Packed', 'int8', a, aOffset, packed, c, cOffset, m);
+  }
+
+  /** The product from a packed weight of the storage the method takes; int8 columns then times their scales, as gemmInt8 does. */
+  private fromPacked(method: string, storage: WeightStorage, a: Float32Array, aOffset: number, packed: PackedMatrix,
+    c: Float32Array, cOffset: number, m: number): void {
     if (!(packed instanceof WasmPacked)) {
-      throw new UnsupportedError(`gemmPacked: the weight was packed by ${packed.kernel}, not by a WebAssembly kernel`);
+      throw new UnsupportedError(`${method}: the weight was packed by ${packed.kernel}, not by a WebAssembly kernel`);
     }
-    const { source, offset, n, k, transB } = packed;
-    checkArguments(a, aOffset, { label: 'B', array: source, type: Float32Array, offset }, c, cOffset, m, n, k);
+    if (packed.storage !== storage) {
+      throw new UnsupportedError(`${method}: the weight was packed as ${packed.storage}, this product takes ${storage} weights`);
+    }
+    const { n, k } = packed;
+    checkArguments(a, aOffset, { label: 'B', array: packed.source, type: packed.source.constructor as WeightArgument['type'], offset: packed.offset },
+      c, cOffset, m, n, k);
     // Another kernel's pack lives in that kernel's memory.
-    if (packed.owner !== this || m === 0 || n === 0 || k === 0) {
-      this.gemm(a, aOffset, source, offset, c, cOffset, m, n, k, transB);
-      return;
+    const done = packed.owner === this && m > 0 && n > 0 && k > 0 && (m <= 4
+      ? (packed.transB ? this.gemvNKResident(a, aOffset, packed, c, cOffset, m) : this.gemvKNResident(a, aOffset, packed, c, cOffset, m))
+      : this.gemmResident(a, aOffset, packed, c, cOffset, m));
+    if (!done) {
+      this.gemmFrom(a, aOffset, weightRows(packed), c, cOffset, m, n, k, packed.transB);
     }
-    const done = m <= 4
-      ? (transB ? this.gemvNKResident(a, aOffset, packed, c, cOffset, m) : this.gemvKNResident(a, aOffset, packed, c, cOffset, m))
-      : this.gemmResident(a, aOffset, packed, c, cOffset, m);
-    if (!done) this.gemm(a, aOffset, source, offset, c, cOffset, m, n, k, transB);
+    if (packed.scales !== undefined) scaleColumns(c, cOffset, packed.scales, m, n);
   }
 
   /**
@@ -586,40 +624,43 @@ class WasmKernel implements WasmMatmulKernel {
    * vectors and n to whole blocks; false when they cannot be resident.
    */
   private gemvNKResident(a: Float32Array, aOffset: number, packed: WasmPacked, c: Float32Array, cOffset: number, m: number): boolean {
-    const { source, offset, n, k } = packed;
+    const { n, k, storage } = packed;
+    const weight = weightRows(packed);
     const kp = roundUp(k, 4);
     const np = roundUp(n, GEMV_ROWS_GROUP[m]);
     const rowsN = roundUp(n, ROWS_BLOCK);
+    const formBytes = rowsN * kp * weight.bytes;
     const arena = this.pool;
     const cSlot = align(m * kp * 4);
     const stagingSlot = align(cSlot + m * np * 4);
     const making = !this.store.has(packed.resident, 'rows');
-    const aAt = arena.workspace(stagingSlot + (making ? rowsN * kp * 4 : 0));
-    const bAt = this.store.acquire(packed.resident, 'rows', rowsN * kp * 4, (at) => {
+    const aAt = arena.workspace(stagingSlot + (making ? formBytes : 0));
+    const bAt = this.store.acquire(packed.resident, 'rows', formBytes, (at) => {
       const staging = aAt + stagingSlot;
-      copyRows(arena.heap, source, offset, n, k, staging / 4, kp);
-      arena.heap.fill(0, staging / 4 + n * kp, staging / 4 + rowsN * kp);
-      arena.e.interleaveRows(staging, at, kp * 4, rowsN);
+      weight.stored(arena, 0, n, k, staging, kp);
+      new Uint8Array(arena.memory.buffer, staging + n * kp * weight.bytes, (rowsN - n) * kp * weight.bytes).fill(0);
+      arena.e[interleaveRowsName(storage)](staging, at, kp * 4, rowsN);
     });
     if (bAt === undefined) return false;
     copyRows(arena.heap, a, aOffset, m, k, aAt / 4, kp);
     // On the caller alone, as every decode product: split between two threads
     // on this shared machine, GPT-2-small decode from resident weights took
     // 66-73 ms a token against 42 on one (a worker that waits for its core).
-    arena.e[gemvRowsName('f32', m)](aAt, kp * 4, bAt, kp * 4, np, aAt + cSlot, np * 4);
+    arena.e[gemvRowsName(storage, m)](aAt, kp * 4, bAt, kp * 4, np, aAt + cSlot, np * 4);
     arena.copyOut((aAt + cSlot) / 4, np, c, cOffset, m, n);
     return true;
   }
 
   /** gemvKN over B's resident rows ([k, n], n padded to RESIDENT_COLUMN_STRIPS); false when they cannot be resident. */
   private gemvKNResident(a: Float32Array, aOffset: number, packed: WasmPacked, c: Float32Array, cOffset: number, m: number): boolean {
-    const { source, offset, n, k } = packed;
+    const { n, k } = packed;
+    const weight = weightRows(packed);
     const np = roundUp(n, 4 * GEMV_KN_VECTORS[m]);
     const stride = roundUp(n, RESIDENT_COLUMN_STRIPS);
     const arena = this.pool;
     const cSlot = align(m * k * 4);
     const aAt = arena.workspace(cSlot + m * np * 4);
-    const bAt = this.store.acquire(packed.resident, 'rows', k * stride * 4, (at) => copyRows(arena.heap, source, offset, k, n, at / 4, stride));
+    const bAt = this.store.acquire(packed.resident, 'rows', k * stride * 4, (at) => weight.stored(arena, 0, k, n, at, stride));
     if (bAt === undefined) return false;
     copyRows(arena.heap, a, aOffset, m, k, aAt / 4, k);
     arena.e[`gemvKN${m}`](aAt, k * 4, bAt, stride * 4, k, np * 4, aAt + cSlot, np * 4, 0);
@@ -633,7 +674,8 @@ class WasmKernel implements WasmMatmulKernel {
    * panels are made from B staged in the workspace.
    */
   private gemmResident(a: Float32Array, aOffset: number, packed: WasmPacked, c: Float32Array, cOffset: number, m: number): boolean {
-    const { source, offset, n, k, transB } = packed;
+    const { n, k, transB } = packed;
+    const weight = weightRows(packed);
     const threads = this.threadsFor(m, n, k);
     const mr = tileFor(this.relaxed).mr;
     const split = plan(m, n, threads, mr);
@@ -642,11 +684,14 @@ class WasmKernel implements WasmMatmulKernel {
     const sharedSlot = align(cSlot + m * n * 4);
     const stagingSlot = align(sharedSlot + (split.splitN ? sharedBytes(m, n, k, true, mr) : 0));
     const making = !this.store.has(packed.resident, 'panels');
-    const aAt = arena.workspace(stagingSlot + (making ? n * k * 4 : 0));
+    // B widened to f32 at staging, a bf16 or int8 B staged after it first.
+    const narrowSlot = align(stagingSlot + n * k * 4);
+    const aAt = arena.workspace(making ? narrowSlot + (weight.storage === 'f32' ? 0 : weight.bytes * n * k + STAGING_SLACK) : stagingSlot);
     const nPad = roundUp(n, NR);
     const bPanels = this.store.acquire(packed.resident, 'panels', nPad * k * 4, (at) => {
       const staging = aAt + stagingSlot;
-      arena.heap.set(source.subarray(offset, offset + n * k), staging / 4);
+      if (transB) weight.copy(arena, 0, n, k, staging, k, aAt + narrowSlot);
+      else weight.copy(arena, 0, k, n, staging, n, aAt + narrowSlot);
       const [rowStep, colStep] = transB ? [4, k * 4] : [n * 4, 4];
       for (let pc = 0; pc < k; pc += KC) arena.e.packB(staging + pc * rowStep, rowStep, colStep, Math.min(KC, k - pc), n, at + nPad * pc * 4);
     });
@@ -666,12 +711,27 @@ class WasmPacked implements PackedMatrix {
   constructor(
     readonly owner: WasmKernel,
     readonly kernel: string,
-    readonly source: Float32Array,
+    readonly storage: WeightStorage,
+    readonly source: Float32Array | Uint16Array | Int8Array,
     readonly offset: number,
     readonly n: number,
     readonly k: number,
     readonly transB: boolean,
+    /** An int8 weight's per-row scales. */
+    readonly scales?: Float32Array,
   ) {}
+}
+
+/** The packed weight's array as the copying products take it. */
+function weightRows(packed: WasmPacked): WeightRows {
+  return packed.source instanceof Float32Array ? f32Rows(packed.source, packed.offset) : narrowRows(packed.source, packed.offset);
+}
+
+/** Each column j of C [m, n] times scales[j] (int8 weights' per-row scales). */
+function scaleColumns(c: Float32Array, cOffset: number, scales: Float32Array, m: number, n: number): void {
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) c[cOffset + i * n + j] *= scales[j];
+  }
 }
 
 /** A budget is a non-negative number of bytes. */
