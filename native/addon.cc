@@ -294,6 +294,7 @@ void prefetch_next_gemv(const GemvWeight& next, int64_t budget) {
   for (int64_t c = kGemvChunks - 1; c >= 0 && budget > 0 && count < ThreadPool::kMaxSpans; --c) {
     int64_t first, end;
     gemv_chunk_columns(next.n, c, &first, &end);
+    if (first == end) continue;
     const int64_t take = std::min((end - first) * next.row_bytes, budget);
     spans[count++] = {next.base + first * next.row_bytes, take};
     budget -= take;
