@@ -115,13 +115,14 @@ const fmt = (value: number | undefined): string => (value === undefined ? '—' 
 
 /**
  * Decode products (one row) with the weight as f32, bf16 and int8 (f32
- * activations, and int8 with the activations quantized too), interleaved:
- * milliseconds and the rate the stored weight bytes stream at.
+ * activations, and int8 with the activations quantized too), copied in on
+ * every call and resident (prepacked), interleaved: milliseconds and the
+ * rate the stored weight bytes stream at.
  */
 function decodeByWeightDtype(wasm: WasmMatmulKernel): void {
   console.log('\nDecode by weight dtype (one thread; median ms, weight bytes streamed):\n');
-  console.log('| product | f32 | bf16 | int8 | int8, activations quantized | bf16 / f32 speed | int8 / f32 speed |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  console.log('| product | f32 | bf16 | int8 | int8, activations quantized | f32 resident | bf16 resident | int8 resident | bf16 / f32 speed | int8 / f32 speed | resident: bf16 / f32 | resident: int8 / f32 |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   wasm.setThreads(1);
   for (const [label, n, k] of [['GPT-2 MLP up [1×768]·[768×3072]ᵀ', 3072, 768], ['GPT-2 logits [1×768]·[768×50257]ᵀ', 50257, 768]] as const) {
     const a = filled(k, 1);
@@ -130,11 +131,15 @@ function decodeByWeightDtype(wasm: WasmMatmulKernel): void {
     const q = Int8Array.from(b, (v) => Math.round(v * 127));
     const scales = new Float32Array(n).fill(1 / 127);
     const c = new Float32Array(n);
+    const packed = { f32: wasm.prepack(b, 0, n, k, true), bf16: wasm.prepackBf16(bf16, 0, n, k), int8: wasm.prepackInt8(q, 0, scales, n, k) };
     const runs: [number, () => void][] = [
       [4, () => wasm.gemm(a, 0, b, 0, c, 0, 1, n, k, true)],
       [2, () => wasm.gemmBf16(a, 0, bf16, 0, c, 0, 1, n, k)],
       [1, () => wasm.gemmInt8(a, 0, q, 0, scales, c, 0, 1, n, k)],
       [1, () => wasm.gemmInt8Quantized(a, 0, q, 0, scales, c, 0, 1, n, k)],
+      [4, () => wasm.gemmPacked(a, 0, packed.f32, c, 0, 1)],
+      [2, () => wasm.gemmBf16Packed(a, 0, packed.bf16, c, 0, 1)],
+      [1, () => wasm.gemmInt8Packed(a, 0, packed.int8, c, 0, 1)],
     ];
     const times: number[][] = runs.map(() => []);
     runs.forEach(([, run]) => run());
@@ -147,7 +152,8 @@ function decodeByWeightDtype(wasm: WasmMatmulKernel): void {
     }
     const ms = times.map(median);
     const cells = ms.map((t, i) => `${t.toFixed(2)} (${((runs[i][0] * n * k) / (t * 1e6)).toFixed(1)} GB/s)`);
-    console.log(`| ${label} | ${cells.join(' | ')} | ${(ms[0] / ms[1]).toFixed(2)}× | ${(ms[0] / ms[2]).toFixed(2)}× |`);
+    const speed = (x: number, y: number): string => `${(ms[x] / ms[y]).toFixed(2)}×`;
+    console.log(`| ${label} | ${cells.join(' | ')} | ${speed(0, 1)} | ${speed(0, 2)} | ${speed(4, 5)} | ${speed(4, 6)} |`);
   }
 }
 
