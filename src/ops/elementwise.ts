@@ -175,10 +175,10 @@ export const addInto = (a: Tensor, b: Tensor, out: Tensor): Tensor => addOp(a, b
 /** mul(a, b) written into `out` (inference only; `out` may be `a` or `b` when it has the result's shape: see ops/out.ts). */
 export const mulInto = (a: Tensor, b: Tensor, out: Tensor): Tensor => mulOp(a, b, out);
 
-// The native layouts of y [rows, n] += b [n] for decode's few rows, made once:
-// a decode step adds a bias after most products, and building the layout
-// cost more than the add.
-const DECODE_ROWS = 4;
+// The native layouts of y [rows, n] += b [n] for decode's rows (batch × beams,
+// up to 64), made once: a decode step adds a bias after most products, and
+// building the layout cost more than the add (and made an array per add).
+const DECODE_ROWS = 64;
 const rowLayouts = new Map<number, Float64Array>();
 
 function rowsLayout(rows: number, n: number): Float64Array | undefined {
