@@ -17,6 +17,7 @@ import { Weights, type LinearDtype } from '../../src/nn/weights.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { randomArray } from '../helpers/random.js';
 import { HF_TINY } from '../helpers/shared.js';
+import { countTypedArrays, firstDifference } from '../helpers/typed-arrays.js';
 
 const fixtures = HF_TINY;
 
@@ -75,14 +76,6 @@ class AllocatingSession implements DecodingSession {
 /** The same model generating through allocating sessions. */
 function allocating(model: Model): GenerativeModel {
   return { isEncoderDecoder: false, vocabSize: model.vocabSize, startSession: (inputs) => new AllocatingSession(model, inputs) };
-}
-
-/** Index of the first element where a and b differ as f32 bits (NaN-safe), or −1. */
-function firstDifference(a: Tensor, b: Tensor): number {
-  const x = new Uint32Array(a.f32().slice().buffer);
-  const y = new Uint32Array(b.f32().slice().buffer);
-  if (x.length !== y.length) return 0;
-  return x.findIndex((bits, i) => bits !== y[i]);
 }
 
 function argmaxRows(logits: Tensor): number[][] {
@@ -164,43 +157,6 @@ for (const family of ['gpt2', 'llama'] as const) {
       assert.equal(firstDifference(got.scores as Tensor, want.scores as Tensor), -1, 'processed scores of some step differ');
     }
   });
-}
-
-/**
- * Counts typed arrays made while `fn` runs: every typed array constructor is
- * replaced by a counting proxy (the arrays it makes are the real kind), and
- * `subarray`, whose views are made through the unpatched constructor, is
- * counted too.
- */
-function countTypedArrays(fn: () => void): { count: number; where: string[] } {
-  const kinds = ['Float32Array', 'Float64Array', 'Int32Array', 'Uint32Array', 'Uint16Array', 'Int16Array', 'Int8Array', 'Uint8Array'] as const;
-  const globals = globalThis as unknown as Record<string, unknown>;
-  const saved = kinds.map((name) => globals[name] as { new (...args: unknown[]): unknown; prototype: { subarray: (...args: unknown[]) => unknown } });
-  const where: string[] = [];
-  const seen = () => where.push(new Error().stack?.split('\n')[3]?.trim() ?? '?');
-  kinds.forEach((name, i) => {
-    const real = saved[i];
-    globals[name] = new Proxy(real, {
-      construct(target, args, newTarget) {
-        seen();
-        return Reflect.construct(target, args, newTarget === globals[name] ? target : newTarget) as object;
-      },
-    });
-    const subarray = real.prototype.subarray;
-    real.prototype.subarray = function (this: unknown, ...args: unknown[]) {
-      seen();
-      return subarray.apply(this, args);
-    };
-  });
-  try {
-    fn();
-  } finally {
-    kinds.forEach((name, i) => {
-      globals[name] = saved[i];
-      delete (saved[i].prototype as { subarray?: unknown }).subarray;
-    });
-  }
-  return { count: where.length, where };
 }
 
 for (const { family, dtype } of CASES) {
