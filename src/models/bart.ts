@@ -17,14 +17,18 @@ import { ConfigError, UnsupportedError } from '../errors.js';
 import type { BartConfig } from '../io/config.js';
 import { parseModelConfig } from '../io/config.js';
 import type { DecodingSession, GenerativeModel, SessionInputs } from '../generation/types.js';
-import { add, causalMask, embedding, linear, paddingMask, scale } from '../ops/index.js';
+import { add, addInPlace, causalMask, embedding, embeddingInto, linear, matmulInto, paddingMask, scale, scaleInto, type Workspace } from '../ops/index.js';
+import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
+import { elementwiseKernel } from '../kernels/elementwise.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import {
   attendTo,
+  attendToCache,
   EncoderDecoderCache,
   projectKeysValues,
   startEncoderDecoderSession,
+  type DecodeOptions,
 } from '../nn/encoder-decoder-cache.js';
 import { FeedForward } from '../nn/feed-forward.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
@@ -72,6 +76,24 @@ function loadFeedForward(w: Weights, s: StackShape): FeedForward {
 /** BART scales the projected queries by dHead^-0.5 before q·kᵀ (not the scores after). */
 const queryScale = (s: StackShape) => Math.fround((s.d / s.heads) ** -0.5);
 
+/**
+ * Post-norm's residual step, LN(x + sublayer), the sum seen by the hook
+ * `sumName` when given. With no hook and no gradients, one native pass adds
+ * and normalises (the same f32 sums as add, then layerNorm), into `buffers`
+ * when given; nothing keeps the sum.
+ */
+function addNorm(x: Tensor, sublayer: Tensor, norm: LayerNorm, hooks: HookPoints, sumName: string | undefined, buffers: Workspace | undefined): Tensor {
+  const kernel = elementwiseKernel();
+  if (!kernel || hooks.active || needsGrad(x, sublayer, norm.weight) || needsGrad(norm.bias)) {
+    const sum = add(x, sublayer);
+    return norm.forward(sumName ? hooks.run(sumName, sum) : sum);
+  }
+  const d = x.shape[x.rank - 1];
+  const out = buffers?.f32(x.shape) ?? new Tensor('f32', x.shape, new Float32Array(x.size));
+  kernel.layerNorm(x.f32(), sublayer.f32(), null, norm.weight.f32(), norm.bias ? norm.bias.f32() : null, out.data as Float32Array, x.size / d, d, norm.eps);
+  return out;
+}
+
 /** Encoder layer (`encoder.layers.{i}`), post-norm: x = LN(x + SelfAttn(x)); x = LN(x + FF(x)). */
 class EncoderLayer {
   readonly selfAttention: MultiHeadAttention;
@@ -93,9 +115,9 @@ class EncoderLayer {
     x = hooks.run('resid_pre', x);
     const attention = hooks.scope('attn.');
     const self = attendTo(this.selfAttention, x, projectKeysValues(this.selfAttention, x, attention), { queryScale: this.queryScale, mask, hooks: attention });
-    x = hooks.run('ln1', this.selfAttentionNorm.forward(hooks.run('resid_mid', add(x, self.out))));
+    x = hooks.run('ln1', addNorm(x, self.out, this.selfAttentionNorm, hooks, 'resid_mid', undefined));
     const ff = this.feedForward.forward(x, hooks.scope('mlp.'));
-    return { x: hooks.run('resid_post', hooks.run('ln2', this.finalNorm.forward(add(x, ff)))), pattern: self.pattern };
+    return { x: hooks.run('resid_post', hooks.run('ln2', addNorm(x, ff, this.finalNorm, hooks, undefined, undefined))), pattern: self.pattern };
   }
 }
 
@@ -119,17 +141,20 @@ class DecoderLayer {
     this.queryScale = queryScale(s);
   }
 
-  /** y [rows, n, d] for the n new positions; causal [1, 1, n, past+n]. */
-  forward(y: Tensor, i: number, causal: Tensor, cache: EncoderDecoderCache, hooks: HookPoints): { y: Tensor; pattern: Tensor; crossPattern: Tensor } {
+  /**
+   * y [rows, n, d] for the n new positions; causal [1, 1, n, past+n] (none for
+   * one position, which sees every key). With `withPattern` false the fused
+   * attention skips the patterns; with `buffers` (a decoding session's, no
+   * hook attached) every intermediate is written into its tensors.
+   */
+  forward(y: Tensor, i: number, causal: Tensor | undefined, cache: EncoderDecoderCache, hooks: HookPoints, withPattern = true, buffers?: Workspace): { y: Tensor; pattern?: Tensor; crossPattern?: Tensor } {
     y = hooks.run('resid_pre', y);
-    const attention = hooks.scope('attn.');
-    const { key, value } = projectKeysValues(this.selfAttention, y, attention);
-    const self = attendTo(this.selfAttention, y, cache.self.append(i, key, value), { queryScale: this.queryScale, mask: causal, hooks: attention });
-    y = hooks.run('ln1', this.selfAttentionNorm.forward(hooks.run('resid_mid', add(y, self.out))));
-    const cross = attendTo(this.crossAttention, y, cache.cross[i], { queryScale: this.queryScale, mask: cache.encoderMask, hooks: hooks.scope('cross_attn.') });
-    y = hooks.run('ln_cross', this.crossAttentionNorm.forward(hooks.run('resid_mid_cross', add(y, cross.out))));
-    const ff = this.feedForward.forward(y, hooks.scope('mlp.'));
-    return { y: hooks.run('resid_post', hooks.run('ln2', this.finalNorm.forward(add(y, ff)))), pattern: self.pattern, crossPattern: cross.pattern };
+    const self = attendToCache(this.selfAttention, y, cache.self, i, { queryScale: this.queryScale, mask: causal, hooks: hooks.scope('attn.'), withPattern, buffers });
+    y = hooks.run('ln1', addNorm(y, self.out, this.selfAttentionNorm, hooks, 'resid_mid', buffers));
+    const cross = attendTo(this.crossAttention, y, cache.cross[i], { queryScale: this.queryScale, mask: cache.encoderMask, hooks: hooks.scope('cross_attn.'), withPattern, buffers });
+    y = hooks.run('ln_cross', addNorm(y, cross.out, this.crossAttentionNorm, hooks, 'resid_mid_cross', buffers));
+    const ff = this.feedForward.forward(y, hooks.scope('mlp.'), buffers);
+    return { y: hooks.run('resid_post', hooks.run('ln2', addNorm(y, ff, this.finalNorm, hooks, undefined, buffers))), pattern: self.pattern, crossPattern: cross.pattern };
   }
 }
 
@@ -144,20 +169,37 @@ class Embeddings {
     readonly norm?: LayerNorm,
   ) {}
 
-  /** ids [rows, n] at positions past … past+n−1 → [rows, n, d]. Hook names embed, pos_embed, ln_embed. */
-  forward(ids: Tensor, past: number, hooks: HookPoints): Tensor {
+  /**
+   * ids [rows, n] at positions past … past+n−1 → [rows, n, d]. Hook names
+   * embed, pos_embed, ln_embed. With `buffers` (a decoding session's, no hook
+   * attached) written into its tensors.
+   */
+  forward(ids: Tensor, past: number, hooks: HookPoints, buffers?: Workspace): Tensor {
     const [, n] = ids.shape;
     const d = this.tokens.shape[1];
     const first = past + this.positionOffset;
     if (first + n > this.positions.shape[0]) {
       throw new ConfigError(`position ${past + n - 1} is beyond max_position_embeddings (${this.positions.shape[0] - this.positionOffset} positions)`);
     }
+    if (buffers && !hooks.active && !needsGrad(this.tokens, this.positions, this.norm?.weight) && !needsGrad(this.norm?.bias)) return this.embedInto(ids, first, buffers);
     let tokens = embedding(this.tokens, ids); // [rows, n, d]
     if (this.tokenScale !== 1) tokens = scale(tokens, this.tokenScale);
     tokens = hooks.run('embed', tokens);
     const positions = hooks.run('pos_embed', this.positions.slice(0, first, first + n).reshape([1, n, d]));
     const x = add(tokens, positions);
     return this.norm ? hooks.run('ln_embed', this.norm.forward(x)) : x;
+  }
+
+  /** `forward`'s values in the workspace's tensors: the token rows scaled in place, the position rows added to them, the norm beside. */
+  private embedInto(ids: Tensor, first: number, buffers: Workspace): Tensor {
+    const [rows, n] = ids.shape;
+    const d = this.tokens.shape[1];
+    const x = embeddingInto(this.tokens, ids, buffers.f32([rows, n, d])); // [rows, n, d]
+    if (this.tokenScale !== 1) scaleInto(x, this.tokenScale, x);
+    const at = buffers.i32([n]);
+    for (let p = 0; p < n; p++) at.data[p] = first + p;
+    addInPlace(x, embeddingInto(this.positions, at, buffers.f32([n, d]))); // [n, d] over every row
+    return this.norm ? this.norm.forward(x, buffers.f32(x.shape)) : x;
   }
 }
 
@@ -243,26 +285,41 @@ export class BartModel implements GenerativeModel {
     return new EncoderDecoderCache(new KVCache(this.decoderLayers.length), cross, paddingMask(attentionMask), sources);
   }
 
-  /** The decoder over new tokens [rows, n] after the `cache.length` already fed → logits [rows, n, vocab]. */
-  decode(ids: Tensor, cache: EncoderDecoderCache, hooks: HookPoints = noHooks): BartDecoderOutput {
+  /**
+   * The decoder over new tokens [rows, n] after the `cache.length` already fed → logits [rows, n, vocab].
+   * `options`: skip the patterns nobody reads, write into a decoding session's buffers (see `DecodeOptions`).
+   */
+  decode(ids: Tensor, cache: EncoderDecoderCache, hooks: HookPoints = noHooks, options: DecodeOptions = {}): BartDecoderOutput {
+    const hooked = hooks.active;
     const h = hooks.scope('decoder.');
+    const buffers = hooked ? undefined : options.buffers;
+    const withPattern = options.outputAttentions !== false;
     const [, n] = ids.shape;
     const past = cache.length;
     h.run('tokens', ids);
-    let y = this.decoderEmbeddings.forward(ids, past, h); // [rows, n, d]
-    const causal = causalMask(n, past + n); // [1, 1, n, past+n]
+    let y = this.decoderEmbeddings.forward(ids, past, h, buffers); // [rows, n, d]
+    // One new position sees every cached key: its causal mask would be all zeros.
+    const causal = n > 1 ? causalMask(n, past + n) : undefined; // [1, 1, n, past+n]
     const hiddenStates: Tensor[] = [y];
     const attentions: Tensor[] = [];
     const crossAttentions: Tensor[] = [];
     this.decoderLayers.forEach((layer, i) => {
-      const out = layer.forward(y, i, causal, cache, h.scope(`blocks.${i}.`));
+      // Without hooks no scope name is built (a decode step runs this for every layer).
+      const out = layer.forward(y, i, causal, cache, hooked ? h.scope(`blocks.${i}.`) : noHooks, withPattern, buffers);
       y = out.y;
       hiddenStates.push(y);
-      attentions.push(out.pattern);
-      crossAttentions.push(out.crossPattern);
+      if (out.pattern) attentions.push(out.pattern);
+      if (out.crossPattern) crossAttentions.push(out.crossPattern);
     });
-    const logits = hookLogits(hooks, add(linear(y, this.lmHead), this.finalLogitsBias)); // [rows, n, vocab]
+    const logits = hookLogits(hooks, this.logits(y, buffers)); // [rows, n, vocab]
     return { logits, output: y, hiddenStates, attentions, crossAttentions };
+  }
+
+  /** y · sharedᵀ + final_logits_bias: y [rows, n, d] → [rows, n, vocab]; into `buffers` when given (the bias added in place). */
+  private logits(y: Tensor, buffers: Workspace | undefined): Tensor {
+    if (!buffers || needsGrad(y, this.lmHead, this.finalLogitsBias)) return add(linear(y, this.lmHead), this.finalLogitsBias);
+    const logits = matmulInto(y, this.lmHead, buffers.f32([...y.shape.slice(0, -1), this.vocabSize]), { transposeB: true });
+    return addInPlace(logits, this.finalLogitsBias);
   }
 
   /** Teacher-forced pass: encoder over the input, decoder over decoder_input_ids. */

@@ -16,20 +16,23 @@ import { ConfigError } from '../errors.js';
 import type { T5Config } from '../io/config.js';
 import { parseModelConfig } from '../io/config.js';
 import type { GenerativeModel, SessionInputs, DecodingSession } from '../generation/types.js';
-import { add, causalMask, embedding, linear, paddingMask, scale } from '../ops/index.js';
+import { add, addInPlace, causalMask, embedding, embeddingInto, linear, matmulInto, paddingMask, scale, scaleInto, type Workspace } from '../ops/index.js';
+import { needsGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { MultiHeadAttention } from '../nn/attention.js';
+import { MultiHeadAttention, type MaskRows } from '../nn/attention.js';
 import {
   attendTo,
+  attendToCache,
   EncoderDecoderCache,
   projectKeysValues,
   startEncoderDecoderSession,
+  type DecodeOptions,
 } from '../nn/encoder-decoder-cache.js';
 import { FeedForward } from '../nn/feed-forward.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
 import { KVCache } from '../nn/kv-cache.js';
 import { Linear, RMSNorm } from '../nn/linear.js';
-import { relativePositionBias, type BucketOptions } from '../nn/relative-position.js';
+import { relativePositionBias, relativePositionBiasRow, type BucketOptions } from '../nn/relative-position.js';
 import type { Weights } from '../nn/weights.js';
 
 export type { T5Config } from '../io/config.js';
@@ -61,6 +64,14 @@ function loadFeedForward(w: Weights, c: T5Config): FeedForward {
 
 const norm = (w: Weights, c: T5Config) => RMSNorm.load(w, 'layer_norm', c.dModel, c.layerNormEpsilon);
 
+/**
+ * x + sublayer: without hooks or gradients the sublayer's fresh output (which
+ * nothing else holds) takes the sum in place; otherwise a new tensor.
+ */
+function residual(x: Tensor, sublayer: Tensor, hooks: HookPoints): Tensor {
+  return hooks.active || needsGrad(x, sublayer) ? add(x, sublayer) : addInPlace(sublayer, x);
+}
+
 /** Encoder block (`encoder.block.{i}`): layer.0 self-attention, layer.1 feed-forward, each pre-norm with a residual. */
 class EncoderBlock {
   readonly selfAttention: MultiHeadAttention;
@@ -81,9 +92,9 @@ class EncoderBlock {
     const normed = hooks.run('ln1', this.selfAttentionNorm.forward(x));
     const attention = hooks.scope('attn.');
     const self = attendTo(this.selfAttention, normed, projectKeysValues(this.selfAttention, normed, attention), { positionBias: bias, hooks: attention });
-    x = hooks.run('resid_mid', add(x, self.out));
+    x = hooks.run('resid_mid', residual(x, self.out, hooks));
     const ff = this.feedForward.forward(hooks.run('ln2', this.feedForwardNorm.forward(x)), hooks.scope('mlp.'));
-    return { x: hooks.run('resid_post', add(x, ff)), pattern: self.pattern };
+    return { x: hooks.run('resid_post', residual(x, ff, hooks)), pattern: self.pattern };
   }
 }
 
@@ -105,20 +116,23 @@ class DecoderBlock {
     this.feedForwardNorm = norm(w.scope('layer.2'), c);
   }
 
-  /** y [rows, n, d] for the n new positions; selfBias [1|rows, heads, n, past+n] holds the causal mask. */
-  forward(y: Tensor, i: number, selfBias: Tensor, cache: EncoderDecoderCache, hooks: HookPoints): { y: Tensor; pattern: Tensor; crossPattern: Tensor } {
+  /**
+   * y [rows, n, d] for the n new positions; selfBias [1|rows, heads, n, past+n]
+   * holds the causal mask. With `withPattern` false the fused attention skips
+   * the patterns; with `buffers` (a decoding session's, no hook attached)
+   * every intermediate is written into its tensors.
+   */
+  forward(y: Tensor, i: number, selfBias: Tensor | MaskRows, cache: EncoderDecoderCache, hooks: HookPoints, withPattern = true, buffers?: Workspace): { y: Tensor; pattern?: Tensor; crossPattern?: Tensor } {
     y = hooks.run('resid_pre', y);
-    const normed = hooks.run('ln1', this.selfAttentionNorm.forward(y));
-    const attention = hooks.scope('attn.');
-    const { key, value } = projectKeysValues(this.selfAttention, normed, attention);
-    const self = attendTo(this.selfAttention, normed, cache.self.append(i, key, value), { positionBias: selfBias, hooks: attention });
-    y = hooks.run('resid_mid', add(y, self.out));
-    const crossIn = hooks.run('ln_cross', this.crossAttentionNorm.forward(y));
+    const normed = hooks.run('ln1', this.selfAttentionNorm.forward(y, buffers?.f32(y.shape)));
+    const self = attendToCache(this.selfAttention, normed, cache.self, i, { positionBias: selfBias, hooks: hooks.scope('attn.'), withPattern, buffers });
+    y = hooks.run('resid_mid', residual(y, self.out, hooks));
+    const crossIn = hooks.run('ln_cross', this.crossAttentionNorm.forward(y, buffers?.f32(y.shape)));
     // Cross-attention has no position bias, only the encoder padding mask.
-    const cross = attendTo(this.crossAttention, crossIn, cache.cross[i], { mask: cache.encoderMask, hooks: hooks.scope('cross_attn.') });
-    y = hooks.run('resid_mid_cross', add(y, cross.out));
-    const ff = this.feedForward.forward(hooks.run('ln2', this.feedForwardNorm.forward(y)), hooks.scope('mlp.'));
-    return { y: hooks.run('resid_post', add(y, ff)), pattern: self.pattern, crossPattern: cross.pattern };
+    const cross = attendTo(this.crossAttention, crossIn, cache.cross[i], { mask: cache.encoderMask, hooks: hooks.scope('cross_attn.'), withPattern, buffers });
+    y = hooks.run('resid_mid_cross', residual(y, cross.out, hooks));
+    const ff = this.feedForward.forward(hooks.run('ln2', this.feedForwardNorm.forward(y, buffers?.f32(y.shape))), hooks.scope('mlp.'), buffers);
+    return { y: hooks.run('resid_post', residual(y, ff, hooks)), pattern: self.pattern, crossPattern: cross.pattern };
   }
 }
 
@@ -138,7 +152,8 @@ export interface T5DecoderOutput {
   hiddenStates: Tensor[];
   attentions: Tensor[];
   crossAttentions: Tensor[];
-  positionBias: Tensor;
+  /** Layer 0's relative position bias without the mask, [1, heads, n, past+n]; absent when a decoding session's step wrote it into its buffers. */
+  positionBias?: Tensor;
 }
 
 export class T5Model implements GenerativeModel {
@@ -154,6 +169,8 @@ export class T5Model implements GenerativeModel {
   readonly decoderFinalNorm: RMSNorm;
   /** Untied checkpoints (T5 v1.1, Flan-T5, mT5) have their own lm_head. */
   readonly lmHead?: Tensor;
+  /** The decoder's buckets (causal: only the past), made once rather than at every step. */
+  private readonly decoderBuckets: BucketOptions;
 
   constructor(
     readonly config: T5Config,
@@ -172,6 +189,7 @@ export class T5Model implements GenerativeModel {
     this.encoderFinalNorm = RMSNorm.load(encoder, 'final_layer_norm', c.dModel, c.layerNormEpsilon);
     this.decoderFinalNorm = RMSNorm.load(decoder, 'final_layer_norm', c.dModel, c.layerNormEpsilon);
     if (!c.tieWordEmbeddings) this.lmHead = w.get('lm_head.weight', [c.vocabSize, c.dModel]);
+    this.decoderBuckets = this.buckets(false);
   }
 
   private buckets(bidirectional: boolean): BucketOptions {
@@ -206,37 +224,73 @@ export class T5Model implements GenerativeModel {
     return new EncoderDecoderCache(new KVCache(this.decoderBlocks.length), cross, paddingMask(attentionMask), sources);
   }
 
-  /** The decoder over new tokens [rows, n] after the `cache.length` already fed → logits [rows, n, vocab]. */
-  decode(ids: Tensor, cache: EncoderDecoderCache, hooks: HookPoints = noHooks): T5DecoderOutput {
+  /**
+   * The decoder over new tokens [rows, n] after the `cache.length` already fed → logits [rows, n, vocab].
+   * `options`: skip the patterns nobody reads, write into a decoding session's buffers (see `DecodeOptions`).
+   */
+  decode(ids: Tensor, cache: EncoderDecoderCache, hooks: HookPoints = noHooks, options: DecodeOptions = {}): T5DecoderOutput {
+    const hooked = hooks.active;
     const h = hooks.scope('decoder.');
-    const [, n] = ids.shape;
-    const past = cache.length;
+    const buffers = hooked ? undefined : options.buffers;
+    const withPattern = options.outputAttentions !== false;
+    const [rows, n] = ids.shape;
     h.run('tokens', ids);
-    let y = h.run('embed', embedding(this.shared, ids)); // [rows, n, d]
-    const positionBias = h.run('position_bias', relativePositionBias(this.decoderRelativeBias, n, past + n, this.buckets(false), past));
-    const selfBias = add(positionBias, causalMask(n, past + n)); // [1, heads, n, past+n]
+    const embedded = buffers && !needsGrad(this.shared) ? embeddingInto(this.shared, ids, buffers.f32([rows, n, this.config.dModel])) : embedding(this.shared, ids);
+    let y = h.run('embed', embedded); // [rows, n, d]
+    const { selfBias, positionBias } = this.selfAttentionBias(n, cache.length, h, buffers);
     const hiddenStates: Tensor[] = [];
     const attentions: Tensor[] = [];
     const crossAttentions: Tensor[] = [];
     this.decoderBlocks.forEach((block, i) => {
       hiddenStates.push(y);
-      const out = block.forward(y, i, selfBias, cache, h.scope(`blocks.${i}.`));
+      // Without hooks no scope name is built (a decode step runs this for every block).
+      const out = block.forward(y, i, selfBias, cache, hooked ? h.scope(`blocks.${i}.`) : noHooks, withPattern, buffers);
       y = out.y;
-      attentions.push(out.pattern);
-      crossAttentions.push(out.crossPattern);
+      if (out.pattern) attentions.push(out.pattern);
+      if (out.crossPattern) crossAttentions.push(out.crossPattern);
     });
-    const output = h.run('ln_final', this.decoderFinalNorm.forward(y));
+    const output = h.run('ln_final', this.decoderFinalNorm.forward(y, buffers?.f32(y.shape)));
     hiddenStates.push(output);
-    return { logits: hookLogits(hooks, this.logits(output)), output, hiddenStates, attentions, crossAttentions, positionBias };
+    return { logits: hookLogits(hooks, this.logits(output, buffers)), output, hiddenStates, attentions, crossAttentions, positionBias };
+  }
+
+  /**
+   * The decoder self-attention's additive term for n new positions after
+   * `past`: the relative position bias against every key (hook name
+   * position_bias), plus the causal mask when several positions are new. A
+   * decoding session's step of one position (`buffers`, no gradient to the
+   * table) writes the bias row of each head into the session's buffer, read
+   * through strides, instead of a tensor per step.
+   */
+  private selfAttentionBias(n: number, past: number, hooks: HookPoints, buffers: Workspace | undefined): { selfBias: Tensor | MaskRows; positionBias?: Tensor } {
+    const keys = past + n;
+    if (buffers && n === 1 && !needsGrad(this.decoderRelativeBias)) {
+      const heads = this.config.numHeads;
+      // Room for 64 keys at first, as the KV cache, then doubling: the rows grow by one key a step.
+      const data = buffers.growing('position bias', heads * Math.max(keys, 64));
+      relativePositionBiasRow(this.decoderRelativeBias, keys, this.decoderBuckets, data);
+      return { selfBias: { data, shape: [1, heads, 1, keys], strides: [0, keys, 0, 1] } }; // [1, heads, 1, keys]
+    }
+    const positionBias = hooks.run('position_bias', relativePositionBias(this.decoderRelativeBias, n, keys, this.decoderBuckets, past));
+    // One new position sees every cached key: its causal mask would be all zeros.
+    return { selfBias: n > 1 ? add(positionBias, causalMask(n, keys)) : positionBias, positionBias }; // [1, heads, n, keys]
   }
 
   /**
    * Project to the vocabulary. The tied head rescales by d_model^-0.5 first
-   * (Mesh TensorFlow's convention, kept by HF); untied heads do not.
+   * (Mesh TensorFlow's convention, kept by HF); untied heads do not. With
+   * `buffers` (a decoding session's) the scaled rows and the logits are
+   * written into its tensors.
    */
-  logits(output: Tensor): Tensor {
-    if (this.lmHead) return linear(output, this.lmHead); // [rows, n, vocab]
-    return linear(scale(output, Math.fround(this.config.dModel ** -0.5)), this.shared);
+  logits(output: Tensor, buffers?: Workspace): Tensor {
+    const head = this.lmHead ?? this.shared;
+    const into = buffers && !needsGrad(output, head) ? buffers.f32([...output.shape.slice(0, -1), this.vocabSize]) : undefined; // [rows, n, vocab]
+    let x = output;
+    if (!this.lmHead) {
+      const s = Math.fround(this.config.dModel ** -0.5);
+      x = into && buffers ? scaleInto(output, s, buffers.f32(output.shape)) : scale(output, s);
+    }
+    return into ? matmulInto(x, head, into, { transposeB: true }) : linear(x, head);
   }
 
   /** Teacher-forced pass: encoder over the input, decoder over decoder_input_ids. */

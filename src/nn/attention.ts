@@ -136,37 +136,44 @@ function rowData(rows: HeadRows): Float32Array {
 }
 
 /**
- * An additive mask read through element strides over (batch, head, query,
- * key), 0 on an axis it repeats: a decoding session's mask, whose rows lie
- * in a buffer that grows with the session and so are further apart than the
- * keys of one step.
+ * An additive term of the scores (a mask or a position bias) read through
+ * element strides over (batch, head, query, key), 0 on an axis it repeats: a
+ * decoding session's mask, whose rows lie in a buffer that grows with the
+ * session and so are further apart than the keys of one step, or T5's
+ * position bias of one decoder step, written into the session's buffer.
  */
 export interface MaskRows {
   data: Float32Array;
-  /** [batch, 1, queries, keys] */
+  /** [batch | 1, heads | 1, queries, keys] */
   shape: readonly [number, number, number, number];
   strides: readonly [number, number, number, number];
 }
 
 /**
- * The mask as a tensor [batch, 1, queries, keys] for the unfused
- * ops: a tensor as given, strided rows copied (the unfused path of a
- * decoding step that lent its mask rows: no fused kernel, or gradients).
+ * The mask (or bias) as a packed tensor of its shape for the unfused ops: a
+ * tensor as given, strided rows copied (the unfused path of a decoding step
+ * that lent its rows: no fused kernel, or gradients).
  */
 export function maskTensor(mask: Tensor | MaskRows): Tensor {
   if (mask instanceof Tensor) return mask;
-  const [batch, , queries, keys] = mask.shape;
-  const [sb, , sq, sk] = mask.strides;
-  const out = new Float32Array(batch * queries * keys);
+  const [batch, heads, queries, keys] = mask.shape;
+  const [sb, sh, sq, sk] = mask.strides;
+  const out = new Float32Array(batch * heads * queries * keys);
   for (let b = 0; b < batch; b++) {
-    for (let i = 0; i < queries; i++) for (let j = 0; j < keys; j++) out[(b * queries + i) * keys + j] = mask.data[b * sb + i * sq + j * sk];
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < queries; i++) {
+        const row = ((b * heads + h) * queries + i) * keys;
+        for (let j = 0; j < keys; j++) out[row + j] = mask.data[b * sb + h * sh + i * sq + j * sk];
+      }
+    }
   }
-  return new Tensor('f32', [batch, 1, queries, keys], out);
+  return new Tensor('f32', [...mask.shape], out);
 }
 
-/** The fused kernel's options: as `AttendOptions`, and a mask may also be given as strided rows. */
-export interface FusedAttendOptions extends Omit<AttendOptions, 'hooks' | 'mask'> {
+/** The fused kernel's options: as `AttendOptions`, and the mask and position bias may also be given as strided rows. */
+export interface FusedAttendOptions extends Omit<AttendOptions, 'hooks' | 'mask' | 'positionBias'> {
   mask?: Tensor | MaskRows;
+  positionBias?: Tensor | MaskRows;
 }
 
 /**
@@ -240,11 +247,16 @@ function runFused(operands: AttentionOperands, dims: AttentionDims, options: Fus
   strides.set(operands.k.strides, 3);
   strides.set(operands.v.strides, 6);
   strides.set(operands.z.strides, 9);
-  const mask = options.mask;
+  const { mask, positionBias } = options;
   if (mask) strides.set(mask instanceof Tensor ? broadcastStrides(mask, [batch, heads, queries, keys]) : mask.strides, 12);
-  if (options.positionBias) strides.set(broadcastStrides(options.positionBias, [batch, heads, queries, keys]), 16);
-  const maskData = mask ? (mask instanceof Tensor ? mask.f32() : mask.data) : null;
-  kernel.attention(rowData(operands.q), rowData(operands.k), rowData(operands.v), rowData(operands.z), pattern, maskData, options.positionBias ? options.positionBias.f32() : null, strides, options.scale ?? 1, batch, heads, kvHeads, queries, keys, dHead);
+  if (positionBias) strides.set(positionBias instanceof Tensor ? broadcastStrides(positionBias, [batch, heads, queries, keys]) : positionBias.strides, 16);
+  kernel.attention(rowData(operands.q), rowData(operands.k), rowData(operands.v), rowData(operands.z), pattern, termData(mask), termData(positionBias), strides, options.scale ?? 1, batch, heads, kvHeads, queries, keys, dHead);
+}
+
+/** The floats of an additive term, a tensor's or strided rows', or null when there is none. */
+function termData(term: Tensor | MaskRows | undefined): Float32Array | null {
+  if (!term) return null;
+  return term instanceof Tensor ? term.f32() : term.data;
 }
 
 /** Element strides of `t` read as `shape` (left-padded with 1s; 0 on every axis it repeats). */

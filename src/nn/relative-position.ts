@@ -68,3 +68,24 @@ export function relativePositionBias(table: Tensor, queries: number, keys: numbe
   const rows = embedding(table, buckets.flat(), [queries, keys]); // [queries, keys, heads]
   return rows.permute([2, 0, 1]).reshape([1, heads, queries, keys]);
 }
+
+/**
+ * The bias of one decoder query at position keys − 1 against keys 0 … keys−1
+ * (a KV-cached step), written into `out` as one row of `keys` floats per head:
+ * the values of `relativePositionBias(table, 1, keys, options, keys − 1)`
+ * without a tensor per step, for a decoding session's buffer. Inference only
+ * (no gradient reaches the table).
+ */
+export function relativePositionBiasRow(table: Tensor, keys: number, options: BucketOptions, out: Float32Array): void {
+  const [numBuckets, heads] = table.shape;
+  if (numBuckets !== options.numBuckets) {
+    throw new ShapeError(`relativePositionBiasRow: the bias table ${table} has ${numBuckets} rows, expected relative_attention_num_buckets = ${options.numBuckets}`);
+  }
+  if (out.length < heads * keys) throw new ShapeError(`relativePositionBiasRow: ${heads} heads × ${keys} keys do not fit in an output that holds ${out.length} floats`);
+  const values = table.f32(); // [numBuckets, heads]
+  const query = keys - 1;
+  for (let j = 0; j < keys; j++) {
+    const bucket = relativePositionBucket(j - query, options);
+    for (let h = 0; h < heads; h++) out[h * keys + j] = values[bucket * heads + h];
+  }
+}
