@@ -60,6 +60,8 @@ export interface PrepackingMatmulKernel extends MatmulKernel {
    * in another order).
    */
   gemmPacked(a: Float32Array, aOffset: number, packed: PackedMatrix, c: Float32Array, cOffset: number, m: number): void;
+  /** Fewest rows for which `gemmPacked` beats `gemm` (5 when absent; 1 where packs are resident copies, as in the WebAssembly kernel). */
+  readonly packedMinRows?: number;
 }
 
 /** Which kernel ops/matmul is using, for logs, benchmarks and bug reports. */
@@ -88,6 +90,14 @@ export interface Bf16MatmulKernel {
    * docs/performance.md), so models use it only when asked (`setBf16Activations`).
    */
   gemmBf16Rounded: Bf16Gemm;
+}
+
+/** A bf16 kernel that keeps weights resident between products (the WebAssembly kernel: in its memory). */
+export interface PrepackingBf16MatmulKernel extends Bf16MatmulKernel {
+  /** B [n, k] as bf16 bits, kept for `gemmBf16Packed`; B must not change while the pack is in use. */
+  prepackBf16(b: Uint16Array, bOffset: number, n: number, k: number): PackedMatrix;
+  /** `gemmBf16` from a pack: the same bits. */
+  gemmBf16Packed(a: Float32Array, aOffset: number, packed: PackedMatrix, c: Float32Array, cOffset: number, m: number): void;
 }
 
 /** C [m, n] (from cOffset) = A [m, k] (from aOffset) · Bᵀ with B [n, k] bf16 bits (from bOffset). */
@@ -119,6 +129,14 @@ export interface Int8MatmulKernel {
    * four times the f32 FMA rate; rounding the activations is the price.
    */
   gemmInt8Quantized: Int8Gemm;
+}
+
+/** An int8 kernel that keeps weights resident between products (the WebAssembly kernel: in its memory). */
+export interface PrepackingInt8MatmulKernel extends Int8MatmulKernel {
+  /** Q [n, k] and its scales, kept for `gemmInt8Packed`; neither may change while the pack is in use. */
+  prepackInt8(q: Int8Array, qOffset: number, scales: Float32Array, n: number, k: number): PackedMatrix;
+  /** `gemmInt8` from a pack: the same bits. */
+  gemmInt8Packed(a: Float32Array, aOffset: number, packed: PackedMatrix, c: Float32Array, cOffset: number, m: number): void;
 }
 
 /** C [m, n] (from cOffset) = A [m, k] (from aOffset) · (scales ⊙ Q)ᵀ with Q [n, k] int8 (from qOffset), scales [n]. */

@@ -9,7 +9,7 @@
  *   logits = ln_f(x) · wteᵀ
  */
 import { ConfigError, ShapeError, WeightError } from '../errors.js';
-import { add, addInPlace, embedding, embeddingInto, F32_MIN, matmul, matmulInto, type Workspace } from '../ops/index.js';
+import { add, addInPlace, embedding, embeddingInto, F32_MIN, matmul, type Workspace } from '../ops/index.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { fusedAttentionKernel } from '../kernels/attention.js';
@@ -319,8 +319,9 @@ export class Gpt2Model implements CausalLM, GenerativeModel {
   /** x [batch, seq, d] → [batch, seq, vocab] through the head as held; into `buffers` when given. */
   private logits(x: Tensor, buffers: Workspace | undefined): Tensor {
     const into = buffers?.f32([...x.shape.slice(0, -1), this.config.vocabSize]);
-    if (this.head instanceof Int8Matrix || this.head.dtype === 'bf16') return linearAny(x, this.head, undefined, into);
-    return into && !needsGrad(x, this.head) ? matmulInto(x, this.head, into, { transposeB: true }) : matmul(x, this.head, { transposeB: true });
+    // At inference the head is a linear layer without bias, so a packed (resident) copy serves it too.
+    if (this.head instanceof Int8Matrix || this.head.dtype === 'bf16' || !needsGrad(x, this.head)) return linearAny(x, this.head, undefined, into);
+    return matmul(x, this.head, { transposeB: true });
   }
 
   startSession(inputs: SessionInputs, hooks?: HookPoints): DecodingSession {

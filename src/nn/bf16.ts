@@ -8,6 +8,8 @@
  */
 import { ShapeError, UnsupportedError } from '../errors.js';
 import { bf16MatmulKernel } from '../kernels/index.js';
+import type { Bf16MatmulKernel, PrepackingBf16MatmulKernel } from '../kernels/types.js';
+import { packedWeight } from './prepacked.js';
 import { addInPlace } from '../ops/elementwise.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -51,9 +53,16 @@ export function linearBf16(x: Tensor, weight: Tensor, bias?: Tensor, into?: Tens
   if (activations === 'bf16' && rows >= ROUNDED_MIN_ROWS) {
     kernel.gemmBf16Rounded(x.f32(), 0, weight.data as Uint16Array, 0, y, 0, rows, out, inFeatures);
   } else {
-    kernel.gemmBf16(x.f32(), 0, weight.data as Uint16Array, 0, y, 0, rows, out, inFeatures);
+    const bits = weight.data as Uint16Array;
+    const packed = canPrepackBf16(kernel) ? packedWeight(kernel, bits, () => true, () => kernel.prepackBf16(bits, 0, out, inFeatures)) : undefined;
+    if (packed) (kernel as PrepackingBf16MatmulKernel).gemmBf16Packed(x.f32(), 0, packed, y, 0, rows);
+    else kernel.gemmBf16(x.f32(), 0, bits, 0, y, 0, rows, out, inFeatures);
   }
   return bias ? addInPlace(result, bias) : result;
+}
+
+function canPrepackBf16(kernel: Bf16MatmulKernel): kernel is PrepackingBf16MatmulKernel {
+  return typeof (kernel as Partial<PrepackingBf16MatmulKernel>).prepackBf16 === 'function';
 }
 
 /**

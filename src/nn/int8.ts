@@ -11,6 +11,8 @@
  */
 import { ShapeError, UnsupportedError } from '../errors.js';
 import { int8MatmulKernel } from '../kernels/index.js';
+import type { Int8MatmulKernel, PrepackingInt8MatmulKernel } from '../kernels/types.js';
+import { packedWeight } from './prepacked.js';
 import { addInPlace } from '../ops/elementwise.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -80,8 +82,18 @@ export function linearInt8(x: Tensor, weight: Int8Matrix, bias?: Tensor, into?: 
   const y = result.data as Float32Array;
   const kernel = int8MatmulKernel();
   if (activations === 'int8') kernel.gemmInt8Quantized(x.f32(), 0, weight.q, 0, weight.scales, y, 0, rows, out, inFeatures);
-  else kernel.gemmInt8(x.f32(), 0, weight.q, 0, weight.scales, y, 0, rows, out, inFeatures);
+  else {
+    const packed = canPrepackInt8(kernel)
+      ? packedWeight(kernel, weight.q, () => true, () => kernel.prepackInt8(weight.q, 0, weight.scales, out, inFeatures))
+      : undefined;
+    if (packed) (kernel as PrepackingInt8MatmulKernel).gemmInt8Packed(x.f32(), 0, packed, y, 0, rows);
+    else kernel.gemmInt8(x.f32(), 0, weight.q, 0, weight.scales, y, 0, rows, out, inFeatures);
+  }
   return bias ? addInPlace(result, bias) : result;
+}
+
+function canPrepackInt8(kernel: Int8MatmulKernel): kernel is PrepackingInt8MatmulKernel {
+  return typeof (kernel as Partial<PrepackingInt8MatmulKernel>).prepackInt8 === 'function';
 }
 
 /** Rows of an int8 table [vocab, d], dequantized: ids [...] → [..., d] f32, into `into` when given (a decoding session's workspace). */

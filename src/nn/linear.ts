@@ -1,11 +1,12 @@
 import { matmulKernel } from '../kernels/index.js';
-import type { MatmulKernel, PackedMatrix, PrepackingMatmulKernel } from '../kernels/types.js';
+import type { MatmulKernel, PrepackingMatmulKernel } from '../kernels/types.js';
 import { ShapeError } from '../errors.js';
 import { addInPlace, layerNorm, layerNormInto, linear, matmul, matmulInto, rmsNorm, rmsNormInto } from '../ops/index.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { linearBf16 } from './bf16.js';
 import { Int8Matrix, linearInt8 } from './int8.js';
+import { packedWeight, setWeightPrepacking as setPrepacking } from './prepacked.js';
 import type { LinearWeight, Weights } from './weights.js';
 
 /**
@@ -25,37 +26,15 @@ export function linearAny(x: Tensor, weight: LinearWeight, bias?: Tensor, into?:
   return y;
 }
 
-// Weights packed ahead of their products, by the array they were packed from.
-// Only weights that do not require gradients are packed, and every optimizer
-// step forgets them all, so a weight trained in place is never multiplied
-// from a stale copy.
-let prepacking = false;
-let packs = new WeakMap<Float32Array, PackedMatrix>();
+export { forgetPackedWeights } from './prepacked.js';
 
-// Decode's few rows stream the weight itself (the GEMV); packing pays from here.
+// Decode's few rows stream the weight itself (the GEMV); packing pays from
+// here, unless the kernel's packs serve fewer rows (`packedMinRows`).
 const PACKED_MIN_ROWS = 5;
 
-/**
- * Keep the f32 weights of inference-only linear layers packed between calls
- * (off by default): prompts and encoder batches then skip packing each weight
- * on every product (11-16% faster on GPT-2's projections, one thread), at the
- * price of a packed copy of every such weight in memory. Returns the previous
- * setting; turning it off drops the packs.
- */
+/** See prepacked.ts; returns the previous setting for the active kernel. */
 export function setWeightPrepacking(on: boolean): boolean {
-  const previous = prepacking;
-  prepacking = on;
-  if (!on) forgetPackedWeights();
-  return previous;
-}
-
-/**
- * Drop every packed weight. The optimizers call it after each step; code that
- * writes the data of a weight that does not require gradients in place must
- * call it too.
- */
-export function forgetPackedWeights(): void {
-  packs = new WeakMap();
+  return setPrepacking(on, matmulKernel());
 }
 
 function canPrepack(kernel: MatmulKernel): kernel is PrepackingMatmulKernel {
@@ -65,16 +44,13 @@ function canPrepack(kernel: MatmulKernel): kernel is PrepackingMatmulKernel {
 /** x·Wᵀ from W's packed copy (packed on first use), into `into` when given, or undefined where packing does not apply. */
 function packedProduct(x: Tensor, weight: Tensor, into: Tensor | undefined): Tensor | undefined {
   const kernel = matmulKernel();
-  if (!prepacking || weight.requiresGrad || weight.dtype !== 'f32' || weight.rank !== 2 || !canPrepack(kernel)) return undefined;
+  if (weight.requiresGrad || weight.dtype !== 'f32' || weight.rank !== 2 || !canPrepack(kernel)) return undefined;
   const [n, k] = weight.shape;
   const rows = x.size / k;
-  if (rows < PACKED_MIN_ROWS || x.shape[x.rank - 1] !== k) return undefined;
+  if (rows < (kernel.packedMinRows ?? PACKED_MIN_ROWS) || x.shape[x.rank - 1] !== k) return undefined;
   const data = weight.data as Float32Array;
-  let packed = packs.get(data);
-  if (packed === undefined || packed.kernel !== kernel.name || packed.n !== n || packed.k !== k) {
-    packed = kernel.prepack(data, 0, n, k, true);
-    packs.set(data, packed);
-  }
+  const packed = packedWeight(kernel, data, (p) => p.n === n && p.k === k, () => kernel.prepack(data, 0, n, k, true));
+  if (packed === undefined) return undefined;
   if (into && into.size !== rows * n) throw new ShapeError(`linear: output ${into} does not match ${rows} rows of the weight [${n}, ${k}]`);
   const y = into ?? new Tensor('f32', [...x.shape.slice(0, -1), n], new Float32Array(rows * n)); // [..., out]
   kernel.gemmPacked(x.f32(), 0, packed, y.data as Float32Array, 0, rows);
