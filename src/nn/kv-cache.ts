@@ -37,8 +37,8 @@ const INITIAL_CAPACITY = 64;
  */
 export class CachedKV implements LayerKV {
   private compact?: LayerKV;
-  /** The live buffers and the spares a reorder gathers into (see `reorder`), once the layer has been reordered. */
-  private pairs?: { keys: BufferPair; values: BufferPair };
+  /** The buffers with room for the rows a reorder saves (see `reorder`), once the layer has been reordered. */
+  private scratch?: { keys: ReorderBuffer; values: ReorderBuffer };
 
   constructor(
     public keys: Float32Array,
@@ -117,23 +117,26 @@ export class CachedKV implements LayerKV {
   }
 
   /**
-   * Reorder the batch rows in place (beam search): gathered into spare
-   * buffers of the same size, which then swap with the live ones. The live
-   * buffer and its spare are the two halves of one array (made at the first
-   * reorder, and again after the buffers grow), so the rows move by
-   * `copyWithin`, at memcpy's speed, and a reorder per step allocates nothing.
+   * Reorder the batch rows in place (beam search): only the rows that change
+   * are written, each head's filled positions, and a row that another reads
+   * but that is itself overwritten is saved first. Each buffer is the first
+   * half of an array twice its size (made at the first reorder, and again
+   * after the buffers grow) whose second half takes the saved rows, so rows
+   * move by `copyWithin`, at memcpy's speed, and a reorder per step allocates
+   * nothing.
    */
   reorder(indices: readonly number[]): void {
     if (indices.length !== this.batch) throw new ShapeError(`KVCache.reorder: ${indices.length} rows given, the cache holds ${this.batch}`);
     for (const r of indices) if (!Number.isInteger(r) || r < 0 || r >= this.batch) throw new ShapeError(`KVCache: row ${r} does not exist (the cache holds ${this.batch} rows)`);
     if (indices.every((r, i) => r === i)) return;
-    if (!this.pairs || live(this.pairs.keys) !== this.keys || live(this.pairs.values) !== this.values) {
-      this.pairs = { keys: bufferPair(this.keys), values: bufferPair(this.values) };
+    if (this.scratch?.keys.live !== this.keys || this.scratch.values.live !== this.values) {
+      this.scratch = { keys: reorderBuffer(this.keys), values: reorderBuffer(this.values) };
+      this.keys = this.scratch.keys.live;
+      this.values = this.scratch.values.live;
     }
-    const block = this.heads * this.capacity * this.dHead; // one batch row of a buffer
-    const filled = (this.heads - 1) * this.capacity * this.dHead + this.length * this.dHead;
-    this.keys = gatherWithin(this.pairs.keys, indices, block, filled);
-    this.values = gatherWithin(this.pairs.values, indices, block, filled);
+    const rows = { heads: this.heads, capacity: this.capacity, dHead: this.dHead, length: this.length };
+    reorderInPlace(this.scratch.keys.whole, indices, rows);
+    reorderInPlace(this.scratch.values.whole, indices, rows);
     this.compact = undefined;
   }
 
@@ -189,33 +192,42 @@ function copyRows(from: Float32Array, fromCapacity: number, to: Float32Array, to
   }
 }
 
-/** One cache buffer and the spare a reorder gathers into: the two halves of `whole`, `live` the one in use. */
-interface BufferPair {
+/** A cache buffer (`live`, the first half of `whole`) with room behind it for the rows a reorder saves. */
+interface ReorderBuffer {
   whole: Float32Array;
-  halves: readonly [Float32Array, Float32Array];
-  live: 0 | 1;
+  live: Float32Array;
 }
 
-/** A pair whose live half starts as a copy of `buffer`. */
-function bufferPair(buffer: Float32Array): BufferPair {
-  const size = buffer.length;
-  const whole = new Float32Array(2 * size);
+/** `buffer`'s values as the live half of a new ReorderBuffer. */
+function reorderBuffer(buffer: Float32Array): ReorderBuffer {
+  const whole = new Float32Array(2 * buffer.length);
   whole.set(buffer);
-  return { whole, halves: [whole.subarray(0, size), whole.subarray(size)], live: 0 };
+  return { whole, live: whole.subarray(0, buffer.length) };
 }
 
-function live(pair: BufferPair): Float32Array {
-  return pair.halves[pair.live];
-}
-
-/** The spare half's batch row i ← the live half's row indices[i] (its first `filled` floats); the spare becomes live and is returned. */
-function gatherWithin(pair: BufferPair, indices: readonly number[], block: number, filled: number): Float32Array {
-  const size = pair.halves[0].length;
-  const from = pair.live * size;
-  const to = (1 - pair.live) * size;
-  indices.forEach((r, i) => pair.whole.copyWithin(to + i * block, from + r * block, from + r * block + filled));
-  pair.live = pair.live === 0 ? 1 : 0;
-  return live(pair);
+/**
+ * Batch row i ← row indices[i] in the first half of `whole`, rows of
+ * [heads, capacity, dHead] of which the first `length` positions are filled.
+ * Rows that keep their place are not touched; a row read by another row but
+ * overwritten itself is saved into the second half first and read from there.
+ */
+function reorderInPlace(whole: Float32Array, indices: readonly number[], rows: { heads: number; capacity: number; dHead: number; length: number }): void {
+  const { heads, capacity, dHead, length } = rows;
+  const saved = whole.length / 2;
+  const head = capacity * dHead;
+  const block = heads * head; // one batch row
+  const copyRow = (from: number, to: number) => {
+    for (let h = 0; h < heads; h++) whole.copyWithin(to + h * head, from + h * head, from + h * head + length * dHead);
+  };
+  for (let i = 0; i < indices.length; i++) {
+    const r = indices[i];
+    // Saved once, by the first row that reads it.
+    if (r !== i && indices[r] !== r && indices.indexOf(r) === i) copyRow(r * block, saved + r * block);
+  }
+  for (let i = 0; i < indices.length; i++) {
+    const r = indices[i];
+    if (r !== i) copyRow((indices[r] !== r ? saved : 0) + r * block, i * block);
+  }
 }
 
 /** out's batch row i ← kv's batch row indices[i], the filled positions of every head. */

@@ -13,9 +13,11 @@ import { BartModel, parseBartConfig } from '../../src/models/bart.js';
 import { parseT5Config, T5Model } from '../../src/models/t5.js';
 import { EncoderDecoderSession, expandedRows, idsTensor, sessionTensors, type EncoderDecoderCache, type EncoderDecoderModel } from '../../src/nn/encoder-decoder-cache.js';
 import { Hooks, noHooks, type HookPoints } from '../../src/nn/hooks.js';
+import { CachedKV, KVCache } from '../../src/nn/kv-cache.js';
 import { relativePositionBias, relativePositionBiasRow } from '../../src/nn/relative-position.js';
 import { Weights, type LinearDtype } from '../../src/nn/weights.js';
 import { gather, Tensor } from '../../src/tensor/tensor.js';
+import { randomArray } from '../helpers/random.js';
 import { HF_TINY } from '../helpers/shared.js';
 import { countTypedArrays, firstDifference } from '../helpers/typed-arrays.js';
 
@@ -265,4 +267,51 @@ test('decode steps without hooks return the logits in the session buffer, overwr
   // The fused kernel skips the patterns nobody asked for; the unfused ops (no addon) compute them on the way.
   const computed = fusedAttentionKernel() ? 0 : 2;
   assert.deepEqual([quiet.attentions.length, quiet.crossAttentions.length], [computed, computed]);
+});
+
+test('KV cache reorders in place (rows saved behind the buffer when a cycle needs them) stay exact across growth, and allocate nothing after the first', () => {
+  const [batch, heads, dHead] = [3, 2, 5];
+  const cache = new KVCache(1);
+  // The reference: every appended position kept per batch row, reordered as plain arrays.
+  let rows: number[][][] = Array.from({ length: batch }, () => []);
+  let seed = 1;
+  const append = (n: number) => {
+    const key = new Tensor('f32', [batch, heads, n, dHead], randomArray(batch * heads * n * dHead, seed++));
+    cache.append(0, key, key);
+    for (let b = 0; b < batch; b++) rows[b].push(Array.from(key.f32().subarray(b * heads * n * dHead, (b + 1) * heads * n * dHead)));
+  };
+  const reorder = (indices: number[]) => {
+    cache.reorder(indices);
+    rows = indices.map((r) => rows[r].map((block) => [...block]));
+  };
+  const check = (what: string) => {
+    const layer = cache.layers[0] as CachedKV;
+    // Gather the reference [batch, heads, length, dHead] from the appended blocks [heads, n, dHead].
+    const want: number[] = [];
+    for (let b = 0; b < batch; b++) {
+      for (let h = 0; h < heads; h++) {
+        for (const block of rows[b]) {
+          const n = block.length / (heads * dHead);
+          want.push(...block.slice(h * n * dHead, (h + 1) * n * dHead));
+        }
+      }
+    }
+    assert.deepEqual([...layer.key.f32()], want.map(Math.fround), `${what}: keys`);
+    assert.deepEqual([...layer.value.f32()], want.map(Math.fround), `${what}: values`);
+  };
+  append(40);
+  reorder([2, 0, 0]);
+  check('first reorder');
+  append(1);
+  const { count } = countTypedArrays(() => {
+    reorder([1, 1, 2]);
+    reorder([0, 2, 1]);
+  });
+  assert.equal(count, 0, 'reorders after the first make no typed array');
+  check('reorders in place');
+  append(30); // 71 positions: the buffers double past 64, the halves are made again at the next reorder
+  reorder([2, 1, 0]);
+  check('reorder after growth');
+  reorder([0, 0, 0]);
+  check('every row from one');
 });
