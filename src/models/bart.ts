@@ -29,6 +29,7 @@ import {
   projectKeysValues,
   startEncoderDecoderSession,
   type DecodeOptions,
+  type EncodeOptions,
 } from '../nn/encoder-decoder-cache.js';
 import { FeedForward } from '../nn/feed-forward.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
@@ -110,11 +111,11 @@ class EncoderLayer {
     this.queryScale = queryScale(s);
   }
 
-  /** x [batch, S, d]; mask [batch, 1, 1, S]. */
-  forward(x: Tensor, mask: Tensor, hooks: HookPoints): { x: Tensor; pattern: Tensor } {
+  /** x [batch, S, d]; mask [batch, 1, 1, S]. With `withPattern` false the fused attention skips the pattern. */
+  forward(x: Tensor, mask: Tensor, hooks: HookPoints, withPattern = true): { x: Tensor; pattern?: Tensor } {
     x = hooks.run('resid_pre', x);
     const attention = hooks.scope('attn.');
-    const self = attendTo(this.selfAttention, x, projectKeysValues(this.selfAttention, x, attention), { queryScale: this.queryScale, mask, hooks: attention });
+    const self = attendTo(this.selfAttention, x, projectKeysValues(this.selfAttention, x, attention), { queryScale: this.queryScale, mask, hooks: attention, withPattern });
     x = hooks.run('ln1', addNorm(x, self.out, this.selfAttentionNorm, hooks, 'resid_mid', undefined));
     const ff = this.feedForward.forward(x, hooks.scope('mlp.'));
     return { x: hooks.run('resid_post', hooks.run('ln2', addNorm(x, ff, this.finalNorm, hooks, undefined, undefined))), pattern: self.pattern };
@@ -261,8 +262,8 @@ export class BartModel implements GenerativeModel {
     this.finalLogitsBias = w.maybe('final_logits_bias', [1, c.decoderVocabSize]) ?? Tensor.zeros([1, c.decoderVocabSize]);
   }
 
-  /** The encoder: ids and attention mask [batch, S] → contextual vectors [batch, S, d]. */
-  encode(ids: Tensor, attentionMask: Tensor, hooks: HookPoints = noHooks): BartEncoderOutput {
+  /** The encoder: ids and attention mask [batch, S] → contextual vectors [batch, S, d]; `options`: skip the patterns nobody reads. */
+  encode(ids: Tensor, attentionMask: Tensor, hooks: HookPoints = noHooks, options: EncodeOptions = {}): BartEncoderOutput {
     const h = hooks.scope('encoder.');
     h.run('tokens', ids);
     let x = this.encoderEmbeddings.forward(ids, 0, h); // [batch, S, d]
@@ -270,10 +271,10 @@ export class BartModel implements GenerativeModel {
     const hiddenStates: Tensor[] = [x];
     const attentions: Tensor[] = [];
     this.encoderLayers.forEach((layer, i) => {
-      const out = layer.forward(x, mask, h.scope(`blocks.${i}.`));
+      const out = layer.forward(x, mask, h.scope(`blocks.${i}.`), options.outputAttentions !== false);
       x = out.x;
       hiddenStates.push(x);
-      attentions.push(out.pattern);
+      if (out.pattern) attentions.push(out.pattern);
     });
     return { output: x, hiddenStates, attentions };
   }

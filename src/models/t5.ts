@@ -27,6 +27,7 @@ import {
   projectKeysValues,
   startEncoderDecoderSession,
   type DecodeOptions,
+  type EncodeOptions,
 } from '../nn/encoder-decoder-cache.js';
 import { FeedForward } from '../nn/feed-forward.js';
 import { noHooks, type HookPoints, hookLogits } from '../nn/hooks.js';
@@ -86,12 +87,12 @@ class EncoderBlock {
     this.feedForwardNorm = norm(w.scope('layer.1'), c);
   }
 
-  /** x [batch, S, d]; bias [1, heads, S, S] already holds the padding mask. */
-  forward(x: Tensor, bias: Tensor, hooks: HookPoints): { x: Tensor; pattern: Tensor } {
+  /** x [batch, S, d]; bias [batch, heads, S, S] already holds the padding mask. With `withPattern` false the fused attention skips the pattern. */
+  forward(x: Tensor, bias: Tensor, hooks: HookPoints, withPattern = true): { x: Tensor; pattern?: Tensor } {
     x = hooks.run('resid_pre', x);
     const normed = hooks.run('ln1', this.selfAttentionNorm.forward(x));
     const attention = hooks.scope('attn.');
-    const self = attendTo(this.selfAttention, normed, projectKeysValues(this.selfAttention, normed, attention), { positionBias: bias, hooks: attention });
+    const self = attendTo(this.selfAttention, normed, projectKeysValues(this.selfAttention, normed, attention), { positionBias: bias, hooks: attention, withPattern });
     x = hooks.run('resid_mid', residual(x, self.out, hooks));
     const ff = this.feedForward.forward(hooks.run('ln2', this.feedForwardNorm.forward(x)), hooks.scope('mlp.'));
     return { x: hooks.run('resid_post', residual(x, ff, hooks)), pattern: self.pattern };
@@ -196,8 +197,8 @@ export class T5Model implements GenerativeModel {
     return { bidirectional, numBuckets: this.config.relativeAttentionNumBuckets, maxDistance: this.config.relativeAttentionMaxDistance };
   }
 
-  /** The encoder: ids and attention mask [batch, S] → contextual vectors [batch, S, d]. */
-  encode(ids: Tensor, attentionMask: Tensor, hooks: HookPoints = noHooks): T5EncoderOutput {
+  /** The encoder: ids and attention mask [batch, S] → contextual vectors [batch, S, d]; `options`: skip the patterns nobody reads. */
+  encode(ids: Tensor, attentionMask: Tensor, hooks: HookPoints = noHooks, options: EncodeOptions = {}): T5EncoderOutput {
     const h = hooks.scope('encoder.');
     const seq = ids.shape[1];
     h.run('tokens', ids);
@@ -208,9 +209,9 @@ export class T5Model implements GenerativeModel {
     const attentions: Tensor[] = [];
     this.encoderBlocks.forEach((block, i) => {
       hiddenStates.push(x);
-      const out = block.forward(x, bias, h.scope(`blocks.${i}.`));
+      const out = block.forward(x, bias, h.scope(`blocks.${i}.`), options.outputAttentions !== false);
       x = out.x;
-      attentions.push(out.pattern);
+      if (out.pattern) attentions.push(out.pattern);
     });
     const output = h.run('ln_final', this.encoderFinalNorm.forward(x));
     hiddenStates.push(output);

@@ -187,6 +187,17 @@ export function idsTensor(ids: readonly (readonly number[])[], what = 'ids'): Te
   return Tensor.i32(ids.flat(), [ids.length, n]);
 }
 
+/** What an encoder pass is asked for beside its input. */
+export interface EncodeOptions {
+  /**
+   * false: nothing reads the encoder's attention patterns (a decoding
+   * session), so the fused attention skips them ([batch, heads, S, S] a
+   * layer) and `attentions` holds only what the unfused path computed anyway.
+   * Default true.
+   */
+  outputAttentions?: boolean;
+}
+
 /** What a decoder pass is asked for beside its tokens and cache. */
 export interface DecodeOptions {
   /**
@@ -275,7 +286,7 @@ export function sessionTensors(inputs: SessionInputs): { ids: Tensor; mask: Tens
 /** What every encoder-decoder family offers beside generation: the encoder once, then the decoder over a cache. */
 export interface EncoderDecoderModel {
   readonly vocabSize: number;
-  encode(ids: Tensor, attentionMask: Tensor, hooks?: HookPoints): { output: Tensor; hiddenStates: Tensor[]; attentions: Tensor[]; positionBias?: Tensor };
+  encode(ids: Tensor, attentionMask: Tensor, hooks?: HookPoints, options?: EncodeOptions): { output: Tensor; hiddenStates: Tensor[]; attentions: Tensor[]; positionBias?: Tensor };
   startCache(encoderOutput: Tensor, attentionMask: Tensor, hooks?: HookPoints, sources?: readonly number[]): EncoderDecoderCache;
   decode(
     ids: Tensor,
@@ -286,13 +297,14 @@ export interface EncoderDecoderModel {
 }
 
 /**
- * The DecodingSession of any encoder-decoder: encode once, repeat each row
- * `expandBy` times, and decode step by step from the caches; `hooks` see the
- * encoder once and the decoder at every step.
+ * The DecodingSession of any encoder-decoder: encode once (without the
+ * attention patterns nobody reads), repeat each row `expandBy` times, and
+ * decode step by step from the caches; `hooks` see the encoder once and the
+ * decoder at every step.
  */
 export function startEncoderDecoderSession(model: EncoderDecoderModel, inputs: SessionInputs, hooks: HookPoints = noHooks): DecodingSession {
   const { ids, mask } = sessionTensors(inputs);
-  const encoder = model.encode(ids, mask, hooks);
+  const encoder = model.encode(ids, mask, hooks, { outputAttentions: false });
   const rows = expandedRows(ids.shape[0], inputs.expandBy);
   const cache = model.startCache(gather(encoder.output, 0, rows), gather(mask, 0, rows), hooks, rows);
   return new EncoderDecoderSession(cache, model, hooks);

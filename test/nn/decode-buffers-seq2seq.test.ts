@@ -315,3 +315,17 @@ test('KV cache reorders in place (rows saved behind the buffer when a cycle need
   reorder([0, 0, 0]);
   check('every row from one');
 });
+
+for (const family of FAMILIES) {
+  test(`${family}: the session's encoder pass skips the patterns nobody reads and gives the same output bits`, async () => {
+    await useFastestKernel();
+    const model = await fixtureModel(family);
+    const { ids, mask } = sessionTensors(INPUTS);
+    const full = model.encode(ids, mask);
+    const quiet = model.encode(ids, mask, noHooks, { outputAttentions: false });
+    assert.equal(firstDifference(quiet.output, full.output), -1);
+    assert.equal(full.attentions.length, 2);
+    // The fused kernel skips them; the unfused ops (no addon) compute them on the way.
+    assert.equal(quiet.attentions.length, fusedAttentionKernel() ? 0 : 2);
+  });
+}
