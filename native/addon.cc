@@ -10,7 +10,7 @@
 //   prepack(b, bOffset, n, k, transB) -> ArrayBuffer   op(B) packed once, for
 //   gemmPacked(a, aOffset, packed, c, cOffset, m, n, k)  C = A · op(B) without packing B
 //   setThreads(n) -> threads in use     threads() -> threads in use
-//   isa() -> "avx512bf16" | "avx512vnni" | "avx512" | "avx2" | "scalar"   supportedIsas() -> string[]
+//   isa() -> "avx512bf16" | "avx512vnni" | "avx512" | "avx2" | "neon-dotprod" | "neon" | "scalar"   supportedIsas() -> string[]
 //   setIsa(name)   (tests use it to check every variant on one machine)
 //   setDecodePrefetch(bytes) -> the previous value: how much of the next decode
 //     product's weight the idle worker prefetches between products (0: off)
@@ -37,6 +37,9 @@
 #include <vector>
 
 #include "gemm.h"
+#if defined(__aarch64__)
+#include "gemm_neon.h"
+#endif
 #include "napi_util.h"
 #include "runtime.h"
 #include "thread_pool.h"
@@ -122,6 +125,11 @@ std::vector<const IsaKernels*> supported_isas() {
     isas.push_back(&kAvx512Kernels);
   }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isas.push_back(&kAvx2Kernels);
+#endif
+#if defined(__aarch64__)
+  // Advanced SIMD is in every ARMv8-A core; SDOT (FEAT_DotProd) is optional.
+  if (neon_dotprod_supported()) isas.push_back(&kNeonDotprodKernels);
+  isas.push_back(&kNeonKernels);
 #endif
   isas.push_back(&kScalarKernels);
   return isas;

@@ -46,6 +46,8 @@ interface NativeAddon {
   setIsa(isa: NativeIsa): NativeIsa;
   fmaPeak(seconds: number): number;
   streamRead(buffer: Float32Array, threads: number, prefetch: boolean): number;
+  /** Bytes of the next decode product's weight the idle worker prefetches between products (0 = off; default 1 MB, at most 32 MB); returns the previous value. */
+  setDecodePrefetch(bytes: number): number;
 }
 
 /** A weight the addon packed: its panels live in an ArrayBuffer the addon allocated (64-byte aligned). */
