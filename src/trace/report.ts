@@ -102,15 +102,8 @@ export interface BeamRecord {
   attention: Record<string, string>;
 }
 
-export interface HypothesisInfo {
-  generated: TokenInfo[];
-  score: number;
-  sumLogprobs: number;
-  length: number;
-  finishedAt: number | null;
-  beamIndices: number[];
-  returned: boolean;
-}
+/** A HypothesisRecord (src/trace/generate.ts) with its tokens spelled out. */
+export type HypothesisInfo = Omit<HypothesisRecord, 'generated'> & { generated: TokenInfo[] };
 
 export interface BeamStepRecord {
   step: number;

@@ -13,6 +13,7 @@ import { parseT5Config, T5Model } from '../../src/models/t5.js';
 import { Weights } from '../../src/nn/weights.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { HF_TINY } from '../helpers/shared.js';
+import { maxDiff } from '../helpers/compare.js';
 
 type Ids = number[][];
 interface Recorded {
@@ -46,16 +47,6 @@ function runBeams(model: GenerativeModel, inputs: GenerateInputs, options: Gener
     if (next.done) return { events, outcome: next.value };
     events.push(next.value);
   }
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(b[i])) assert.equal(a[i], b[i], `index ${i}`);
-    else m = Math.max(m, Math.abs(a[i] - b[i]));
-  }
-  return m;
 }
 
 for (const folder of ['gpt2', 't5'] as const) {

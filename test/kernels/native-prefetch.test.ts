@@ -11,6 +11,7 @@ import { describe, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { loadAddon } from '../../src/kernels/native.js';
+import { randomArray } from '../helpers/random.js';
 
 interface PrefetchAddon {
   gemm(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number, m: number, n: number, k: number, transB: boolean): void;
@@ -28,17 +29,6 @@ interface PrefetchAddon {
 
 const loaded = loadAddon();
 const addon = 'addon' in loaded ? (loaded.addon as unknown as PrefetchAddon) : undefined;
-
-/** Deterministic values in [-1, 1) (an LCG), so a failure reproduces. */
-function randomArray(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  let state = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    out[i] = state / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 /** The calling thread busy for `us` microseconds: the gap in which the helper prefetches. */
 function busy(us: number): void {

@@ -11,6 +11,7 @@ import { ablateHead, runWithHooks } from '../../src/trace/run.js';
 import type { TraceableModel } from '../../src/trace/types.js';
 import { Hooks } from '../../src/nn/hooks.js';
 import { HF_TINY } from '../helpers/shared.js';
+import { maxDiff } from '../helpers/compare.js';
 
 type Ids = number[][];
 
@@ -36,16 +37,6 @@ async function collect(model: TraceableModel, input: { inputIds: number[]; atten
 function recordedRow(t: Tensor, step: number, row: number): Float32Array {
   const [, rows, vocab] = t.shape;
   return t.f32().subarray((step * rows + row) * vocab, (step * rows + row + 1) * vocab);
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(b[i])) assert.equal(a[i], b[i], `index ${i}`);
-    else m = Math.max(m, Math.abs(a[i] - b[i]));
-  }
-  return m;
 }
 
 test('gpt2: a traced greedy run gives HF\'s ids, logits and each new token\'s attention over the KV cache', async () => {

@@ -28,6 +28,20 @@ async function launch(profile: string) {
   });
 }
 
+/** The report page opened from disk and rendered, with no script error and no request beyond the file itself. */
+async function openOffline(context: Awaited<ReturnType<typeof launch>>, page: string) {
+  const tab = await context.newPage();
+  const requests: string[] = [];
+  tab.on('request', (r) => void (r.url().startsWith('file:') || requests.push(r.url())));
+  const errors: string[] = [];
+  tab.on('pageerror', (e) => void errors.push(e.message));
+  await tab.goto(pathToFileURL(page).href);
+  await tab.waitForSelector('body[data-rendered="true"]', { timeout: 10000 });
+  assert.deepEqual(errors, []);
+  assert.deepEqual(requests, [], 'the report must not touch the network');
+  return tab;
+}
+
 test('the HTML report renders every heatmap with token labels, the logit lens and the generation bars, offline', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'glassformer-trace-html-'));
   const model = await loadTraceable(nodeFileSystem, join(HF_TINY, 't5'));
@@ -42,15 +56,7 @@ test('the HTML report renders every heatmap with token labels, the logit lens an
 
   const context = await launch(join(dir, 'profile'));
   try {
-    const tab = await context.newPage();
-    const requests: string[] = [];
-    tab.on('request', (r) => void (r.url().startsWith('file:') || requests.push(r.url())));
-    const errors: string[] = [];
-    tab.on('pageerror', (e) => void errors.push(e.message));
-    await tab.goto(pathToFileURL(page).href);
-    await tab.waitForSelector('body[data-rendered="true"]', { timeout: 10000 });
-    assert.deepEqual(errors, []);
-    assert.deepEqual(requests, [], 'the report must not touch the network');
+    const tab = await openOffline(context, page);
 
     // Encoder self-attention, decoder self-attention and cross-attention: 3 kinds × 2 layers × 4 heads.
     assert.equal(await tab.locator('svg.heatmap').count(), 24);
@@ -137,15 +143,7 @@ test('a beam-search report draws the tree of beams, the best path, each step\'s 
   await writeFile(page, renderHtml(file));
   const context = await launch(join(dir, 'profile'));
   try {
-    const tab = await context.newPage();
-    const requests: string[] = [];
-    tab.on('request', (r) => void (r.url().startsWith('file:') || requests.push(r.url())));
-    const errors: string[] = [];
-    tab.on('pageerror', (e) => void errors.push(e.message));
-    await tab.goto(pathToFileURL(page).href);
-    await tab.waitForSelector('body[data-rendered="true"]', { timeout: 10000 });
-    assert.deepEqual(errors, []);
-    assert.deepEqual(requests, []);
+    const tab = await openOffline(context, page);
     const sum = (f: (s: BeamStepRecord) => number) => beam.steps.reduce((a, s) => a + f(s), 0);
     // One node per beam per step (the step-0 copies left out) and the final beams; one edge per next beam and per finished hypothesis.
     assert.equal(await tab.locator('svg.beam-tree circle.beam-node').count(), sum((s) => s.beams.length) + beam.numBeams);
