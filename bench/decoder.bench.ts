@@ -102,21 +102,27 @@ function weightBytes(weights: ReadonlyMap<string, Tensor>): number {
 /** Milliseconds spent inside matrix products since the last reset (every gemm* call of the active kernels). */
 const productClock = { ms: 0 };
 
-/** The kernel with each gemm* method timed into productClock; other methods (prepacking, threads) pass through. */
+/**
+ * The kernel with each gemm* method timed into productClock; everything else
+ * (prepacking, threads, getters) passes through. A Proxy, so methods a class
+ * keeps on its prototype (the WebAssembly kernel's) are found too.
+ */
 function timed<K extends object>(kernel: K): K {
-  const wrapped: Record<string, unknown> = { ...(kernel as Record<string, unknown>) };
-  for (const [name, value] of Object.entries(kernel)) {
-    if (!name.startsWith('gemm') || typeof value !== 'function') continue;
-    wrapped[name] = (...args: unknown[]) => {
-      const start = performance.now();
-      try {
-        return (value as (...a: unknown[]) => unknown).apply(kernel, args);
-      } finally {
-        productClock.ms += performance.now() - start;
-      }
-    };
-  }
-  return wrapped as unknown as K;
+  return new Proxy(kernel, {
+    get(target, name, receiver) {
+      const value: unknown = Reflect.get(target, name, receiver);
+      if (typeof value !== 'function') return value;
+      if (typeof name !== 'string' || !name.startsWith('gemm')) return (value as (...a: unknown[]) => unknown).bind(target);
+      return (...args: unknown[]) => {
+        const start = performance.now();
+        try {
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        } finally {
+          productClock.ms += performance.now() - start;
+        }
+      };
+    },
+  });
 }
 
 interface Sample {
