@@ -58,6 +58,7 @@ import type { Tensor } from '../src/tensor/tensor.js';
 import type { GenerativeModel } from '../src/generation/types.js';
 import { randomTensor } from './random.js';
 import { prove } from './proof.js';
+import { median } from './stats.js';
 
 const GPT2_SMALL = { model_type: 'gpt2', vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12 };
 const PROMPT = 32;
@@ -148,12 +149,6 @@ function measureRound(model: CausalLM & GenerativeModel, promptTokens: number, s
     logits = session.step([[next]]);
     sample.steps.push({ ms: performance.now() - start, productMs: productClock.ms });
   }
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 interface Figures {
