@@ -6,7 +6,7 @@ export * as ops from './ops/index.js';
 import { useFastestKernel } from './kernels/index.js';
 export { matmulKernel, setMatmulKernel, referenceMatmul, blockedMatmul, useFastestKernel, kernelInfo, type MatmulKernel, type KernelInfo } from './kernels/index.js';
 export { Hooks, noHooks, type HookFn, type HookPoints } from './nn/hooks.js';
-export { Weights, type LinearDtype, type WeightsOptions } from './nn/weights.js';
+export { LINEAR_DTYPES, Weights, type LinearDtype, type WeightsOptions } from './nn/weights.js';
 export { Int8Matrix } from './nn/int8.js';
 export { KVCache } from './nn/kv-cache.js';
 export { readSafetensors, writeSafetensors, serializeSafetensors } from './io/safetensors.js';

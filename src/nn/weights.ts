@@ -5,8 +5,9 @@ import { f32ToBf16 } from '../tensor/dtype.js';
 import { Tensor, shapeString, type Shape } from '../tensor/tensor.js';
 import { Int8Matrix } from './int8.js';
 
-/** How linear-layer weights are held in memory. */
-export type LinearDtype = 'f32' | 'bf16' | 'int8';
+/** How linear-layer weights can be held in memory (see WeightsOptions.linearDtype). */
+export const LINEAR_DTYPES = ['f32', 'bf16', 'int8'] as const;
+export type LinearDtype = (typeof LINEAR_DTYPES)[number];
 
 /** A linear layer's weight as held: a Tensor (f32 or bf16) or an int8 matrix with per-row scales. */
 export type LinearWeight = Tensor | Int8Matrix;
@@ -194,8 +195,8 @@ export class Weights {
       store = readerStore(tensors);
     } else store = mapStore(new Map(Object.entries(tensors)));
     const linearDtype = options.linearDtype ?? 'f32';
-    if (linearDtype !== 'f32' && linearDtype !== 'bf16' && linearDtype !== 'int8') {
-      throw new ConfigError(`${source}: linearDtype must be 'f32', 'bf16' or 'int8', got ${JSON.stringify(linearDtype)}`);
+    if (!(LINEAR_DTYPES as readonly string[]).includes(linearDtype)) {
+      throw new ConfigError(`${source}: linearDtype must be one of ${LINEAR_DTYPES.map((d) => `'${d}'`).join(', ')}, got ${JSON.stringify(linearDtype)}`);
     }
     return new Weights(store, source, '', new Set(), linearDtype);
   }
