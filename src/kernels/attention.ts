@@ -1,10 +1,16 @@
 /**
- * The native fused attention (native/ops.cc `attention`): scores, mask,
- * position bias, softmax and the weighted sum of values in one tiled pass per
- * (batch row, head, block of queries), for decode steps against a KV cache
- * read in place and for whole prompts. Without the addon there is none, and
- * nn/attention.ts runs its unfused ops, which are the reference.
+ * The fused attention: scores, mask, position bias, softmax and the weighted
+ * sum of values in one pass, for decode steps against a KV cache read in place
+ * and for whole prompts. The native kernel (native/ops.cc `attention`, one
+ * tiled pass per batch row, head and block of queries) once the addon is
+ * loaded; before that and without it (browsers, GLASSFORMER_NATIVE=0) the
+ * TypeScript kernel of attention-js.ts. nn/attention.ts runs its unfused ops,
+ * the reference, when a hook, gradients or `setFusedAttentionKernel(undefined)`
+ * turn fusing off.
+ *
+ * This file imports no `node:` module, so a browser build can include it.
  */
+import { jsAttentionKernel } from './attention-js.js';
 import { onNativeAddon } from './index.js';
 
 export interface FusedAttentionKernel {
@@ -38,7 +44,7 @@ export interface FusedAttentionKernel {
 }
 
 let loaded: FusedAttentionKernel | undefined;
-let active: FusedAttentionKernel | undefined;
+let active: FusedAttentionKernel | undefined = jsAttentionKernel;
 let overridden = false;
 
 onNativeAddon((addon) => {
@@ -47,7 +53,7 @@ onNativeAddon((addon) => {
   if (!overridden) active = loaded;
 });
 
-/** The fused attention kernel once `useFastestKernel()` has loaded the addon; undefined without it. */
+/** The fused attention kernel: the native one once `useFastestKernel()` has loaded the addon, else the TypeScript one; undefined when turned off. */
 export function fusedAttentionKernel(): FusedAttentionKernel | undefined {
   return active;
 }

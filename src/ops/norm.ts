@@ -2,7 +2,7 @@ import { ShapeError } from '../errors.js';
 import { elementwiseKernel } from '../kernels/elementwise.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
-import { checkOut, deliver, target } from './out.js';
+import { checkOut, target } from './out.js';
 
 function checkGain(x: Tensor, gain: Tensor, what: string, name = 'weight'): number {
   const d = x.shape[x.rank - 1];
@@ -38,7 +38,9 @@ function layerNormOp(x: Tensor, weight: Tensor, bias: Tensor | undefined, eps: n
   const src = x.f32();
   const g = weight.f32();
   const b = bias?.f32();
-  const out = new Float32Array(src.length);
+  // Straight into `out` when given (each element is read before it is written, so `out` may be x).
+  const result = target(into, x.shape);
+  const out = result.data as Float32Array;
   for (let row = 0; row < src.length; row += d) {
     let mean = 0;
     for (let j = 0; j < d; j++) mean += src[row + j];
@@ -52,8 +54,7 @@ function layerNormOp(x: Tensor, weight: Tensor, bias: Tensor | undefined, eps: n
     const inv = 1 / Math.sqrt(variance + eps);
     for (let j = 0; j < d; j++) out[row + j] = (src[row + j] - mean) * inv * g[j] + (b ? b[j] : 0);
   }
-  const result = new Tensor('f32', x.shape, out);
-  if (!needsGrad(x, weight, bias)) return deliver(result, into);
+  if (!needsGrad(x, weight, bias)) return result;
   return record(result, 'layerNorm', bias ? [x, weight, bias] : [x, weight], (dy) => layerNormBackward(dy, src, g, d, eps, !!bias));
 }
 
@@ -109,7 +110,9 @@ function rmsNormOp(x: Tensor, weight: Tensor, eps: number, into?: Tensor): Tenso
   }
   const src = x.f32();
   const g = weight.f32();
-  const out = new Float32Array(src.length);
+  // Straight into `out` when given (each element is read before it is written, so `out` may be x).
+  const result = target(into, x.shape);
+  const out = result.data as Float32Array;
   for (let row = 0; row < src.length; row += d) {
     let sumSquares = 0;
     for (let j = 0; j < d; j++) sumSquares += src[row + j] * src[row + j];
@@ -117,8 +120,7 @@ function rmsNormOp(x: Tensor, weight: Tensor, eps: number, into?: Tensor): Tenso
     const inv = 1 / Math.sqrt(sumSquares / d + eps);
     for (let j = 0; j < d; j++) out[row + j] = g[j] * Math.fround(src[row + j] * inv);
   }
-  const result = new Tensor('f32', x.shape, out);
-  if (!needsGrad(x, weight)) return deliver(result, into);
+  if (!needsGrad(x, weight)) return result;
   // With r = 1/√(mean(x²) + ε): dγ = Σ dy⊙x·r, dx = r·(dx̂ − x·r²·Σ(dx̂⊙x)/d) where dx̂ = dy⊙γ.
   return record(result, 'rmsNorm', [x, weight], (dy) => {
     const dx = new Float32Array(src.length);

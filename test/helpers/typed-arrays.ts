@@ -1,3 +1,7 @@
+import { setFusedAttentionKernel } from '../../src/kernels/attention.js';
+import { jsAttentionKernel } from '../../src/kernels/attention-js.js';
+import { setElementwiseKernel } from '../../src/kernels/elementwise.js';
+
 /**
  * Counts typed arrays made while `fn` runs: every typed array constructor is
  * replaced by a counting proxy (the arrays it makes are the real kind), and
@@ -41,4 +45,29 @@ export function firstDifference(a: { f32(): Float32Array }, b: { f32(): Float32A
   const y = new Uint32Array(b.f32().slice().buffer);
   if (x.length !== y.length) return 0;
   return x.findIndex((bits, i) => bits !== y[i]);
+}
+
+/**
+ * The arrays of `countTypedArrays` made outside the WebAssembly matmul kernel,
+ * which makes views of its memory per product (src/kernels/wasm/kernel.ts):
+ * what the attention, the elementwise ops and the session's buffers make.
+ */
+export function outsideWasmKernel(where: readonly string[]): string[] {
+  return where.filter((at) => !at.includes('/kernels/wasm/'));
+}
+
+/**
+ * Runs fn with the fused attention and the elementwise ops on their TypeScript
+ * paths, the browser's (the attention-js kernel; the ops' own loops), whatever
+ * the addon provides, then puts back the kernels that were active.
+ */
+export function onTypeScriptOps<T>(fn: () => T): T {
+  const attention = setFusedAttentionKernel(jsAttentionKernel);
+  const elementwise = setElementwiseKernel(undefined);
+  try {
+    return fn();
+  } finally {
+    setFusedAttentionKernel(attention);
+    setElementwiseKernel(elementwise);
+  }
 }
