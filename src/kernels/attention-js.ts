@@ -1,59 +1,44 @@
 /**
- * Fused attention in plain TypeScript: the `FusedAttentionKernel` for browsers
- * and for Node without the addon. Same contract as native/ops.cc `attention`
- * (strided q, k, v, z; mask and bias read through strides with 0 on repeated
- * axes; grouped-query heads; optional pattern), computed one (batch row, head,
- * query) at a time: scores into a scratch row, max, exp, sum, weighted sum of
- * the values. The scratch rows are kept between calls and grow by doubling, so
- * a decode step allocates nothing once they have reached the session's length.
+ * Fused attention without the addon: the `FusedAttentionKernel` for browsers
+ * and for Node under GLASSFORMER_NATIVE=0, in TypeScript over the active
+ * matmul kernel (WebAssembly SIMD there). Same contract as native/ops.cc
+ * `attention` (strided q, k, v, z; mask and bias read through strides with 0
+ * on repeated axes; grouped-query heads; optional pattern). Per (batch row,
+ * head): scores = q·kᵀ by the matmul kernel into a scratch block, the scale,
+ * bias, mask and softmax in place on it, z = softmax·v by the matmul kernel.
+ * Scalar TypeScript loops (one pass per query, as the native kernel) were
+ * slower at every size measured, one query included: V8 does not vectorize
+ * them (docs/performance.md). Every scratch block is kept between calls and
+ * grows by doubling, so a decode step allocates nothing once they have
+ * reached the session's length.
  *
  * This file imports no `node:` module, so a browser build can include it.
  */
 import { ShapeError } from '../errors.js';
 import type { FusedAttentionKernel } from './attention.js';
+import { matmulKernel } from './index.js';
 
-/** First capacity of the scratch rows: a decode session's first 256 keys (and head widths up to 256) need no growth. */
+/** First capacity of a scratch array: a decode session's first 256 keys need no growth. */
 const FIRST_CAPACITY = 256;
 
-// One query's exp(score − max) over the keys, rounded to f32 as the native kernel stores them.
-let probabilities = new Float32Array(FIRST_CAPACITY);
-// One query's unnormalised weighted sum of values, [dim], in doubles (one rounding, at the end).
-let accumulator = new Float64Array(FIRST_CAPACITY);
-
-/** The scratch rows, grown to at least `keys` and `dim` by doubling (a no-op in the steady state). */
-function reserve(keys: number, dim: number): void {
-  if (probabilities.length < keys) probabilities = new Float32Array(grown(probabilities.length, keys));
-  if (accumulator.length < dim) accumulator = new Float64Array(grown(accumulator.length, dim));
+/** A scratch array of at least `n` floats, `current` when it is large enough, else a new one of twice its length or more. */
+function atLeast(current: Float32Array, n: number): Float32Array {
+  if (current.length >= n) return current;
+  let capacity = current.length;
+  while (capacity < n) capacity *= 2;
+  return new Float32Array(capacity);
 }
 
-function grown(capacity: number, needed: number): number {
-  let next = Math.max(capacity, 1);
-  while (next < needed) next *= 2;
-  return next;
-}
+// Scores and then their softmax [queries, keys] of one (batch row, head); q, k, v and z as contiguous rows when their strides are not.
+let scoreBlock: Float32Array = new Float32Array(FIRST_CAPACITY);
+let qBlock: Float32Array = new Float32Array(FIRST_CAPACITY);
+let kBlock: Float32Array = new Float32Array(FIRST_CAPACITY);
+let vBlock: Float32Array = new Float32Array(FIRST_CAPACITY);
+let zBlock: Float32Array = new Float32Array(FIRST_CAPACITY);
 
-/** q_row · k_row over dim floats: four partial sums, as the native dot keeps lanes of partial sums. */
-function dot(q: Float32Array, qi: number, k: Float32Array, ki: number, dim: number): number {
-  let s0 = 0;
-  let s1 = 0;
-  let s2 = 0;
-  let s3 = 0;
-  let d = 0;
-  for (; d + 4 <= dim; d += 4) {
-    s0 += q[qi + d] * k[ki + d];
-    s1 += q[qi + d + 1] * k[ki + d + 1];
-    s2 += q[qi + d + 2] * k[ki + d + 2];
-    s3 += q[qi + d + 3] * k[ki + d + 3];
-  }
-  let total = s0 + s1 + (s2 + s3);
-  for (; d < dim; d++) total += q[qi + d] * k[ki + d];
-  return total;
-}
-
-/** accumulator[0, dim) += p · v_row. */
-function accumulate(p: number, v: Float32Array, vi: number, dim: number): void {
-  const acc = accumulator;
-  for (let d = 0; d < dim; d++) acc[d] += p * v[vi + d];
+/** An f32 operand: a Float32Array (a TypeError otherwise, as the native kernel throws), or null where the contract allows it. */
+function checkFloat32(name: string, array: Float32Array | null): void {
+  if (array !== null && !(array instanceof Float32Array)) throw new TypeError(`attention: ${name} must be a Float32Array`);
 }
 
 /** Element strides as the native kernel reads them: 20 non-negative integers. */
@@ -69,14 +54,14 @@ function checkStrides(strides: Float64Array): void {
 function checkRows(name: string, length: number, strides: Float64Array, at: number, n0: number, n1: number, n2: number, dim: number): void {
   if (n0 === 0 || n1 === 0 || n2 === 0 || dim === 0) return;
   const end = (n0 - 1) * strides[at] + (n1 - 1) * strides[at + 1] + (n2 - 1) * strides[at + 2] + dim;
-  if (end > length) throw new ShapeError(`attention: ${name} needs ${end} elements for its strides but has length ${length}`);
+  if (end > length) throw new ShapeError(`attention: ${name} needs ${Math.min(end, 2 ** 53)} elements for its strides but has length ${length}`);
 }
 
 /** The last element an additive term [batch, heads, queries, keys] reads through `strides[at..at+4)` must lie inside it. */
 function checkTerm(name: string, length: number, strides: Float64Array, at: number, shape: readonly [number, number, number, number]): void {
   let last = 0;
   for (let axis = 0; axis < 4; axis++) last += (shape[axis] - 1) * strides[at + axis];
-  if (last >= length) throw new ShapeError(`attention: the ${name}'s strides reach element ${last} but it has length ${length}`);
+  if (last >= length) throw new ShapeError(`attention: the ${name}'s strides reach element ${Math.min(last, 2 ** 53)} but it has length ${length}`);
 }
 
 function checkCount(name: string, n: number): void {
@@ -91,7 +76,15 @@ function checkCall(q: Float32Array, k: Float32Array, v: Float32Array, z: Float32
   checkCount('queries', queries);
   checkCount('keys', keys);
   checkCount('dim', dim);
+  if (!(strides instanceof Float64Array)) throw new TypeError('attention: strides must be a Float64Array');
   checkStrides(strides);
+  checkFloat32('q', q);
+  checkFloat32('k', k);
+  checkFloat32('v', v);
+  checkFloat32('z', z);
+  checkFloat32('pattern', pattern);
+  checkFloat32('mask', mask);
+  checkFloat32('bias', bias);
   if (heads > 0 && (kvHeads === 0 || heads % kvHeads !== 0)) throw new ShapeError(`attention: heads (${heads}) must be a positive multiple of kvHeads (${kvHeads})`);
   checkRows('q', q.length, strides, 0, batch, heads, queries, dim);
   checkRows('k', k.length, strides, 3, batch, kvHeads, keys, dim);
@@ -105,11 +98,10 @@ function checkCall(q: Float32Array, k: Float32Array, v: Float32Array, z: Float32
 }
 
 /**
- * z = softmax(q·kᵀ·scale + bias + mask) · v, with the native kernel's
- * roundings: each score f32(f32(q·k)·scale), then + bias and + mask each
- * rounded to f32 (the unfused order), exp(score − max) rounded to f32 and
- * summed in a double, the row scaled by f32(1 / sum). A row whose every score
- * is −∞ attends to nothing (z and its pattern row 0), as softmax() leaves it.
+ * z = softmax(q·kᵀ·scale + bias + mask) · v with the unfused ops' roundings
+ * (each of q·k, ·scale, + bias, + mask rounded to f32; the softmax row
+ * normalised before it weights v). A row whose every score is −∞ attends to
+ * nothing (z and its pattern row 0), as softmax() and the native kernel leave it.
  */
 function attention(
   q: Float32Array,
@@ -130,57 +122,106 @@ function attention(
 ): void {
   checkCall(q, k, v, z, pattern, mask, bias, strides, batch, heads, kvHeads, queries, keys, dim);
   if (batch === 0 || heads === 0 || queries === 0) return;
-  reserve(keys, dim);
-  const p = probabilities;
-  const acc = accumulator;
-  const s = Math.fround(scale);
+  perHead(q, k, v, z, pattern, mask, bias, strides, Math.fround(scale), batch, heads, kvHeads, queries, keys, dim);
+}
+
+/** Rows of `dim` floats `stride` apart from `at`, as [rows, dim] contiguous in `into`. */
+function packRows(src: Float32Array, at: number, stride: number, rows: number, dim: number, into: Float32Array): void {
+  for (let r = 0; r < rows; r++) {
+    const from = at + r * stride;
+    for (let d = 0; d < dim; d++) into[r * dim + d] = src[from + d];
+  }
+}
+
+/**
+ * Per (batch row, head): scores = q·kᵀ by the matmul kernel, then in place
+ * per row f32(score·scale), + bias, + mask, the softmax, then z = softmax·v
+ * by the matmul kernel: the unfused ops' order, on reused blocks instead of
+ * fresh tensors. Operands whose rows are `dim` apart are read and written
+ * where they lie (a KV cache, a packed tensor); others (heads read from a
+ * fused projection, z written as merged heads) go through the blocks.
+ */
+function perHead(q: Float32Array, k: Float32Array, v: Float32Array, z: Float32Array, pattern: Float32Array | null, mask: Float32Array | null, bias: Float32Array | null, strides: Float64Array, scale: number, batch: number, heads: number, kvHeads: number, queries: number, keys: number, dim: number): void {
+  const kernel = matmulKernel();
+  scoreBlock = atLeast(scoreBlock, queries * keys);
+  const scores = scoreBlock;
   const group = heads / kvHeads;
-  const qb = strides[0], qh = strides[1], qi = strides[2];
-  const kb = strides[3], kh = strides[4], kj = strides[5];
-  const vb = strides[6], vh = strides[7], vj = strides[8];
-  const zb = strides[9], zh = strides[10], zi = strides[11];
-  const mb = strides[12], mh = strides[13], mi = strides[14], mj = strides[15];
-  const bb = strides[16], bh = strides[17], bi = strides[18], bj = strides[19];
   for (let b = 0; b < batch; b++) {
     for (let h = 0; h < heads; h++) {
       const g = Math.floor(h / group);
-      const kHead = b * kb + g * kh;
-      const vHead = b * vb + g * vh;
+      // q [queries, dim], k and v [keys, dim]: in place when contiguous rows, else packed.
+      const qAt = b * strides[0] + h * strides[1];
+      const kAt = b * strides[3] + g * strides[4];
+      const vAt = b * strides[6] + g * strides[7];
+      const zAt = b * strides[9] + h * strides[10];
+      let qs = q;
+      let qo = qAt;
+      if (strides[2] !== dim) {
+        qBlock = atLeast(qBlock, queries * dim);
+        packRows(q, qAt, strides[2], queries, dim, qBlock);
+        qs = qBlock;
+        qo = 0;
+      }
+      let ks = k;
+      let ko = kAt;
+      if (strides[5] !== dim) {
+        kBlock = atLeast(kBlock, keys * dim);
+        packRows(k, kAt, strides[5], keys, dim, kBlock);
+        ks = kBlock;
+        ko = 0;
+      }
+      kernel.gemm(qs, qo, ks, ko, scores, 0, queries, keys, dim, true); // [queries, keys]
       for (let i = 0; i < queries; i++) {
-        const qRow = b * qb + h * qh + i * qi;
-        const maskRow = b * mb + h * mh + i * mi;
-        const biasRow = b * bb + h * bh + i * bi;
-        // Scores, rounded where the native kernel rounds them; their max.
-        let max = -Infinity;
-        for (let j = 0; j < keys; j++) {
-          let score = Math.fround(Math.fround(dot(q, qRow, k, kHead + j * kj, dim)) * s);
-          if (bias) score = Math.fround(score + bias[biasRow + j * bj]);
-          if (mask) score = Math.fround(score + mask[maskRow + j * mj]);
-          p[j] = score;
-          if (score > max) max = score;
-        }
-        const zRow = b * zb + h * zh + i * zi;
-        const patternRow = ((b * heads + h) * queries + i) * keys;
-        if (max === -Infinity) {
-          z.fill(0, zRow, zRow + dim);
-          if (pattern) pattern.fill(0, patternRow, patternRow + keys);
-          continue;
-        }
-        // exp(score − max) and the values they weight.
-        acc.fill(0, 0, dim);
-        let sum = 0;
-        for (let j = 0; j < keys; j++) {
-          const e = Math.fround(Math.exp(p[j] - max));
-          p[j] = e;
-          sum += e;
-          if (e !== 0) accumulate(e, v, vHead + j * vj, dim);
-        }
-        const inv = Math.fround(1 / sum);
-        for (let d = 0; d < dim; d++) z[zRow + d] = acc[d] * inv;
-        if (pattern) for (let j = 0; j < keys; j++) pattern[patternRow + j] = p[j] * inv;
+        softmaxRow(scores, i * keys, keys, scale, mask, b * strides[12] + h * strides[13] + i * strides[14], strides[15], bias, b * strides[16] + h * strides[17] + i * strides[18], strides[19]);
+      }
+      if (pattern) {
+        const to = (b * heads + h) * queries * keys;
+        for (let t = 0; t < queries * keys; t++) pattern[to + t] = scores[t];
+      }
+      let vs = v;
+      let vo = vAt;
+      if (strides[8] !== dim) {
+        vBlock = atLeast(vBlock, keys * dim);
+        packRows(v, vAt, strides[8], keys, dim, vBlock);
+        vs = vBlock;
+        vo = 0;
+      }
+      if (strides[11] === dim) {
+        kernel.gemm(scores, 0, vs, vo, z, zAt, queries, dim, keys, false); // [queries, dim]
+        continue;
+      }
+      zBlock = atLeast(zBlock, queries * dim);
+      kernel.gemm(scores, 0, vs, vo, zBlock, 0, queries, dim, keys, false);
+      for (let i = 0; i < queries; i++) {
+        const to = zAt + i * strides[11];
+        for (let d = 0; d < dim; d++) z[to + d] = zBlock[i * dim + d];
       }
     }
   }
+}
+
+/** One row of scores, in place: f32(x·scale), + bias, + mask (each rounded to f32), then its softmax; all 0 when every score is −∞. */
+function softmaxRow(x: Float32Array, at: number, keys: number, scale: number, mask: Float32Array | null, maskAt: number, maskStride: number, bias: Float32Array | null, biasAt: number, biasStride: number): void {
+  let max = -Infinity;
+  for (let j = 0; j < keys; j++) {
+    let score = Math.fround(x[at + j] * scale);
+    if (bias) score = Math.fround(score + bias[biasAt + j * biasStride]);
+    if (mask) score = Math.fround(score + mask[maskAt + j * maskStride]);
+    x[at + j] = score;
+    if (score > max) max = score;
+  }
+  if (max === -Infinity) {
+    x.fill(0, at, at + keys);
+    return;
+  }
+  let sum = 0;
+  for (let j = 0; j < keys; j++) {
+    const e = Math.fround(Math.exp(x[at + j] - max));
+    x[at + j] = e;
+    sum += e;
+  }
+  const inv = Math.fround(1 / sum);
+  for (let j = 0; j < keys; j++) x[at + j] *= inv;
 }
 
 /** The TypeScript fused attention kernel. */
