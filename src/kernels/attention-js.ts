@@ -98,10 +98,12 @@ function checkCall(q: Float32Array, k: Float32Array, v: Float32Array, z: Float32
 }
 
 /**
- * z = softmax(q·kᵀ·scale + bias + mask) · v with the unfused ops' roundings
- * (each of q·k, ·scale, + bias, + mask rounded to f32; the softmax row
- * normalised before it weights v). A row whose every score is −∞ attends to
- * nothing (z and its pattern row 0), as softmax() and the native kernel leave it.
+ * z = softmax(q·kᵀ·scale + bias + mask) · v with the unfused ops' arithmetic
+ * (the same products on the same matmul kernel, each of ·scale, + bias, +
+ * mask rounded to f32, the TypeScript softmax), so its bits are theirs when
+ * the elementwise ops run in TypeScript too, as without the addon. A row whose
+ * every score is −∞ attends to nothing (z and its pattern row 0), as
+ * softmax() and the native kernel leave it.
  */
 function attention(
   q: Float32Array,
@@ -122,7 +124,7 @@ function attention(
 ): void {
   checkCall(q, k, v, z, pattern, mask, bias, strides, batch, heads, kvHeads, queries, keys, dim);
   if (batch === 0 || heads === 0 || queries === 0) return;
-  perHead(q, k, v, z, pattern, mask, bias, strides, Math.fround(scale), batch, heads, kvHeads, queries, keys, dim);
+  perHead(q, k, v, z, pattern, mask, bias, strides, scale, batch, heads, kvHeads, queries, keys, dim);
 }
 
 /** Rows of `dim` floats `stride` apart from `at`, as [rows, dim] contiguous in `into`. */
@@ -200,7 +202,11 @@ function perHead(q: Float32Array, k: Float32Array, v: Float32Array, z: Float32Ar
   }
 }
 
-/** One row of scores, in place: f32(x·scale), + bias, + mask (each rounded to f32), then its softmax; all 0 when every score is −∞. */
+/**
+ * One row of scores, in place: f32(x·scale), + bias, + mask (each rounded to
+ * f32), then its softmax as ops/softmax.ts computes it (each exp stored as
+ * f32, their sum and its inverse in doubles); all 0 when every score is −∞.
+ */
 function softmaxRow(x: Float32Array, at: number, keys: number, scale: number, mask: Float32Array | null, maskAt: number, maskStride: number, bias: Float32Array | null, biasAt: number, biasStride: number): void {
   let max = -Infinity;
   for (let j = 0; j < keys; j++) {
@@ -216,11 +222,11 @@ function softmaxRow(x: Float32Array, at: number, keys: number, scale: number, ma
   }
   let sum = 0;
   for (let j = 0; j < keys; j++) {
-    const e = Math.fround(Math.exp(x[at + j] - max));
+    const e = Math.exp(x[at + j] - max);
     x[at + j] = e;
     sum += e;
   }
-  const inv = Math.fround(1 / sum);
+  const inv = 1 / sum;
   for (let j = 0; j < keys; j++) x[at + j] *= inv;
 }
 

@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { jsAttentionKernel } from '../../src/kernels/attention-js.js';
 import { fusedAttentionKernel, setFusedAttentionKernel, type FusedAttentionKernel } from '../../src/kernels/attention.js';
+import { setElementwiseKernel } from '../../src/kernels/elementwise.js';
 import { kernelInfo, matmulKernel, referenceMatmul, setMatmulKernel, useFastestKernel } from '../../src/kernels/index.js';
 import { attend } from '../../src/nn/attention.js';
 import { ShapeError } from '../../src/errors.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { randomArray } from '../helpers/random.js';
-import { countTypedArrays, outsideWasmKernel } from '../helpers/typed-arrays.js';
+import { countTypedArrays, firstDifference, outsideWasmKernel } from '../helpers/typed-arrays.js';
 
 const F32_MIN = -3.4028234663852886e38;
 
@@ -192,6 +193,32 @@ describe('the TypeScript fused attention kernel', () => {
       });
     }
   }
+
+  test('gives the unfused ops\' bits when the elementwise ops run in TypeScript too (as without the addon): every shape, layout and mask', async () => {
+    await useFastestKernel();
+    const elementwise = setElementwiseKernel(undefined);
+    try {
+      for (const shape of SHAPES) {
+        const { batch, heads, kvHeads, queries, keys, dim } = shape;
+        const q = random([batch, heads, queries, dim], 51);
+        const k = random([batch, kvHeads, keys, dim], 52);
+        const v = random([batch, kvHeads, keys, dim], 53);
+        const bias = term(random([1, heads, queries, keys], 54, 3));
+        for (const [name, makeMask] of Object.entries(MASKS)) {
+          const mask = makeMask?.(batch, queries, keys);
+          const want = reference(q, k, v, 1 / Math.sqrt(dim), mask, bias);
+          for (const kind of ['packed', 'merged', 'cache'] as const) {
+            const got = run(jsAttentionKernel, { ...shape, layout: kind }, q, k, v, 1 / Math.sqrt(dim), true, mask, bias);
+            const what = `${queries}×${keys} ${kind}, mask ${name}`;
+            assert.equal(firstDifference(got.z, want.z), -1, `${what}: z`);
+            assert.equal(firstDifference(got.pattern as Tensor, want.pattern), -1, `${what}: pattern`);
+          }
+        }
+      }
+    } finally {
+      setElementwiseKernel(elementwise);
+    }
+  });
 
   test("T5's position bias (one row for the batch, per head) with a padding mask, decode step and prompt", async () => {
     await useFastestKernel();
